@@ -1,0 +1,310 @@
+"""Byte-bounded caches: thumbnails in memory, encoded originals in memory, thumbnails on disk.
+
+Budgets are in bytes, not entries, because a 64x64 icon and a 480x280 tile differ 30-fold.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections import OrderedDict
+from typing import Callable, Generic, Hashable, Optional, Tuple, TypeVar
+
+from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize
+from PyQt5.QtGui import QImage, QImageReader
+
+from .units import format_bytes
+
+V = TypeVar("V")
+
+MEGABYTE = 1024 * 1024
+# About 1,000 tiles of 240x140 ARGB: several screens of a large window, far below the memory a
+# list of 10,000 URLs would need if every thumbnail stayed resident.
+DEFAULT_THUMBNAIL_BUDGET = 128 * MEGABYTE
+# Encoded originals kept so a change of thumbnail size re-decodes without downloading again;
+# 64 MB holds about 200 typical 300 KB photos.
+DEFAULT_ENCODED_BUDGET = 64 * MEGABYTE
+# Thumbnails on disk are small (PNG, 20-60 KB each): 256 MB holds several thousand.
+DEFAULT_DISK_BUDGET = 256 * MEGABYTE
+DEFAULT_DISK_MAX_AGE_S = 30 * 24 * 3600
+
+
+class ByteBoundedLRU(Generic[V]):
+    """A least-recently-used map bounded by the summed size of its values.
+
+    Thread: any; one lock guards it because the image provider reads from Qt's pixmap thread.
+    """
+
+    def __init__(self, budget_bytes: int, size_of: Callable[[V], int]):
+        self._budget = budget_bytes
+        self._size_of = size_of
+        self._entries: "OrderedDict[Hashable, Tuple[V, int]]" = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def budget_bytes(self) -> int:
+        return self._budget
+
+    def set_budget(self, budget_bytes: int) -> None:
+        with self._lock:
+            self._budget = max(0, int(budget_bytes))
+            self._evict_locked()
+
+    @property
+    def total_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._entries
+
+    def get(self, key: Hashable) -> Optional[V]:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[0]
+
+    def put(self, key: Hashable, value: V) -> None:
+        size = self._size_of(value)
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            if size > self._budget:
+                return  # would evict everything else and still not fit
+            self._entries[key] = (value, size)
+            self._bytes += size
+            self._evict_locked()
+
+    def discard(self, key: Hashable) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+
+    def discard_where(self, predicate: Callable[[Hashable], bool]) -> None:
+        with self._lock:
+            for key in [k for k in self._entries if predicate(k)]:
+                self._bytes -= self._entries.pop(key)[1]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def _evict_locked(self) -> None:
+        while self._bytes > self._budget and self._entries:
+            _, (_, size) = self._entries.popitem(last=False)
+            self._bytes -= size
+
+
+def image_bytes(image: QImage) -> int:
+    return image.sizeInBytes()
+
+
+class ThumbnailKey(tuple):
+    """(url, width, height, fill mode): what a thumbnail is cached under, in memory and on disk."""
+
+    def __new__(cls, url: str, width: int, height: int, fill_mode: str):
+        return tuple.__new__(cls, (url, int(width), int(height), fill_mode))
+
+    url = property(lambda self: self[0])
+    width = property(lambda self: self[1])
+    height = property(lambda self: self[2])
+    fill_mode = property(lambda self: self[3])
+
+    def disk_name(self) -> str:
+        """File name on disk. Hashing runs in the I/O worker, never on the GUI thread."""
+        digest = hashlib.sha256(f"{self[0]}\n{self[1]}x{self[2]}\n{self[3]}".encode()).hexdigest()
+        return digest
+
+
+class CachedThumbnail:
+    """A decoded thumbnail with what the model shows about its original."""
+
+    __slots__ = ("image", "original_size", "etag", "last_modified")
+
+    def __init__(self, image: QImage, original_size: QSize, etag: str = "", last_modified: str = ""):
+        self.image = image
+        self.original_size = original_size
+        self.etag = etag
+        self.last_modified = last_modified
+
+
+def new_thumbnail_cache(budget_bytes: int = DEFAULT_THUMBNAIL_BUDGET) -> ByteBoundedLRU[CachedThumbnail]:
+    return ByteBoundedLRU(budget_bytes, lambda entry: entry.image.sizeInBytes() + 256)
+
+
+def new_encoded_cache(budget_bytes: int = DEFAULT_ENCODED_BUDGET) -> ByteBoundedLRU[bytes]:
+    return ByteBoundedLRU(budget_bytes, lambda data: len(data) + 64)
+
+
+_shared_thumbnail_cache: Optional[ByteBoundedLRU[CachedThumbnail]] = None
+
+
+def shared_thumbnail_cache() -> ByteBoundedLRU[CachedThumbnail]:
+    """The process-wide thumbnail cache the image provider reads: one budget for all galleries."""
+    global _shared_thumbnail_cache
+    if _shared_thumbnail_cache is None:
+        _shared_thumbnail_cache = new_thumbnail_cache()
+    return _shared_thumbnail_cache
+
+
+def default_disk_cache_dir() -> str:
+    """IMAGEGALLERY_CACHE_DIR if set, else the user's cache folder."""
+    configured = os.environ.get("IMAGEGALLERY_CACHE_DIR", "").strip()
+    if configured:
+        return os.path.abspath(os.path.expanduser(configured))
+    import platformdirs
+
+    return os.path.join(platformdirs.user_cache_dir("imagegallery"), "thumbnails")
+
+
+class DiskThumbnailCache:
+    """Thumbnails on disk (not originals), keyed by URL and size, bounded in bytes and age.
+
+    Files are PNG with the original's size and validators in text chunks, so one read restores
+    everything the model shows. Writes go to a temporary name and are renamed into place, so a
+    crash never leaves a half file under a real name.
+    Thread: the loader's I/O worker only; never the GUI thread.
+    """
+
+    ORIGINAL_SIZE = "imagegallery-original-size"
+    ETAG = "imagegallery-etag"
+    LAST_MODIFIED = "imagegallery-last-modified"
+    # Trimming scans the folder, so it runs once per this many writes, not per write.
+    TRIM_EVERY_WRITES = 64
+
+    def __init__(self, directory: str, budget_bytes: int = DEFAULT_DISK_BUDGET,
+                 max_age_s: float = DEFAULT_DISK_MAX_AGE_S):
+        self.directory = directory
+        self.budget_bytes = budget_bytes
+        self.max_age_s = max_age_s
+        self._writes_since_trim = self.TRIM_EVERY_WRITES  # trim at the first write
+        self._lock = threading.Lock()
+
+    def _path(self, key: ThumbnailKey) -> str:
+        name = key.disk_name()
+        return os.path.join(self.directory, name[:2], name + ".png")
+
+    def load(self, key: ThumbnailKey) -> Optional[CachedThumbnail]:
+        path = self._path(key)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        if time.time() - stat.st_mtime > self.max_age_s:
+            self._remove(path)
+            return None
+        reader = QImageReader(path, b"png")
+        image = reader.read()
+        if image.isNull():
+            self._remove(path)  # damaged: fetch again rather than fail
+            return None
+        width, _, height = reader.text(self.ORIGINAL_SIZE).partition("x")
+        original = QSize(int(width), int(height)) if width.isdigit() and height.isdigit() else image.size()
+        return CachedThumbnail(image, original, reader.text(self.ETAG), reader.text(self.LAST_MODIFIED))
+
+    def store(self, key: ThumbnailKey, thumbnail: CachedThumbnail) -> None:
+        path = self._path(key)
+        image = QImage(thumbnail.image)
+        image.setText(self.ORIGINAL_SIZE, f"{thumbnail.original_size.width()}x{thumbnail.original_size.height()}")
+        if thumbnail.etag:
+            image.setText(self.ETAG, thumbnail.etag)
+        if thumbnail.last_modified:
+            image.setText(self.LAST_MODIFIED, thumbnail.last_modified)
+        data = QByteArray()
+        buffer = QBuffer(data)
+        buffer.open(QIODevice.WriteOnly)
+        # Quality 80 in Qt's PNG writer is a light zlib level: about 3x faster to write than
+        # the default for 10% more bytes; these are re-read often and written once.
+        if not image.save(buffer, b"png", 80):
+            return
+        buffer.close()
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+            with open(temporary, "wb") as handle:
+                handle.write(bytes(data))
+            os.replace(temporary, path)
+        except OSError:
+            return  # a full or read-only disk costs the cache, never the image
+        with self._lock:
+            self._writes_since_trim += 1
+            due = self._writes_since_trim >= self.TRIM_EVERY_WRITES
+            if due:
+                self._writes_since_trim = 0
+        if due:
+            self.trim()
+
+    def touch(self, key: ThumbnailKey) -> None:
+        """Mark a revalidated entry fresh again."""
+        try:
+            os.utime(self._path(key))
+        except OSError:
+            pass
+
+    def trim(self) -> None:
+        """Drop expired files, then the oldest until the folder fits the budget."""
+        entries = []
+        now = time.time()
+        try:
+            shards = os.listdir(self.directory)
+        except OSError:
+            return
+        for shard in shards:
+            folder = os.path.join(self.directory, shard)
+            try:
+                names = os.listdir(folder)
+            except OSError:
+                continue
+            for name in names:
+                path = os.path.join(folder, name)
+                try:
+                    stat = os.stat(path)
+                except OSError:
+                    continue
+                if name.endswith(".tmp") and now - stat.st_mtime > 3600:
+                    self._remove(path)
+                elif now - stat.st_mtime > self.max_age_s:
+                    self._remove(path)
+                else:
+                    entries.append((stat.st_mtime, stat.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        entries.sort()
+        for _, size, path in entries:
+            if total <= self.budget_bytes:
+                break
+            self._remove(path)
+            total -= size
+
+    def size_on_disk(self) -> int:
+        total = 0
+        for root, _, files in os.walk(self.directory):
+            for name in files:
+                try:
+                    total += os.path.getsize(os.path.join(root, name))
+                except OSError:
+                    pass
+        return total
+
+    def clear(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    @staticmethod
+    def _remove(path: str) -> None:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+    def describe(self) -> str:
+        return f"{self.directory} (budget {format_bytes(self.budget_bytes)})"

@@ -1,0 +1,61 @@
+"""Every limit the loader enforces, in one immutable record.
+
+Qt 5.15 protects against almost nothing by itself (no decode allocation limit, no gzip-bomb guard,
+no transfer timeout), so each guard lives here with a default chosen for remote thumbnails and a
+comment saying why. Model properties and CLI flags build a new record with `dataclasses.replace`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MEGABYTE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LoadLimits:
+    """Resource limits for one loader. Immutable, so any thread may read it."""
+
+    # Camera originals are 5-25 MB; 50 MB leaves room for large PNGs while a 10 GB lie in
+    # Content-Length or an endless body is cut off long before it hurts.
+    max_response_bytes: int = 50 * MEGABYTE
+
+    # 100 megapixels is a 400 MB ARGB buffer if a decoder allocates in full (PNG and WebP do);
+    # larger declared sizes are refused from the header, before any pixel is allocated.
+    max_pixels: int = 100_000_000
+    max_side: int = 32_768
+
+    # No response headers within this time: the server accepted and went silent.
+    connect_timeout_s: float = 15.0
+    # No byte at all for this long, once the body started.
+    idle_timeout_s: float = 30.0
+    # A server that drips a byte a second never trips the idle timer; after `slow_window_s`
+    # a transfer averaging under `min_bytes_per_second` is given up as too slow.
+    min_bytes_per_second: int = 1024
+    slow_window_s: float = 30.0
+
+    # Browsers allow about 20; five covers CDN hops while a loop fails fast.
+    max_redirects: int = 5
+
+    # Transient failures (reset, 5xx, 429, timeouts) are retried this many times after the first
+    # try, with exponential backoff from `retry_base_delay_s` and full jitter, capped by
+    # `retry_max_delay_s` (which also caps a server's Retry-After).
+    max_retries: int = 2
+    retry_base_delay_s: float = 0.5
+    retry_max_delay_s: float = 30.0
+
+    # Requests in flight. Six per host is what one QNAM allows and what servers expect from a
+    # browser; more per host is honoured by spreading over several QNAMs (see transport/qt.py).
+    max_connections_per_host: int = 6
+    # Across all hosts: enough to keep two cores decoding while latency hides behind other hosts.
+    max_in_flight: int = 24
+
+    def with_timeouts_scaled(self, factor: float) -> "LoadLimits":
+        """A copy with every timeout multiplied by `factor` (tests shorten them)."""
+        from dataclasses import replace
+
+        return replace(
+            self,
+            connect_timeout_s=self.connect_timeout_s * factor,
+            idle_timeout_s=self.idle_timeout_s * factor,
+            slow_window_s=self.slow_window_s * factor,
+        )

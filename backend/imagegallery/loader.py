@@ -1,0 +1,603 @@
+"""The loader: one queue with priorities, the limits on work in flight, timeouts and retries.
+
+Per URL the pipeline is
+    memory cache -> disk cache (I/O thread) -> encoded bytes cache -> network (transport)
+    -> decode (worker pool) -> memory + disk cache -> `thumbnailReady`
+and every stage after the first runs off the GUI thread or inside Qt's own event loop. The loader
+is keyed by URL, so rows that share a URL share one download. Consumers (the model, the image
+provider) only say what they want (`load`, `set_priority`, `cancel`); the loader decides what to
+start, hands a transport only what may run now (so timeouts measure real transfers, not time spent
+waiting in a queue), and keeps its own reasons for every abort.
+
+Thread: everything here runs on the GUI thread; results cross back by queued signals.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Dict, List, Optional, Tuple
+
+from PyQt5.QtCore import QObject, QSize, QTimer, pyqtSignal
+
+from .cache import (ByteBoundedLRU, CachedThumbnail, DiskThumbnailCache, ThumbnailKey,
+                    default_disk_cache_dir, new_encoded_cache, shared_thumbnail_cache)
+from .decode import FIT, ThumbnailSpec, decode_thumbnail
+from .limits import LoadLimits
+from .transport.base import (ErrorKind, TransferError, TransferRequest, TransferResult, Transport,
+                             TransportOptions)
+from .transport.select import TransportSet
+from .units import format_bytes, format_seconds
+from .url_policy import ParsedImageUrl, parse_image_url
+from .workers import PriorityWorkerPool, default_decode_threads
+
+# Priorities are tuples compared in order: (band, position). Visible rows come first, then the
+# prefetch margin, then everything else in list order.
+VISIBLE = 0
+NEAR_VISIBLE = 1
+BACKGROUND = 2
+# A provider miss (a row on screen whose thumbnail was evicted) outranks everything.
+URGENT = (-1, 0)
+
+# How often timeouts are checked while anything is in flight: a quarter of the shortest timeout,
+# never busier than every 50 ms.
+_MIN_WATCHDOG_MS = 50
+
+_DISK_LOOKUP, _QUEUED, _FETCHING, _BACKOFF, _DECODING = range(5)
+
+
+@dataclass
+class _Job:
+    """What the loader knows about one URL it is working on."""
+
+    url: str
+    parsed: ParsedImageUrl
+    priority: Tuple[int, int]
+    spec: ThumbnailSpec
+    stage: int = _DISK_LOOKUP
+    token: int = 0  # changes whenever the job restarts, so late results are recognised
+    attempt: int = 0
+    request_id: int = 0
+    transport: Optional[Transport] = None
+    started_at: float = 0.0
+    responded: bool = False
+    last_byte_at: float = 0.0
+    received: int = 0
+    window_start: float = 0.0
+    window_bytes: int = 0
+    etag: str = ""
+    last_modified: str = ""
+    revalidating: Optional[CachedThumbnail] = None
+    bypass_disk: bool = False
+    waiters: List[Callable[[Optional[CachedThumbnail], str], None]] = field(default_factory=list)
+
+
+class ImageLoader(QObject):
+    """Downloads, decodes and caches thumbnails for URLs; see the module docstring.
+
+    Thread: GUI thread only. Signals are emitted on the GUI thread.
+    """
+
+    thumbnailReady = pyqtSignal(str, object)  # url, CachedThumbnail
+    loadFailed = pyqtSignal(str, str)  # url, reason a person understands
+    loadStarted = pyqtSignal(str)  # url: a transfer began (the row shows Loading)
+    loadProgress = pyqtSignal(str, "qlonglong", "qlonglong")  # url, received, total or -1
+
+    def __init__(self, limits: LoadLimits = LoadLimits(), transport: str = "auto",
+                 transport_options: Optional[TransportOptions] = None,
+                 disk_cache_dir: Optional[str] = None, http2_cleartext: bool = False,
+                 revalidate: bool = False,
+                 thumbnail_cache: Optional[ByteBoundedLRU] = None, parent=None):
+        super().__init__(parent)
+        self._limits = limits
+        self._spec = ThumbnailSpec(240, 140, FIT)
+        self._transport_options = transport_options or TransportOptions(
+            max_connections_per_host=limits.max_connections_per_host)
+        self._transports = TransportSet(transport, self._transport_options, self)
+        self._transports.on_created = self._connect_transport
+        self.http2_cleartext = http2_cleartext
+        self.revalidate = revalidate
+        self.thumbnails = thumbnail_cache if thumbnail_cache is not None else shared_thumbnail_cache()
+        self.encoded = new_encoded_cache()
+        self.disk: Optional[DiskThumbnailCache] = None
+        self.set_disk_cache_dir(default_disk_cache_dir() if disk_cache_dir is None else disk_cache_dir)
+
+        self._jobs: Dict[str, _Job] = {}
+        self._by_request: Dict[int, _Job] = {}
+        # One heap of (priority, sequence, url, token) per host: picking the best startable job
+        # is O(hosts), not O(queued), even with 10,000 URLs queued behind a saturated host.
+        self._host_queues: Dict[str, List[tuple]] = {}
+        self._host_in_flight: Dict[str, int] = {}
+        self._in_flight = 0
+        self._sequence = itertools.count()
+        self._tokens = itertools.count(1)
+        self._request_ids = itertools.count(1)
+
+        self._decoder = PriorityWorkerPool(default_decode_threads(), "decode", self)
+        self._decoder.done.connect(self._on_decoded)
+        self._io = PriorityWorkerPool(1, "disk", self)
+        self._io.done.connect(self._on_disk_lookup)
+
+        self._schedule_pending = False
+        self._watchdog = QTimer(self)
+        self._watchdog.timeout.connect(self._check_timeouts)
+        self._closed = False
+        # Counters the tests and the benchmark read.
+        self.stats = {"network_requests": 0, "disk_hits": 0, "memory_hits": 0,
+                      "encoded_hits": 0, "retries": 0, "http2_responses": 0}
+
+    # -- configuration ---------------------------------------------------------------------
+    @property
+    def limits(self) -> LoadLimits:
+        return self._limits
+
+    def set_limits(self, limits: LoadLimits) -> None:
+        """New limits apply to transfers started from now on."""
+        reconnect = limits.max_connections_per_host != self._limits.max_connections_per_host
+        self._limits = limits
+        if reconnect:
+            self._transport_options = replace(self._transport_options,
+                                              max_connections_per_host=limits.max_connections_per_host)
+            self._replace_transports(self._transports.mode)
+        self._request_schedule()
+
+    @property
+    def transport_options(self) -> TransportOptions:
+        return self._transport_options
+
+    @property
+    def transport_mode(self) -> str:
+        return self._transports.mode
+
+    def set_transport_mode(self, mode: str) -> None:
+        if mode != self._transports.mode:
+            self._replace_transports(mode)
+
+    def set_transport_options(self, options: TransportOptions) -> None:
+        self._transport_options = options
+        self._replace_transports(self._transports.mode)
+
+    def _replace_transports(self, mode: str) -> None:
+        """Swap transports; transfers in flight start again on the new ones."""
+        restarting = [job for job in self._jobs.values() if job.stage == _FETCHING]
+        for job in restarting:
+            self._abort_transfer(job)
+            job.stage = _QUEUED
+            self._enqueue(job)
+        old = self._transports
+        self._transports = TransportSet(mode, self._transport_options, self)
+        self._transports.on_created = self._connect_transport
+        old.close()
+        old.deleteLater()
+        self._request_schedule()
+
+    @property
+    def spec(self) -> ThumbnailSpec:
+        return self._spec
+
+    def set_spec(self, spec: ThumbnailSpec) -> None:
+        """New thumbnail size or fill mode: work in progress continues toward the new spec."""
+        if spec == self._spec:
+            return
+        self._spec = spec
+        for job in list(self._jobs.values()):
+            job.spec = spec
+            if job.stage in (_DISK_LOOKUP, _DECODING):
+                self._restart(job)
+
+    def set_disk_cache_dir(self, directory: str) -> None:
+        """Empty string: no disk cache."""
+        self.disk = DiskThumbnailCache(directory) if directory else None
+
+    def key_for(self, url: str, spec: Optional[ThumbnailSpec] = None) -> ThumbnailKey:
+        spec = spec or self._spec
+        return ThumbnailKey(url, spec.width, spec.height, spec.fill_mode)
+
+    def cached(self, url: str) -> Optional[CachedThumbnail]:
+        """The thumbnail for `url` at the current spec if it is in memory (no I/O)."""
+        return self.thumbnails.get(self.key_for(url))
+
+    # -- what consumers ask for ------------------------------------------------------------
+    def load(self, url: str, priority: Tuple[int, int] = (BACKGROUND, 0),
+             parsed: Optional[ParsedImageUrl] = None) -> None:
+        """Make the thumbnail for `url` available; emits thumbnailReady or loadFailed once."""
+        if self._closed:
+            return
+        job = self._jobs.get(url)
+        if job is not None:
+            self.set_priority(url, priority)
+            return
+        cached = self.cached(url)
+        if cached is not None and not self.revalidate:
+            self.stats["memory_hits"] += 1
+            # Deliver on the next event-loop turn so callers see the same order of signals
+            # whether or not the image was cached.
+            QTimer.singleShot(0, lambda: self._deliver_cached(url, cached))
+            return
+        parsed = parsed or parse_image_url(url)
+        if not parsed.ok:
+            QTimer.singleShot(0, lambda: self.loadFailed.emit(url, parsed.error))
+            return
+        job = _Job(url, parsed, priority, self._spec)
+        self._jobs[url] = job
+        self._start_pipeline(job)
+
+    def load_for_provider(self, url: str, spec: ThumbnailSpec,
+                          callback: Callable[[Optional[CachedThumbnail], str], None]) -> None:
+        """An on-screen thumbnail was evicted from memory: get it back first of all."""
+        cached = self.thumbnails.get(self.key_for(url, spec))
+        if cached is not None:
+            callback(cached, "")
+            return
+        if spec != self._spec:
+            callback(None, "thumbnail size changed")
+            return
+        self.load(url, URGENT)
+        job = self._jobs.get(url)
+        if job is None:  # failed at once or was delivered from memory in between
+            cached = self.thumbnails.get(self.key_for(url, spec))
+            callback(cached, "" if cached else "not available")
+            return
+        job.waiters.append(callback)
+
+    def _deliver_cached(self, url: str, cached: CachedThumbnail) -> None:
+        if not self._closed:
+            self.thumbnailReady.emit(url, cached)
+
+    def set_priority(self, url: str, priority: Tuple[int, int]) -> None:
+        job = self._jobs.get(url)
+        if job is None or job.priority == priority:
+            return
+        if job.priority == URGENT and priority > URGENT:
+            return  # a provider is waiting; keep it first
+        job.priority = priority
+        if job.stage == _QUEUED:
+            self._enqueue(job)  # the old heap entry goes stale and is skipped
+
+    def cancel(self, url: str) -> None:
+        """No one needs `url` any more: drop it from the queue, abort its transfer or decode."""
+        job = self._jobs.pop(url, None)
+        if job is None:
+            return
+        self._stop(job)
+        for waiter in job.waiters:
+            waiter(None, "cancelled")
+
+    def retry(self, url: str, bypass_disk: bool = True,
+              parsed: Optional[ParsedImageUrl] = None) -> None:
+        """Load again, from the network, a URL that failed or should be refreshed."""
+        self.cancel(url)
+        self.encoded.discard(url)
+        parsed = parsed or parse_image_url(url)
+        if not parsed.ok:
+            QTimer.singleShot(0, lambda: self.loadFailed.emit(url, parsed.error))
+            return
+        job = _Job(url, parsed, (VISIBLE, 0), self._spec, bypass_disk=bypass_disk)
+        self._jobs[url] = job
+        self._start_pipeline(job)
+
+    def is_loading(self, url: str) -> bool:
+        return url in self._jobs
+
+    def active_jobs(self) -> int:
+        return len(self._jobs)
+
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def transfers_in_flight(self) -> int:
+        """What the transports themselves hold (the soak test checks it drains to zero)."""
+        return sum(transport.in_flight() for transport in self._transports.active())
+
+    def pending_worker_jobs(self) -> int:
+        return self._decoder.pending() + self._io.pending()
+
+    def close(self) -> None:
+        """Stop everything; the loader is not used again."""
+        self._closed = True
+        for job in list(self._jobs.values()):
+            self._stop(job)
+        self._jobs.clear()
+        self._watchdog.stop()
+        self._transports.close()
+        self._decoder.close()
+        self._io.close()
+
+    # -- pipeline --------------------------------------------------------------------------
+    def _start_pipeline(self, job: _Job) -> None:
+        job.token = next(self._tokens)
+        if self.disk is not None and not job.bypass_disk:
+            job.stage = _DISK_LOOKUP
+            self._io.submit((0, job.priority), job.token, self._lookup_disk, job.url,
+                            self.key_for(job.url, job.spec), self.disk)
+        else:
+            self._after_disk_miss(job)
+
+    @staticmethod
+    def _lookup_disk(url: str, key: ThumbnailKey, disk: DiskThumbnailCache):
+        return url, key, disk.load(key)
+
+    def _on_disk_lookup(self, token, result) -> None:
+        if isinstance(result, Exception):
+            return
+        url, key, thumbnail = result
+        if thumbnail is not None:
+            self.thumbnails.put(key, thumbnail)
+        job = self._jobs.get(url)
+        if job is None or job.token != token:
+            return
+        if thumbnail is not None:
+            self.stats["disk_hits"] += 1
+            if self.revalidate and job.parsed.scheme in ("http", "https"):
+                # Show the cached thumbnail now; ask the server whether it is still current.
+                self._finish(job, thumbnail, keep_job=True)
+                job.revalidating = thumbnail
+                job.etag, job.last_modified = thumbnail.etag, thumbnail.last_modified
+                self._after_disk_miss(job, use_encoded=False)
+                return
+            self._finish(job, thumbnail)
+            return
+        self._after_disk_miss(job)
+
+    def _after_disk_miss(self, job: _Job, use_encoded: bool = True) -> None:
+        body = self.encoded.get(job.url) if use_encoded else None
+        if body is not None:
+            self.stats["encoded_hits"] += 1
+            self._decode(job, TransferResult(0, job.url, body))
+            return
+        job.stage = _QUEUED
+        self._enqueue(job)
+
+    def _enqueue(self, job: _Job) -> None:
+        queue = self._host_queues.setdefault(job.parsed.host_key, [])
+        heapq.heappush(queue, (job.priority, next(self._sequence), job.url, job.token))
+        if len(queue) > 64 and len(queue) > 4 * max(1, len(self._jobs)):
+            self._compact(job.parsed.host_key)
+        self._request_schedule()
+
+    def _compact(self, host: str) -> None:
+        live = [entry for entry in self._host_queues[host] if self._entry_is_live(entry)]
+        heapq.heapify(live)
+        self._host_queues[host] = live
+
+    def _entry_is_live(self, entry) -> bool:
+        priority, _, url, token = entry
+        job = self._jobs.get(url)
+        return job is not None and job.token == token and job.stage == _QUEUED and job.priority == priority
+
+    def _request_schedule(self) -> None:
+        # Many calls in one event-loop turn (a list of 5,000 URLs) schedule once.
+        if not self._schedule_pending and not self._closed:
+            self._schedule_pending = True
+            QTimer.singleShot(0, self._schedule)
+
+    def _schedule(self) -> None:
+        self._schedule_pending = False
+        while self._in_flight < self._limits.max_in_flight:
+            best_host, best_entry = None, None
+            for host, queue in self._host_queues.items():
+                if self._host_in_flight.get(host, 0) >= self._host_cap(host):
+                    continue
+                while queue and not self._entry_is_live(queue[0]):
+                    heapq.heappop(queue)
+                if queue and (best_entry is None or queue[0] < best_entry):
+                    best_host, best_entry = host, queue[0]
+            if best_host is None:
+                break
+            heapq.heappop(self._host_queues[best_host])
+            self._start_transfer(self._jobs[best_entry[2]])
+        for host in [h for h, q in self._host_queues.items() if not q]:
+            del self._host_queues[host]
+
+    def _host_cap(self, host: str) -> int:
+        return self._limits.max_connections_per_host if not host.startswith("file") else 4
+
+    def _start_transfer(self, job: _Job) -> None:
+        transport = self._transports.for_scheme(job.parsed.scheme)
+        job.request_id = next(self._request_ids)
+        job.transport = transport
+        job.stage = _FETCHING
+        now = time.monotonic()
+        job.started_at = job.last_byte_at = job.window_start = now
+        job.responded = False
+        job.received = job.window_bytes = 0
+        self._by_request[job.request_id] = job
+        self._in_flight += 1
+        host = job.parsed.host_key
+        self._host_in_flight[host] = self._host_in_flight.get(host, 0) + 1
+        self.stats["network_requests"] += 1
+        revalidating = job.revalidating is not None
+        request = TransferRequest(
+            job.request_id, job.parsed.url, self._limits.max_response_bytes, self._limits.max_redirects,
+            http2_cleartext=self.http2_cleartext,
+            if_none_match=job.etag if revalidating else "",
+            if_modified_since=job.last_modified if revalidating else "")
+        if not revalidating:
+            self.loadStarted.emit(job.url)
+        self._arm_watchdog()
+        transport.start(request)
+
+    def _connect_transport(self, transport: Transport) -> None:
+        transport.responseStarted.connect(self._on_response_started)
+        transport.progress.connect(self._on_progress)
+        transport.finished.connect(self._on_transfer_finished)
+
+    def _on_response_started(self, request_id: int, status: int, total: int) -> None:
+        job = self._by_request.get(request_id)
+        if job is not None:
+            job.responded = True
+            job.last_byte_at = time.monotonic()
+
+    def _on_progress(self, request_id: int, received: int, total: int) -> None:
+        job = self._by_request.get(request_id)
+        if job is None:
+            return
+        job.responded = True
+        job.received = received
+        job.last_byte_at = time.monotonic()
+        if job.revalidating is None:
+            self.loadProgress.emit(job.url, received, total)
+
+    def _on_transfer_finished(self, result: TransferResult) -> None:
+        job = self._by_request.get(result.request_id)
+        if job is None:
+            return  # aborted or superseded
+        self._release_slot(job)
+        if result.http2_used:
+            self.stats["http2_responses"] += 1
+        if result.ok and result.not_modified and job.revalidating is not None:
+            if self.disk is not None:
+                self._io.submit((1, job.priority), ("touch", job.url), self.disk.touch,
+                                self.key_for(job.url, job.spec))
+            self._jobs.pop(job.url, None)
+            return
+        if not result.ok:
+            self._on_transfer_error(job, result.error)
+            return
+        job.etag, job.last_modified = result.etag, result.last_modified
+        self._decode(job, result)
+
+    def _on_transfer_error(self, job: _Job, error: TransferError) -> None:
+        if job.revalidating is not None:
+            # The cached thumbnail is shown already; a failed revalidation keeps it.
+            self._jobs.pop(job.url, None)
+            return
+        if error.transient and job.attempt < self._limits.max_retries:
+            self._schedule_retry(job, error)
+            return
+        self._fail(job, error.message)
+
+    def _schedule_retry(self, job: _Job, error: TransferError) -> None:
+        job.attempt += 1
+        job.stage = _BACKOFF
+        job.token = next(self._tokens)
+        self.stats["retries"] += 1
+        ceiling = self._limits.retry_base_delay_s * (2 ** (job.attempt - 1))
+        # Equal jitter: at least half the backoff, so a burst of failures does not come back as
+        # a burst; the random half spreads them out.
+        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        if error.retry_after_s is not None:
+            delay = max(delay, error.retry_after_s)
+        delay = min(delay, self._limits.retry_max_delay_s)
+        token = job.token
+        QTimer.singleShot(int(delay * 1000), lambda: self._retry_due(job.url, token))
+
+    def _retry_due(self, url: str, token: int) -> None:
+        job = self._jobs.get(url)
+        if job is None or job.token != token or job.stage != _BACKOFF:
+            return
+        job.stage = _QUEUED
+        self._enqueue(job)
+
+    def _decode(self, job: _Job, result: TransferResult) -> None:
+        job.stage = _DECODING
+        job.token = next(self._tokens)
+        # Decoding outranks nothing on screen: visible rows decode first, like they download.
+        self._decoder.submit(job.priority, job.token, self._decode_job, job.url, job.spec,
+                             self._limits, result, self.disk)
+
+    @staticmethod
+    def _decode_job(url: str, spec: ThumbnailSpec, limits: LoadLimits, result: TransferResult,
+                    disk: Optional[DiskThumbnailCache]):
+        decoded = decode_thumbnail(result.body, spec, limits, url, result.content_type,
+                                   result.content_encoding)
+        thumbnail = None
+        if decoded.ok:
+            thumbnail = CachedThumbnail(decoded.image, decoded.original_size, result.etag,
+                                        result.last_modified)
+            if disk is not None and url.startswith(("http:", "https:")):
+                disk.store(ThumbnailKey(url, spec.width, spec.height, spec.fill_mode), thumbnail)
+        return url, spec, result, thumbnail, decoded.error
+
+    def _on_decoded(self, token, outcome) -> None:
+        if isinstance(outcome, Exception):
+            return
+        url, spec, result, thumbnail, error = outcome
+        if thumbnail is not None:
+            self.thumbnails.put(self.key_for(url, spec), thumbnail)
+            if result.body and result.request_id:
+                self.encoded.put(url, result.body)
+        job = self._jobs.get(url)
+        if job is None or job.token != token:
+            return
+        if thumbnail is None:
+            self._fail(job, error)
+        else:
+            self._finish(job, thumbnail)
+
+    def _finish(self, job: _Job, thumbnail: CachedThumbnail, keep_job: bool = False) -> None:
+        if not keep_job:
+            self._jobs.pop(job.url, None)
+        waiters, job.waiters = job.waiters, []
+        self.thumbnailReady.emit(job.url, thumbnail)
+        for waiter in waiters:
+            waiter(thumbnail, "")
+
+    def _fail(self, job: _Job, reason: str) -> None:
+        self._jobs.pop(job.url, None)
+        waiters, job.waiters = job.waiters, []
+        self.loadFailed.emit(job.url, reason)
+        for waiter in waiters:
+            waiter(None, reason)
+
+    def _restart(self, job: _Job) -> None:
+        self._stop(job)
+        self._start_pipeline(job)
+
+    def _stop(self, job: _Job) -> None:
+        if job.stage == _FETCHING:
+            self._abort_transfer(job)
+        elif job.stage == _DECODING:
+            self._decoder.cancel(job.token)
+        elif job.stage == _DISK_LOOKUP:
+            self._io.cancel(job.token)
+        job.token = next(self._tokens)  # late results and stale heap entries are now ignored
+
+    def _abort_transfer(self, job: _Job) -> None:
+        if job.transport is not None and job.request_id in self._by_request:
+            job.transport.abort(job.request_id)
+            self._release_slot(job)
+
+    def _release_slot(self, job: _Job) -> None:
+        if self._by_request.pop(job.request_id, None) is None:
+            return
+        self._in_flight -= 1
+        host = job.parsed.host_key
+        self._host_in_flight[host] -= 1
+        if not self._host_in_flight[host]:
+            del self._host_in_flight[host]
+        job.transport = None
+        self._request_schedule()
+
+    # -- timeouts --------------------------------------------------------------------------
+    def _arm_watchdog(self) -> None:
+        if self._watchdog.isActive():
+            return
+        limits = self._limits
+        shortest = min(limits.connect_timeout_s, limits.idle_timeout_s, limits.slow_window_s)
+        self._watchdog.start(max(_MIN_WATCHDOG_MS, int(shortest * 1000 / 4)))
+
+    def _check_timeouts(self) -> None:
+        if not self._by_request:
+            self._watchdog.stop()
+            return
+        now = time.monotonic()
+        limits = self._limits
+        for job in list(self._by_request.values()):
+            error = None
+            if not job.responded:
+                if now - job.started_at > limits.connect_timeout_s:
+                    error = f"timed out after {format_seconds(limits.connect_timeout_s)} (no response)"
+            elif now - job.last_byte_at > limits.idle_timeout_s:
+                error = f"timed out after {format_seconds(limits.idle_timeout_s)} (no data)"
+            elif now - job.window_start >= limits.slow_window_s:
+                rate = (job.received - job.window_bytes) / (now - job.window_start)
+                if rate < limits.min_bytes_per_second:
+                    error = (f"timed out: too slow ({format_bytes(int(rate))}/s over "
+                             f"{format_seconds(limits.slow_window_s)})")
+                job.window_start, job.window_bytes = now, job.received
+            if error is not None:
+                self._abort_transfer(job)
+                self._on_transfer_error(job, TransferError(ErrorKind.TIMEOUT, error))

@@ -1,0 +1,737 @@
+"""ImageGalleryModel: the list of URLs QML (or Python) shows, with each row's load state.
+
+The model drives the delegates: rows carry a status, a reason and an `image://` source that
+changes whenever the thumbnail does, so a delegate binds to roles and never fetches anything.
+Changes are batched: a burst of 200 results becomes a few `dataChanged` ranges on the next event
+loop turn, not 200 repaints.
+"""
+from __future__ import annotations
+
+import base64
+import enum
+import itertools
+import weakref
+from collections import defaultdict, deque
+from typing import Dict, Iterable, List, Optional
+
+from PyQt5.QtCore import (Q_ENUM, QAbstractListModel, QByteArray, QModelIndex, QObject, QSize, Qt,
+                          QTimer, pyqtProperty, pyqtSignal, pyqtSlot)
+
+from .cache import CachedThumbnail
+from .decode import CROP, FIT, ThumbnailSpec
+from .limits import LoadLimits
+from .loader import BACKGROUND, NEAR_VISIBLE, VISIBLE, ImageLoader
+from .transport.base import TransportOptions
+from .transport.select import TRANSPORT_MODES, transport_mode_from_environment
+from .url_policy import DEFAULT_ALLOWED_SCHEMES, ParsedImageUrl, parse_image_url
+
+PROVIDER_NAME = "imagegallery"
+
+# loader id -> loader, for the image provider to find the loader behind a source URL.
+_loaders: "weakref.WeakValueDictionary[int, ImageLoader]" = weakref.WeakValueDictionary()
+_loader_ids = itertools.count(1)
+
+
+def loader_for_id(loader_id: int) -> Optional[ImageLoader]:
+    return _loaders.get(loader_id)
+
+
+def encode_source_url(url: str) -> str:
+    """URL-safe, so Qt hands the provider the same characters back whatever the URL holds."""
+    return base64.urlsafe_b64encode(url.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_source_url(text: str) -> str:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
+
+
+class _Row:
+    __slots__ = ("url", "parsed", "status", "error", "received", "total", "image_size",
+                 "version", "__weakref__")
+
+    def __init__(self, url: str, parsed: ParsedImageUrl):
+        self.url = url
+        self.parsed = parsed
+        self.status = ImageGalleryModel.Status.Null
+        self.error = ""
+        self.received = 0
+        self.total = -1
+        self.image_size = QSize()
+        self.version = 0
+
+
+class ImageGalleryModel(QAbstractListModel):
+    """A list of image URLs and their thumbnails, for a QML GridView or any Python code.
+
+    Thread: GUI thread only. Usable without QML: read `data()` and wait on `finished`.
+    """
+
+    class Status(enum.IntEnum):
+        """The same names and values as Qt Quick's Image.status."""
+
+        Null = 0
+        Ready = 1
+        Loading = 2
+        Error = 3
+
+    Q_ENUM(Status)
+
+    class FillMode(enum.IntEnum):
+        """The same values as Image.PreserveAspectFit and Image.PreserveAspectCrop."""
+
+        PreserveAspectFit = 1
+        PreserveAspectCrop = 2
+
+    Q_ENUM(FillMode)
+
+    class LoadPolicy(enum.IntEnum):
+        LoadAll = 0  # every row loads, visible ones first; `finished` fires when all settled
+        LoadVisible = 1  # only rows on screen and a prefetch margin (very long lists)
+
+    Q_ENUM(LoadPolicy)
+
+    UrlRole = Qt.UserRole + 1
+    StatusRole = Qt.UserRole + 2
+    SourceRole = Qt.UserRole + 3
+    ErrorStringRole = Qt.UserRole + 4
+    BytesReceivedRole = Qt.UserRole + 5
+    BytesTotalRole = Qt.UserRole + 6
+    ImageSizeRole = Qt.UserRole + 7
+    ProgressRole = Qt.UserRole + 8
+
+    _ROLE_NAMES = {
+        UrlRole: b"url", StatusRole: b"status", SourceRole: b"source",
+        ErrorStringRole: b"errorString", BytesReceivedRole: b"bytesReceived",
+        BytesTotalRole: b"bytesTotal", ImageSizeRole: b"imageSize", ProgressRole: b"progress",
+    }
+
+    urlsChanged = pyqtSignal()
+    countChanged = pyqtSignal()
+    countsChanged = pyqtSignal()  # loadedCount, failedCount, pendingCount, progress, busy
+    thumbnailSizeChanged = pyqtSignal()
+    fillModeChanged = pyqtSignal()
+    devicePixelRatioChanged = pyqtSignal()
+    loadPolicyChanged = pyqtSignal()
+    settingsChanged = pyqtSignal()  # transport, limits, cache folder, allowed schemes
+    finished = pyqtSignal()  # every row has settled (Ready or Error)
+
+    def __init__(self, parent: Optional[QObject] = None, loader: Optional[ImageLoader] = None):
+        super().__init__(parent)
+        self._limits = LoadLimits()
+        self._loader = loader or ImageLoader(self._limits, transport_mode_from_environment(),
+                                             parent=self)
+        self._loader_id = next(_loader_ids)
+        _loaders[self._loader_id] = self._loader
+        self._loader.thumbnailReady.connect(self._on_thumbnail_ready)
+        self._loader.loadFailed.connect(self._on_load_failed)
+        self._loader.loadStarted.connect(self._on_load_started)
+        self._loader.loadProgress.connect(self._on_load_progress)
+
+        self._rows: List[_Row] = []
+        self._rows_by_url: Dict[str, List[_Row]] = defaultdict(list)
+        self._index_of: Optional[Dict[int, int]] = None  # id(row) -> row number, rebuilt lazily
+        self._thumbnail_size = QSize(240, 140)
+        self._fill_mode = self.FillMode.PreserveAspectFit
+        self._device_pixel_ratio = 1.0
+        self._load_policy = self.LoadPolicy.LoadAll
+        self._allowed_schemes = list(DEFAULT_ALLOWED_SCHEMES)
+        self._allow_plain_paths = False
+        self._visible_first, self._visible_last = 0, -1
+        self._prefetch_rows = 24
+
+        self._counts = {status: 0 for status in self.Status}
+        self._fraction: Dict[str, float] = {}  # url -> fraction received, for rows Loading
+        self._dirty: Dict[int, _Row] = {}
+        self._counts_dirty = False
+        self._flush_pending = False
+        self._finished_sent = True
+        self._published = (0, 0, 0, 0.0, False)
+        self._apply_spec()
+
+    # -- Qt model interface ----------------------------------------------------------------
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def roleNames(self) -> Dict[int, QByteArray]:
+        return {role: QByteArray(name) for role, name in self._ROLE_NAMES.items()}
+
+    def data(self, index: QModelIndex, role: int = Qt.DisplayRole):
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        row = self._rows[index.row()]
+        if role in (self.UrlRole, Qt.DisplayRole):
+            return row.url
+        if role == self.StatusRole:
+            return int(row.status)
+        if role == self.SourceRole:
+            return self._source_for(row)
+        if role == self.ErrorStringRole:
+            return row.error
+        if role == self.BytesReceivedRole:
+            return row.received
+        if role == self.BytesTotalRole:
+            return row.total
+        if role == self.ImageSizeRole:
+            return row.image_size
+        if role == self.ProgressRole:
+            return self._row_progress(row)
+        if role == Qt.ToolTipRole:
+            return row.url if not row.error else f"{row.url}\n{row.error}"
+        return None
+
+    def _source_for(self, row: _Row) -> str:
+        if row.status != self.Status.Ready:
+            return ""
+        spec = self._loader.spec
+        return (f"image://{PROVIDER_NAME}/{self._loader_id}/{spec.width}x{spec.height}/"
+                f"{spec.fill_mode}/{row.version}/{encode_source_url(row.url)}")
+
+    def _row_progress(self, row: _Row) -> float:
+        if row.status in (self.Status.Ready, self.Status.Error):
+            return 1.0
+        if row.status == self.Status.Loading:
+            return self._fraction.get(row.url, 0.0)
+        return 0.0
+
+    # -- the URL list ----------------------------------------------------------------------
+    def _get_urls(self) -> List[str]:
+        return [row.url for row in self._rows]
+
+    def _set_urls(self, urls: Iterable[str]) -> None:
+        urls = [u if isinstance(u, str) else "" for u in (urls or [])]
+        if urls == self._get_urls():
+            return
+        self._replace_rows(urls)
+        self.urlsChanged.emit()
+
+    urls = pyqtProperty("QStringList", _get_urls, _set_urls, notify=urlsChanged)
+
+    def _replace_rows(self, urls: List[str]) -> None:
+        """Keep rows whose URL stays (state, image, download), remove the rest, insert the new."""
+        available = defaultdict(deque)
+        for row in self._rows:
+            available[row.url].append(row)
+        target: List[Optional[_Row]] = []
+        kept = set()
+        for url in urls:
+            pool = available.get(url)
+            if pool:
+                row = pool.popleft()
+                kept.add(id(row))
+                target.append(row)
+            else:
+                target.append(None)
+
+        # Remove the rows not kept, in contiguous ranges from the end.
+        index = len(self._rows) - 1
+        while index >= 0:
+            if id(self._rows[index]) in kept:
+                index -= 1
+                continue
+            end = index
+            while index >= 0 and id(self._rows[index]) not in kept:
+                index -= 1
+            self._remove_range(index + 1, end)
+
+        kept_order = [row for row in target if row is not None]
+        if kept_order != self._rows:
+            # The kept rows were reordered: one reset, still without losing any state.
+            self.beginResetModel()
+            self._rows = [row if row is not None else self._new_row(url)
+                          for row, url in zip(target, urls)]
+            self._index_of = None
+            self.endResetModel()
+            for row in self._rows:
+                if row.status == self.Status.Null:
+                    self._request(row)
+        else:
+            position = 0
+            while position < len(target):
+                if target[position] is not None:
+                    position += 1
+                    continue
+                start = position
+                while position < len(target) and target[position] is None:
+                    position += 1
+                self._insert_rows(start, urls[start:position])
+        self._after_structure_change()
+
+    def _new_row(self, url: str) -> _Row:
+        parsed = parse_image_url(url, self._allowed_schemes, self._allow_plain_paths)
+        row = _Row(url, parsed)
+        self._rows_by_url[url].append(row)
+        self._counts[row.status] += 1
+        return row
+
+    def _insert_rows(self, first: int, urls: List[str]) -> None:
+        self.beginInsertRows(QModelIndex(), first, first + len(urls) - 1)
+        new_rows = [self._new_row(url) for url in urls]
+        self._rows[first:first] = new_rows
+        self._index_of = None
+        self.endInsertRows()
+        for row in new_rows:
+            self._request(row)
+
+    def _remove_range(self, first: int, last: int) -> None:
+        self.beginRemoveRows(QModelIndex(), first, last)
+        removed = self._rows[first:last + 1]
+        del self._rows[first:last + 1]
+        self._index_of = None
+        self.endRemoveRows()
+        for row in removed:
+            self._counts[row.status] -= 1
+            self._dirty.pop(id(row), None)
+            siblings = self._rows_by_url.get(row.url)
+            if siblings is not None:
+                siblings.remove(row)
+                if not siblings:
+                    del self._rows_by_url[row.url]
+                    self._fraction.pop(row.url, None)
+                    self._loader.cancel(row.url)
+
+    def _after_structure_change(self) -> None:
+        self.countChanged.emit()
+        self._counts_dirty = True
+        self._finished_sent = self._counts[self.Status.Null] + self._counts[self.Status.Loading] == 0
+        self._schedule_flush()
+
+    @pyqtSlot("QStringList")
+    @pyqtSlot(str)
+    def append(self, urls) -> None:
+        """Add URLs at the end (a string or a list of strings)."""
+        urls = [urls] if isinstance(urls, str) else list(urls)
+        if not urls:
+            return
+        self._insert_rows(len(self._rows), [u if isinstance(u, str) else "" for u in urls])
+        self._after_structure_change()
+        self.urlsChanged.emit()
+
+    @pyqtSlot(int)
+    def remove(self, row: int) -> None:
+        if 0 <= row < len(self._rows):
+            self._remove_range(row, row)
+            self._after_structure_change()
+            self.urlsChanged.emit()
+
+    @pyqtSlot(int)
+    def retry(self, row: int) -> None:
+        """Load row `row` again from the network, whatever its state."""
+        if 0 <= row < len(self._rows):
+            self._reload_url(self._rows[row].url)
+
+    @pyqtSlot()
+    def retryFailed(self) -> None:
+        for url in {row.url for row in self._rows if row.status == self.Status.Error}:
+            self._reload_url(url)
+
+    @pyqtSlot()
+    def reload(self) -> None:
+        """Fetch every row again from the network (the disk cache is bypassed)."""
+        for url in list(self._rows_by_url):
+            self._reload_url(url)
+
+    def _reload_url(self, url: str) -> None:
+        rows = self._rows_by_url.get(url, [])
+        if not rows or not rows[0].parsed.ok:
+            return
+        for row in rows:
+            self._set_status(row, self.Status.Loading, "")
+            row.received, row.total = 0, -1
+        self._finished_sent = False
+        self._loader.retry(url, bypass_disk=True, parsed=rows[0].parsed)
+
+    @pyqtSlot(int, result="QVariantMap")
+    def get(self, row: int) -> dict:
+        """One row's roles as a map (for QML code outside delegates)."""
+        if not 0 <= row < len(self._rows):
+            return {}
+        index = self.index(row)
+        return {name.decode(): self.data(index, role) for role, name in self._ROLE_NAMES.items()}
+
+    # -- loading ---------------------------------------------------------------------------
+    def _priority_for(self, number: int):
+        first, last = self._visible_first, self._visible_last
+        if first <= number <= last:
+            return (VISIBLE, number - first)
+        distance = first - number if number < first else number - last
+        if distance <= self._prefetch_rows:
+            return (NEAR_VISIBLE, distance)
+        return (BACKGROUND, number)
+
+    def _wanted(self, number: int) -> bool:
+        if self._load_policy == self.LoadPolicy.LoadAll:
+            return True
+        return self._priority_for(number)[0] != BACKGROUND
+
+    def _request(self, row: _Row, number: Optional[int] = None) -> None:
+        if not row.parsed.ok:
+            self._set_status(row, self.Status.Error, row.parsed.error)
+            return
+        if number is None:
+            number = self._number_of(row)
+        if not self._wanted(number):
+            return
+        if row.status in (self.Status.Null,):
+            self._set_status(row, self.Status.Loading, "")
+            self._finished_sent = False
+        self._loader.load(row.url, self._priority_for(number), row.parsed)
+
+    def _number_of(self, row: _Row) -> int:
+        if self._index_of is None:
+            self._index_of = {id(r): i for i, r in enumerate(self._rows)}
+        return self._index_of.get(id(row), -1)
+
+    @pyqtSlot(int, int)
+    def setVisibleRange(self, first: int, last: int) -> None:
+        """The view reports which rows are on screen; the loader orders its queue by it."""
+        first, last = max(0, first), min(len(self._rows) - 1, last)
+        if (first, last) == (self._visible_first, self._visible_last):
+            return
+        old_first, old_last = self._visible_first, self._visible_last
+        self._visible_first, self._visible_last = first, last
+        margin = self._prefetch_rows
+        lo = max(0, min(first, old_first if old_last >= 0 else first) - margin)
+        hi = min(len(self._rows) - 1, max(last, old_last) + margin)
+        for number in range(lo, hi + 1):
+            row = self._rows[number]
+            if not row.parsed.ok:
+                continue
+            if self._wanted(number):
+                if row.status == self.Status.Null:
+                    self._request(row, number)
+                else:
+                    self._loader.set_priority(row.url, self._priority_for(number))
+            elif row.status == self.Status.Loading and self._load_policy == self.LoadPolicy.LoadVisible:
+                if not any(self._wanted(self._number_of(r)) for r in self._rows_by_url[row.url]):
+                    self._loader.cancel(row.url)
+                    for sibling in self._rows_by_url[row.url]:
+                        self._set_status(sibling, self.Status.Null, "")
+                        sibling.received, sibling.total = 0, -1
+                    self._fraction.pop(row.url, None)
+            else:
+                self._loader.set_priority(row.url, self._priority_for(number))
+
+    def _on_load_started(self, url: str) -> None:
+        for row in self._rows_by_url.get(url, ()):
+            if row.status != self.Status.Ready:
+                self._set_status(row, self.Status.Loading, "")
+
+    def _on_load_progress(self, url: str, received: int, total: int) -> None:
+        rows = self._rows_by_url.get(url)
+        if not rows:
+            return
+        self._fraction[url] = received / total if total > 0 else 0.0
+        for row in rows:
+            row.received, row.total = received, total
+            self._mark_dirty(row)
+        self._counts_dirty = True
+
+    def _on_thumbnail_ready(self, url: str, thumbnail: CachedThumbnail) -> None:
+        rows = self._rows_by_url.get(url)
+        if not rows:
+            return  # the row went away while the work finished: drop it, touch nothing else
+        self._fraction.pop(url, None)
+        for row in rows:
+            row.image_size = QSize(thumbnail.original_size)
+            row.version += 1  # a new source URL: QML reloads instead of showing a stale pixmap
+            if row.total <= 0:
+                row.total = row.received = max(row.received, 0)
+            self._set_status(row, self.Status.Ready, "")
+            self._mark_dirty(row)
+
+    def _on_load_failed(self, url: str, reason: str) -> None:
+        rows = self._rows_by_url.get(url)
+        if not rows:
+            return
+        self._fraction.pop(url, None)
+        for row in rows:
+            self._set_status(row, self.Status.Error, reason)
+
+    def _set_status(self, row: _Row, status: "ImageGalleryModel.Status", error: str) -> None:
+        if row.status == status and row.error == error:
+            return
+        self._counts[row.status] -= 1
+        self._counts[status] += 1
+        row.status, row.error = status, error
+        self._counts_dirty = True
+        self._mark_dirty(row)
+
+    def _mark_dirty(self, row: _Row) -> None:
+        self._dirty[id(row)] = row
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_pending:
+            self._flush_pending = True
+            QTimer.singleShot(0, self._flush)
+
+    def _flush(self) -> None:
+        """Emit the batched changes: contiguous dataChanged ranges, counts, then `finished`."""
+        self._flush_pending = False
+        if self._dirty:
+            numbers = sorted(n for n in (self._number_of(r) for r in self._dirty.values()) if n >= 0)
+            self._dirty.clear()
+            start = previous = None
+            for number in numbers + [None]:
+                if start is not None and (number is None or number != previous + 1):
+                    self.dataChanged.emit(self.index(start), self.index(previous))
+                    start = None
+                if start is None:
+                    start = number
+                previous = number
+        if self._counts_dirty:
+            self._counts_dirty = False
+            published = (self.loadedCount, self.failedCount, self.pendingCount, self.progress,
+                         self.busy)
+            if published != self._published:
+                self._published = published
+                self.countsChanged.emit()
+        if not self._finished_sent and self.pendingCount == 0 and self._rows:
+            self._finished_sent = True
+            self.finished.emit()
+        elif (not self._finished_sent and self._load_policy == self.LoadPolicy.LoadVisible
+              and self._counts[self.Status.Loading] == 0 and self._rows):
+            self._finished_sent = True
+            self.finished.emit()
+
+    # -- counts ----------------------------------------------------------------------------
+    @pyqtProperty(int, notify=countChanged)
+    def count(self) -> int:
+        return len(self._rows)
+
+    @pyqtProperty(int, notify=countsChanged)
+    def loadedCount(self) -> int:
+        return self._counts[self.Status.Ready]
+
+    @pyqtProperty(int, notify=countsChanged)
+    def failedCount(self) -> int:
+        return self._counts[self.Status.Error]
+
+    @pyqtProperty(int, notify=countsChanged)
+    def pendingCount(self) -> int:
+        """Rows not settled yet: Null (not started) and Loading."""
+        return self._counts[self.Status.Null] + self._counts[self.Status.Loading]
+
+    @pyqtProperty(float, notify=countsChanged)
+    def progress(self) -> float:
+        """0 to 1: settled rows, plus the received share of rows loading (by bytes when known)."""
+        if not self._rows:
+            return 1.0
+        partial = sum(self._fraction.get(url, 0.0) * len(rows)
+                      for url, rows in self._rows_by_url.items() if url in self._fraction)
+        settled = self.loadedCount + self.failedCount
+        return min(1.0, (settled + partial) / len(self._rows))
+
+    @pyqtProperty(bool, notify=countsChanged)
+    def busy(self) -> bool:
+        return self._counts[self.Status.Loading] > 0
+
+    # -- thumbnail geometry ----------------------------------------------------------------
+    def _get_thumbnail_size(self) -> QSize:
+        return QSize(self._thumbnail_size)
+
+    def _set_thumbnail_size(self, size: QSize) -> None:
+        size = QSize(max(1, size.width()), max(1, size.height()))
+        if size != self._thumbnail_size:
+            self._thumbnail_size = size
+            self._apply_spec()
+            self.thumbnailSizeChanged.emit()
+
+    thumbnailSize = pyqtProperty(QSize, _get_thumbnail_size, _set_thumbnail_size,
+                                 notify=thumbnailSizeChanged)
+
+    def _get_fill_mode(self) -> int:
+        return int(self._fill_mode)
+
+    def _set_fill_mode(self, mode: int) -> None:
+        mode = self.FillMode(mode) if mode in (1, 2) else self.FillMode.PreserveAspectFit
+        if mode != self._fill_mode:
+            self._fill_mode = mode
+            self._apply_spec()
+            self.fillModeChanged.emit()
+
+    fillMode = pyqtProperty(int, _get_fill_mode, _set_fill_mode, notify=fillModeChanged)
+
+    def _get_device_pixel_ratio(self) -> float:
+        return self._device_pixel_ratio
+
+    def _set_device_pixel_ratio(self, ratio: float) -> None:
+        ratio = max(0.5, min(8.0, float(ratio)))
+        if ratio != self._device_pixel_ratio:
+            self._device_pixel_ratio = ratio
+            self._apply_spec()
+            self.devicePixelRatioChanged.emit()
+
+    devicePixelRatio = pyqtProperty(float, _get_device_pixel_ratio, _set_device_pixel_ratio,
+                                    notify=devicePixelRatioChanged)
+
+    def _apply_spec(self) -> None:
+        """Thumbnails are made in device pixels; a new size re-decodes, from cached bytes if held."""
+        ratio = self._device_pixel_ratio
+        spec = ThumbnailSpec(round(self._thumbnail_size.width() * ratio),
+                             round(self._thumbnail_size.height() * ratio),
+                             CROP if self._fill_mode == self.FillMode.PreserveAspectCrop else FIT)
+        if spec == self._loader.spec:
+            return
+        self._loader.set_spec(spec)
+        for number, row in enumerate(self._rows):
+            if row.status == self.Status.Ready and self._wanted(number):
+                # Stays Ready (the old thumbnail keeps showing) until the new one arrives.
+                self._loader.load(row.url, self._priority_for(number), row.parsed)
+
+    # -- policy and settings ---------------------------------------------------------------
+    def _get_load_policy(self) -> int:
+        return int(self._load_policy)
+
+    def _set_load_policy(self, policy: int) -> None:
+        policy = self.LoadPolicy(policy) if policy in (0, 1) else self.LoadPolicy.LoadAll
+        if policy != self._load_policy:
+            self._load_policy = policy
+            self.loadPolicyChanged.emit()
+            if policy == self.LoadPolicy.LoadAll:
+                for number, row in enumerate(self._rows):
+                    if row.status == self.Status.Null:
+                        self._request(row, number)
+
+    loadPolicy = pyqtProperty(int, _get_load_policy, _set_load_policy, notify=loadPolicyChanged)
+
+    def _get_prefetch_rows(self) -> int:
+        return self._prefetch_rows
+
+    def _set_prefetch_rows(self, rows: int) -> None:
+        rows = max(0, int(rows))
+        if rows != self._prefetch_rows:
+            self._prefetch_rows = rows
+            self.settingsChanged.emit()
+
+    prefetchRows = pyqtProperty(int, _get_prefetch_rows, _set_prefetch_rows, notify=settingsChanged)
+
+    def _get_transport(self) -> str:
+        return self._loader.transport_mode
+
+    def _set_transport(self, mode: str) -> None:
+        if mode not in TRANSPORT_MODES:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORT_MODES)}")
+        if mode != self._loader.transport_mode:
+            self._loader.set_transport_mode(mode)
+            self.settingsChanged.emit()
+
+    transport = pyqtProperty(str, _get_transport, _set_transport, notify=settingsChanged)
+
+    def _get_max_connections(self) -> int:
+        return self._limits.max_connections_per_host
+
+    def _set_max_connections(self, count: int) -> None:
+        count = max(1, min(256, int(count)))
+        if count != self._limits.max_connections_per_host:
+            self._set_limits(max_connections_per_host=count,
+                             max_in_flight=max(self._limits.max_in_flight, count))
+
+    maxConnectionsPerHost = pyqtProperty(int, _get_max_connections, _set_max_connections,
+                                         notify=settingsChanged)
+
+    def _get_http2_cleartext(self) -> bool:
+        return self._loader.http2_cleartext
+
+    def _set_http2_cleartext(self, enabled: bool) -> None:
+        if bool(enabled) != self._loader.http2_cleartext:
+            self._loader.http2_cleartext = bool(enabled)
+            self.settingsChanged.emit()
+
+    http2Cleartext = pyqtProperty(bool, _get_http2_cleartext, _set_http2_cleartext,
+                                  notify=settingsChanged)
+
+    def _get_ca_file(self) -> str:
+        return self._loader.transport_options.ca_file
+
+    def _set_ca_file(self, path: str) -> None:
+        if path != self._loader.transport_options.ca_file:
+            from dataclasses import replace
+
+            self._loader.set_transport_options(replace(self._loader.transport_options, ca_file=path))
+            self.settingsChanged.emit()
+
+    caFile = pyqtProperty(str, _get_ca_file, _set_ca_file, notify=settingsChanged)
+
+    def _get_cache_directory(self) -> str:
+        return self._loader.disk.directory if self._loader.disk is not None else ""
+
+    def _set_cache_directory(self, directory: str) -> None:
+        if directory != self._get_cache_directory():
+            self._loader.set_disk_cache_dir(directory)
+            self.settingsChanged.emit()
+
+    cacheDirectory = pyqtProperty(str, _get_cache_directory, _set_cache_directory,
+                                  notify=settingsChanged)
+
+    def _get_revalidate(self) -> bool:
+        return self._loader.revalidate
+
+    def _set_revalidate(self, enabled: bool) -> None:
+        if bool(enabled) != self._loader.revalidate:
+            self._loader.revalidate = bool(enabled)
+            self.settingsChanged.emit()
+
+    revalidate = pyqtProperty(bool, _get_revalidate, _set_revalidate, notify=settingsChanged)
+
+    def _get_allowed_schemes(self) -> List[str]:
+        return list(self._allowed_schemes)
+
+    def _set_allowed_schemes(self, schemes: List[str]) -> None:
+        schemes = [s.lower().rstrip(":") for s in schemes]
+        if schemes != self._allowed_schemes:
+            self._allowed_schemes = schemes
+            self.settingsChanged.emit()
+
+    allowedSchemes = pyqtProperty("QStringList", _get_allowed_schemes, _set_allowed_schemes,
+                                  notify=settingsChanged)
+
+    def _limit_property(name: str, kind, scale, notify):
+        def getter(self):
+            return kind(getattr(self._limits, name) * scale)
+
+        def setter(self, value):
+            value = type(getattr(self._limits, name))(value / scale)
+            if value != getattr(self._limits, name):
+                self._set_limits(**{name: value})
+
+        return pyqtProperty(kind, getter, setter, notify=notify)
+
+    maxRetries = _limit_property("max_retries", int, 1, settingsChanged)
+    maxImagePixels = _limit_property("max_pixels", float, 1, settingsChanged)
+    maxResponseBytes = _limit_property("max_response_bytes", float, 1, settingsChanged)
+    connectTimeout = _limit_property("connect_timeout_s", int, 1000, settingsChanged)  # ms
+    idleTimeout = _limit_property("idle_timeout_s", int, 1000, settingsChanged)  # ms
+    del _limit_property
+
+    @property
+    def limits(self) -> LoadLimits:
+        return self._limits
+
+    def set_limits(self, limits: LoadLimits) -> None:
+        """Python hosts and tests replace the whole record at once."""
+        self._limits = limits
+        self._loader.set_limits(limits)
+        self.settingsChanged.emit()
+
+    def _set_limits(self, **changes) -> None:
+        from dataclasses import replace
+
+        self.set_limits(replace(self._limits, **changes))
+
+    def set_allow_plain_paths(self, allowed: bool) -> None:
+        """The CLI accepts local paths; rows added from then on are parsed with that rule."""
+        self._allow_plain_paths = allowed
+
+    @property
+    def loader(self) -> ImageLoader:
+        return self._loader
+
+    # -- for Python hosts and tests --------------------------------------------------------
+    def status_of(self, row: int) -> "ImageGalleryModel.Status":
+        return self._rows[row].status
+
+    def thumbnail(self, row: int):
+        """The row's thumbnail QImage if it is in memory (None otherwise)."""
+        cached = self._loader.cached(self._rows[row].url)
+        return cached.image if cached is not None else None

@@ -1,0 +1,184 @@
+"""The one interface every transport implements, and the records that cross it.
+
+The loader owns the queue, the limits on requests in flight, timeouts and retries; a transport
+only runs the transfers it is handed, right away. That split keeps "what to fetch next" in one
+place and lets the Qt (QNAM) and Python (httpx) transports behave the same: same progress
+signals, same byte cap, same redirect policy, same error kinds and strings.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Optional
+
+from PyQt5.QtCore import QObject, pyqtSignal
+
+
+class ErrorKind(enum.Enum):
+    """Why a transfer failed, as the retry policy needs to know it."""
+
+    CONNECTION_REFUSED = "connection refused"
+    HOST_NOT_FOUND = "host not found"
+    CONNECTION_RESET = "connection reset"
+    TIMEOUT = "timed out"
+    TLS = "TLS error"
+    HTTP_STATUS = "HTTP error"
+    TOO_LARGE = "too large"
+    REDIRECT = "redirect refused"
+    PROXY = "proxy error"
+    PROTOCOL = "protocol error"
+    LOCAL_FILE = "file error"
+    OTHER = "network error"
+
+
+# Kinds worth another try after a pause; the rest will fail the same way again.
+TRANSIENT_KINDS = frozenset({
+    ErrorKind.CONNECTION_REFUSED, ErrorKind.CONNECTION_RESET, ErrorKind.TIMEOUT,
+    ErrorKind.PROTOCOL, ErrorKind.OTHER, ErrorKind.PROXY,
+})
+# 408 Request Timeout, 425 Too Early, 429 Too Many Requests and the 5xx a proxy or overloaded
+# server sends; a 501 or 505 will not change on retry.
+TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    """One transfer to run now. Built by the loader on the GUI thread."""
+
+    request_id: int
+    url: str
+    max_response_bytes: int
+    max_redirects: int
+    # Speak HTTP/2 with prior knowledge on cleartext URLs (h2c); opt-in because an HTTP/1.1-only
+    # server then hangs until a timeout.
+    http2_cleartext: bool = False
+    # Conditional request headers for revalidating a cached thumbnail.
+    if_none_match: str = ""
+    if_modified_since: str = ""
+
+
+@dataclass(frozen=True)
+class TransferError:
+    kind: ErrorKind
+    message: str  # what a person reads on the tile: "HTTP 404 Not Found", "connection refused"
+    http_status: int = 0
+    retry_after_s: Optional[float] = None
+
+    @property
+    def transient(self) -> bool:
+        if self.kind is ErrorKind.HTTP_STATUS:
+            return self.http_status in TRANSIENT_HTTP_STATUSES
+        return self.kind in TRANSIENT_KINDS
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """A finished transfer: the body as sent (still content-encoded) or an error."""
+
+    request_id: int
+    url: str
+    body: bytes = b""
+    http_status: int = 0
+    content_type: str = ""
+    # Transports ask for identity; a server that compresses anyway is decoded later, in a worker,
+    # with the same byte cap (a gzip bomb must not fill memory).
+    content_encoding: str = ""
+    etag: str = ""
+    last_modified: str = ""
+    http2_used: bool = False
+    not_modified: bool = False  # 304 to a conditional request
+    error: Optional[TransferError] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Transport(QObject):
+    """Runs HTTP(S) transfers it is handed, at once, and reports them by signal.
+
+    Thread: created on and called from the GUI thread; its signals arrive on the GUI thread.
+    Contract: every started request ends in exactly one `finished`, except after `abort`, after
+    which nothing more is emitted for that id. The byte cap, the redirect limit and the refusal of
+    https-to-http redirects are the transport's to enforce; timeouts are the loader's (it aborts).
+    """
+
+    # request_id, http status, Content-Length or -1: the server answered (first byte arrived).
+    responseStarted = pyqtSignal(int, int, "qlonglong")
+    # request_id, bytes received so far, total or -1
+    progress = pyqtSignal(int, "qlonglong", "qlonglong")
+    # TransferResult
+    finished = pyqtSignal(object)
+
+    name = "abstract"
+
+    def start(self, request: TransferRequest) -> None:
+        raise NotImplementedError
+
+    def abort(self, request_id: int) -> None:
+        raise NotImplementedError
+
+    def in_flight(self) -> int:
+        """Transfers started and not yet finished or aborted (the soak test counts these)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Abort everything and free resources; the transport is not used again."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class TransportOptions:
+    """How a transport connects: shared by both implementations."""
+
+    max_connections_per_host: int = 6
+    # Extra PEM bundle trusted in addition to the system store (private CAs, the tests' CA).
+    # Empty: SSL_CERT_FILE is honoured if set.
+    ca_file: str = ""
+
+
+# -- error records both transports build the same way ------------------------------------------
+
+def http_status_error(status: int, reason: str = "", retry_after: str = "") -> TransferError:
+    """"HTTP 404 Not Found", with the server's Retry-After kept for the retry policy."""
+    if not reason:
+        from http import HTTPStatus
+
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = ""
+    return TransferError(ErrorKind.HTTP_STATUS, f"HTTP {status} {reason}".strip(), status,
+                         parse_retry_after(retry_after))
+
+
+def too_large_error(limit: int, declared: int = -1) -> TransferError:
+    from ..units import format_bytes
+
+    if declared >= 0:
+        return TransferError(ErrorKind.TOO_LARGE,
+                             f"too large ({format_bytes(declared)}, limit {format_bytes(limit)})")
+    return TransferError(ErrorKind.TOO_LARGE, f"too large (over {format_bytes(limit)})")
+
+
+INSECURE_REDIRECT_MESSAGE = "redirect from https to http refused"
+TOO_MANY_REDIRECTS_MESSAGE = "too many redirects"
+
+
+def parse_retry_after(value: str) -> Optional[float]:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    from datetime import datetime, timezone
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())

@@ -1,0 +1,279 @@
+"""The Qt transport: QNetworkAccessManager on the GUI thread.
+
+Used for http, and for https where Qt can load TLS (not with OpenSSL 3, see select.py). QNAM is
+asynchronous already, so it lives on the GUI thread and costs it only signal dispatch and a
+memcpy per chunk.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Optional
+
+from PyQt5.QtCore import QTimer, QUrl
+from PyQt5.QtNetwork import (QNetworkAccessManager, QNetworkProxyFactory, QNetworkReply,
+                             QNetworkRequest)
+
+from .base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE, ErrorKind,
+                   TransferError, TransferRequest, TransferResult, Transport, TransportOptions,
+                   http_status_error, too_large_error)
+from .proxy import EnvironmentProxyFactory
+
+# One QNAM opens at most six HTTP/1.1 connections per host (a constant inside Qt). A user who
+# allows more gets one QNAM per six, each with its own connection pool.
+QNAM_CONNECTIONS_PER_HOST = 6
+# Bounds what Qt buffers for a reply before we read it; we read on every readyRead anyway.
+READ_BUFFER_BYTES = 1024 * 1024
+
+_ERROR_KINDS = {
+    QNetworkReply.ConnectionRefusedError: (ErrorKind.CONNECTION_REFUSED, "connection refused"),
+    QNetworkReply.RemoteHostClosedError: (ErrorKind.CONNECTION_RESET, "connection closed by server"),
+    QNetworkReply.HostNotFoundError: (ErrorKind.HOST_NOT_FOUND, "host not found"),
+    QNetworkReply.TimeoutError: (ErrorKind.TIMEOUT, "connection timed out"),
+    QNetworkReply.SslHandshakeFailedError: (ErrorKind.TLS, "TLS handshake failed"),
+    QNetworkReply.TemporaryNetworkFailureError: (ErrorKind.OTHER, "temporary network failure"),
+    QNetworkReply.NetworkSessionFailedError: (ErrorKind.OTHER, "network session failed"),
+    QNetworkReply.UnknownNetworkError: (ErrorKind.CONNECTION_RESET, "connection reset"),
+    QNetworkReply.ProxyConnectionRefusedError: (ErrorKind.PROXY, "proxy refused the connection"),
+    QNetworkReply.ProxyConnectionClosedError: (ErrorKind.PROXY, "proxy closed the connection"),
+    QNetworkReply.ProxyNotFoundError: (ErrorKind.PROXY, "proxy not found"),
+    QNetworkReply.ProxyTimeoutError: (ErrorKind.PROXY, "proxy timed out"),
+    QNetworkReply.ProxyAuthenticationRequiredError: (ErrorKind.PROXY, "proxy needs authentication"),
+    QNetworkReply.UnknownProxyError: (ErrorKind.PROXY, "proxy error"),
+    QNetworkReply.TooManyRedirectsError: (ErrorKind.REDIRECT, TOO_MANY_REDIRECTS_MESSAGE),
+    QNetworkReply.InsecureRedirectError: (ErrorKind.REDIRECT, INSECURE_REDIRECT_MESSAGE),
+    QNetworkReply.ProtocolUnknownError: (ErrorKind.PROTOCOL, "unsupported protocol"),
+    QNetworkReply.ProtocolFailure: (ErrorKind.PROTOCOL, "protocol error"),
+}
+
+
+def qt_has_tls() -> bool:
+    """Whether this Qt can speak TLS (False for PyQt5 wheels on OpenSSL 3 systems)."""
+    from PyQt5.QtNetwork import QSslSocket
+
+    return bool(QSslSocket.supportsSsl())
+
+
+class _Transfer:
+    __slots__ = ("request", "reply", "chunks", "received", "total", "failed", "started")
+
+    def __init__(self, request: TransferRequest, reply: QNetworkReply):
+        self.request = request
+        self.reply = reply
+        self.chunks: List[bytes] = []
+        self.received = 0
+        self.total = -1
+        self.failed: Optional[TransferError] = None
+        self.started = False
+
+
+class QtTransport(Transport):
+    """QNAM transport. Thread: GUI thread only."""
+
+    name = "qt"
+
+    def __init__(self, options: TransportOptions = TransportOptions(), parent=None):
+        super().__init__(parent)
+        self._options = options
+        count = max(1, math.ceil(options.max_connections_per_host / QNAM_CONNECTIONS_PER_HOST))
+        self._managers = [QNetworkAccessManager(self) for _ in range(count)]
+        self._proxy_factory = EnvironmentProxyFactory.from_environment()
+        for manager in self._managers:
+            if self._proxy_factory is not None:
+                # Qt takes ownership of a factory, one per manager.
+                manager.setProxyFactory(EnvironmentProxyFactory.from_environment())
+            # We read the redirect ourselves in the policy below; never let Qt cache for us.
+            manager.setRedirectPolicy(QNetworkRequest.NoLessSafeRedirectPolicy)
+        if self._proxy_factory is None:
+            QNetworkProxyFactory.setUseSystemConfiguration(True)
+        self._ssl_configuration = self._make_ssl_configuration(options.ca_file)
+        self._transfers: Dict[int, _Transfer] = {}
+        self._by_reply: Dict[int, int] = {}
+        self._next_manager = 0
+
+    @staticmethod
+    def _make_ssl_configuration(ca_file: str):
+        import os
+
+        path = ca_file or os.environ.get("SSL_CERT_FILE", "")
+        if not path or not qt_has_tls():
+            return None
+        from PyQt5.QtNetwork import QSslCertificate, QSslConfiguration
+
+        configuration = QSslConfiguration.defaultConfiguration()
+        certificates = QSslCertificate.fromPath(path)
+        configuration.setCaCertificates(configuration.caCertificates() + certificates)
+        return configuration
+
+    # -- Transport interface ---------------------------------------------------------------
+    def start(self, request: TransferRequest) -> None:
+        qrequest = QNetworkRequest(QUrl(request.url))
+        qrequest.setAttribute(QNetworkRequest.RedirectPolicyAttribute,
+                              QNetworkRequest.NoLessSafeRedirectPolicy)
+        qrequest.setMaximumRedirectsAllowed(request.max_redirects)
+        qrequest.setAttribute(QNetworkRequest.CacheLoadControlAttribute,
+                              QNetworkRequest.AlwaysNetwork)
+        # Images are compressed already; asking for identity also stops Qt from inflating a
+        # gzip body itself, without any bound (decode.py inflates with the byte cap instead).
+        qrequest.setRawHeader(b"Accept-Encoding", b"identity")
+        qrequest.setRawHeader(b"Accept", b"image/*,*/*;q=0.5")
+        if request.if_none_match:
+            qrequest.setRawHeader(b"If-None-Match", request.if_none_match.encode("latin-1"))
+        if request.if_modified_since:
+            qrequest.setRawHeader(b"If-Modified-Since", request.if_modified_since.encode("latin-1"))
+        if request.url.startswith("https:"):
+            qrequest.setAttribute(QNetworkRequest.Http2AllowedAttribute, True)
+            if self._ssl_configuration is not None:
+                qrequest.setSslConfiguration(self._ssl_configuration)
+        elif request.http2_cleartext:
+            qrequest.setAttribute(QNetworkRequest.Http2DirectAttribute, True)
+
+        manager = self._managers[self._next_manager]
+        self._next_manager = (self._next_manager + 1) % len(self._managers)
+        reply = manager.get(qrequest)
+        reply.setReadBufferSize(READ_BUFFER_BYTES)
+        transfer = _Transfer(request, reply)
+        self._transfers[request.request_id] = transfer
+        # Bound methods through a dict of live replies: PyQt drops lambda slots whose reply has
+        # no other Python reference (see NOTES), and we need the id back in every slot.
+        reply.setProperty("imagegallery_request_id", request.request_id)
+        reply.metaDataChanged.connect(self._on_meta_data)
+        reply.readyRead.connect(self._on_ready_read)
+        reply.finished.connect(self._on_finished)
+
+    def abort(self, request_id: int) -> None:
+        transfer = self._transfers.pop(request_id, None)
+        if transfer is None:
+            return
+        self._dispose(transfer.reply)
+
+    def in_flight(self) -> int:
+        return len(self._transfers)
+
+    def close(self) -> None:
+        for request_id in list(self._transfers):
+            self.abort(request_id)
+
+    # -- reply slots -----------------------------------------------------------------------
+    def _transfer_for_sender(self) -> Optional[_Transfer]:
+        reply = self.sender()
+        if reply is None:
+            return None
+        request_id = reply.property("imagegallery_request_id")
+        transfer = self._transfers.get(request_id)
+        if transfer is None or transfer.reply is not reply:
+            return None
+        return transfer
+
+    def _on_meta_data(self) -> None:
+        transfer = self._transfer_for_sender()
+        if transfer is None:
+            return
+        reply = transfer.reply
+        status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute) or 0
+        if 300 <= status < 400 and status != 304:
+            return  # an intermediate redirect; Qt follows it
+        length = reply.header(QNetworkRequest.ContentLengthHeader)
+        total = int(length) if length is not None else -1
+        transfer.total = total
+        if not transfer.started:
+            transfer.started = True
+            self.responseStarted.emit(transfer.request.request_id, status, total)
+        if status >= 400:
+            # The error body is of no use; stop reading it and report the status now.
+            self._fail(transfer, _http_error(reply, status))
+        elif total > transfer.request.max_response_bytes:
+            self._fail(transfer, too_large_error(transfer.request.max_response_bytes, total))
+
+    def _on_ready_read(self) -> None:
+        transfer = self._transfer_for_sender()
+        if transfer is None:
+            return
+        if not transfer.started:
+            self._on_meta_data_for(transfer)
+        chunk = bytes(transfer.reply.readAll())
+        transfer.received += len(chunk)
+        if transfer.received > transfer.request.max_response_bytes:
+            self._fail(transfer, too_large_error(transfer.request.max_response_bytes, -1))
+            return
+        transfer.chunks.append(chunk)
+        self.progress.emit(transfer.request.request_id, transfer.received, transfer.total)
+
+    def _on_meta_data_for(self, transfer: _Transfer) -> None:
+        transfer.started = True
+        status = transfer.reply.attribute(QNetworkRequest.HttpStatusCodeAttribute) or 0
+        self.responseStarted.emit(transfer.request.request_id, status, transfer.total)
+
+    def _on_finished(self) -> None:
+        transfer = self._transfer_for_sender()
+        if transfer is None:
+            return
+        reply = transfer.reply
+        request = transfer.request
+        if reply.error() == QNetworkReply.NoError or reply.error() >= 200:
+            # Read the tail before deciding: an HTTP error status arrives as an error code >= 200.
+            tail = bytes(reply.readAll())
+            transfer.received += len(tail)
+            transfer.chunks.append(tail)
+        status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute) or 0
+        error = self._error_for(reply, status)
+        if error is None and transfer.received > request.max_response_bytes:
+            error = too_large_error(request.max_response_bytes, -1)
+        self._transfers.pop(request.request_id, None)
+        if error is not None:
+            result = TransferResult(request.request_id, request.url, http_status=status, error=error)
+        else:
+            result = TransferResult(
+                request.request_id, request.url, b"".join(transfer.chunks), status,
+                content_type=_header(reply, b"Content-Type"),
+                content_encoding=_header(reply, b"Content-Encoding"),
+                etag=_header(reply, b"ETag"), last_modified=_header(reply, b"Last-Modified"),
+                http2_used=bool(reply.attribute(QNetworkRequest.Http2WasUsedAttribute)),
+                not_modified=status == 304)
+        self._dispose(reply)
+        self.finished.emit(result)
+
+    def _error_for(self, reply: QNetworkReply, status: int) -> Optional[TransferError]:
+        code = reply.error()
+        if code == QNetworkReply.NoError:
+            if status == 304 or 200 <= status < 300 or status == 0:
+                return None
+            return _http_error(reply, status)
+        if status >= 400:
+            return _http_error(reply, status)
+        if code in _ERROR_KINDS:
+            kind, message = _ERROR_KINDS[code]
+            if kind is ErrorKind.TLS:
+                message = f"certificate verify failed: {reply.errorString()}"
+            return TransferError(kind, message)
+        return TransferError(ErrorKind.OTHER, reply.errorString() or "network error")
+
+    def _fail(self, transfer: _Transfer, error: TransferError) -> None:
+        request = transfer.request
+        self._transfers.pop(request.request_id, None)
+        status = transfer.reply.attribute(QNetworkRequest.HttpStatusCodeAttribute) or 0
+        self._dispose(transfer.reply)
+        self.finished.emit(TransferResult(request.request_id, request.url, http_status=status,
+                                          error=error))
+
+    @staticmethod
+    def _dispose(reply: QNetworkReply) -> None:
+        for signal in (reply.metaDataChanged, reply.readyRead, reply.finished):
+            try:
+                signal.disconnect()
+            except TypeError:
+                pass
+        # Aborting from inside one of the reply's own signals makes Qt report a second error
+        # ("this method must only be called once"); abort on the next event-loop turn instead.
+        QTimer.singleShot(0, reply.abort)
+        reply.deleteLater()
+
+
+def _header(reply: QNetworkReply, name: bytes) -> str:
+    return bytes(reply.rawHeader(name)).decode("latin-1").strip()
+
+
+def _http_error(reply: QNetworkReply, status: int) -> TransferError:
+    reason = reply.attribute(QNetworkRequest.HttpReasonPhraseAttribute)
+    if isinstance(reason, (bytes, bytearray)):
+        reason = bytes(reason).decode("latin-1")
+    return http_status_error(status, reason or "", _header(reply, b"Retry-After"))

@@ -1,0 +1,78 @@
+"""Which transport carries which URL.
+
+`auto`: http through Qt; https through Qt where Qt has TLS, else through Python (httpx with
+Python's ssl, which works with OpenSSL 3). `qt` and `python` force one for http(s) alike.
+Local files always go through the file transport.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, List
+
+from PyQt5.QtCore import QObject
+
+from .base import Transport, TransportOptions
+
+TRANSPORT_MODES = ("auto", "qt", "python")
+TRANSPORT_ENVIRONMENT_VARIABLE = "IMAGEGALLERY_TRANSPORT"
+
+
+def transport_mode_from_environment(default: str = "auto") -> str:
+    mode = os.environ.get(TRANSPORT_ENVIRONMENT_VARIABLE, "").strip().lower()
+    return mode if mode in TRANSPORT_MODES else default
+
+
+def transport_name_for(scheme: str, mode: str) -> str:
+    if scheme == "file":
+        return "file"
+    if mode in ("qt", "python"):
+        return mode
+    if scheme == "https":
+        from .qt import qt_has_tls
+
+        return "qt" if qt_has_tls() else "python"
+    return "qt"
+
+
+class TransportSet(QObject):
+    """Creates each transport on first use and routes URLs to them. Thread: GUI thread."""
+
+    def __init__(self, mode: str, options: TransportOptions, parent=None):
+        super().__init__(parent)
+        if mode not in TRANSPORT_MODES:
+            raise ValueError(f"unknown transport '{mode}' (choose {', '.join(TRANSPORT_MODES)})")
+        self.mode = mode
+        self.options = options
+        self._transports: Dict[str, Transport] = {}
+        self.on_created = None  # the loader connects each new transport's signals
+
+    def for_scheme(self, scheme: str) -> Transport:
+        name = transport_name_for(scheme, self.mode)
+        transport = self._transports.get(name)
+        if transport is None:
+            transport = self._create(name)
+            self._transports[name] = transport
+            if self.on_created is not None:
+                self.on_created(transport)
+        return transport
+
+    def _create(self, name: str) -> Transport:
+        if name == "file":
+            from .local import LocalFileTransport
+
+            return LocalFileTransport(self)
+        if name == "qt":
+            from .qt import QtTransport
+
+            return QtTransport(self.options, self)
+        from .python import PythonTransport
+
+        return PythonTransport(self.options, self)
+
+    def active(self) -> List[Transport]:
+        return list(self._transports.values())
+
+    def close(self) -> None:
+        for transport in self._transports.values():
+            transport.close()
+        self._transports.clear()

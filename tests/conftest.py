@@ -1,0 +1,37 @@
+"""Shared fixtures: headless Qt, a cold disk cache per test, the tests' own HTTP server."""
+import os
+import sys
+
+# Before any QGuiApplication exists: headless rendering that works on CI without a display.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("QT_QUICK_BACKEND", "software")
+os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp/imagegallery-test-runtime")
+os.makedirs(os.environ["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
+os.environ.pop("IMAGEGALLERY_TRANSPORT", None)
+for proxy_variable in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                       "all_proxy"):
+    os.environ.pop(proxy_variable, None)
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import pytest  # noqa: E402
+
+from servers import ImageServer  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def cold_disk_cache(tmp_path, monkeypatch):
+    """Every test starts with an empty thumbnail disk cache and memory cache of its own."""
+    directory = tmp_path / "thumbnail-cache"
+    monkeypatch.setenv("IMAGEGALLERY_CACHE_DIR", str(directory))
+    from imagegallery import cache
+
+    cache.shared_thumbnail_cache().clear()
+    yield directory
+
+
+@pytest.fixture
+def image_server():
+    server = ImageServer()
+    yield server
+    server.stop()

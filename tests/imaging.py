@@ -1,0 +1,47 @@
+"""Images of known content made at test time, so pixel checks know what to expect."""
+from __future__ import annotations
+
+from PyQt5.QtCore import QBuffer, QByteArray, QIODevice
+from PyQt5.QtGui import QColor, QImage, QPainter
+
+
+def solid_image_bytes(color: str, width: int = 320, height: int = 200, fmt: str = "PNG",
+                      quality: int = 95) -> bytes:
+    image = QImage(width, height, QImage.Format_RGB32)
+    image.fill(QColor(color))
+    return encode(image, fmt, quality)
+
+
+def noisy_photo_bytes(seed: int, width: int = 1600, height: int = 1200, quality: int = 85) -> bytes:
+    """A JPEG that compresses like a photo (gradients and shapes, not flat colour)."""
+    import random
+
+    rng = random.Random(seed)
+    image = QImage(width, height, QImage.Format_RGB32)
+    image.fill(QColor(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    painter = QPainter(image)
+    for _ in range(60):
+        painter.setBrush(QColor(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+        painter.drawEllipse(rng.randrange(width), rng.randrange(height), rng.randrange(50, width // 2),
+                            rng.randrange(50, height // 2))
+    painter.end()
+    return encode(image, "JPEG", quality)
+
+
+def encode(image: QImage, fmt: str, quality: int = 95) -> bytes:
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.WriteOnly)
+    assert image.save(buffer, fmt, quality), f"could not encode {fmt}"
+    buffer.close()
+    return bytes(data)
+
+
+def center_color(image: QImage) -> QColor:
+    return QColor(image.pixel(image.width() // 2, image.height() // 2))
+
+
+def close_to(actual: QColor, expected: str, tolerance: int = 12) -> bool:
+    wanted = QColor(expected)
+    return all(abs(a - b) <= tolerance for a, b in (
+        (actual.red(), wanted.red()), (actual.green(), wanted.green()), (actual.blue(), wanted.blue())))

@@ -1,0 +1,101 @@
+"""ImageGalleryModel against the tests' own HTTP server: statuses, pixels, counts, list edits."""
+import pytest
+from PyQt5.QtCore import QSize
+
+from imagegallery.model import ImageGalleryModel
+from imaging import center_color, close_to, solid_image_bytes
+
+Status = ImageGalleryModel.Status
+COLORS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00", "#00ffff", "#ff00ff"]
+
+
+@pytest.fixture
+def model(qtbot):
+    gallery = ImageGalleryModel()
+    yield gallery
+    gallery.loader.close()
+
+
+def serve_colors(server, colors=COLORS, fmt="PNG"):
+    return [server.add(f"/{i}.{fmt.lower()}", solid_image_bytes(c, fmt=fmt),
+                       f"image/{fmt.lower()}") for i, c in enumerate(colors)]
+
+
+def test_every_image_loads_with_the_right_pixels_and_size(qtbot, model, image_server):
+    urls = serve_colors(image_server)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+    assert model.loadedCount == len(urls) and model.failedCount == 0 and model.pendingCount == 0
+    for row, color in enumerate(COLORS):
+        assert model.status_of(row) == Status.Ready
+        image = model.thumbnail(row)
+        # 320x200 fitted into 240x140 keeps the aspect: 224x140.
+        assert (image.width(), image.height()) == (224, 140)
+        assert close_to(center_color(image), color)
+        index = model.index(row)
+        assert model.data(index, ImageGalleryModel.ImageSizeRole) == QSize(320, 200)
+        assert model.data(index, ImageGalleryModel.SourceRole).startswith("image://imagegallery/")
+    assert model.progress == 1.0
+
+
+def test_status_moves_from_null_through_loading_to_ready(qtbot, model, image_server):
+    url = serve_colors(image_server, ["#123456"])[0]
+    seen = []
+    model.dataChanged.connect(lambda first, last, roles: seen.append(model.status_of(0)))
+    model.rowsInserted.connect(lambda *args: seen.append(model.status_of(0)))
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [url]
+    assert seen[0] in (Status.Null, Status.Loading)
+    assert Status.Loading in seen and seen[-1] == Status.Ready
+
+
+def test_errors_carry_a_reason(qtbot, model, image_server):
+    image_server.add("/page.html", b"<html><body>hi</body></html>", "text/html")
+    urls = [image_server.url("/missing.png"), image_server.url("/page.html"), "not a url", "ftp://x/y"]
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+    reasons = [model.data(model.index(r), ImageGalleryModel.ErrorStringRole) for r in range(4)]
+    assert [model.status_of(r) for r in range(4)] == [Status.Error] * 4
+    assert reasons[0] == "HTTP 404 Not Found"
+    assert reasons[1].startswith("not an image")
+    assert "malformed" in reasons[2] or "scheme" in reasons[2]
+    assert reasons[3] == "unsupported URL scheme 'ftp:'"
+    assert model.failedCount == 4 and model.loadedCount + model.failedCount == model.count
+
+
+def test_changed_list_keeps_unchanged_rows_without_new_requests(qtbot, model, image_server):
+    urls = serve_colors(image_server)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls[:4]
+    hits_before = image_server.total_hits()
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [urls[1], urls[2], urls[4], urls[3]] if False else urls[1:6]
+    assert model.count == 5
+    assert all(model.status_of(r) == Status.Ready for r in range(5))
+    # Only the two new URLs went to the server.
+    assert image_server.total_hits() - hits_before == 2
+    assert image_server.hits["/1.png"] == 1
+
+
+def test_duplicate_urls_are_downloaded_once(qtbot, model, image_server):
+    url = serve_colors(image_server, ["#00ff00"])[0]
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [url] * 5
+    assert image_server.hits["/0.png"] == 1
+    assert model.loadedCount == 5
+
+
+def test_thumbnail_size_change_redecodes_without_downloading(qtbot, model, image_server):
+    urls = serve_colors(image_server, ["#ff0000", "#0000ff"])
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+    hits = image_server.total_hits()
+    model.thumbnailSize = QSize(100, 100)
+    qtbot.waitUntil(lambda: model.thumbnail(0) is not None and model.thumbnail(1) is not None,
+                    timeout=10000)
+    assert model.thumbnail(0).width() == 100 and model.thumbnail(0).height() in (62, 63)
+    assert image_server.total_hits() == hits
+    model.fillMode = ImageGalleryModel.FillMode.PreserveAspectCrop
+    qtbot.waitUntil(lambda: model.thumbnail(0) is not None, timeout=10000)
+    assert (model.thumbnail(0).width(), model.thumbnail(0).height()) == (100, 100)
+    assert image_server.total_hits() == hits
