@@ -46,8 +46,13 @@ class LoadLimits:
     # Requests in flight. Six per host is what one QNAM allows and what servers expect from a
     # browser; more per host is honoured by spreading over several QNAMs (see transport/qt.py).
     max_connections_per_host: int = 6
-    # Across all hosts: enough to keep two cores decoding while latency hides behind other hosts.
-    max_in_flight: int = 24
+    # Streams per host once the host has answered over HTTP/2 (or h2c was asked for): one
+    # connection multiplexes them, so the six-connection etiquette no longer applies. 64 stays
+    # under the usual server limit of 100 concurrent streams.
+    max_http2_streams_per_host: int = 64
+    # Across all hosts: per-host caps bind first; this bounds sockets and buffers when a list
+    # spans many hosts.
+    max_in_flight: int = 64
 
     def with_timeouts_scaled(self, factor: float) -> "LoadLimits":
         """A copy with every timeout multiplied by `factor` (tests shorten them)."""

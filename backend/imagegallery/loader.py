@@ -110,6 +110,7 @@ class ImageLoader(QObject):
         # is O(hosts), not O(queued), even with 10,000 URLs queued behind a saturated host.
         self._host_queues: Dict[str, List[tuple]] = {}
         self._host_in_flight: Dict[str, int] = {}
+        self._http2_hosts: set = set()  # hosts that answered over HTTP/2: their cap is streams
         self._in_flight = 0
         self._sequence = itertools.count()
         self._tokens = itertools.count(1)
@@ -392,7 +393,11 @@ class ImageLoader(QObject):
             del self._host_queues[host]
 
     def _host_cap(self, host: str) -> int:
-        return self._limits.max_connections_per_host if not host.startswith("file") else 4
+        if host.startswith("file"):
+            return 4  # local disk: more parallel reads only thrash it
+        if host in self._http2_hosts or (self.http2_cleartext and host.startswith("http:")):
+            return max(self._limits.max_http2_streams_per_host, self._limits.max_connections_per_host)
+        return self._limits.max_connections_per_host
 
     def _start_transfer(self, job: _Job) -> None:
         transport = self._transports.for_scheme(job.parsed.scheme)
@@ -447,6 +452,9 @@ class ImageLoader(QObject):
         self._release_slot(job)
         if result.http2_used:
             self.stats["http2_responses"] += 1
+            if job.parsed.host_key not in self._http2_hosts:
+                self._http2_hosts.add(job.parsed.host_key)
+                self._request_schedule()
         if result.ok and result.not_modified and job.revalidating is not None:
             if self.disk is not None:
                 self._io.submit((1, job.priority), ("touch", job.url), self.disk.touch,

@@ -1,0 +1,66 @@
+"""An installed package (not the source tree) finds its QML through the compiled resources."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+HOST_APP = textwrap.dedent("""
+    import sys
+    from PyQt5.QtCore import QTimer, QUrl
+    from PyQt5.QtGui import QGuiApplication
+    from PyQt5.QtQml import QQmlApplicationEngine
+    import imagegallery
+
+    app = QGuiApplication(sys.argv)
+    engine = QQmlApplicationEngine()
+    imagegallery.install(engine)
+    engine.loadData(b'''
+    import QtQuick 2.15
+    import QtQuick.Window 2.15
+    import ImageGallery 1.0
+    Window {
+        width: 400; height: 300; visible: true
+        property alias gallery: gallery
+        ImageGallery { id: gallery; anchors.fill: parent; model: ImageGalleryModel { urls: [%URLS%] } }
+    }''', QUrl("host.qml"))
+    if not engine.rootObjects():
+        sys.exit(3)
+    model = engine.rootObjects()[0].property("gallery").property("model")
+    model.finished.connect(lambda: (print("settled", model.property("loadedCount"),
+                                          model.property("failedCount"), imagegallery.__file__),
+                                    app.quit()))
+    QTimer.singleShot(20000, lambda: app.exit(4))
+    sys.exit(app.exec_())
+""")
+
+
+@pytest.mark.slow
+def test_installed_package_loads_its_qml_from_resources(tmp_path, image_server):
+    from imaging import solid_image_bytes
+
+    target = tmp_path / "site"
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), ROOT],
+        capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-2000:]
+    assert (target / "imagegallery" / "_qml_resources.py").is_file()
+
+    urls = [image_server.add(f"/{i}.png", solid_image_bytes(c)) for i, c in
+            enumerate(["#ff0000", "#00ff00", "#0000ff"])]
+    script = tmp_path / "host.py"
+    quoted = ", ".join(f'"{u}"' for u in urls + [image_server.url("/missing.png")])
+    script.write_text(HOST_APP.replace("%URLS%", quoted))
+    env = dict(os.environ, PYTHONPATH=str(target), QT_QPA_PLATFORM="offscreen",
+               QT_QUICK_BACKEND="software")
+    run = subprocess.run([sys.executable, str(script)], cwd=str(tmp_path), env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    settled = run.stdout.split()
+    assert settled[:3] == ["settled", "3", "1"]
+    # It ran the installed copy, not the source tree.
+    assert settled[3].startswith(str(target))
