@@ -384,7 +384,8 @@ class ImageGalleryModel(QAbstractListModel):
     @pyqtSlot(int, int)
     def setVisibleRange(self, first: int, last: int) -> None:
         """The view reports which rows are on screen; the loader orders its queue by it."""
-        first, last = max(0, first), min(len(self._rows) - 1, last)
+        # Kept unclamped: a view may report its range before the rows arrive.
+        first, last = max(0, first), max(-1, last)
         if (first, last) == (self._visible_first, self._visible_last):
             return
         old_first, old_last = self._visible_first, self._visible_last
