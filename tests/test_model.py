@@ -99,3 +99,30 @@ def test_thumbnail_size_change_redecodes_without_downloading(qtbot, model, image
     qtbot.waitUntil(lambda: model.thumbnail(0) is not None, timeout=10000)
     assert (model.thumbnail(0).width(), model.thumbnail(0).height()) == (100, 100)
     assert image_server.total_hits() == hits
+
+
+def test_model_passes_qt_model_tester_through_list_edits(qtbot, qtmodeltester, model, image_server):
+    urls = serve_colors(image_server)
+    qtmodeltester.check(model, force_py=True)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+    model.urls = [urls[3], urls[0]]  # reorder and drop: kept rows survive a reset
+    model.append([urls[5], "junk"])
+    model.remove(0)
+    qtmodeltester.check(model, force_py=True)
+    assert model.urls == [urls[0], urls[5], "junk"]
+    assert model.status_of(0) == Status.Ready
+
+
+def test_retry_and_reload_fetch_again(qtbot, model, image_server):
+    url = serve_colors(image_server, ["#ff0000"])[0]
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [url, image_server.url("/late.png")]
+    assert model.status_of(1) == Status.Error
+    image_server.add("/late.png", solid_image_bytes("#00ff00"))
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.retryFailed()
+    assert model.status_of(1) == Status.Ready and model.failedCount == 0
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.reload()
+    assert image_server.hits["/0.png"] == 2  # reload bypasses every cache
