@@ -12,8 +12,32 @@ from PyQt5.QtNetwork import QNetworkProxy, QNetworkProxyFactory, QNetworkProxyQu
 
 
 def environment_proxies() -> Dict[str, str]:
-    """{"http": url, "https": url, "no": hosts} from the environment (either case)."""
+    """{"http": url, "https": url, "all": url, "no": hosts} from the environment (either case)."""
     return {k: v for k, v in urllib.request.getproxies_environment().items() if v}
+
+
+def proxy_for_url(url: str, proxies: Optional[Dict[str, str]] = None) -> Optional[str]:
+    """The proxy URL the environment names for `url`, or None for a direct connection.
+
+    The same rule httpx applies (scheme variable, then ALL_PROXY; NO_PROXY wins), so the Python
+    transport can tell a refused proxy from a refused origin and the Qt one routes alike.
+    """
+    from urllib.parse import urlsplit
+
+    proxies = environment_proxies() if proxies is None else proxies
+    parts = urlsplit(url)
+    proxy = proxies.get(parts.scheme.lower()) or proxies.get("all")
+    if not proxy or _bypassed(parts.hostname or "", proxies.get("no", "")):
+        return None
+    return proxy if "://" in proxy else "http://" + proxy
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    if not no_proxy:
+        return False
+    if no_proxy.strip() == "*":
+        return True
+    return bool(urllib.request.proxy_bypass_environment(host, {"no": no_proxy}))
 
 
 class EnvironmentProxyFactory(QNetworkProxyFactory):
@@ -26,25 +50,21 @@ class EnvironmentProxyFactory(QNetworkProxyFactory):
     @classmethod
     def from_environment(cls) -> Optional["EnvironmentProxyFactory"]:
         proxies = environment_proxies()
-        if not (proxies.get("http") or proxies.get("https")):
+        if not (proxies.get("http") or proxies.get("https") or proxies.get("all")):
             return None
         return cls(proxies)
 
     def queryProxy(self, query: QNetworkProxyQuery = QNetworkProxyQuery()) -> List[QNetworkProxy]:
-        url = query.url()
-        scheme = url.scheme().lower()
-        proxy_url = self._proxies.get(scheme)
-        if not proxy_url or self._bypassed(url.host()):
+        proxy_url = proxy_for_url(query.url().toString(), self._proxies)
+        if proxy_url is None:
             return [QNetworkProxy(QNetworkProxy.NoProxy)]
         from PyQt5.QtCore import QUrl
 
-        parsed = QUrl(proxy_url if "://" in proxy_url else "http://" + proxy_url)
-        proxy = QNetworkProxy(QNetworkProxy.HttpProxy, parsed.host(), parsed.port(8080),
-                              parsed.userName(), parsed.password())
-        return [proxy]
-
-    def _bypassed(self, host: str) -> bool:
-        no_proxy = self._proxies.get("no", "")
-        if not no_proxy:
-            return False
-        return bool(urllib.request.proxy_bypass_environment(host, {"no": no_proxy}))
+        parsed = QUrl(proxy_url)
+        if parsed.scheme().lower() not in ("http", "https"):
+            # A socks5:// proxy: Qt speaks SOCKS5 itself (httpx needs the socksio extra).
+            return [QNetworkProxy(QNetworkProxy.Socks5Proxy, parsed.host(), parsed.port(1080),
+                                  parsed.userName(), parsed.password())]
+        # HttpProxy: absolute-form GET for http URLs and CONNECT for https, as httpx does.
+        return [QNetworkProxy(QNetworkProxy.HttpProxy, parsed.host(), parsed.port(8080),
+                              parsed.userName(), parsed.password())]

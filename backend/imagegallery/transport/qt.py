@@ -6,6 +6,7 @@ memcpy per chunk.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Dict, List, Optional
 
@@ -46,6 +47,7 @@ _ERROR_KINDS = {
 }
 
 
+@functools.lru_cache(maxsize=1)
 def qt_has_tls() -> bool:
     """Whether this Qt can speak TLS (False for PyQt5 wheels on OpenSSL 3 systems)."""
     from PyQt5.QtNetwork import QSslSocket
@@ -76,18 +78,21 @@ class QtTransport(Transport):
         self._options = options
         count = max(1, math.ceil(options.max_connections_per_host / QNAM_CONNECTIONS_PER_HOST))
         self._managers = [QNetworkAccessManager(self) for _ in range(count)]
-        self._proxy_factory = EnvironmentProxyFactory.from_environment()
+        # HTTP_PROXY/HTTPS_PROXY/ALL_PROXY/NO_PROXY, read the way httpx reads them, win over the
+        # desktop's setting so both transports route alike; without them Qt asks the system.
+        self.uses_environment_proxy = False
         for manager in self._managers:
-            if self._proxy_factory is not None:
-                # Qt takes ownership of a factory, one per manager.
-                manager.setProxyFactory(EnvironmentProxyFactory.from_environment())
-            # We read the redirect ourselves in the policy below; never let Qt cache for us.
+            factory = EnvironmentProxyFactory.from_environment()
+            if factory is not None:
+                manager.setProxyFactory(factory)  # Qt owns it: one per manager
+                self.uses_environment_proxy = True
             manager.setRedirectPolicy(QNetworkRequest.NoLessSafeRedirectPolicy)
-        if self._proxy_factory is None:
+        if not self.uses_environment_proxy:
             QNetworkProxyFactory.setUseSystemConfiguration(True)
         self._ssl_configuration = self._make_ssl_configuration(options.ca_file)
         self._transfers: Dict[int, _Transfer] = {}
-        self._by_reply: Dict[int, int] = {}
+        # https requests this Qt cannot run (no TLS), failed on the next event-loop turn.
+        self._without_tls: Dict[int, TransferRequest] = {}
         self._next_manager = 0
 
     @staticmethod
@@ -106,6 +111,12 @@ class QtTransport(Transport):
 
     # -- Transport interface ---------------------------------------------------------------
     def start(self, request: TransferRequest) -> None:
+        if request.url.startswith("https:") and not qt_has_tls():
+            # Qt would answer "unsupported protocol"; say what is wrong and what to do. Failing
+            # later, not inside start(), keeps the contract: results arrive asynchronously.
+            self._without_tls[request.request_id] = request
+            QTimer.singleShot(0, functools.partial(self._fail_without_tls, request.request_id))
+            return
         qrequest = QNetworkRequest(QUrl(request.url))
         qrequest.setAttribute(QNetworkRequest.RedirectPolicyAttribute,
                               QNetworkRequest.NoLessSafeRedirectPolicy)
@@ -127,8 +138,13 @@ class QtTransport(Transport):
         elif request.http2_cleartext:
             qrequest.setAttribute(QNetworkRequest.Http2DirectAttribute, True)
 
-        manager = self._managers[self._next_manager]
-        self._next_manager = (self._next_manager + 1) % len(self._managers)
+        if request.http2_cleartext and not request.url.startswith("https:"):
+            # Prior knowledge: HTTP/2 for sure, so one manager's one connection carries them all.
+            manager = self._managers[0]
+        else:
+            # Round robin: each manager adds its own six HTTP/1.1 connections per host.
+            manager = self._managers[self._next_manager]
+            self._next_manager = (self._next_manager + 1) % len(self._managers)
         reply = manager.get(qrequest)
         reply.setReadBufferSize(READ_BUFFER_BYTES)
         transfer = _Transfer(request, reply)
@@ -141,17 +157,26 @@ class QtTransport(Transport):
         reply.finished.connect(self._on_finished)
 
     def abort(self, request_id: int) -> None:
+        self._without_tls.pop(request_id, None)
         transfer = self._transfers.pop(request_id, None)
         if transfer is None:
             return
         self._dispose(transfer.reply)
 
     def in_flight(self) -> int:
-        return len(self._transfers)
+        return len(self._transfers) + len(self._without_tls)
 
     def close(self) -> None:
+        self._without_tls.clear()
         for request_id in list(self._transfers):
             self.abort(request_id)
+
+    def _fail_without_tls(self, request_id: int) -> None:
+        request = self._without_tls.pop(request_id, None)
+        if request is not None:
+            self.finished.emit(TransferResult(request.request_id, request.url, error=TransferError(
+                ErrorKind.TLS, "TLS not available: this Qt build cannot load OpenSSL "
+                               "(use the python transport)")))
 
     # -- reply slots -----------------------------------------------------------------------
     def _transfer_for_sender(self) -> Optional[_Transfer]:
