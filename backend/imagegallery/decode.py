@@ -1,17 +1,25 @@
 """Turning downloaded bytes into a thumbnail, safely, in a worker thread.
 
 Everything here is pure and thread-safe: no Qt object outlives a call, nothing touches the GUI.
-Order of work for one image: undo Content-Encoding (bounded), sniff the format, read the header,
-refuse what is too large or not allowed, then decode straight to thumbnail size.
+Order of work for one image: undo Content-Encoding (bounded), refuse SVG and web pages, sniff the
+format from its magic bytes, read the header, refuse what is too large, then decode straight to
+thumbnail size.
+
+Where a decode runs depends on the format (see docs/reliability.md):
+- JPEG, PNG, GIF, WebP and BMP, recognised by their magic bytes, decode here, in the calling
+  worker thread, with Qt forced to that one plugin (no other plugin probes the bytes);
+- everything else (TIFF, ICNS, TGA, ICO/CUR, WBMP, PBM/PGM/PPM, XBM, XPM, and anything unknown) is
+  handed to `sandbox_decode`, a child process that can crash or hang without taking the app down.
 """
 from __future__ import annotations
 
+import struct
 import zlib
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QRect, QSize
-from PyQt5.QtGui import QImage, QImageIOHandler, QImageReader
+from PyQt5.QtGui import QImage, QImageIOHandler, QImageReader, QTransform
 
 from .limits import LoadLimits
 from .units import format_bytes
@@ -19,11 +27,19 @@ from .units import format_bytes
 FIT = "fit"
 CROP = "crop"
 
-# Formats whose handler can only be chosen from the file name (no magic number).
-_FORMATS_BY_SUFFIX = {".tga": b"tga", ".icb": b"tga", ".vda": b"tga", ".vst": b"tga"}
+# Formats whose handler can only be chosen from the file name or media type (no magic number, or
+# one that another plugin claims first: Qt's ICO plugin takes test-flag.tga for an icon).
+_FORMATS_BY_SUFFIX = {".tga": b"tga", ".icb": b"tga", ".vda": b"tga", ".vst": b"tga",
+                      ".wbmp": b"wbmp"}
+_FORMATS_BY_MEDIA_TYPE = {"image/x-tga": b"tga", "image/x-targa": b"tga", "image/tga": b"tga",
+                          "image/vnd.wap.wbmp": b"wbmp"}
 # SVG can reference local files and Qt resources (QtSvg follows <image> links), and a hostile
 # one can hang the parser: images from the network are never rendered as SVG.
 _REFUSED_FORMATS = {b"svg", b"svgz"}
+SVG_REFUSED = "SVG is not shown (it can reference other files)"
+# The decoders every browser exposes to the whole web, fuzzed for years; everything else goes to
+# the sandbox process.
+IN_PROCESS_FORMATS = (b"jpeg", b"png", b"gif", b"webp", b"bmp")
 
 
 @dataclass(frozen=True)
@@ -89,10 +105,12 @@ def target_geometry(original: QSize, spec: ThumbnailSpec) -> Tuple[QSize, Option
 
 
 def decode_thumbnail(body: bytes, spec: ThumbnailSpec, limits: LoadLimits, url: str = "",
-                     content_type: str = "", content_encoding: str = "") -> DecodedThumbnail:
-    """Decode `body` into a thumbnail for `spec`. Never raises; thread-safe."""
+                     content_type: str = "", content_encoding: str = "",
+                     sandbox=None) -> DecodedThumbnail:
+    """Decode `body` into a thumbnail for `spec`. Never raises; thread-safe; may block for up to
+    `limits.decode_timeout_s` on the sandbox, so never call it from the GUI thread."""
     try:
-        return _decode(body, spec, limits, url, content_type, content_encoding)
+        return _decode(body, spec, limits, url, content_type, content_encoding, sandbox)
     except DecodeRefused as refused:
         return DecodedThumbnail(None, QSize(), str(refused))
     except Exception as unexpected:  # a decoder bug must cost one tile, not the process
@@ -100,48 +118,147 @@ def decode_thumbnail(body: bytes, spec: ThumbnailSpec, limits: LoadLimits, url: 
 
 
 def _decode(body: bytes, spec: ThumbnailSpec, limits: LoadLimits, url: str, content_type: str,
-            content_encoding: str) -> DecodedThumbnail:
+            content_encoding: str, sandbox) -> DecodedThumbnail:
     data = undo_content_encoding(body, content_encoding, limits.max_response_bytes)
     if not data:
         raise DecodeRefused("empty response (0 bytes)")
+    if _looks_like_svg(data, url, content_type):
+        raise DecodeRefused(SVG_REFUSED)
+    image_format = sniff_in_process_format(data)
+    if image_format:
+        return _decode_with_qt(data, spec, limits.max_pixels, limits.max_side, image_format,
+                               autodetect=False, content_type=content_type)
+    if _looks_like_html(data, content_type):
+        raise DecodeRefused(_not_an_image_reason(data, content_type))
+    return _decode_in_sandbox(data, spec, limits, _format_hint(url, content_type), content_type,
+                              sandbox)
+
+
+def sniff_in_process_format(data: bytes) -> bytes:
+    """The hardened format `data` is by its magic bytes, or b"" (then the sandbox decodes it)."""
+    if data[:3] == b"\xff\xd8\xff":
+        return b"jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return b"png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return b"gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return b"webp"
+    if data[:2] == b"BM" and len(data) >= 26:
+        return b"bmp"
+    return b""
+
+
+def _decode_in_sandbox(data: bytes, spec: ThumbnailSpec, limits: LoadLimits, hint: bytes,
+                       content_type: str, sandbox) -> DecodedThumbnail:
+    from .sandbox_decode import SandboxFailure, shared_sandbox
+
+    sandbox = sandbox or shared_sandbox()
+    request = {"hint": hint.decode(), "max_pixels": limits.max_pixels, "max_side": limits.max_side,
+               "width": spec.width, "height": spec.height, "fill": spec.fill_mode,
+               "content_type": content_type[:200]}
+    try:
+        reply, pixels = sandbox.decode(data, request, limits.decode_timeout_s,
+                                       limits.decoder_memory_bytes, _format_name_guess(data, hint))
+    except SandboxFailure as failure:
+        raise DecodeRefused(str(failure)) from None
+    if not reply.get("ok"):
+        raise DecodeRefused(str(reply.get("error") or "cannot decode")[:300])
+    width, height, per_line = int(reply["width"]), int(reply["height"]), int(reply["bpl"])
+    image_format = QImage.Format(int(reply["format"]))
+    # The child is trusted no further than its answer's shape: sizes must match the pixels.
+    if (not 0 < width <= limits.max_side or not 0 < height <= limits.max_side
+            or image_format not in (QImage.Format_RGB32, QImage.Format_ARGB32_Premultiplied)
+            or per_line != width * 4 or len(pixels) != per_line * height):
+        raise DecodeRefused("decoder sent a malformed answer")
+    # copy(): the QImage must own its pixels, not borrow the bytes object's buffer.
+    image = QImage(pixels, width, height, per_line, image_format).copy()
+    original = QSize(*(int(v) for v in reply["original"]))
+    return DecodedThumbnail(image, original)
+
+
+def decode_in_this_process(data: bytes, request: dict,
+                           on_format: Optional[Callable[[str], None]] = None) -> Tuple[dict, bytes]:
+    """The sandbox child's half: decode with Qt here and return (answer header, raw pixels)."""
+    spec = ThumbnailSpec(int(request["width"]), int(request["height"]), str(request["fill"]))
+    try:
+        decoded = _decode_with_qt(data, spec, int(request["max_pixels"]), int(request["max_side"]),
+                                  str(request.get("hint", "")).encode(), autodetect=True,
+                                  content_type=str(request.get("content_type", "")),
+                                  on_format=on_format)
+    except DecodeRefused as refused:
+        return {"ok": False, "error": str(refused)}, b""
+    except Exception as unexpected:
+        return {"ok": False, "error": f"cannot decode ({type(unexpected).__name__})"}, b""
+    image = decoded.image
+    pointer = image.constBits()
+    pointer.setsize(image.sizeInBytes())
+    return ({"ok": True, "width": image.width(), "height": image.height(),
+             "bpl": image.bytesPerLine(), "format": int(image.format()),
+             "original": [decoded.original_size.width(), decoded.original_size.height()]},
+            bytes(pointer))
+
+
+def _decode_with_qt(data: bytes, spec: ThumbnailSpec, max_pixels: int, max_side: int,
+                    image_format: bytes, autodetect: bool, content_type: str,
+                    on_format: Optional[Callable[[str], None]] = None) -> DecodedThumbnail:
     # The reader must not outlive its buffer, nor the buffer its bytes: some TIFFs crash otherwise.
     array = QByteArray(data)
     buffer = QBuffer(array)
     buffer.open(QIODevice.ReadOnly)
-    reader = QImageReader(buffer)
+    readers = []  # every reader made here, so all of them die before the buffer
+    reader = None
     try:
-        return _read(reader, data, spec, limits, url, content_type)
+        if image_format:
+            # Only the named plugin looks at the bytes: no other plugin's probe runs on them.
+            reader = QImageReader(buffer, image_format)
+            reader.setAutoDetectImageFormat(False)
+            readers.append(reader)
+            if not reader.canRead():
+                reader = None
+                buffer.seek(0)
+        if reader is None:
+            if not autodetect:
+                raise DecodeRefused(f"cannot decode {image_format.decode()} (bad header)")
+            reader = QImageReader(buffer)
+            reader.setDecideFormatFromContent(True)
+            readers.append(reader)
+        detected = bytes(reader.format())
+        if not detected:
+            raise DecodeRefused(_not_an_image_reason(data, content_type))
+        if on_format is not None:
+            on_format(detected.decode("ascii", "replace"))
+        if detected in _REFUSED_FORMATS or "svg" in content_type.lower():
+            raise DecodeRefused(SVG_REFUSED)
+        return _read(reader, detected, data, spec, max_pixels, max_side)
     finally:
-        del reader
+        # Readers first, then the buffer: the TIFF plugin reads from the device when its handler
+        # is destroyed, and a deleted buffer there is a segfault.
+        reader = None
+        del readers[:]
         buffer.close()
         del buffer, array
 
 
-def _read(reader: QImageReader, data: bytes, spec: ThumbnailSpec, limits: LoadLimits, url: str,
-          content_type: str) -> DecodedThumbnail:
-    reader.setDecideFormatFromContent(True)
-    image_format = bytes(reader.format())
-    if not image_format:
-        hint = _format_hint_from_url(url)
-        if hint:
-            reader.setFormat(hint)
-            image_format = hint if reader.canRead() else b""
-    if not image_format:
-        raise DecodeRefused(_not_an_image_reason(data, content_type))
-    if image_format in _REFUSED_FORMATS or "svg" in content_type.lower():
-        raise DecodeRefused("SVG is not shown (it can reference other files)")
-
+def _read(reader: QImageReader, image_format: bytes, data: bytes, spec: ThumbnailSpec,
+          max_pixels: int, max_side: int) -> DecodedThumbnail:
+    name = image_format.decode("ascii", "replace")
     reader.setAutoTransform(True)  # EXIF orientation
     stored = reader.size()  # from the header only; nothing is allocated yet
     if not stored.isValid() or stored.isEmpty():
-        raise DecodeRefused(f"not a readable {image_format.decode()} image (no size in header)")
+        raise DecodeRefused(f"not a readable {name} image (no size in header)")
     w, h = stored.width(), stored.height()
-    if w > limits.max_side or h > limits.max_side or w * h > limits.max_pixels:
+    if w > max_side or h > max_side or w * h > max_pixels:
         raise DecodeRefused(
-            f"image too large ({w}x{h}, limit {limits.max_pixels / 1e6:g} megapixels "
-            f"and {limits.max_side} px a side)")
+            f"image too large ({w}x{h}, limit {max_pixels / 1e6:g} megapixels "
+            f"and {max_side} px a side)")
 
-    rotated = bool(int(reader.transformation()) & int(QImageIOHandler.TransformationRotate90))
+    transformation = int(reader.transformation())
+    manual = 0
+    if image_format == b"webp" and not transformation:
+        # Qt 5.15's WebP plugin ignores the EXIF chunk; browsers honour it.
+        manual = transformation = _webp_exif_transformation(data)
+    rotated = bool(transformation & int(QImageIOHandler.TransformationRotate90))
     display = stored.transposed() if rotated else stored
     scaled, clip = target_geometry(display, spec)
     if rotated:  # the reader scales and clips before it applies the orientation
@@ -155,7 +272,9 @@ def _read(reader: QImageReader, data: bytes, spec: ThumbnailSpec, limits: LoadLi
         reader.setScaledClipRect(clip)
     image = reader.read()
     if image.isNull():
-        raise DecodeRefused(f"cannot decode {image_format.decode()} ({reader.errorString()})")
+        raise DecodeRefused(f"cannot decode {name} ({reader.errorString()})")
+    if manual:
+        image = _apply_transformation(image, manual)
     # The scene graph uploads these two formats without converting; do it here, once, off the
     # GUI thread.
     wanted = QImage.Format_ARGB32_Premultiplied if image.hasAlphaChannel() else QImage.Format_RGB32
@@ -164,12 +283,87 @@ def _read(reader: QImageReader, data: bytes, spec: ThumbnailSpec, limits: LoadLi
     return DecodedThumbnail(image, display)
 
 
-def _format_hint_from_url(url: str) -> bytes:
+# EXIF orientation (1-8) as Qt's QImageIOHandler::Transformations (the table Qt uses for JPEG).
+_EXIF_TO_QT = {1: 0, 2: 1, 3: 3, 4: 2, 5: 6, 6: 4, 7: 5, 8: 7}
+
+
+def _webp_exif_transformation(data: bytes) -> int:
+    """The orientation in a WebP file's EXIF chunk, as a Qt transformation (0 when none)."""
+    position, end = 12, min(len(data), 8 + int.from_bytes(data[4:8], "little"))
+    for _ in range(64):  # a handful of chunks in practice; bounded against crafted files
+        if position + 8 > end:
+            return 0
+        tag = data[position:position + 4]
+        size = int.from_bytes(data[position + 4:position + 8], "little")
+        if tag == b"EXIF":
+            return _EXIF_TO_QT.get(_exif_orientation(data[position + 8:position + 8 + size]), 0)
+        position += 8 + size + (size & 1)
+    return 0
+
+
+def _exif_orientation(exif: bytes) -> int:
+    if exif.startswith(b"Exif\0\0"):
+        exif = exif[6:]
+    order = {b"II": "<", b"MM": ">"}.get(exif[:2])
+    if order is None or len(exif) < 8:
+        return 0
+    try:
+        (offset,) = struct.unpack_from(order + "I", exif, 4)
+        (count,) = struct.unpack_from(order + "H", exif, offset)
+        for index in range(min(count, 256)):
+            tag, kind, _, value = struct.unpack_from(order + "HHI4s", exif, offset + 2 + 12 * index)
+            if tag == 0x0112 and kind == 3:
+                return struct.unpack_from(order + "H", value)[0]
+    except struct.error:
+        pass
+    return 0
+
+
+def _apply_transformation(image: QImage, transformation: int) -> QImage:
+    """What Qt's autoTransform does: mirror and flip first, then turn a quarter clockwise."""
+    mirror = bool(transformation & int(QImageIOHandler.TransformationMirror))
+    flip = bool(transformation & int(QImageIOHandler.TransformationFlip))
+    if mirror or flip:
+        image = image.mirrored(mirror, flip)
+    if transformation & int(QImageIOHandler.TransformationRotate90):
+        image = image.transformed(QTransform().rotate(90))
+    return image
+
+
+def _format_hint(url: str, content_type: str) -> bytes:
     path = url.split("?", 1)[0].split("#", 1)[0].lower()
     for suffix, image_format in _FORMATS_BY_SUFFIX.items():
         if path.endswith(suffix):
             return image_format
-    return b""
+    return _FORMATS_BY_MEDIA_TYPE.get(content_type.split(";", 1)[0].strip().lower(), b"")
+
+
+def _format_name_guess(data: bytes, hint: bytes) -> str:
+    """A name for the tile if the child dies before it says what it found."""
+    if hint:
+        return hint.decode()
+    if data[:4] in (b"II*\0", b"MM\0*"):
+        return "tiff"
+    if data[:4] == b"icns":
+        return "icns"
+    if data[:4] in (b"\0\0\1\0", b"\0\0\2\0"):
+        return "ico"
+    if data[:1] == b"P" and data[1:2] in b"123456":
+        return "pnm"
+    return "image"
+
+
+def _looks_like_svg(data: bytes, url: str, content_type: str) -> bool:
+    path = url.split("?", 1)[0].split("#", 1)[0].lower()
+    if "svg" in content_type.lower() or path.endswith((".svg", ".svgz")):
+        return True
+    head = data[:1024].lower()
+    return b"<svg" in head or b"<!doctype svg" in head
+
+
+def _looks_like_html(data: bytes, content_type: str) -> bool:
+    head = data[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html")) or "html" in content_type.lower()
 
 
 def _not_an_image_reason(data: bytes, content_type: str) -> str:

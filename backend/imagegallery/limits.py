@@ -43,6 +43,15 @@ class LoadLimits:
     retry_base_delay_s: float = 0.5
     retry_max_delay_s: float = 30.0
 
+    # Rare formats (TIFF, ICNS, TGA, ICO, PNM, ...) decode in a sandbox process (sandbox_decode.py).
+    # A decode running longer than this is killed: a thumbnail of an image inside the pixel budget
+    # takes well under a second; a hang must not hold a decode thread for ever.
+    decode_timeout_s: float = 10.0
+    # What one sandboxed decode may allocate on top of the child's start-up footprint (an address
+    # space limit): room for a full-size decode inside the pixel budget (400 MB of ARGB plus the
+    # decoder's own buffers), not for a bomb.
+    decoder_memory_bytes: int = 1024 * MEGABYTE
+
     # Requests in flight. Six per host is what one QNAM allows and what servers expect from a
     # browser; more per host is honoured by spreading over several QNAMs (see transport/qt.py).
     max_connections_per_host: int = 6
@@ -63,4 +72,5 @@ class LoadLimits:
             connect_timeout_s=self.connect_timeout_s * factor,
             idle_timeout_s=self.idle_timeout_s * factor,
             slow_window_s=self.slow_window_s * factor,
+            decode_timeout_s=self.decode_timeout_s * factor,
         )
