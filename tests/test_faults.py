@@ -1,0 +1,153 @@
+"""Broken and hostile servers: every fault ends in the exact reason on its tile, bounded in time and
+memory, and the good images around it still load.
+
+Timeouts are shortened through LoadLimits so each case takes a few seconds at most; the logic under
+test is the same as with the defaults.
+"""
+import time
+
+import pytest
+
+from fault_server import FaultServer, gzip_bomb
+from imagegallery.limits import LoadLimits
+from imagegallery.model import ImageGalleryModel
+from imagegallery.transport import base
+from imaging import solid_image_bytes
+
+Status = ImageGalleryModel.Status
+
+FAST = LoadLimits(connect_timeout_s=1.0, idle_timeout_s=1.0, slow_window_s=1.5,
+                  min_bytes_per_second=1024, retry_base_delay_s=0.05, retry_max_delay_s=3.0,
+                  max_retries=1)
+
+
+def vm_hwm_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@pytest.fixture(scope="module")
+def bomb():
+    return gzip_bomb()
+
+
+@pytest.fixture
+def faults(bomb):
+    server = FaultServer()
+    server._gzip_bomb = bomb  # made once per module: compressing 256 MB of zeros takes a second
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def model(qtbot):
+    gallery = ImageGalleryModel()
+    gallery.set_limits(FAST)
+    yield gallery
+    gallery.loader.close()
+
+
+def good_urls(server, count=3):
+    colors = ["#ff0000", "#00ff00", "#0000ff", "#ffffff"]
+    return [server.add_image(f"good{i}.png", solid_image_bytes(colors[i])) for i in range(count)]
+
+
+def load_with_good_neighbours(qtbot, model, server, fault_path, timeout_ms=15000):
+    """Load [good, fault, good, good]; return (fault row's status, reason, seconds taken)."""
+    goods = good_urls(server)
+    urls = [goods[0], server.url(fault_path), goods[1], goods[2]]
+    started = time.monotonic()
+    with qtbot.waitSignal(model.finished, timeout=timeout_ms):
+        model.urls = urls
+    elapsed = time.monotonic() - started
+    for row in (0, 2, 3):
+        assert model.status_of(row) == Status.Ready, model.get(row)
+    assert model.loadedCount + model.failedCount + model.pendingCount == model.count
+    return model.status_of(1), model.get(1)["errorString"], elapsed
+
+
+# path, exact reason (or prefix ending in "..."), requests the server should see
+CASES = [
+    ("/status404", "HTTP 404 Not Found", 1),  # permanent: never retried
+    ("/html", "not an image (the server sent a web page)", 1),
+    # Qt sometimes has the next hop on the wire when it gives up: one request more, still bounded.
+    ("/loop", base.TOO_MANY_REDIRECTS_MESSAGE, (FAST.max_redirects + 1, FAST.max_redirects + 2)),
+    ("/huge", "too large (10 GB, limit 50 MB)", 1),
+    ("/gzip-bomb", "too large after decompression (over 50 MB)", 1),
+    ("/silent", "timed out after 1 s (no response)", 1 + FAST.max_retries),
+    ("/drip", "timed out: too slow ...", 1 + FAST.max_retries),
+    ("/reset", "connection closed by server", 1 + FAST.max_retries),
+]
+
+
+@pytest.mark.parametrize("path,reason,requests", CASES, ids=[c[0].strip("/") for c in CASES])
+def test_fault_gives_its_reason_and_spares_the_rest(qtbot, model, faults, path, reason, requests):
+    hwm_before = vm_hwm_bytes()
+    status, shown, elapsed = load_with_good_neighbours(qtbot, model, faults, path)
+    assert status == Status.Error
+    if reason.endswith("..."):
+        assert shown.startswith(reason[:-3]), shown
+    else:
+        assert shown == reason
+    if isinstance(requests, tuple):
+        assert requests[0] <= faults.hits[path] <= requests[1]
+    else:
+        assert faults.hits[path] == requests
+    if path == "/huge":
+        # Refused from Content-Length when the headers arrived, not after reading the body.
+        assert elapsed < 3.0
+        assert faults.sent[path] < FAST.max_response_bytes
+    if path == "/gzip-bomb":
+        # Inflating stops at the byte cap: the high-water mark grows by far less than the bomb.
+        assert vm_hwm_bytes() - hwm_before < 160 * 1024 * 1024
+
+
+def test_500_then_success_is_retried(qtbot, model, faults):
+    status, shown, _ = load_with_good_neighbours(qtbot, model, faults, "/flaky500")
+    assert (status, shown) == (Status.Ready, "")
+    assert faults.hits["/flaky500"] == 2
+    assert model.loader.stats["retries"] >= 1
+
+
+def test_503_retry_after_is_honoured(qtbot, model, faults):
+    status, shown, _ = load_with_good_neighbours(qtbot, model, faults, "/retry-after")
+    assert (status, shown) == (Status.Ready, "")
+    first, second = faults.hit_times["/retry-after"]
+    # The backoff alone would be about 50 ms; the server asked for one second.
+    assert second - first >= 0.95
+
+
+def test_transient_failures_give_up_after_the_retry_budget(qtbot, model, faults):
+    model.set_limits(FAST.__class__(**{**FAST.__dict__, "max_retries": 3}))
+    status, shown, _ = load_with_good_neighbours(qtbot, model, faults, "/reset")
+    assert status == Status.Error and shown
+    assert faults.hits["/reset"] == 4
+
+
+def test_redirects_within_the_limit_are_followed(qtbot, model, faults):
+    status, shown, _ = load_with_good_neighbours(qtbot, model, faults,
+                                                 f"/hop/{FAST.max_redirects}")
+    assert (status, shown) == (Status.Ready, "")
+
+
+def test_https_to_http_downgrade_has_a_reason_on_both_transports():
+    # Qt here has no TLS (see NOTES.md), so an https server cannot be reached through it; the TLS
+    # tests of the Python transport cover the real downgrade. This pins the reason both use.
+    from imagegallery.transport import qt
+
+    assert base.INSECURE_REDIRECT_MESSAGE == "redirect from https to http refused"
+    assert qt._ERROR_KINDS[qt.QNetworkReply.InsecureRedirectError] == (
+        base.ErrorKind.REDIRECT, base.INSECURE_REDIRECT_MESSAGE)
+    assert not base.TransferError(base.ErrorKind.REDIRECT, base.INSECURE_REDIRECT_MESSAGE).transient
+
+
+def test_retry_on_demand_after_a_failure(qtbot, model, faults):
+    status, _, _ = load_with_good_neighbours(qtbot, model, faults, "/status404")
+    assert status == Status.Error
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.retry(1)
+    assert model.status_of(1) == Status.Error
+    assert faults.hits["/status404"] == 2
