@@ -1,0 +1,450 @@
+"""One benchmark client in one fresh process: `python -m bench.client CONFIG.json RESULT.json`.
+
+Every client shows a real window of 4 x 6 tiles (1040x960) and is measured the same way:
+  t0       when loading starts: the window is shown and has settled for 300 ms, then the URLs are
+           handed over (process start-up and QML compilation are not counted);
+  first    the first thumbnail ready; all: every thumbnail settled (ready or failed);
+  stall    the largest gap between ticks of a 5 ms precise QTimer on the GUI thread, from t0 to
+           the end (a GUI thread blocked for the whole run stalls for the whole run);
+  rss      resident memory at t0 and the process's peak (ru_maxrss).
+
+"Ready" per client: naive/qnam: the pixmap is set on its widget; qtquick: Image.status is Ready
+in its delegate; gallery: the model row is Ready *and* every tile on screen shows its thumbnail
+(ImageButton.ready), so the gallery is never credited before the user could see the picture.
+
+In `screens` mode (W5) only the 24 tiles on screen count: the first screen, then the view jumps
+to the end and the new screen is timed from the jump.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from typing import Dict, List, Optional
+
+COLUMNS, ROWS = 4, 6
+THUMB_W, THUMB_H = 240, 140
+CELL_W, CELL_H = 260, 160  # ImageGallery's cell for a 240x140 thumbnail (padding 6, spacing 8)
+WINDOW_W, WINDOW_H = COLUMNS * CELL_W, ROWS * CELL_H
+SETTLE_MS = 300
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class Meter:
+    """Collects the timings; `on_done` runs once when the target set has settled or time is up."""
+
+    def __init__(self, app, config: dict, on_done):
+        from PyQt5.QtCore import Qt, QTimer
+
+        self.app = app
+        self.config = config
+        self.on_done = on_done
+        self.t0 = 0.0
+        self.last_tick = 0.0
+        self.max_gap = 0.0
+        self.settled: Dict[int, float] = {}
+        self.failed = 0
+        self.first: Optional[float] = None
+        self.target: set = set()
+        self.phase_start = 0.0
+        self.results: dict = {}
+        self.finished = False
+        self.extra_check = None  # gallery: a predicate that must also hold (tiles on screen shown)
+        self.timer = QTimer()
+        self.timer.setTimerType(Qt.PreciseTimer)
+        self.timer.setInterval(5)
+        self.timer.timeout.connect(self.tick)
+        self.deadline = QTimer()
+        self.deadline.setSingleShot(True)
+        self.deadline.timeout.connect(self.time_up)
+
+    def begin(self, target) -> None:
+        self.rss_start = _rss()
+        self.t0 = self.last_tick = self.phase_start = time.perf_counter()
+        self.target = set(target)
+        self.timer.start()
+        self.deadline.start(int(self.config["timeout_s"] * 1000))
+
+    def now(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        self.max_gap = max(self.max_gap, now - self.last_tick)
+        self.last_tick = now
+        self.check()
+
+    def settle(self, index: int, ok: bool) -> None:
+        if index in self.settled:
+            return
+        elapsed = self.now()
+        self.settled[index] = elapsed
+        if ok and self.first is None:
+            self.first = elapsed
+        if not ok:
+            self.failed += 1
+        self.check()
+
+    def unsettle(self, index: int) -> None:
+        self.settled.pop(index, None)
+
+    def check(self) -> None:
+        if self.finished or not self.target:
+            return
+        if not self.target.issubset(self.settled):
+            return
+        if self.extra_check is not None and not self.extra_check():
+            return
+        phase_done = self.target
+        self.target = set()
+        self.phase_finished(phase_done)
+
+    def phase_finished(self, indices) -> None:
+        self.on_done(self, indices)
+
+    def time_up(self) -> None:
+        self.results["timed_out"] = True
+        self.finish()
+
+    def finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        now = time.perf_counter()
+        self.max_gap = max(self.max_gap, now - self.last_tick)  # a loop that never yielded
+        self.timer.stop()
+        self.deadline.stop()
+        self.results.update({
+            "first": self.first, "stall": self.max_gap, "rss_start": self.rss_start,
+            "rss_peak": _peak_rss(), "settled": len(self.settled), "failed": self.failed})
+        from PyQt5.QtCore import QTimer
+
+        QTimer.singleShot(0, self.app.quit)
+
+
+# -- (a) the blog's naive loop --------------------------------------------------------------
+def run_naive(app, config, meter, window_parts):
+    import requests
+    from PyQt5.QtCore import Qt
+    from PyQt5.QtGui import QPixmap
+
+    labels = window_parts
+    urls = config["urls"]
+    meter.begin(range(len(urls)))
+    for index, url in enumerate(urls):
+        if meter.finished or meter.now() > config["timeout_s"]:
+            meter.results["timed_out"] = True
+            break
+        pixmap = QPixmap()
+        try:
+            ok = pixmap.loadFromData(requests.get(url, timeout=30).content)
+        except requests.RequestException:
+            ok = False
+        if ok:
+            labels[index].setPixmap(pixmap.scaled(THUMB_W, THUMB_H, Qt.KeepAspectRatio,
+                                                  Qt.SmoothTransformation))
+        meter.settle(index, ok)
+
+
+def widget_window(count: int, buttons: bool):
+    from PyQt5.QtWidgets import (QGridLayout, QLabel, QPushButton, QScrollArea, QWidget)
+    from PyQt5.QtCore import QSize
+
+    area = QScrollArea()
+    area.resize(WINDOW_W, WINDOW_H)
+    inner = QWidget()
+    grid = QGridLayout(inner)
+    parts = []
+    for index in range(count):
+        if buttons:
+            part = QPushButton()
+            part.setIconSize(QSize(THUMB_W, THUMB_H))
+        else:
+            part = QLabel()
+        part.setFixedSize(CELL_W - 8, CELL_H - 8)
+        grid.addWidget(part, index // COLUMNS, index % COLUMNS)
+        parts.append(part)
+    area.setWidget(inner)
+    area.show()
+    return area, parts
+
+
+# -- (b) the blog's QNAM way ----------------------------------------------------------------
+class _Downloader:
+    """One per button, as in the blog: get, then decode and scale on the GUI thread."""
+
+    def __init__(self, manager, url, button, index, meter):
+        from PyQt5.QtCore import QUrl
+        from PyQt5.QtNetwork import QNetworkRequest
+
+        self.button, self.index, self.meter = button, index, meter
+        self.reply = manager.get(QNetworkRequest(QUrl(url)))
+        self.reply.finished.connect(self.on_finished)  # bound method: see NOTES on lambdas
+
+    def on_finished(self):
+        from PyQt5.QtCore import Qt
+        from PyQt5.QtGui import QIcon, QPixmap
+        from PyQt5.QtNetwork import QNetworkReply
+
+        ok = False
+        if self.reply.error() == QNetworkReply.NoError:
+            pixmap = QPixmap()
+            if pixmap.loadFromData(self.reply.readAll()):
+                self.button.setIcon(QIcon(pixmap.scaled(THUMB_W, THUMB_H, Qt.KeepAspectRatio,
+                                                        Qt.SmoothTransformation)))
+                ok = True
+        self.reply.deleteLater()
+        self.meter.settle(self.index, ok)
+
+
+def run_qnam(app, config, meter, window_parts):
+    from PyQt5.QtNetwork import QNetworkAccessManager
+
+    manager = QNetworkAccessManager()
+    urls = config["urls"]
+    meter.begin(range(len(urls)))
+    meter.keep = [manager] + [_Downloader(manager, url, window_parts[i], i, meter)
+                              for i, url in enumerate(urls)]
+
+
+# -- (c) Qt Quick Image and (d) ImageGallery -------------------------------------------------
+QTQUICK_QML = """
+import QtQuick 2.15
+Rectangle {
+    id: root
+    width: %(w)d; height: %(h)d
+    color: "#202020"
+    property var urls: []
+    property alias view: grid
+    GridView {
+        id: grid
+        objectName: "grid"
+        anchors.fill: parent
+        cellWidth: %(cw)d; cellHeight: %(ch)d
+        cacheBuffer: %(cache)d
+        model: root.urls
+        delegate: Item {
+            width: grid.cellWidth; height: grid.cellHeight
+            Image {
+                anchors.centerIn: parent
+                width: %(tw)d; height: %(th)d
+                source: modelData
+                asynchronous: true
+                sourceSize: Qt.size(%(tw)d, %(th)d)
+                fillMode: Image.PreserveAspectFit
+                onStatusChanged: report()
+                Component.onCompleted: report()
+                function report() {
+                    if (status === Image.Ready) probe.settle(index, true)
+                    else if (status === Image.Error) probe.settle(index, false)
+                }
+            }
+        }
+    }
+}
+"""
+
+GALLERY_QML = """
+import QtQuick 2.15
+import ImageGallery 1.0
+Rectangle {
+    id: root
+    width: %(w)d; height: %(h)d
+    color: "#202020"
+    property QtObject galleryModel: model
+    property alias view: gallery
+    ImageGalleryModel {
+        id: model
+        thumbnailSize: Qt.size(%(tw)d, %(th)d)
+    }
+    ImageGallery {
+        id: gallery
+        anchors.fill: parent
+        model: model
+    }
+}
+"""
+
+
+def make_probe(meter):
+    """The QObject QML delegates report to."""
+    from PyQt5.QtCore import QObject, pyqtSlot
+
+    class _Probe(QObject):
+        @pyqtSlot(int, bool)
+        def settle(self, index, ok):
+            meter.settle(index, ok)
+
+    return _Probe()
+
+
+def run_quick(app, config, meter, kind):
+    from PyQt5.QtCore import QUrl
+    from PyQt5.QtQuick import QQuickView
+
+    view = QQuickView()
+    view.setResizeMode(QQuickView.SizeRootObjectToView)
+    engine = view.engine()
+    probe = make_probe(meter)
+    engine.rootContext().setContextProperty("probe", probe)
+    params = {"w": WINDOW_W, "h": WINDOW_H, "cw": CELL_W, "ch": CELL_H, "tw": THUMB_W,
+              "th": THUMB_H,
+              # Qt Quick loads only instantiated delegates: to load "every thumbnail" of a
+              # gallery the view must instantiate every delegate, so the buffer covers the list.
+              "cache": 10_000_000 if config["mode"] == "all" else 2 * CELL_H}
+    if kind == "gallery":
+        import imagegallery
+
+        imagegallery.install(engine)
+        source = GALLERY_QML % params
+    else:
+        source = QTQUICK_QML % params
+    path = os.path.join(config["workdir"], f"{kind}.qml")
+    with open(path, "w") as handle:
+        handle.write(source)
+    view.setSource(QUrl.fromLocalFile(path))
+    if view.status() != QQuickView.Ready:
+        raise SystemExit("QML failed: " + "; ".join(e.toString() for e in view.errors()))
+    view.resize(WINDOW_W, WINDOW_H)
+    view.show()
+    root = view.rootObject()
+    # install() parks the provider on the engine's Python wrapper; QQuickView.engine() hands out a
+    # temporary one, so without this reference the provider is collected and QML segfaults.
+    meter.keep = [view, probe, engine]
+    return view, root
+
+
+def start_quick(app, config, meter, view, root, kind):
+    urls = config["urls"]
+    grid = root.property("view")
+    if kind == "gallery":
+        model = root.property("galleryModel")
+        meter.model = model
+        options = config.get("gallery", {})
+        if "max_connections" in options:
+            model.setProperty("maxConnectionsPerHost", options["max_connections"])
+        if options.get("http2"):
+            model.setProperty("http2Cleartext", True)
+        if "load_policy" in options:
+            model.setProperty("loadPolicy", options["load_policy"])
+        status_role = model.StatusRole
+
+        def on_changed(top, bottom, roles=()):
+            if roles and status_role not in roles:
+                return
+            for row in range(top.row(), bottom.row() + 1):
+                status = model.status_of(row)
+                if status == 1:
+                    meter.settle(row, True)
+                elif status == 3:
+                    meter.settle(row, False)
+
+        model.dataChanged.connect(on_changed)
+        meter.keep.append(on_changed)
+        meter.extra_check = lambda: _tiles_on_screen_ready(view)
+        meter.begin(_initial_target(config, len(urls)))
+        model.setProperty("urls", urls)
+    else:
+        meter.begin(_initial_target(config, len(urls)))
+        root.setProperty("urls", urls)
+    meter.grid = grid
+
+
+def _tiles_on_screen_ready(view) -> bool:
+    """Every ImageButton inside the window's rectangle shows its thumbnail (or its error)."""
+    from PyQt5.QtCore import QPointF
+    from PyQt5.QtQuick import QQuickItem
+
+    content = view.contentItem()
+    for tile in content.findChildren(QQuickItem, "imageButton"):
+        if not tile.isVisible():
+            continue
+        corner = tile.mapToItem(content, QPointF(0, 0))
+        if corner.y() + tile.height() <= 0 or corner.y() >= WINDOW_H:
+            continue
+        status = tile.property("status")
+        if status == 3:
+            continue
+        if not tile.property("ready"):
+            return False
+    return True
+
+
+def _initial_target(config, count):
+    if config["mode"] == "screens":
+        return range(min(count, COLUMNS * ROWS))
+    return range(count)
+
+
+def main() -> None:
+    config_path, result_path = sys.argv[1], sys.argv[2]
+    with open(config_path) as handle:
+        config = json.load(handle)
+    kind = config["kind"]
+
+    if kind in ("naive", "qnam"):
+        from PyQt5.QtWidgets import QApplication as App
+    else:
+        from PyQt5.QtGui import QGuiApplication as App
+    from PyQt5.QtCore import QTimer
+
+    app = App([sys.argv[0]])
+    results = {"kind": kind, "platform": app.platformName(), "timed_out": False}
+
+    def on_done(meter, indices):
+        elapsed = meter.now()
+        if config["mode"] == "all":
+            meter.results["all"] = elapsed
+            meter.finish()
+            return
+        # screens: the first screen is ready; jump to the end, time the new one from the jump.
+        if "screen1" not in meter.results:
+            meter.results["screen1"] = elapsed
+            count = len(config["urls"])
+            last_screen = range(max(0, count - COLUMNS * ROWS), count)
+            for index in last_screen:
+                meter.unsettle(index)
+            meter.jump_at = elapsed
+            meter.grid.positionViewAtEnd()
+            meter.target = set(last_screen)
+            QTimer.singleShot(0, meter.check)
+        else:
+            meter.results["screen2"] = elapsed - meter.jump_at
+            meter.finish()
+
+    meter = Meter(app, config, on_done)
+    meter.results = results
+    if kind in ("naive", "qnam"):
+        window, parts = widget_window(len(config["urls"]), buttons=kind == "qnam")
+        runner = run_naive if kind == "naive" else run_qnam
+        QTimer.singleShot(SETTLE_MS, lambda: runner(app, config, meter, parts))
+        if kind == "naive":
+            # The loop returns only when done; it reports through `settle`, then we finish.
+            QTimer.singleShot(SETTLE_MS + 1, lambda: (meter.results.setdefault(
+                "all", meter.now()), meter.finish()))
+    else:
+        view, root = run_quick(app, config, meter, kind)
+        QTimer.singleShot(SETTLE_MS, lambda: start_quick(app, config, meter, view, root, kind))
+
+    app.exec_()
+    if kind == "gallery" and getattr(meter, "model", None) is not None:
+        loader = meter.model.loader
+        results["loader_stats"] = dict(loader.stats)
+    with open(result_path, "w") as handle:
+        json.dump(results, handle)
+    # Worker threads and QML teardown add nothing to the measurement; skip them.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
