@@ -140,9 +140,12 @@ class AsgiImageServer:
             return sum(self.hits.values())
 
     def stop(self) -> None:
+        """Stop serving. Close clients first: hypercorn waits on a TLS connection a client keeps
+        open (asyncio's close_notify wait); after a second the daemon thread is left to exit with
+        the process rather than hold the test up."""
         if self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(5)
+        self._thread.join(1.0)
 
     # -- the server thread -----------------------------------------------------------------
     def _run(self, started: threading.Event) -> None:

@@ -1,0 +1,253 @@
+"""PythonTransport on its own: threading, the contract's promises, and what goes on the wire."""
+import gzip
+import threading
+
+import pytest
+from PyQt5.QtCore import Qt
+
+from imagegallery.transport.base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE,
+                                         ErrorKind, TransferRequest, TransportOptions)
+from imagegallery.transport.python import PROGRESS_MIN_BYTES, PythonTransport
+from tls_servers import https_server, self_signed_certificate, test_ca  # noqa: F401 (fixtures)
+from tls_servers import AsgiImageServer
+
+CAP = 50 * 1024 * 1024
+
+
+class Recorder:
+    """Everything a transport emitted, and on which thread it arrived."""
+
+    def __init__(self, transport):
+        self.started, self.progress, self.finished = [], [], {}
+        self.threads = set()
+        transport.responseStarted.connect(self._on_started)
+        transport.progress.connect(self._on_progress)
+        transport.finished.connect(self._on_finished)
+
+    def _on_started(self, rid, status, total):
+        self.threads.add(threading.current_thread())
+        self.started.append((rid, status, total))
+
+    def _on_progress(self, rid, received, total):
+        self.threads.add(threading.current_thread())
+        self.progress.append((rid, received, total))
+
+    def _on_finished(self, result):
+        self.threads.add(threading.current_thread())
+        assert result.request_id not in self.finished, "finished twice"
+        self.finished[result.request_id] = result
+
+    def ids(self):
+        return ({rid for rid, *_ in self.started} | {rid for rid, *_ in self.progress}
+                | set(self.finished))
+
+
+@pytest.fixture
+def make_transport():
+    """Transports closed at teardown. Request it after the server fixtures, so clients close
+    their connections before the servers stop."""
+    made = []
+
+    def make(**options):
+        transport = PythonTransport(TransportOptions(**options))
+        made.append(transport)
+        return transport, Recorder(transport)
+
+    yield make
+    for transport in made:
+        transport.close()
+
+
+def run(qtbot, transport, recorder, request_id, url, **fields):
+    fields.setdefault("max_response_bytes", CAP)
+    fields.setdefault("max_redirects", 5)
+    transport.start(TransferRequest(request_id, url, **fields))
+    qtbot.waitUntil(lambda: request_id in recorder.finished, timeout=5000)
+    return recorder.finished[request_id]
+
+
+def hold(server, path):
+    """A route that answers only when the test says so; returns (entered, release)."""
+    entered, release = threading.Event(), threading.Event()
+
+    def handler(request):
+        entered.set()
+        release.wait(5)
+        try:
+            request._send(200, b"late", "image/png")
+        except OSError:
+            pass
+
+    server.add_handler(path, handler)
+    return entered, release
+
+
+def test_worker_thread_starts_lazily_and_signals_arrive_on_the_gui_thread(qtbot, make_transport,
+                                                                         image_server):
+    transport, recorder = make_transport()
+    assert transport.worker_thread is None
+    url = image_server.add("/a.bin", b"x" * 1000, "application/octet-stream")
+    for rid in (1, 2, 3):
+        transport.start(TransferRequest(rid, url, CAP, 5))
+    qtbot.waitUntil(lambda: len(recorder.finished) == 3, timeout=5000)
+    assert recorder.threads == {threading.main_thread()}
+    assert transport.worker_thread.is_alive()
+    assert [t.name for t in threading.enumerate()].count("imagegallery-httpx") == 1
+    assert all(r.ok and r.body == b"x" * 1000 for r in recorder.finished.values())
+    assert transport.in_flight() == 0
+    transport.close()
+    assert not transport.worker_thread.is_alive()
+
+
+def test_progress_is_throttled_and_ends_with_the_full_count(qtbot, make_transport, image_server):
+    transport, recorder = make_transport()
+    size = 4 * 1024 * 1024
+    url = image_server.add("/big.bin", b"\0" * size, "application/octet-stream")
+    result = run(qtbot, transport, recorder, 1, url)
+    assert result.ok and len(result.body) == size
+    assert recorder.started == [(1, 200, size)]
+    counts = [received for _, received, _ in recorder.progress]
+    assert counts == sorted(counts) and counts[-1] == size
+    assert all(total == size for *_, total in recorder.progress)
+    # At most one event per 64 KiB (or per 50 ms on a slow link), plus the final count.
+    assert len(counts) <= size // PROGRESS_MIN_BYTES + 2
+
+
+def test_asks_for_identity_and_keeps_a_compressed_body_as_sent(qtbot, make_transport, image_server):
+    transport, recorder = make_transport()
+    compressed = gzip.compress(b"\x89PNG" + b"\0" * 100_000)
+    url = image_server.add("/gz", compressed, "image/png", headers={"Content-Encoding": "gzip"})
+    result = run(qtbot, transport, recorder, 1, url)
+    assert image_server.request_headers["/gz"][0]["Accept-Encoding"] == "identity"
+    # The decode stage inflates it, under the byte cap; the transport must not.
+    assert result.ok and result.body == compressed and result.content_encoding == "gzip"
+
+
+def test_conditional_request_gives_not_modified(qtbot, make_transport, image_server):
+    transport, recorder = make_transport()
+
+    def handler(request):
+        if request.headers.get("If-None-Match") == '"v1"':
+            request.send_response(304)
+            request.send_header("ETag", '"v1"')
+            request.send_header("Content-Length", "0")
+            request.end_headers()
+        else:
+            request._send(200, b"body", "image/png", {"ETag": '"v1"'})
+
+    url = image_server.add_handler("/cond", handler)
+    first = run(qtbot, transport, recorder, 1, url)
+    second = run(qtbot, transport, recorder, 2, url, if_none_match=first.etag)
+    assert first.ok and first.etag == '"v1"' and not first.not_modified
+    assert second.ok and second.not_modified and second.http_status == 304
+
+
+def test_exactly_max_redirects_hops_are_followed(qtbot, make_transport, image_server):
+    transport, recorder = make_transport()
+    image_server.add("/end", b"done", "image/png")
+    for hop in range(6):
+        target = "/end" if hop == 5 else f"/hop{hop + 1}"
+        image_server.add(f"/hop{hop}", b"", "text/plain", 302, {"Location": target})
+    six_hops = run(qtbot, transport, recorder, 1, image_server.url("/hop0"), max_redirects=6)
+    five_allowed = run(qtbot, transport, recorder, 2, image_server.url("/hop0"), max_redirects=5)
+    assert six_hops.ok and six_hops.body == b"done"
+    assert not five_allowed.ok and five_allowed.error.message == TOO_MANY_REDIRECTS_MESSAGE
+    assert five_allowed.error.kind is ErrorKind.REDIRECT
+
+
+def test_redirect_to_another_scheme_is_refused(qtbot, make_transport, image_server):
+    transport, recorder = make_transport()
+    url = image_server.add("/to-file", b"", "text/plain", 302, {"Location": "file:///etc/passwd"})
+    result = run(qtbot, transport, recorder, 1, url)
+    assert result.error.kind is ErrorKind.REDIRECT and "file" in result.error.message
+
+
+def test_https_to_http_redirect_is_refused(qtbot, https_server, image_server, test_ca,
+                                           make_transport):
+    transport, recorder = make_transport(ca_file=test_ca.ca_file)
+    plain = image_server.add("/img", b"plain", "image/png")
+    url = https_server.add_redirect("/down", plain)
+    result = run(qtbot, transport, recorder, 1, url)
+    assert result.error.message == INSECURE_REDIRECT_MESSAGE
+    assert image_server.hits["/img"] == 0
+
+
+def test_server_retry_after_is_kept(qtbot, make_transport, image_server):
+    transport, recorder = make_transport()
+    url = image_server.add("/busy", b"busy", "text/plain", 503, {"Retry-After": "7"})
+    result = run(qtbot, transport, recorder, 1, url)
+    assert result.error.message == "HTTP 503 Service Unavailable"
+    assert result.error.retry_after_s == 7 and result.error.transient
+
+
+def test_abort_while_waiting_for_the_server_emits_nothing_more(qtbot, make_transport, image_server):
+    transport, recorder = make_transport()
+    entered, release = hold(image_server, "/held")
+    transport.start(TransferRequest(1, image_server.url("/held"), CAP, 5))
+    qtbot.waitUntil(entered.is_set, timeout=5000)
+    transport.abort(1)
+    assert transport.in_flight() == 0
+    release.set()
+    # A later transfer through the same loop finishing proves the loop moved on past request 1.
+    url = image_server.add("/after", b"after", "image/png")
+    assert run(qtbot, transport, recorder, 2, url).ok
+    assert recorder.ids() == {2}
+
+
+def test_abort_drops_a_result_already_on_its_way(qtbot, make_transport, image_server):
+    transport, recorder = make_transport()
+    url = image_server.add("/quick", b"quick", "image/png")
+    queued = threading.Event()
+    # Runs on the worker thread right after the result was queued for the GUI thread.
+    transport._finishedFromWorker.connect(lambda result: queued.set(), Qt.DirectConnection)
+    transport.start(TransferRequest(1, url, CAP, 5))
+    # Block the GUI thread (no event processing) until the result is on its way, then abort.
+    assert queued.wait(5)
+    transport.abort(1)
+    assert run(qtbot, transport, recorder, 2, url).ok
+    assert 1 not in recorder.ids()
+
+
+def test_close_with_transfers_in_flight_returns_and_stops_the_thread(qtbot, make_transport,
+                                                                     image_server):
+    transport, recorder = make_transport()
+    entered, release = hold(image_server, "/held")
+    for rid in range(1, 4):
+        transport.start(TransferRequest(rid, image_server.url("/held"), CAP, 5))
+    qtbot.waitUntil(entered.is_set, timeout=5000)
+    transport.close()
+    release.set()
+    assert transport.in_flight() == 0 and not transport.worker_thread.is_alive()
+    assert recorder.finished == {}
+
+
+def test_self_signed_certificate_fails_with_the_reason(qtbot, make_transport, test_ca,
+                                                       self_signed_certificate):
+    transport, recorder = make_transport(ca_file=test_ca.ca_file)
+    server = AsgiImageServer(tls=self_signed_certificate)
+    try:
+        result = run(qtbot, transport, recorder, 1, server.add("/a.png", b"a"))
+    finally:
+        server.stop()
+    assert result.error.kind is ErrorKind.TLS
+    assert result.error.message == "certificate verify failed: self-signed certificate"
+    assert not result.error.transient
+    assert server.total_hits() == 0
+
+
+def test_unreadable_ca_file_is_an_error_not_a_silent_fallback(qtbot, https_server, tmp_path,
+                                                              make_transport):
+    transport, recorder = make_transport(ca_file=str(tmp_path / "missing.pem"))
+    result = run(qtbot, transport, recorder, 1, https_server.add("/a.png", b"a"))
+    assert result.error.kind is ErrorKind.TLS
+    assert result.error.message.startswith("certificate verify failed: cannot read CA file")
+
+
+def test_https_uses_http2_by_alpn_over_one_connection(qtbot, https_server, test_ca, make_transport):
+    transport, recorder = make_transport(ca_file=test_ca.ca_file)
+    urls = [https_server.add(f"/{i}.png", bytes([i]) * 5000) for i in range(10)]
+    for rid, url in enumerate(urls, 1):
+        transport.start(TransferRequest(rid, url, CAP, 5))
+    qtbot.waitUntil(lambda: len(recorder.finished) == 10, timeout=5000)
+    assert all(r.ok and r.http2_used for r in recorder.finished.values())
+    assert https_server.http_versions == {"2": 10} and https_server.connections == 1
