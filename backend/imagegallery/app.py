@@ -1,0 +1,508 @@
+"""The `imagegallery` command: a window of image thumbnails, a screenshot maker, a picker.
+
+Python owns everything here that touches files and processes: argument parsing, reading URL
+lists, starting the offline demo server, the screenshot and the picker's stdout. The window itself
+is qml/ImageGallery/Main.qml, which talks back through signals.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import signal
+import sys
+from typing import Iterable, List, Optional, Sequence
+
+from . import __version__
+
+EXIT_OK = 0
+EXIT_CANCELLED = 1
+EXIT_USAGE = 2
+EXIT_QML = 3
+EXIT_SCREENSHOT = 4
+
+_EPILOG = """\
+examples:
+  imagegallery                          offline demo (a local server of generated images)
+  imagegallery https://example.org/a.jpg photos/b.png
+  imagegallery --file urls.txt          one URL or path a line; blank lines and # comments skipped
+  find . -name '*.jpg' | imagegallery --file -
+  imagegallery --pick --file urls.txt   print the chosen URL(s), one a line
+  imagegallery --qml examples/PhotoPicker.qml
+
+exit status:
+  0  success (for --pick: something was chosen and printed)
+  1  --pick was cancelled, or the window closed without a choice
+  2  usage error: a bad option, a missing file or unreadable URL list, an unknown theme name,
+     or a theme file with a QML error (the message names the file and line)
+  3  the QML window (or the --qml file) failed to load; the QML errors are printed
+  4  --screenshot could not render or save the picture in time
+"""
+
+_log = logging.getLogger("imagegallery.app")
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its files, reported as one line and exit status 2."""
+
+
+# -- argument handling (pure: no Qt application needed) --------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from .transport.select import TRANSPORT_MODES
+
+    parser = argparse.ArgumentParser(
+        prog="imagegallery",
+        description="Show image URLs (or local image files) as a gallery of thumbnails.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("urls", nargs="*", metavar="URL",
+                        help="image URLs or local image paths; none runs the offline demo")
+    parser.add_argument("-f", "--file", metavar="PATH",
+                        help="read URLs from PATH, one a line ('-' reads standard input)")
+    parser.add_argument("--theme", metavar="NAME|PATH", default="light",
+                        help="light, dark, high-contrast, or a theme .qml file "
+                             "(reloaded when it changes; see docs/themes.md)")
+    parser.add_argument("--thumbnail", metavar="WxH", default="240x140", type=_thumbnail_size,
+                        help="thumbnail box in logical pixels (default 240x140)")
+    parser.add_argument("--max-connections", metavar="N", type=_connection_count,
+                        help="requests at once per host (default: the loader's)")
+    parser.add_argument("--transport", choices=TRANSPORT_MODES,
+                        help="network stack: qt (QNetworkAccessManager), python (httpx), "
+                             "or auto (default)")
+    parser.add_argument("--ca-file", metavar="PATH",
+                        help="extra CA certificates (PEM) trusted for https")
+    parser.add_argument("--screenshot", metavar="OUT.png",
+                        help="render once every tile has settled, save the window, exit")
+    parser.add_argument("--timeout", metavar="SECONDS", type=float, default=120.0,
+                        help="give up on --screenshot after this long (default 120)")
+    parser.add_argument("--pick", action="store_true",
+                        help="image picker: print the chosen URL(s) on stdout and exit "
+                             "(Enter or double click picks; Esc cancels with status 1)")
+    parser.add_argument("--qml", metavar="APP.qml",
+                        help="run any QML file with `import ImageGallery 1.0` available")
+    parser.add_argument("--version", action="version", version=f"imagegallery {__version__}")
+    return parser
+
+
+def _thumbnail_size(text: str):
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 240x140, not '{text}'")
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (16 <= width <= 2048 and 16 <= height <= 2048):
+        raise argparse.ArgumentTypeError(f"each side must be 16 to 2048 pixels, not '{text}'")
+    return width, height
+
+
+def _connection_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not '{text}'") from None
+    if not 1 <= count <= 256:
+        raise argparse.ArgumentTypeError(f"must be 1 to 256, not {count}")
+    return count
+
+
+def parse_url_lines(text: str) -> List[str]:
+    """URLs from a list: one a line, blank lines and `#` comment lines skipped."""
+    urls = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            urls.append(line)
+    return urls
+
+
+def parse_pasted_text(text: str) -> List[str]:
+    """URLs pasted into the toolbar: one a line, or several on a line separated by spaces."""
+    urls = []
+    for line in parse_url_lines(text):
+        # A path with spaces pasted alone stays whole; URLs never hold a raw space.
+        urls.extend([line] if os.path.exists(line) else line.split())
+    return urls
+
+
+def read_url_list(path: str, stdin=None) -> List[str]:
+    """The URLs of a list file ('-' for standard input). Raises UsageError with the reason."""
+    if path == "-":
+        stream = stdin if stdin is not None else sys.stdin
+        try:
+            return parse_url_lines(stream.read())
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"cannot read the URL list from standard input: {error}") from None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return parse_url_lines(handle.read())
+    except FileNotFoundError:
+        raise UsageError(f"URL list not found: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"URL list is a folder, not a file: {path}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"URL list is not UTF-8 text: {path}") from None
+    except OSError as error:
+        raise UsageError(f"cannot read URL list {path}: {error.strerror}") from None
+
+
+def _has_scheme(text: str) -> bool:
+    # "C:\\x" is a drive letter, not a scheme.
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", text) is not None
+
+
+def collect_urls(args, stdin=None) -> List[str]:
+    urls: List[str] = []
+    for entry in args.urls:
+        if not _has_scheme(entry) and not os.path.exists(os.path.expanduser(entry)):
+            raise UsageError(f"no such file: {entry} (give a URL with its scheme, e.g. https://...)")
+        urls.append(entry)
+    if args.file:
+        listed = read_url_list(args.file, stdin)
+        if not listed:
+            raise UsageError(f"URL list {args.file} holds no URLs "
+                             "(one a line; blank lines and # comments are skipped)")
+        urls.extend(listed)
+    return urls
+
+
+def resolve_theme(value: str):
+    """(built-in name, None) or (None, theme file path). Raises UsageError."""
+    from .theme import BUILT_IN_THEMES
+
+    name = value.strip().lower().replace("_", "-").replace(" ", "-")
+    if name == "highcontrast":
+        name = "high-contrast"
+    if name in BUILT_IN_THEMES:
+        return name, None
+    path = os.path.expanduser(value)
+    if os.path.isfile(path):
+        return None, os.path.abspath(path)
+    if value.endswith(".qml") or os.sep in value or "/" in value:
+        raise UsageError(f"theme file not found: {value}")
+    raise UsageError(f"unknown theme '{value}' (choose {', '.join(BUILT_IN_THEMES)}, "
+                     "or give the path of a theme .qml file)")
+
+
+# -- Qt side ---------------------------------------------------------------------------------
+def _application():
+    from PyQt5.QtCore import QCoreApplication, Qt
+    from PyQt5.QtGui import QGuiApplication
+
+    existing = QGuiApplication.instance()
+    if existing is not None:
+        return existing
+    QCoreApplication.setAttribute(Qt.AA_EnableHighDpiScaling)
+    app = QGuiApplication([sys.argv[0] if sys.argv else "imagegallery"])
+    app.setApplicationName("imagegallery")
+    app.setApplicationVersion(__version__)
+    return app
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.WARNING, format="imagegallery: %(name)s: %(message)s")
+
+
+def _install_interrupt(app) -> None:
+    """Ctrl+C quits: Python only runs signal handlers when the interpreter gets control."""
+    from PyQt5.QtCore import QTimer
+
+    try:
+        signal.signal(signal.SIGINT, lambda *_: app.exit(130))
+    except ValueError:  # not the main thread (an embedding host): leave signals alone
+        return
+    timer = QTimer(app)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
+    app._imagegallery_interrupt_timer = timer
+
+
+def image_buttons(window) -> list:
+    """The ImageButton tiles the gallery has created (visible ones and its cache buffer)."""
+    from PyQt5.QtQuick import QQuickItem
+
+    found, stack = [], [window.contentItem()]
+    while stack:
+        item = stack.pop()
+        if item.objectName() == "imageButton":
+            found.append(item)
+        stack.extend(child for child in item.childItems() if isinstance(child, QQuickItem))
+    return found
+
+
+def tiles_settled(window) -> bool:
+    """True when every tile shows its final face: the image drawn, or the error."""
+    from PyQt5.QtQuick import QQuickItem
+
+    ready, error = 1, 3  # Image.status values, which the model's status role shares
+    for tile in image_buttons(window):
+        if not tile.isVisible():
+            continue
+        status = tile.property("status")
+        if status not in (ready, error):
+            return False
+        if status == ready:
+            image = tile.findChild(QQuickItem, "thumbnail")
+            if image is None or image.property("status") != ready:
+                return False
+    return True
+
+
+def grab_window(window):
+    """The window's pixels as a QImage; works with QT_QPA_PLATFORM=offscreen and under X."""
+    from PyQt5.QtGui import QImage
+
+    image = window.grabWindow()
+    if image is not None and not image.isNull() and not _blank(image):
+        return image
+    screen = window.screen()
+    if screen is not None:
+        pixmap = screen.grabWindow(window.winId())
+        if not pixmap.isNull():
+            return pixmap.toImage()
+    return QImage()
+
+
+def _blank(image) -> bool:
+    first = image.pixel(0, 0)
+    step = max(1, image.width() // 16)
+    return all(image.pixel(x, y) == first for x in range(0, image.width(), step)
+               for y in range(0, image.height(), max(1, image.height() // 16)))
+
+
+class _Session:
+    """One run of the window: engine, model, demo server, and what decides the exit status."""
+
+    def __init__(self, app, args, urls: List[str], theme_name: Optional[str],
+                 theme_path: Optional[str]):
+        self.app = app
+        self.args = args
+        self.urls = urls
+        self.theme_name = theme_name
+        self.theme_path = theme_path
+        self.engine = None
+        self.window = None
+        self.model = None
+        self.server = None
+        self.theme_loader = None
+        self.load_messages: List[str] = []
+        self.exit_code = EXIT_OK
+        self.picked = False
+        self._screenshot_timer = None
+        self._settle_timer = None
+
+    # The engine and window live as long as this object; main() drops it after exec.
+    def start(self) -> int:
+        from PyQt5.QtCore import QObject, QSize, QUrl
+        from PyQt5.QtQml import QQmlApplicationEngine
+
+        from . import install
+        from .qml_paths import qml_file_url
+        from .theme import ThemeLoader
+
+        self.engine = engine = QQmlApplicationEngine()
+        install(engine)
+        # QML warnings go to logging (install connects them); printing them twice helps no one.
+        engine.setOutputWarningsToStandardError(False)
+        engine.warnings.connect(self._collect_warnings)
+
+        if self.theme_path:
+            self.theme_loader = ThemeLoader(engine=engine)
+            self.theme_loader.source = self.theme_path
+            if not self.theme_loader.wait(10000) or self.theme_loader.status != ThemeLoader.Status.Ready:
+                message = self.theme_loader.errorString or f"{self.theme_path}: theme did not load in time"
+                raise UsageError(f"theme file has an error:\n{message}")
+
+        if self.args.qml:
+            path = os.path.abspath(os.path.expanduser(self.args.qml))
+            engine.load(QUrl.fromLocalFile(path))
+            if not engine.rootObjects():
+                return self._qml_failed(path)
+            return EXIT_OK
+
+        initial = {"pickMode": bool(self.args.pick), "themeName": self.theme_name or ""}
+        if self.theme_loader is not None:
+            initial["themeLoader"] = self.theme_loader
+        engine.setInitialProperties(initial)
+        engine.load(QUrl(qml_file_url("Main.qml")))
+        roots = engine.rootObjects()
+        if not roots:
+            return self._qml_failed(qml_file_url("Main.qml"))
+        self.window = roots[0]
+
+        self.model = model = self.window.property("galleryModel")
+        model.set_allow_plain_paths(True)
+        width, height = self.args.thumbnail
+        model.thumbnailSize = QSize(width, height)
+        if self.args.max_connections:
+            model.maxConnectionsPerHost = self.args.max_connections
+        if self.args.transport:
+            model.transport = self.args.transport
+        if self.args.ca_file:
+            model.caFile = os.path.abspath(self.args.ca_file)
+
+        self.window.addUrlsRequested.connect(self._on_add_urls)
+        self.window.openListRequested.connect(self._on_open_list)
+        if self.args.pick:
+            self.window.picked.connect(self._on_picked)
+            self.window.cancelled.connect(self._on_cancelled)
+            self.exit_code = EXIT_CANCELLED  # until something is picked
+        if self.args.screenshot:
+            self._arm_screenshot()
+
+        urls = self.urls
+        if not urls:
+            from .demo_server import DemoServer
+
+            self.server = DemoServer().start()
+            urls = self.server.urls()
+            _log.info("offline demo: %d images from http://127.0.0.1:%d", len(urls), self.server.port)
+        model.urls = urls
+        return EXIT_OK
+
+    def close(self) -> None:
+        if self.window is not None:
+            self.window.close()
+        if self.model is not None:
+            self.model.loader.close()
+        if self.engine is not None:
+            self.engine.deleteLater()
+        self.engine = self.window = self.model = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def _collect_warnings(self, warnings) -> None:
+        self.load_messages.extend(warning.toString() for warning in warnings)
+
+    def _qml_failed(self, what: str) -> int:
+        details = "\n".join(self.load_messages) or "(no QML error was reported)"
+        print(f"imagegallery: error: could not load {what}:\n{details}", file=sys.stderr)
+        return EXIT_QML
+
+    # -- the window's requests ---------------------------------------------------------------
+    def _on_add_urls(self, text: str) -> None:
+        urls = parse_pasted_text(text)
+        if urls:
+            self.model.append(urls)
+
+    def _on_open_list(self, location: str) -> None:
+        from PyQt5.QtCore import QUrl
+
+        path = QUrl(location).toLocalFile() if location.startswith("file:") else location
+        try:
+            urls = read_url_list(path)
+        except UsageError as error:
+            _log.warning("%s", error)
+            return
+        if urls:
+            self.model.append(urls)
+
+    def _on_picked(self, urls) -> None:
+        if hasattr(urls, "toVariant"):
+            urls = urls.toVariant()
+        for url in urls or []:
+            print(url)
+        sys.stdout.flush()
+        self.picked = True
+        self.exit_code = EXIT_OK
+        self.app.exit(EXIT_OK)
+
+    def _on_cancelled(self) -> None:
+        self.exit_code = EXIT_CANCELLED
+        self.app.exit(EXIT_CANCELLED)
+
+    # -- screenshot --------------------------------------------------------------------------
+    def _arm_screenshot(self) -> None:
+        from PyQt5.QtCore import QTimer
+
+        self._screenshot_timer = QTimer()
+        self._screenshot_timer.setSingleShot(True)
+        self._screenshot_timer.timeout.connect(self._screenshot_timed_out)
+        self._screenshot_timer.start(int(self.args.timeout * 1000))
+        self.model.finished.connect(self._on_model_finished)
+
+    def _on_model_finished(self) -> None:
+        from PyQt5.QtCore import QTimer
+
+        if self._settle_timer is not None:
+            return
+        # The model has settled; the tiles still fetch their thumbnails from the image provider.
+        self._settle_timer = QTimer()
+        self._settle_timer.setInterval(25)
+        self._settle_timer.timeout.connect(self._check_settled)
+        self._settle_timer.start()
+
+    def _check_settled(self) -> None:
+        if self.model.pendingCount > 0 or not tiles_settled(self.window):
+            return
+        self._settle_timer.stop()
+        # One more frame, so what was just loaded is on screen when the picture is taken.
+        self.window.frameSwapped.connect(self._take_screenshot)
+        self.window.update()
+
+    def _take_screenshot(self) -> None:
+        self.window.frameSwapped.disconnect(self._take_screenshot)
+        image = grab_window(self.window)
+        path = self.args.screenshot
+        if image.isNull():
+            print("imagegallery: error: could not grab the window", file=sys.stderr)
+            self.app.exit(EXIT_SCREENSHOT)
+            return
+        if not image.save(path):
+            print(f"imagegallery: error: could not save the screenshot to {path}", file=sys.stderr)
+            self.app.exit(EXIT_SCREENSHOT)
+            return
+        self._screenshot_timer.stop()
+        print(f"imagegallery: saved {path} ({self.model.loadedCount} of {self.model.count} loaded, "
+              f"{self.model.failedCount} failed)", file=sys.stderr)
+        self.app.exit(EXIT_OK)
+
+    def _screenshot_timed_out(self) -> None:
+        print(f"imagegallery: error: the gallery did not settle within {self.args.timeout:g} s "
+              f"({self.model.pendingCount} still loading); no screenshot taken", file=sys.stderr)
+        self.app.exit(EXIT_SCREENSHOT)
+
+
+def main(argv: Optional[Sequence[str]] = None, stdin=None) -> int:
+    """Run the command line `argv` (default sys.argv[1:]); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as done:  # --help, --version, or a usage error argparse already printed
+        return int(done.code or 0) if not isinstance(done.code, str) else EXIT_USAGE
+    _configure_logging()
+    try:
+        if args.qml and not os.path.isfile(os.path.expanduser(args.qml)):
+            raise UsageError(f"QML file not found: {args.qml}")
+        if args.ca_file and not os.path.isfile(os.path.expanduser(args.ca_file)):
+            raise UsageError(f"CA file not found: {args.ca_file}")
+        if args.screenshot and args.pick:
+            raise UsageError("--screenshot and --pick cannot be used together")
+        theme_name, theme_path = resolve_theme(args.theme)
+        urls = [] if args.qml else collect_urls(args, stdin)
+    except UsageError as error:
+        print(f"imagegallery: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+    app = _application()
+    session = _Session(app, args, urls, theme_name, theme_path)
+    try:
+        try:
+            status = session.start()
+        except UsageError as error:
+            print(f"imagegallery: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        if status != EXIT_OK:
+            return status
+        _install_interrupt(app)
+        code = app.exec_()
+        if args.pick and not session.picked:
+            return EXIT_CANCELLED
+        return code
+    finally:
+        session.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

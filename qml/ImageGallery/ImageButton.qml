@@ -1,0 +1,204 @@
+import QtQuick 2.15
+import QtQuick.Controls 2.15
+
+// One tile: a button showing one row of an ImageGalleryModel. It only reflects the row's roles
+// (placeholder and progress while loading, the thumbnail when ready, the reason when it failed);
+// fetching and decoding happen in the model, and a retry is a request to it.
+Item {
+    id: root
+    objectName: "imageButton"
+
+    // Roles of the model row; a GridView fills them in (and refills them when it reuses the tile).
+    required property string url
+    required property int status
+    required property string source
+    required property string errorString
+    required property real progress
+    required property real bytesTotal
+
+    // The thumbnail box in logical pixels (the model's thumbnailSize) and its fill mode;
+    // the status values are Image.status's, so Image.Ready etc. name them.
+    property size thumbnailSize: Qt.size(240, 140)
+    property int fillMode: Image.PreserveAspectFit
+    property bool selected: false
+    property bool current: false
+    property bool showFocus: false
+
+    readonly property bool hovered: mouseArea.containsMouse
+    readonly property bool pressed: mouseArea.pressed
+    readonly property bool ready: status === Image.Ready && thumbnail.status === Image.Ready
+    readonly property string fileName: {
+        var path = url.split(/[?#]/)[0]
+        var slash = path.lastIndexOf("/")
+        var name = slash >= 0 && slash < path.length - 1 ? path.slice(slash + 1) : path
+        try {
+            return decodeURIComponent(name)
+        } catch (malformed) {
+            return name
+        }
+    }
+    readonly property string statusText: status === Image.Ready ? qsTr("loaded")
+                                       : status === Image.Error ? qsTr("failed: %1").arg(errorString)
+                                       : qsTr("loading")
+
+    signal clicked(int modifiers)
+    signal doubleClicked()
+    signal retryRequested()
+
+    Accessible.role: Accessible.Button
+    Accessible.name: fileName + ", " + statusText
+    Accessible.description: url
+    Accessible.selectable: true
+    Accessible.selected: selected
+    Accessible.onPressAction: clicked(Qt.NoModifier)
+
+    ToolTip.visible: hovered && url !== ""
+    ToolTip.delay: 600
+    ToolTip.text: status === Image.Error ? url + "\n" + errorString : url
+
+    Rectangle {
+        id: face
+        objectName: "face"
+        anchors.fill: parent
+        radius: Theme.radius
+        color: root.pressed ? Theme.tilePressed
+             : root.selected ? Theme.tileSelected
+             : root.hovered ? Theme.tileHover
+             : Theme.tile
+        border.width: root.showFocus ? Theme.focusWidth : Theme.borderWidth
+        border.color: root.showFocus ? Theme.focusRing
+                    : root.selected ? Theme.accent
+                    : Theme.tileBorder
+    }
+
+    Item {
+        id: box
+        objectName: "thumbnailBox"
+        anchors.centerIn: parent
+        width: Math.min(root.thumbnailSize.width, root.width - 2 * Theme.tilePadding)
+        height: Math.min(root.thumbnailSize.height, root.height - 2 * Theme.tilePadding)
+
+        Rectangle {
+            id: placeholder
+            objectName: "placeholder"
+            anchors.fill: parent
+            radius: Theme.radiusSmall
+            color: Theme.placeholder
+            visible: root.status !== Image.Error && thumbnail.status !== Image.Ready
+
+            Text {
+                anchors.centerIn: parent
+                width: parent.width - 2 * Theme.spacing
+                horizontalAlignment: Text.AlignHCenter
+                elide: Text.ElideMiddle
+                text: root.status === Image.Loading && root.bytesTotal > 0
+                      ? qsTr("Loading %1%").arg(Math.round(root.progress * 100))
+                      : qsTr("Loading…")
+                color: Theme.textMuted
+                font.family: Theme.fontFamily
+                font.pixelSize: Theme.smallFontPixelSize
+            }
+
+            Rectangle {
+                objectName: "progressTrack"
+                anchors { left: parent.left; right: parent.right; bottom: parent.bottom
+                          margins: Theme.spacing }
+                height: Theme.progressHeight
+                radius: height / 2
+                color: Theme.progressTrack
+
+                Rectangle {
+                    objectName: "progressBar"
+                    height: parent.height
+                    radius: parent.radius
+                    width: parent.width * Math.max(0, Math.min(1, root.progress))
+                    color: Theme.progress
+                }
+            }
+        }
+
+        Image {
+            id: thumbnail
+            objectName: "thumbnail"
+            anchors.fill: parent
+            // The source changes whenever the thumbnail does; an empty source (not Ready) clears it.
+            source: root.status === Image.Ready ? root.source : ""
+            asynchronous: true
+            fillMode: root.fillMode
+            smooth: true
+        }
+
+        Column {
+            objectName: "errorFace"
+            anchors.centerIn: parent
+            width: parent.width - 2 * Theme.spacing
+            spacing: Theme.spacingSmall
+            visible: root.status === Image.Error
+
+            Text {
+                width: parent.width
+                horizontalAlignment: Text.AlignHCenter
+                text: qsTr("Could not load")
+                color: Theme.error
+                font.family: Theme.fontFamily
+                font.pixelSize: Theme.fontPixelSize
+                font.bold: true
+            }
+            Text {
+                objectName: "errorText"
+                width: parent.width
+                horizontalAlignment: Text.AlignHCenter
+                wrapMode: Text.Wrap
+                maximumLineCount: 2
+                elide: Text.ElideRight
+                text: root.errorString
+                color: Theme.text
+                font.family: Theme.fontFamily
+                font.pixelSize: Theme.smallFontPixelSize
+            }
+            Rectangle {
+                id: retryButton
+                objectName: "retryButton"
+                anchors.horizontalCenter: parent.horizontalCenter
+                width: retryLabel.implicitWidth + 4 * Theme.spacingSmall
+                height: retryLabel.implicitHeight + 2 * Theme.spacingSmall
+                radius: Theme.radiusSmall
+                color: retryArea.pressed ? Theme.tilePressed
+                     : retryArea.containsMouse ? Theme.tileHover : Theme.errorSurface
+                border.width: Theme.borderWidth
+                border.color: Theme.error
+
+                Accessible.role: Accessible.Button
+                Accessible.name: qsTr("Retry %1").arg(root.fileName)
+                Accessible.onPressAction: root.retryRequested()
+
+                Text {
+                    id: retryLabel
+                    anchors.centerIn: parent
+                    text: qsTr("Retry")
+                    color: Theme.error
+                    font.family: Theme.fontFamily
+                    font.pixelSize: Theme.smallFontPixelSize
+                }
+                MouseArea {
+                    id: retryArea
+                    anchors.fill: parent
+                    hoverEnabled: true
+                    onClicked: root.retryRequested()
+                }
+            }
+        }
+    }
+
+    MouseArea {
+        id: mouseArea
+        objectName: "mouseArea"
+        anchors.fill: parent
+        // Below the retry button in z, so a click on Retry does not also select the tile.
+        z: -1
+        hoverEnabled: true
+        acceptedButtons: Qt.LeftButton
+        onClicked: function(mouse) { root.clicked(mouse.modifiers) }
+        onDoubleClicked: root.doubleClicked()
+    }
+}

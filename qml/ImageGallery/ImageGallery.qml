@@ -1,0 +1,215 @@
+import QtQuick 2.15
+import QtQuick.Window 2.15
+import QtQml 2.15
+import ImageGallery 1.0
+
+// A grid of image buttons over an ImageGalleryModel. The view reports which rows are on screen
+// (setVisibleRange) so the loader fetches those first, and tells the model the screen's pixel
+// ratio so thumbnails are made in device pixels; everything else is presentation.
+GridView {
+    id: root
+    objectName: "imageGallery"
+
+    // A convenience for QML apps: with no `model` given, setting `urls` creates an
+    // ImageGalleryModel for them; with a model given, `urls` is passed on to it.
+    property var urls: []
+    // "none", "single" (selection follows the current tile) or "multi" (clicks and Space toggle).
+    property string selectionMode: "single"
+    property var selectedUrls: []
+
+    signal imageClicked(int index, string url)
+    signal imageActivated(int index, string url)
+
+    // The model when it is an ImageGalleryModel (a GridView also takes arrays and numbers).
+    readonly property var galleryModel: model && typeof model.setVisibleRange === "function" ? model : null
+    readonly property size thumbnailSize: galleryModel ? galleryModel.thumbnailSize : Qt.size(240, 140)
+    readonly property int columns: Math.max(1, Math.floor(width / (thumbnailSize.width + 2 * Theme.tilePadding + Theme.spacing)))
+
+    property bool _completed: false
+    property bool _urlsGiven: false
+    // url -> true, rebuilt when selectedUrls changes, so tiles look themselves up in O(1).
+    readonly property var _selectedSet: {
+        var set = {}
+        for (var i = 0; i < selectedUrls.length; ++i)
+            set[selectedUrls[i]] = true
+        return set
+    }
+
+    // Cells share the width evenly, so the grid fills the window as it resizes; the tile inside
+    // keeps the thumbnail at its own size, centred, instead of upscaling it.
+    cellWidth: width > 0 ? Math.floor(width / columns) : thumbnailSize.width + 2 * Theme.tilePadding + Theme.spacing
+    cellHeight: thumbnailSize.height + 2 * Theme.tilePadding + Theme.spacing
+    reuseItems: true
+    clip: true
+    focus: true
+    activeFocusOnTab: true
+    boundsBehavior: Flickable.StopAtBounds
+    // The model decides what to load; a larger buffer would only hold more idle tiles.
+    cacheBuffer: cellHeight * 2
+
+    delegate: ImageButton {
+        required property int index
+
+        width: root.cellWidth - Theme.spacing
+        height: root.cellHeight - Theme.spacing
+        thumbnailSize: root.thumbnailSize
+        fillMode: root.galleryModel ? root.galleryModel.fillMode : Image.PreserveAspectFit
+        selected: root._selectedSet[url] === true
+        current: root.currentIndex === index
+        showFocus: current && root.activeFocus
+
+        onClicked: root._tileClicked(index, url, modifiers)
+        onDoubleClicked: root.imageActivated(index, url)
+        onRetryRequested: if (root.galleryModel) root.galleryModel.retry(index)
+    }
+
+    Component {
+        id: ownModelComponent
+        ImageGalleryModel {}
+    }
+
+    Binding {
+        target: root.galleryModel
+        property: "devicePixelRatio"
+        value: Screen.devicePixelRatio
+        when: root.galleryModel !== null && Screen.devicePixelRatio > 0
+        restoreMode: Binding.RestoreNone
+    }
+
+    onUrlsChanged: {
+        _urlsGiven = true
+        _applyUrls()
+    }
+    onModelChanged: _applyUrls()
+    Component.onCompleted: {
+        _completed = true
+        _applyUrls()
+        _scheduleVisibleRange()
+    }
+
+    onContentYChanged: _scheduleVisibleRange()
+    onHeightChanged: _scheduleVisibleRange()
+    onWidthChanged: _scheduleVisibleRange()
+    onCountChanged: _scheduleVisibleRange()
+    onCellHeightChanged: _scheduleVisibleRange()
+    onGalleryModelChanged: _scheduleVisibleRange()
+
+    Keys.onPressed: function(event) {
+        if (count === 0)
+            return
+        var page = columns * Math.max(1, Math.floor(height / cellHeight))
+        var target = -1
+        switch (event.key) {
+        case Qt.Key_Left: target = currentIndex - 1; break
+        case Qt.Key_Right: target = currentIndex + 1; break
+        case Qt.Key_Up: target = currentIndex - columns; break
+        case Qt.Key_Down: target = currentIndex + columns; break
+        case Qt.Key_Home: target = 0; break
+        case Qt.Key_End: target = count - 1; break
+        case Qt.Key_PageUp: target = Math.max(0, currentIndex - page); break
+        case Qt.Key_PageDown: target = Math.min(count - 1, currentIndex + page); break
+        case Qt.Key_Return:
+        case Qt.Key_Enter:
+            _activateCurrent()
+            event.accepted = true
+            return
+        case Qt.Key_Space:
+            if (selectionMode === "multi")
+                toggleSelected(currentIndex)
+            else
+                _activateCurrent()
+            event.accepted = true
+            return
+        default:
+            return
+        }
+        event.accepted = true
+        if (target < 0 || target >= count)
+            return  // at an edge: stay, like a list does
+        currentIndex = target
+        positionViewAtIndex(target, GridView.Contain)
+        if (selectionMode === "single")
+            selectedUrls = [urlAt(target)]
+    }
+
+    // The URL of row `index`, or "" outside the list.
+    function urlAt(index) {
+        if (index < 0 || index >= count)
+            return ""
+        if (galleryModel)
+            return galleryModel.get(index).url
+        return ""
+    }
+
+    function isSelected(index) {
+        return _selectedSet[urlAt(index)] === true
+    }
+
+    function toggleSelected(index) {
+        var url = urlAt(index)
+        if (selectionMode === "none" || url === "")
+            return
+        if (selectionMode === "single") {
+            selectedUrls = _selectedSet[url] ? [] : [url]
+            return
+        }
+        var next = selectedUrls.slice()
+        var at = next.indexOf(url)
+        if (at >= 0)
+            next.splice(at, 1)
+        else
+            next.push(url)
+        selectedUrls = next
+    }
+
+    function clearSelection() {
+        selectedUrls = []
+    }
+
+    function selectAll() {
+        if (selectionMode === "multi" && galleryModel)
+            selectedUrls = galleryModel.urls
+    }
+
+    function _tileClicked(index, url, modifiers) {
+        forceActiveFocus()
+        currentIndex = index
+        if (selectionMode === "single")
+            selectedUrls = [url]
+        else if (selectionMode === "multi")
+            toggleSelected(index)
+        imageClicked(index, url)
+    }
+
+    function _activateCurrent() {
+        if (currentIndex < 0 || currentIndex >= count)
+            return
+        var url = urlAt(currentIndex)
+        if (selectionMode === "single")
+            selectedUrls = [url]
+        imageActivated(currentIndex, url)
+    }
+
+    function _applyUrls() {
+        if (!_completed || !_urlsGiven)
+            return
+        if (!model) {
+            model = ownModelComponent.createObject(root, { urls: urls })
+        } else if (galleryModel && galleryModel.urls !== urls) {
+            galleryModel.urls = urls
+        }
+    }
+
+    function _scheduleVisibleRange() {
+        Qt.callLater(_reportVisibleRange)
+    }
+
+    function _reportVisibleRange() {
+        if (!galleryModel || count === 0 || width <= 0 || height <= 0 || cellHeight <= 0)
+            return
+        var top = Math.max(0, contentY - originY)
+        var first = Math.floor(top / cellHeight) * columns
+        var last = Math.min(count - 1, Math.ceil((top + height) / cellHeight) * columns - 1)
+        galleryModel.setVisibleRange(first, last)
+    }
+}

@@ -1,0 +1,271 @@
+import QtQuick 2.15
+import QtQuick.Controls 2.15
+import QtQuick.Layouts 1.15
+import QtQuick.Dialogs 1.3
+import QtQml 2.15
+import ImageGallery 1.0
+
+// The `imagegallery` app window: toolbar, gallery, status line. The app (app.py) configures the
+// model and hands over URL text and list files through the request signals below, because
+// parsing lists and reading files is Python's job, not QML's.
+ApplicationWindow {
+    id: root
+    objectName: "mainWindow"
+
+    // Set by the app.
+    property var themeLoader: null  // a ThemeLoader for --theme PATH, or null
+    property bool fileThemeActive: !!themeLoader
+    property bool pickMode: false
+    property string themeName: ""  // a built-in theme to start with
+    // For the app and tests: `var`, because a QML alias to a Python object reads back as a voidptr.
+    readonly property var galleryModel: imageModel
+
+    signal addUrlsRequested(string text)  // pasted text: URLs or paths, one per line or space
+    signal openListRequested(string path)  // a file of URLs, one a line
+    signal picked(var urls)
+    signal cancelled()
+
+    width: 1100
+    height: 760
+    visible: true
+    title: pickMode ? qsTr("Choose images") : qsTr("ImageGallery")
+    color: Theme.window
+
+    palette.window: Theme.window
+    palette.windowText: Theme.text
+    palette.base: Theme.field
+    palette.alternateBase: Theme.surface
+    palette.text: Theme.fieldText
+    palette.button: Theme.button
+    palette.buttonText: Theme.buttonText
+    palette.brightText: Theme.accentText
+    palette.highlight: Theme.accent
+    palette.highlightedText: Theme.accentText
+    palette.light: Theme.tileHover
+    palette.midlight: Theme.tileHover
+    palette.mid: Theme.border
+    palette.dark: Theme.border
+    palette.shadow: Theme.border
+    palette.toolTipBase: Theme.surface
+    palette.toolTipText: Theme.text
+    font.family: Theme.fontFamily
+    font.pixelSize: Theme.fontPixelSize
+
+    background: Rectangle {
+        color: Theme.window
+    }
+
+    onThemeNameChanged: if (themeName !== "") Theme.name = themeName
+    Component.onCompleted: if (themeName !== "") Theme.name = themeName
+
+    ImageGalleryModel {
+        id: imageModel
+        objectName: "galleryModel"
+    }
+
+    Binding {
+        target: Theme
+        property: "custom"
+        value: root.fileThemeActive && root.themeLoader ? root.themeLoader.theme : null
+        restoreMode: Binding.RestoreNone
+    }
+
+    function pickSelection(fallbackUrl) {
+        var urls = gallery.selectedUrls.length > 0 ? gallery.selectedUrls
+                 : fallbackUrl ? [fallbackUrl] : []
+        if (urls.length > 0)
+            picked(urls)
+    }
+
+    Shortcut {
+        sequence: "Esc"
+        enabled: root.pickMode
+        onActivated: root.cancelled()
+    }
+
+    header: ToolBar {
+        id: toolBar
+        objectName: "toolBar"
+        height: Theme.toolBarHeight
+        background: Rectangle {
+            color: Theme.surface
+            Rectangle {
+                anchors { left: parent.left; right: parent.right; bottom: parent.bottom }
+                height: Theme.borderWidth
+                color: Theme.border
+            }
+        }
+
+        RowLayout {
+            anchors.fill: parent
+            anchors.leftMargin: Theme.spacing
+            anchors.rightMargin: Theme.spacing
+            spacing: Theme.spacing
+
+            TextField {
+                id: urlField
+                objectName: "urlField"
+                Layout.fillWidth: true
+                placeholderText: qsTr("Paste image URLs or paths and press Enter")
+                selectByMouse: true
+                onAccepted: {
+                    if (text.trim() !== "") {
+                        root.addUrlsRequested(text)
+                        text = ""
+                    }
+                }
+            }
+            Button {
+                objectName: "openListButton"
+                text: qsTr("Open list…")
+                onClicked: fileDialogLoader.active = true
+            }
+            Button {
+                objectName: "reloadButton"
+                text: qsTr("Reload")
+                enabled: imageModel.count > 0
+                onClicked: imageModel.reload()
+            }
+            Button {
+                objectName: "retryFailedButton"
+                text: qsTr("Retry failed")
+                enabled: imageModel.failedCount > 0
+                onClicked: imageModel.retryFailed()
+            }
+            ComboBox {
+                id: themeBox
+                objectName: "themeSwitcher"
+                Layout.preferredWidth: 160
+                // Parallel to `model`: the Theme.name each entry selects ("file": the loader's).
+                readonly property var keys: root.themeLoader ? Theme.names.concat(["file"]) : Theme.names
+                model: {
+                    var labels = [qsTr("Light"), qsTr("Dark"), qsTr("High contrast")]
+                    if (root.themeLoader)
+                        labels.push(qsTr("Theme file"))
+                    return labels
+                }
+                // Set, not bound: ComboBox drops a currentIndex binding when its model is assigned.
+                function sync() {
+                    currentIndex = root.fileThemeActive ? keys.indexOf("file")
+                                                        : Math.max(0, keys.indexOf(Theme.name))
+                }
+                Component.onCompleted: sync()
+                onModelChanged: sync()
+                Connections {
+                    target: Theme
+                    function onNameChanged() { themeBox.sync() }
+                }
+                Connections {
+                    target: root
+                    function onFileThemeActiveChanged() { themeBox.sync() }
+                }
+                Accessible.name: qsTr("Theme")
+                onActivated: function(index) {
+                    var key = keys[index]
+                    root.fileThemeActive = key === "file"
+                    if (key !== "file")
+                        Theme.name = key
+                }
+            }
+            Button {
+                objectName: "cancelButton"
+                visible: root.pickMode
+                text: qsTr("Cancel")
+                onClicked: root.cancelled()
+            }
+            Button {
+                objectName: "chooseButton"
+                visible: root.pickMode
+                enabled: gallery.selectedUrls.length > 0
+                highlighted: true
+                text: gallery.selectedUrls.length > 1 ? qsTr("Choose %1").arg(gallery.selectedUrls.length)
+                                                      : qsTr("Choose")
+                onClicked: root.pickSelection("")
+            }
+        }
+    }
+
+    ImageGallery {
+        id: gallery
+        objectName: "gallery"
+        anchors.fill: parent
+        anchors.margins: Theme.spacing
+        model: imageModel
+        selectionMode: root.pickMode ? "multi" : "single"
+        Component.onCompleted: forceActiveFocus()
+        onImageActivated: function(index, url) {
+            if (root.pickMode)
+                root.pickSelection(url)
+        }
+    }
+
+    footer: Rectangle {
+        objectName: "statusBar"
+        height: statusRow.implicitHeight + 2 * Theme.spacing
+        color: Theme.surface
+
+        Rectangle {
+            anchors { left: parent.left; right: parent.right; top: parent.top }
+            height: Theme.borderWidth
+            color: Theme.border
+        }
+
+        RowLayout {
+            id: statusRow
+            anchors.fill: parent
+            anchors.margins: Theme.spacing
+            spacing: Theme.spacing
+
+            Text {
+                id: statusText
+                objectName: "statusText"
+                text: qsTr("%1 of %2 loaded, %3 failed").arg(imageModel.loadedCount)
+                      .arg(imageModel.count).arg(imageModel.failedCount)
+                color: Theme.text
+                font.family: Theme.fontFamily
+                font.pixelSize: Theme.fontPixelSize
+            }
+            Rectangle {
+                objectName: "overallProgress"
+                Layout.preferredWidth: 160
+                Layout.preferredHeight: Theme.progressHeight
+                radius: height / 2
+                color: Theme.progressTrack
+                visible: imageModel.busy
+
+                Rectangle {
+                    height: parent.height
+                    radius: parent.radius
+                    width: parent.width * imageModel.progress
+                    color: Theme.progress
+                }
+            }
+            Text {
+                objectName: "themeError"
+                Layout.fillWidth: true
+                horizontalAlignment: Text.AlignRight
+                elide: Text.ElideLeft
+                text: root.themeLoader && root.themeLoader.errorString !== ""
+                      ? qsTr("Theme not reloaded: %1").arg(root.themeLoader.errorString) : ""
+                color: Theme.error
+                font.family: Theme.fontFamily
+                font.pixelSize: Theme.smallFontPixelSize
+            }
+        }
+    }
+
+    Loader {
+        id: fileDialogLoader
+        active: false
+        sourceComponent: FileDialog {
+            title: qsTr("Open a list of image URLs")
+            nameFilters: [qsTr("URL lists (*.txt *.lst)"), qsTr("All files (*)")]
+            Component.onCompleted: open()
+            onAccepted: {
+                root.openListRequested(fileUrl.toString())
+                fileDialogLoader.active = false
+            }
+            onRejected: fileDialogLoader.active = false
+        }
+    }
+}
