@@ -1,0 +1,236 @@
+"""The loader's promises, kept by both transports: the same suite runs over "qt" and "python".
+
+Plain http URLs, so both transports can carry them on this machine (PyQt5's Qt has no TLS with
+OpenSSL 3); the https cases skip for Qt where it lacks TLS.
+"""
+import threading
+from dataclasses import replace
+
+import pytest
+
+from imagegallery.limits import LoadLimits
+from imagegallery.loader import ImageLoader
+from imagegallery.model import ImageGalleryModel
+from imagegallery.transport.base import INSECURE_REDIRECT_MESSAGE, TransportOptions, too_large_error
+from imagegallery.transport.qt import qt_has_tls
+from imaging import center_color, close_to, noisy_photo_bytes, solid_image_bytes
+from servers import free_port_refusing_connections
+from tls_servers import https_server, test_ca  # noqa: F401 (fixtures)
+
+Status = ImageGalleryModel.Status
+TRANSPORTS = ["qt", "python"]
+# No retries: each case asserts the first outcome, and a retry would only add its backoff.
+FAST = replace(LoadLimits(), max_retries=0)
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request):
+    return request.param
+
+
+@pytest.fixture
+def make_loader(transport):
+    """Loaders on the parametrized transport, closed at teardown (request after servers)."""
+    made = []
+
+    def make(limits=FAST, **options):
+        loader = ImageLoader(limits, transport=transport, disk_cache_dir="",
+                             transport_options=TransportOptions(
+                                 max_connections_per_host=limits.max_connections_per_host,
+                                 **options))
+        loader.outcomes = {}
+        loader.thumbnailReady.connect(lambda url, thumb: loader.outcomes.setdefault(url, thumb))
+        loader.loadFailed.connect(lambda url, reason: loader.outcomes.setdefault(url, reason))
+        made.append(loader)
+        return loader
+
+    yield make
+    for loader in made:
+        loader.close()
+
+
+@pytest.fixture
+def make_model(transport):
+    made = []
+
+    def make():
+        model = ImageGalleryModel()
+        model.transport = transport
+        model.set_limits(FAST)
+        made.append(model)
+        return model
+
+    yield make
+    for model in made:
+        model.loader.close()
+
+
+def load(qtbot, loader, url):
+    loader.load(url)
+    qtbot.waitUntil(lambda: url in loader.outcomes, timeout=5000)
+    return loader.outcomes[url]
+
+
+def held_route(server, path, body=b""):
+    """A route that answers only after `release` is set; `entered` says the request arrived."""
+    entered, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def handler(request):
+        entered.set()
+        release.wait(5)
+        try:
+            request._send(200, body, "image/png")
+        except OSError:
+            pass
+        done.set()
+
+    server.add_handler(path, handler)
+    return entered, release, done
+
+
+def test_image_loads_with_progress_to_the_last_byte(qtbot, image_server, make_loader):
+    loader = make_loader()
+    body = noisy_photo_bytes(1, 1200, 900)
+    url = image_server.add("/photo.jpg", body, "image/jpeg")
+    progress = []
+    loader.loadProgress.connect(lambda u, received, total: progress.append((received, total)))
+    thumbnail = load(qtbot, loader, url)
+    assert not isinstance(thumbnail, str), thumbnail
+    assert (thumbnail.image.width(), thumbnail.image.height()) == (187, 140)
+    assert progress and progress[-1] == (len(body), len(body))
+    assert [r for r, _ in progress] == sorted(r for r, _ in progress)
+
+
+def test_pixels_arrive_intact(qtbot, image_server, make_loader):
+    loader = make_loader()
+    url = image_server.add("/red.png", solid_image_bytes("#d02030"))
+    assert close_to(center_color(load(qtbot, loader, url).image), "#d02030")
+
+
+def test_http_error_status_gives_the_reason(qtbot, image_server, make_loader):
+    loader = make_loader()
+    assert load(qtbot, loader, image_server.url("/missing.png")) == "HTTP 404 Not Found"
+
+
+def test_refused_connection(qtbot, make_loader):
+    loader = make_loader()
+    url = f"http://127.0.0.1:{free_port_refusing_connections()}/a.png"
+    assert load(qtbot, loader, url) == "connection refused"
+
+
+def test_byte_cap_from_content_length(qtbot, image_server, make_loader):
+    loader = make_loader(replace(FAST, max_response_bytes=10_000))
+    url = image_server.add("/big.png", b"\0" * 50_000)
+    assert load(qtbot, loader, url) == too_large_error(10_000, 50_000).message
+
+
+def test_byte_cap_by_counting_when_no_length_is_declared(qtbot, image_server, make_loader):
+    loader = make_loader(replace(FAST, max_response_bytes=10_000))
+    sent = []
+
+    def endless(request):
+        # No Content-Length: the body ends when the connection does, so only counting can stop it.
+        request.send_response(200)
+        request.send_header("Content-Type", "image/png")
+        request.send_header("Connection", "close")
+        request.end_headers()
+        request.close_connection = True
+        try:
+            for _ in range(400):  # 25 MB if nobody stops reading
+                request.wfile.write(b"\0" * 65536)
+                sent.append(1)
+        except OSError:
+            pass
+
+    url = image_server.add_handler("/endless", endless)
+    assert load(qtbot, loader, url) == too_large_error(10_000).message
+
+
+def test_redirect_is_followed(qtbot, image_server, make_loader):
+    loader = make_loader()
+    image_server.add("/real.png", solid_image_bytes("#2040f0"))
+    url = image_server.add("/moved", b"", "text/plain", 302, {"Location": "/real.png"})
+    assert close_to(center_color(load(qtbot, loader, url).image), "#2040f0")
+    assert image_server.hits["/moved"] == 1 and image_server.hits["/real.png"] == 1
+
+
+def test_redirect_loop_ends_with_too_many_redirects(qtbot, image_server, make_loader):
+    loader = make_loader(replace(FAST, max_redirects=3))
+    url = image_server.add("/loop", b"", "text/plain", 302, {"Location": "/loop"})
+    assert load(qtbot, loader, url) == "too many redirects"
+    # The first request and three redirects followed: both transports count alike.
+    assert image_server.hits["/loop"] == 4
+
+
+def test_https_to_http_redirect_is_refused(qtbot, transport, https_server, image_server, test_ca,
+                                           make_loader):
+    if transport == "qt" and not qt_has_tls():
+        pytest.skip("this Qt cannot load OpenSSL, so it has no https to redirect from")
+    loader = make_loader(ca_file=test_ca.ca_file)
+    plain = image_server.add("/plain.png", solid_image_bytes("#00ff00"))
+    url = https_server.add_redirect("/downgrade", plain)
+    assert load(qtbot, loader, url) == INSECURE_REDIRECT_MESSAGE
+    assert image_server.hits["/plain.png"] == 0
+
+
+def test_silent_server_times_out(qtbot, image_server, make_loader):
+    loader = make_loader(replace(FAST, connect_timeout_s=0.3))
+    entered, release, _ = held_route(image_server, "/silent")
+    try:
+        reason = load(qtbot, loader, image_server.url("/silent"))
+    finally:
+        release.set()
+    assert reason.startswith("timed out after") and reason.endswith("(no response)")
+    assert loader.transfers_in_flight() == 0
+
+
+def test_removing_a_row_aborts_its_transfer(qtbot, image_server, make_model):
+    model = make_model()
+    entered, release, done = held_route(image_server, "/held.png", solid_image_bytes("#ff0000"))
+    quick = image_server.add("/quick.png", solid_image_bytes("#0000ff"))
+    held = image_server.url("/held.png")
+    late = []
+    model.loader.thumbnailReady.connect(lambda url, thumb: late.append(url) if url == held else None)
+    model.loader.loadFailed.connect(lambda url, reason: late.append(url) if url == held else None)
+    model.urls = [held, quick]
+    qtbot.waitUntil(lambda: entered.is_set() and model.status_of(1) == Status.Ready, timeout=5000)
+    assert model.loader.transfers_in_flight() == 1
+    model.remove(0)
+    assert model.loader.transfers_in_flight() == 0 and not model.loader.is_loading(held)
+    release.set()
+    assert done.wait(5)
+    # Another load through the same transport finishing shows the event loop moved past the
+    # moment the held response arrived; nothing reached the loader for it.
+    with qtbot.waitSignal(model.finished, timeout=5000):
+        model.append(image_server.add("/after.png", solid_image_bytes("#00ff00")))
+    assert late == []
+    assert model.urls == [quick, image_server.url("/after.png")]
+    assert [model.status_of(r) for r in range(2)] == [Status.Ready, Status.Ready]
+    assert model.loader.transfers_in_flight() == 0
+
+
+def test_same_url_in_many_rows_is_downloaded_once(qtbot, image_server, make_model):
+    model = make_model()
+    url = image_server.add("/same.png", solid_image_bytes("#abcdef"))
+    with qtbot.waitSignal(model.finished, timeout=5000):
+        model.urls = [url] * 8
+    assert all(model.status_of(r) == Status.Ready for r in range(8))
+    assert image_server.hits["/same.png"] == 1
+
+
+def test_more_than_six_connections_per_host_when_asked(qtbot, make_loader):
+    """Qt allows six per QNAM; twelve means two QNAMs, and the server must see them at once."""
+    from servers import ImageServer
+
+    server = ImageServer(latency=0.3)
+    try:
+        loader = make_loader(replace(FAST, max_connections_per_host=12, max_in_flight=24))
+        urls = [server.add(f"/{i}.png", solid_image_bytes("#336699", 32, 32)) for i in range(24)]
+        for url in urls:
+            loader.load(url)
+        qtbot.waitUntil(lambda: len(loader.outcomes) == 24, timeout=10000)
+        assert all(not isinstance(o, str) for o in loader.outcomes.values())
+        assert server.max_in_flight == 12
+    finally:
+        loader.close()
+        server.stop()
