@@ -1,0 +1,150 @@
+"""https galleries through the model against real TLS servers; HTTP/2 by ALPN and h2c."""
+import pytest
+
+from imagegallery.model import ImageGalleryModel
+from imagegallery.transport.qt import qt_has_tls
+from imagegallery.transport.select import transport_name_for
+from imaging import center_color, close_to, solid_image_bytes
+from tls_servers import AsgiImageServer
+from tls_servers import h2c_server, https_server, self_signed_certificate, test_ca  # noqa: F401
+
+Status = ImageGalleryModel.Status
+COLORS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00", "#00ffff", "#ff00ff", "#808080",
+          "#ff8000", "#8000ff", "#0080ff"] * 2
+
+
+@pytest.fixture
+def make_model():
+    """Models closed at teardown (request after servers: clients close before servers stop)."""
+    made = []
+
+    def make(**properties):
+        model = ImageGalleryModel()
+        for name, value in properties.items():
+            setattr(model, name, value)
+        made.append(model)
+        return model
+
+    yield make
+    for model in made:
+        model.loader.close()
+
+
+def serve(server, colors=COLORS):
+    return [server.add(f"/{i}.png", solid_image_bytes(c, 64, 48)) for i, c in enumerate(colors)]
+
+
+def statuses(model):
+    return [model.status_of(r) for r in range(model.count)]
+
+
+def reasons(model):
+    return [model.data(model.index(r), ImageGalleryModel.ErrorStringRole) for r in range(model.count)]
+
+
+def test_auto_picks_python_for_https_exactly_when_qt_has_no_tls():
+    assert transport_name_for("https", "auto") == ("qt" if qt_has_tls() else "python")
+    assert transport_name_for("http", "auto") == "qt"
+
+
+def test_https_gallery_is_ready_over_one_http2_connection(qtbot, https_server, test_ca, make_model):
+    model = make_model(caFile=test_ca.ca_file)
+    urls = serve(https_server)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+    assert statuses(model) == [Status.Ready] * 20, reasons(model)
+    for row, color in enumerate(COLORS):
+        assert close_to(center_color(model.thumbnail(row)), color)
+    # Twenty images, one TLS connection, every request HTTP/2.
+    assert https_server.connections == 1
+    assert https_server.http_versions == {"2": 20}
+    assert model.loader.stats["http2_responses"] == 20
+
+
+def test_http1_only_server_still_works_by_alpn(qtbot, test_ca, make_model):
+    server = AsgiImageServer(tls=test_ca, alpn=["http/1.1"])
+    model = make_model(caFile=test_ca.ca_file)
+    try:
+        with qtbot.waitSignal(model.finished, timeout=10000):
+            model.urls = serve(server, COLORS[:6])
+        assert statuses(model) == [Status.Ready] * 6, reasons(model)
+        assert server.http_versions == {"1.1": 6}
+        assert model.loader.stats["http2_responses"] == 0
+    finally:
+        model.loader.close()
+        server.stop()
+
+
+def test_self_signed_certificate_fails_every_tile_with_the_reason(qtbot, test_ca,
+                                                                  self_signed_certificate,
+                                                                  make_model):
+    server = AsgiImageServer(tls=self_signed_certificate)
+    try:
+        # Trusting the tests' CA does not make a certificate outside it acceptable.
+        model = make_model(caFile=test_ca.ca_file)
+        with qtbot.waitSignal(model.finished, timeout=10000):
+            model.urls = serve(server, COLORS[:6])
+        assert statuses(model) == [Status.Error] * 6
+        assert set(reasons(model)) == {"certificate verify failed: self-signed certificate"}
+        assert server.total_hits() == 0  # no request went out over the rejected connection
+    finally:
+        server.stop()
+
+
+def test_private_ca_is_rejected_without_the_ca_file(qtbot, https_server, make_model):
+    model = make_model()
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = serve(https_server, COLORS[:3])
+    assert statuses(model) == [Status.Error] * 3
+    assert all(r.startswith("certificate verify failed: unable to get local issuer")
+               for r in reasons(model)), reasons(model)
+
+
+def test_ssl_cert_file_is_honoured(qtbot, monkeypatch, https_server, test_ca, make_model):
+    monkeypatch.setenv("SSL_CERT_FILE", test_ca.ca_file)
+    model = make_model()
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = serve(https_server, COLORS[:3])
+    assert statuses(model) == [Status.Ready] * 3, reasons(model)
+
+
+def test_setting_ca_file_later_restarts_with_the_new_trust(qtbot, https_server, test_ca, make_model):
+    model = make_model()
+    urls = serve(https_server, COLORS[:3])
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+    assert statuses(model) == [Status.Error] * 3
+    model.caFile = test_ca.ca_file
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.retryFailed()
+    assert statuses(model) == [Status.Ready] * 3, reasons(model)
+
+
+@pytest.mark.parametrize("transport", ["qt", "python"])
+def test_h2c_prior_knowledge_when_switched_on(qtbot, transport, h2c_server, make_model):
+    model = make_model(transport=transport, http2Cleartext=True)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = serve(h2c_server, COLORS[:10])
+    assert statuses(model) == [Status.Ready] * 10, reasons(model)
+    assert h2c_server.http_versions == {"2": 10}
+    assert h2c_server.connections == 1
+    assert model.loader.stats["http2_responses"] == 10
+
+
+@pytest.mark.parametrize("transport", ["qt", "python"])
+def test_cleartext_stays_http1_without_the_switch(qtbot, transport, h2c_server, make_model):
+    model = make_model(transport=transport)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = serve(h2c_server, COLORS[:4])
+    assert statuses(model) == [Status.Ready] * 4, reasons(model)
+    assert h2c_server.http_versions == {"1.1": 4}
+
+
+def test_forcing_qt_for_https_without_tls_says_why(qtbot, https_server, make_model):
+    if qt_has_tls():
+        pytest.skip("this Qt has TLS")
+    model = make_model(transport="qt")
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = serve(https_server, COLORS[:2])
+    assert statuses(model) == [Status.Error] * 2
+    assert all(r.startswith("TLS not available") for r in reasons(model))
