@@ -1,0 +1,522 @@
+"""`python -m bench`: ImageGallery against the ways people load remote images in PyQt5.
+
+Runs every client in a fresh process against bench/server.py (its own process, 127.0.0.1 only),
+several interleaved rounds, and prints medians, each client's ratio to Qt Quick's own Image
+measured in the same round, the physical floor, and the targets of issue 5 with pass/fail.
+Writes bench/results/latest.md (and bench/RESULTS.md after a full run).
+
+    python -m bench                 full: 3 rounds of W1-W6 (about 11 minutes on 2 cores)
+    python -m bench --quick         1 round, W1 W2 W3 W5 W6, fewer clients (about 2 minutes)
+    python -m bench -w W1,W4 -r 2   chosen workloads and rounds
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Dict, List, Optional
+
+from . import corpus
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS_DIR = os.path.join(HERE, "results")
+SCREEN = 24  # tiles the client window shows (4 x 6)
+
+# Per workload: what the server does and which clients run. Naive runs only in the first round:
+# it is sequential, its numbers barely move, and it costs more time than all the others together.
+WORKLOADS = {
+    "W1": dict(title="200 photos, 100 ms", files="photo", count=200, latency=0.1, bandwidth=0,
+               clients=["naive", "qnam", "qtquick", "gallery", "gallery-h2", "gallery-32"]),
+    "W2": dict(title="60 large JPEGs (4000x3000), 50 ms", files="large", count=60, latency=0.05,
+               bandwidth=0, clients=["naive", "qnam", "qtquick", "gallery"]),
+    "W3": dict(title="100 mixed PNG/GIF/WebP/JPEG, 0 ms", files="mix", count=100, latency=0.0,
+               bandwidth=0, clients=["naive", "qnam", "qtquick", "gallery"]),
+    # The naive loop would take 5 minutes here (200 x 1.5 s, one at a time): left out.
+    "W4": dict(title="200 photos, 300 ms, 2 Mbit/s per connection", files="photo", count=200,
+               latency=0.3, bandwidth=2_000_000 / 8, clients=["qtquick", "gallery", "gallery-32"]),
+    "W5": dict(title="5,000 URLs, 24 on screen, 100 ms; first screen, then jump to the end",
+               files="photo", count=5000, latency=0.1, bandwidth=0,
+               clients=["qtquick-alone", "qtquick", "gallery-alone", "gallery"]),
+    "W6": dict(title="W1 re-opened: warm disk cache, then server stopped", files="photo",
+               count=200, latency=0.1, bandwidth=0, clients=["gallery-warm", "gallery-offline"]),
+}
+QUICK = {"W1": ["qnam", "qtquick", "gallery", "gallery-h2", "gallery-32"],
+         "W2": ["qnam", "qtquick", "gallery"], "W3": ["qtquick", "gallery"],
+         "W5": ["qtquick-alone", "qtquick", "gallery-alone", "gallery"],
+         "W6": ["gallery-warm", "gallery-offline"]}
+GALLERY_OPTIONS = {"gallery": {}, "gallery-h2": {"http2": True},
+                   "gallery-32": {"max_connections": 32}, "gallery-alone": {},
+                   "gallery-warm": {}, "gallery-offline": {}}
+TIMEOUTS = {"W1": 90, "W2": 90, "W3": 60, "W4": 150, "W5": 60, "W6": 30}
+
+
+def log(*parts):
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """bench/server.py in its own process, so it never shares a GIL with a client."""
+
+    def __init__(self, root: str, port: int):
+        self.root, self.port = root, port
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.server", "--root", self.root, "--port", str(self.port)],
+            cwd=os.path.dirname(HERE), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.control("stats")
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the image server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def control(self, action: str, **params) -> dict:
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        url = f"http://127.0.0.1:{self.port}/_ctl/{action}" + (f"?{query}" if query else "")
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return json.loads(reply.read())
+
+    def quiesce(self, limit_s: float = 5.0) -> None:
+        """Wait (bounded) until a finished client's last requests have drained."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline and self.control("stats")["in_flight"] > 0:
+            time.sleep(0.05)
+
+
+def start_display() -> Dict[str, str]:
+    """Xvfb when available (a real X window); else Qt's offscreen platform."""
+    env = {"QT_QUICK_BACKEND": "software"}
+    xvfb = shutil.which("Xvfb")
+    if xvfb:
+        for number in range(90, 100):
+            if os.path.exists(f"/tmp/.X{number}-lock"):
+                continue
+            process = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "1280x1024x24",
+                                        "-nolisten", "tcp"], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+            for _ in range(50):
+                if os.path.exists(f"/tmp/.X11-unix/X{number}"):
+                    break
+                time.sleep(0.1)
+            if process.poll() is None:
+                env.update(DISPLAY=f":{number}", QT_QPA_PLATFORM="xcb")
+                start_display.process = process
+                return env
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    return env
+
+
+start_display.process = None
+
+
+def urls_for(workload: dict, port: int, manifest: Dict[str, int]) -> List[str]:
+    names = corpus.names(manifest, workload["files"])
+    base = f"http://127.0.0.1:{port}/"
+    if workload["count"] <= len(names):
+        return [base + name for name in names[:workload["count"]]]
+    # More URLs than files: distinct URLs (so no client can share a cache entry) for the same bytes.
+    return [f"{base}{names[i % len(names)]}?n={i}" for i in range(workload["count"])]
+
+
+def run_client(kind: str, urls: List[str], mode: str, options: dict, cache_dir: str,
+               timeout_s: float, display_env: Dict[str, str], workdir: str) -> dict:
+    base_kind = "gallery" if kind.startswith("gallery") else (
+        "qtquick" if kind.startswith("qtquick") else kind)
+    config = {"kind": base_kind, "urls": urls, "mode": mode, "timeout_s": timeout_s,
+              "workdir": workdir, "gallery": options}
+    config_path = os.path.join(workdir, "config.json")
+    result_path = os.path.join(workdir, "result.json")
+    with open(config_path, "w") as handle:
+        json.dump(config, handle)
+    if os.path.exists(result_path):
+        os.remove(result_path)
+    env = dict(os.environ)
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+        env.pop(name, None)
+    env.update(display_env)
+    env.update(IMAGEGALLERY_CACHE_DIR=cache_dir, XDG_RUNTIME_DIR=os.path.join(workdir, "xdg"),
+               QT_LOGGING_RULES="qt.network.ssl=false", PYTHONDONTWRITEBYTECODE="1")
+    os.makedirs(env["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
+    process = subprocess.Popen([sys.executable, "-m", "bench.client", config_path, result_path],
+                               cwd=os.path.dirname(HERE), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _, stderr = process.communicate(timeout=timeout_s + 30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        _, stderr = process.communicate()
+    if not os.path.exists(result_path):
+        tail = stderr.decode(errors="replace").strip().splitlines()[-3:]
+        return {"error": f"client exited {process.returncode}: {' | '.join(tail)}"}
+    with open(result_path) as handle:
+        return json.load(handle)
+
+
+def measure_decode(manifest: Dict[str, int], root: str) -> Dict[str, float]:
+    """Single-thread seconds to make a 240x140 thumbnail of each file, the engine's way."""
+    from imagegallery.decode import ThumbnailSpec, decode_thumbnail
+    from imagegallery.limits import LoadLimits
+
+    spec, limits, times = ThumbnailSpec(240, 140), LoadLimits(), {}
+    for name in manifest:
+        with open(os.path.join(root, name), "rb") as handle:
+            body = handle.read()
+        start = time.perf_counter()
+        decode_thumbnail(body, spec, limits, name)
+        times[name] = time.perf_counter() - start
+    return times
+
+
+def floors(workload: dict, files: List[str], manifest, decode_s, cores: int) -> Dict[str, float]:
+    """Lower bounds: every request in parallel (or k at a time), decode spread over all cores."""
+    latency, bandwidth = workload["latency"], workload["bandwidth"]
+    transfer = [latency + (manifest[f] / bandwidth if bandwidth else 0.0) for f in files]
+    decode = [decode_s[f] for f in files]
+    decode_floor = latency + sum(decode) / cores
+    result = {"unlimited": max(max(transfer) + max(decode), decode_floor)}
+    for k in (6, 32):
+        lanes = [0.0] * k
+        for duration in transfer:
+            lanes[lanes.index(min(lanes))] += duration
+        result[f"{k} conn"] = max(max(lanes) + statistics.mean(decode), decode_floor)
+    return result
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(value, unit="s", digits=2):
+    if value is None:
+        return "-"
+    if unit == "ms":
+        return f"{value * 1000:.0f}"
+    if unit == "x":
+        return f"{value:.2f}x"
+    if unit == "MB":
+        return f"{value / 1e6:.0f}"
+    return f"{value:.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 round, fewer workloads/clients")
+    parser.add_argument("-w", "--workloads", default="", help="e.g. W1,W4 (default: all)")
+    parser.add_argument("-c", "--clients", default="", help="only these clients (and qtquick)")
+    parser.add_argument("-r", "--rounds", type=int, default=0, help="rounds (default 3, quick 1)")
+    parser.add_argument("--offscreen", action="store_true", help="no Xvfb even if installed")
+    parser.add_argument("--corpus", default="", help="corpus folder (default ~/.cache/...)")
+    args = parser.parse_args()
+
+    started = time.monotonic()
+    rounds = args.rounds or (1 if args.quick else 3)
+    selected = [w.strip().upper() for w in args.workloads.split(",") if w.strip()] or (
+        list(QUICK) if args.quick else list(WORKLOADS))
+    plan = {w: list(QUICK.get(w, WORKLOADS[w]["clients"]) if args.quick else WORKLOADS[w]["clients"])
+            for w in selected}
+    if args.clients:
+        wanted = set(args.clients.split(",")) | {"qtquick", "qtquick-alone", "gallery-alone"}
+        plan = {w: [c for c in cs if c in wanted] for w, cs in plan.items()}
+    if "W6" in plan and "W1" not in plan:
+        plan = {"W1": ["gallery"], **plan}  # W6 re-opens the cache W1's gallery run filled
+
+    root = args.corpus or corpus.default_dir()
+    manifest = corpus.ensure(root, log=log)
+    cores = os.cpu_count() or 1
+    log("measuring decode times for the floor...")
+    decode_s = measure_decode(manifest, root)
+    display_env = {"QT_QUICK_BACKEND": "software", "QT_QPA_PLATFORM": "offscreen"} if (
+        args.offscreen) else start_display()
+    port = free_port()
+    server = Server(root, port)
+    server.start()
+    scratch = tempfile.mkdtemp(prefix="imagegallery-bench-")
+    runs: Dict[str, Dict[str, List[dict]]] = {w: {c: [] for c in cs} for w, cs in plan.items()}
+    try:
+        for round_index in range(rounds):
+            for workload_name, clients in plan.items():
+                workload = WORKLOADS[workload_name]
+                urls = urls_for(workload, port, manifest)
+                order = clients[round_index % len(clients):] + clients[:round_index % len(clients)]
+                if workload_name in ("W5", "W6"):
+                    order = clients  # references first; warm before offline
+                for client in order:
+                    if client == "naive" and round_index > 0:
+                        continue
+                    result = run_one(server, workload_name, workload, client, urls, round_index,
+                                     scratch, display_env)
+                    result["round"] = round_index
+                    runs[workload_name][client].append(result)
+                    summary = result.get("error") or (
+                        f"all {fmt(result.get('all'))} first {fmt(result.get('first'))} "
+                        f"screens {fmt(result.get('screen1'))}/{fmt(result.get('screen2'))} "
+                        f"stall {fmt(result.get('stall'), 'ms')} ms "
+                        f"req {result.get('server', {}).get('requests')}"
+                        + (" TIMEOUT" if result.get("timed_out") else ""))
+                    log(f"[round {round_index + 1}/{rounds}] {workload_name} {client:16} {summary}")
+    finally:
+        server.stop()
+        if start_display.process is not None:
+            start_display.process.terminate()
+            start_display.process.wait(5)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    elapsed = time.monotonic() - started
+    report = render(runs, plan, manifest, decode_s, cores, rounds, display_env, elapsed, args.quick)
+    print(report)
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    with open(os.path.join(RESULTS_DIR, "latest.md"), "w") as handle:
+        handle.write(report)
+    with open(os.path.join(RESULTS_DIR, "latest.json"), "w") as handle:
+        json.dump(runs, handle, indent=1)
+    if not args.quick and not args.workloads and not args.clients and rounds >= 3:
+        with open(os.path.join(HERE, "RESULTS.md"), "w") as handle:
+            handle.write(report)
+
+
+def run_one(server: Server, name: str, workload: dict, client: str, urls: List[str],
+            round_index: int, scratch: str, display_env) -> dict:
+    workdir = os.path.join(scratch, f"r{round_index}-{name}-{client}")
+    os.makedirs(workdir, exist_ok=True)
+    mode = "all"
+    if name == "W5":
+        if client.endswith("-alone"):
+            urls = urls[:SCREEN]
+        else:
+            mode = "screens"
+    cache_dir = os.path.join(workdir, "cache")  # cold and private
+    if name == "W6":
+        # The cache W1's gallery run of this round left behind: a second opening of the gallery.
+        cache_dir = os.path.join(scratch, f"r{round_index}-W1-gallery", "cache")
+    offline = client == "gallery-offline"
+    if offline:
+        server.stop()
+    else:
+        server.quiesce()
+        server.control("config", latency=workload["latency"], bandwidth=workload["bandwidth"])
+        server.control("reset")
+    try:
+        result = run_client(client, urls, mode, GALLERY_OPTIONS.get(client, {}), cache_dir,
+                            TIMEOUTS[name], display_env, workdir)
+    finally:
+        if offline:
+            server.start()
+    if not offline:
+        server.quiesce(2.0)
+        result["server"] = server.control("stats")
+    else:
+        result["server"] = {"requests": 0, "connections": 0, "max_in_flight": 0}
+    return result
+
+
+TARGETS = [
+    # (workload, client, metric, limit, text)
+    ("W1", "gallery", "ratio_all", 0.8, "W1 defaults <= 0.8x Qt Quick"),
+    ("W2", "gallery", "ratio_all", 0.55, "W2 defaults <= 0.55x"),
+    ("W3", "gallery", "ratio_all", 0.6, "W3 defaults <= 0.6x"),
+    ("W4", "gallery", "ratio_all", 1.0, "W4 defaults <= 1.0x"),
+    ("W1", "gallery-h2", "ratio_all", 0.15, "W1 HTTP/2 <= 0.15x"),
+    ("W1", "gallery-32", "ratio_all", 0.2, "W1 32 connections <= 0.2x"),
+    ("W4", "gallery-32", "ratio_all", 0.25, "W4 32 connections <= 0.25x"),
+]
+
+
+def summarize(results: List[dict], baseline: List[dict]) -> dict:
+    ok = [r for r in results if "error" not in r]
+    by_round = {r["round"]: r for r in baseline if "error" not in r}
+    ratios, first_ratios = [], []
+    for r in ok:
+        base = by_round.get(r["round"])
+        if base and r.get("all") and base.get("all"):
+            ratios.append(r["all"] / base["all"])
+        if base and r.get("first") and base.get("first"):
+            first_ratios.append(r["first"] / base["first"])
+    servers = [r.get("server", {}) for r in ok]
+    return {
+        "runs": len(ok), "errors": [r["error"] for r in results if "error" in r],
+        "timeouts": sum(1 for r in ok if r.get("timed_out")),
+        "all": median([r.get("all") for r in ok]), "first": median([r.get("first") for r in ok]),
+        "screen1": median([r.get("screen1") for r in ok]),
+        "screen2": median([r.get("screen2") for r in ok]),
+        "stall": median([r.get("stall") for r in ok]),
+        "stall_max": max([r.get("stall", 0) for r in ok], default=None),
+        "rss_delta": median([r["rss_peak"] - r["rss_start"] for r in ok if "rss_peak" in r]),
+        "rss_peak": median([r.get("rss_peak") for r in ok]),
+        "ratio_all": median(ratios), "ratio_first": median(first_ratios),
+        "settled": median([r.get("settled") for r in ok]),
+        "failed": median([r.get("failed") for r in ok]),
+        "requests": median([s.get("requests") for s in servers]),
+        "connections": median([s.get("connections") for s in servers]),
+        "max_in_flight": median([s.get("max_in_flight") for s in servers]),
+        "http2": median([s.get("http2_requests") for s in servers]),
+    }
+
+
+def render(runs, plan, manifest, decode_s, cores, rounds, display_env, elapsed, quick) -> str:
+    lines = ["# ImageGallery benchmark", ""]
+    lines.append(machine_line(display_env, cores) + f"; {rounds} round(s), {elapsed / 60:.1f} min"
+                 + (" (--quick)" if quick else ""))
+    lines.append("")
+    lines.append("Medians over rounds. ratio = the client's time / Qt Quick Image's time in the same "
+                 "round (median of per-round ratios). stall = the GUI thread's longest gap between "
+                 "ticks of a 5 ms timer. dRSS = peak RSS - RSS when loading began. req/conn/inflight "
+                 "are counted by the server.")
+    lines.append("")
+    summaries: Dict[str, Dict[str, dict]] = {}
+    for name, clients in plan.items():
+        workload = WORKLOADS[name]
+        base = runs[name].get("qtquick", [])
+        summaries[name] = {c: summarize(runs[name][c], base) for c in clients}
+        files = [u.split("/", 3)[3].split("?")[0] for u in urls_for(workload, 0, manifest)]
+        floor = floors(workload, files, manifest, decode_s, cores)
+        lines.append(f"## {name}: {workload['title']}")
+        lines.append("")
+        lines.append("floor: " + ", ".join(f"{k} {v:.2f} s" for k, v in floor.items())
+                     + f" (decode {sum(decode_s[f] for f in files):.2f} s on one core / {cores})")
+        lines.append("")
+        if name == "W5":
+            lines.append("| client | first screen s | after jump s | first tile s | stall ms | "
+                         "dRSS MB | req | conn | inflight | runs |")
+            lines.append("|---|---|---|---|---|---|---|---|---|---|")
+            for client, s in summaries[name].items():
+                first_screen = s["all"] if client.endswith("-alone") else s["screen1"]
+                lines.append(f"| {client} | {fmt(first_screen)} | {fmt(s['screen2'])} | "
+                             f"{fmt(s['first'])} | {fmt(s['stall'], 'ms')} | "
+                             f"{fmt(s['rss_delta'], 'MB')} | {fmt(s['requests'], digits=0)} | "
+                             f"{fmt(s['connections'], digits=0)} | "
+                             f"{fmt(s['max_in_flight'], digits=0)} | {run_note(s)} |")
+        else:
+            lines.append("| client | all s | ratio | first s | first ratio | stall ms | dRSS MB | "
+                         "req | conn | inflight | runs |")
+            lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+            for client, s in summaries[name].items():
+                lines.append(f"| {client} | {fmt(s['all'])} | {fmt(s['ratio_all'], 'x')} | "
+                             f"{fmt(s['first'])} | {fmt(s['ratio_first'], 'x')} | "
+                             f"{fmt(s['stall'], 'ms')} | {fmt(s['rss_delta'], 'MB')} | "
+                             f"{fmt(s['requests'], digits=0)} | {fmt(s['connections'], digits=0)} | "
+                             f"{fmt(s['max_in_flight'], digits=0)} | {run_note(s)} |")
+        if "qtquick" in summaries[name] and summaries[name]["qtquick"]["all"]:
+            q = summaries[name]["qtquick"]["all"]
+            lines.append("")
+            lines.append("floor as a ratio to Qt Quick: " + ", ".join(
+                f"{k} {v / q:.2f}x" for k, v in floor.items()))
+        lines.append("")
+    lines += ["## Targets (issue 5)", "", "| target | measured | result |", "|---|---|---|"]
+    lines += target_rows(summaries)
+    lines.append("")
+    return "\n".join(lines)
+
+
+def run_note(s: dict) -> str:
+    note = str(s["runs"])
+    if s["timeouts"]:
+        note += f", {s['timeouts']} timed out"
+    if s["errors"]:
+        note += f", {len(s['errors'])} crashed: {s['errors'][0][:80]}"
+    if s["failed"]:
+        note += f", {s['failed']:.0f} failed tiles"
+    return note
+
+
+def target_rows(summaries) -> List[str]:
+    rows = []
+
+    def add(text, value, ok, shown):
+        verdict = "-" if value is None else ("PASS" if ok else "FAIL")
+        rows.append(f"| {text} | {shown} | {verdict} |")
+
+    for workload, client, metric, limit, text in TARGETS:
+        s = summaries.get(workload, {}).get(client)
+        value = s and s[metric]
+        add(text, value, value is not None and value <= limit, fmt(value, "x"))
+    for workload in ("W1", "W2", "W3", "W4"):
+        s = summaries.get(workload, {}).get("gallery")
+        value = s and s["ratio_first"]
+        add(f"{workload} first thumbnail no later than Qt Quick's", value,
+            value is not None and value <= 1.0, fmt(value, "x"))
+    worst = None
+    for workload, clients in summaries.items():
+        for client, s in clients.items():
+            if client.startswith("gallery") and s["stall_max"] is not None:
+                if worst is None or s["stall_max"] > worst[0]:
+                    worst = (s["stall_max"], f"{workload} {client}")
+    add("GUI stall <= 20 ms on every workload (worst single run)", worst and worst[0],
+        worst is not None and worst[0] <= 0.020,
+        f"{fmt(worst[0], 'ms')} ms ({worst[1]})" if worst else "-")
+    w5 = summaries.get("W5", {})
+    alone = w5.get("gallery-alone", {}).get("all")
+    gallery = w5.get("gallery")
+    for key, text in (("screen1", "W5 first screen <= 1.5x the 24 alone"),
+                      ("screen2", "W5 screen after the jump <= 1.5x the 24 alone")):
+        value = gallery[key] / alone if gallery and gallery[key] and alone else None
+        add(text, value, value is not None and value <= 1.5,
+            f"{fmt(value, 'x')} ({fmt(gallery and gallery[key])} s vs {fmt(alone)} s)")
+    offline = summaries.get("W6", {}).get("gallery-offline")
+    value = offline and offline["all"]
+    ok = value is not None and value < 0.5 and offline["failed"] == 0 and offline["settled"] == 200
+    add("W6 warm re-open, server stopped: all 200 in < 0.5 s", value, ok,
+        f"{fmt(value)} s, {fmt(offline and offline['settled'], digits=0)} shown" if offline else "-")
+    w2 = summaries.get("W2", {}).get("gallery")
+    value = w2 and w2["rss_delta"]
+    add("W2 peak RSS <= 150 MB above start", value, value is not None and value <= 150e6,
+        f"{fmt(value, 'MB')} MB")
+    w5g = w5.get("gallery")
+    value = w5g and w5g["rss_delta"]
+    rows.append(f"| W5 memory bounded by the cache budget (thumbnails 128 MB + encoded 64 MB) | "
+                f"{fmt(value, 'MB')} MB during the W5 run | "
+                f"{'PASS' if value is not None and value <= 192e6 else ('-' if value is None else 'FAIL')}"
+                " (short run; see notes) |")
+    return rows
+
+
+def machine_line(display_env, cores) -> str:
+    from PyQt5.QtCore import PYQT_VERSION_STR, QT_VERSION_STR
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    display = ("Xvfb (xcb)" if display_env.get("QT_QPA_PLATFORM") == "xcb" else "offscreen")
+    return (f"Machine: {model}, {cores} cores, {platform.system()} {platform.release()}; "
+            f"Python {platform.python_version()}, PyQt5 {PYQT_VERSION_STR}, Qt {QT_VERSION_STR}; "
+            f"display {display}, QT_QUICK_BACKEND=software")
+
+
+if __name__ == "__main__":
+    main()
