@@ -109,7 +109,7 @@ class ForwardProxy:
         self._server.owner = self
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True,
                                         name=f"proxy-{self.port}")
         self._thread.start()
 

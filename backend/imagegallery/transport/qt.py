@@ -17,7 +17,7 @@ from PyQt5.QtNetwork import (QNetworkAccessManager, QNetworkProxyFactory, QNetwo
 from .base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE, ErrorKind,
                    TransferError, TransferRequest, TransferResult, Transport, TransportOptions,
                    http_status_error, too_large_error)
-from .proxy import EnvironmentProxyFactory
+from .proxy import EnvironmentProxyFactory, proxy_for_url
 
 # One QNAM opens at most six HTTP/1.1 connections per host (a constant inside Qt). A user who
 # allows more gets one QNAM per six, each with its own connection pool.
@@ -44,6 +44,10 @@ _ERROR_KINDS = {
     QNetworkReply.InsecureRedirectError: (ErrorKind.REDIRECT, INSECURE_REDIRECT_MESSAGE),
     QNetworkReply.ProtocolUnknownError: (ErrorKind.PROTOCOL, "unsupported protocol"),
     QNetworkReply.ProtocolFailure: (ErrorKind.PROTOCOL, "protocol error"),
+}
+_PROXY_EQUIVALENTS = {
+    QNetworkReply.ConnectionRefusedError: (ErrorKind.PROXY, "proxy refused the connection"),
+    QNetworkReply.HostNotFoundError: (ErrorKind.PROXY, "proxy not found"),
 }
 
 
@@ -267,6 +271,11 @@ class QtTransport(Transport):
             return _http_error(reply, status)
         if code in _ERROR_KINDS:
             kind, message = _ERROR_KINDS[code]
+            if code in _PROXY_EQUIVALENTS and self.uses_environment_proxy \
+                    and proxy_for_url(reply.url().toString()) is not None:
+                # Through an HTTP proxy, Qt reports the proxy's refusal as the origin's; name the
+                # proxy, as the Python transport does, so the person looks in the right place.
+                kind, message = _PROXY_EQUIVALENTS[code]
             if kind is ErrorKind.TLS:
                 message = f"certificate verify failed: {reply.errorString()}"
             return TransferError(kind, message)

@@ -1,0 +1,140 @@
+"""HTTP_PROXY / HTTPS_PROXY / NO_PROXY: both transports through a real local forward proxy."""
+import pytest
+from PyQt5.QtCore import QUrl
+from PyQt5.QtNetwork import QNetworkProxy, QNetworkProxyQuery
+
+from imagegallery.model import ImageGalleryModel
+from imagegallery.limits import LoadLimits
+from imagegallery.transport.proxy import EnvironmentProxyFactory, proxy_for_url
+from imagegallery.transport.qt import qt_has_tls
+from imaging import center_color, close_to, solid_image_bytes
+from proxy_server import ForwardProxy
+from servers import free_port_refusing_connections
+from tls_servers import https_server, test_ca  # noqa: F401 (fixtures)
+
+Status = ImageGalleryModel.Status
+COLORS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00"]
+
+
+@pytest.fixture
+def proxy():
+    server = ForwardProxy()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["qt", "python"])
+def transport(request):
+    return request.param
+
+
+@pytest.fixture
+def make_model(transport):
+    """Models on the parametrized transport. Create them after setting the environment: a
+    transport reads the proxy variables when it is made, as httpx and Qt do."""
+    made = []
+
+    def make(**properties):
+        model = ImageGalleryModel()
+        model.transport = transport
+        model.set_limits(LoadLimits(max_retries=0))
+        for name, value in properties.items():
+            setattr(model, name, value)
+        made.append(model)
+        return model
+
+    yield make
+    for model in made:
+        model.loader.close()
+
+
+def serve(server, colors=COLORS):
+    return [server.add(f"/{i}.png", solid_image_bytes(c, 64, 48)) for i, c in enumerate(colors)]
+
+
+def load_all(qtbot, model, urls):
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+    return [model.status_of(r) for r in range(model.count)]
+
+
+def reasons(model):
+    return [model.data(model.index(r), ImageGalleryModel.ErrorStringRole) for r in range(model.count)]
+
+
+# -- the rules, without a network --------------------------------------------------------
+
+def test_scheme_variable_then_all_proxy_and_no_proxy_wins():
+    proxies = {"http": "127.0.0.1:3128", "all": "http://fallback:8080", "no": "internal.example,.corp"}
+    assert proxy_for_url("http://images.example/a.png", proxies) == "http://127.0.0.1:3128"
+    assert proxy_for_url("https://images.example/a.png", proxies) == "http://fallback:8080"
+    assert proxy_for_url("http://internal.example/a.png", proxies) is None
+    assert proxy_for_url("http://cdn.corp/a.png", proxies) is None
+    assert proxy_for_url("http://x.example/a.png", {"http": "p:1", "no": "*"}) is None
+    assert proxy_for_url("http://x.example/a.png", {}) is None
+
+
+def test_qt_factory_answers_with_the_same_rules():
+    factory = EnvironmentProxyFactory({"http": "http://127.0.0.1:3128", "no": "skip.example"})
+    [proxy] = factory.queryProxy(QNetworkProxyQuery(QUrl("http://images.example/a.png")))
+    assert (proxy.type(), proxy.hostName(), proxy.port()) == (QNetworkProxy.HttpProxy, "127.0.0.1", 3128)
+    [direct] = factory.queryProxy(QNetworkProxyQuery(QUrl("http://skip.example/a.png")))
+    assert direct.type() == QNetworkProxy.NoProxy
+    [no_https] = factory.queryProxy(QNetworkProxyQuery(QUrl("https://images.example/a.png")))
+    assert no_https.type() == QNetworkProxy.NoProxy
+
+
+def test_no_factory_without_proxy_variables(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert EnvironmentProxyFactory.from_environment() is None
+
+
+# -- through the proxy -------------------------------------------------------------------
+
+def test_http_goes_through_http_proxy(qtbot, monkeypatch, image_server, proxy, make_model):
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    model = make_model()
+    urls = serve(image_server)
+    assert load_all(qtbot, model, urls) == [Status.Ready] * 4, reasons(model)
+    for row, color in enumerate(COLORS):
+        assert close_to(center_color(model.thumbnail(row)), color)
+    # Each image was asked of the proxy in absolute form, and the proxy fetched it.
+    assert sorted(target for _, target in proxy.forwarded) == sorted(urls)
+    assert proxy.count("GET") == 4 and image_server.total_hits() == 4
+
+
+def test_no_proxy_bypasses_it(qtbot, monkeypatch, image_server, proxy, make_model):
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    model = make_model()
+    assert load_all(qtbot, model, serve(image_server)) == [Status.Ready] * 4, reasons(model)
+    assert proxy.forwarded == [] and image_server.total_hits() == 4
+
+
+def test_refused_proxy_is_a_proxy_error(qtbot, monkeypatch, image_server, make_model):
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port_refusing_connections()}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    model = make_model()
+    assert load_all(qtbot, model, serve(image_server, COLORS[:1])) == [Status.Error]
+    assert reasons(model) == ["proxy refused the connection"]
+    assert image_server.total_hits() == 0
+
+
+def test_https_tunnels_through_connect(qtbot, monkeypatch, transport, https_server, test_ca, proxy,
+                                       make_model):
+    if transport == "qt" and not qt_has_tls():
+        pytest.skip("this Qt cannot load OpenSSL, so it has no https to tunnel")
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    model = make_model(caFile=test_ca.ca_file)
+    assert load_all(qtbot, model, serve(https_server)) == [Status.Ready] * 4, reasons(model)
+    # Every request went through a tunnel to the origin, and spoke HTTP/2 inside it. httpcore
+    # opens a tunnel per request that arrives while the first is still connecting (it cannot
+    # know yet that the tunnel will carry HTTP/2), so there may be up to one per image.
+    assert 1 <= proxy.count("CONNECT") <= 4
+    assert set(proxy.forwarded) == {("CONNECT", f"127.0.0.1:{https_server.port}")}
+    assert https_server.http_versions == {"2": 4}
+    assert https_server.connections == proxy.count("CONNECT")
