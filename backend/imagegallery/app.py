@@ -361,13 +361,20 @@ class _Session:
         return EXIT_OK
 
     def close(self) -> None:
+        from PyQt5 import sip
+
         if self.window is not None:
             self.window.close()
         if self.model is not None:
             self.model.loader.close()
+        # The engine goes first, at once: the Theme singleton must not outlive a theme it shows
+        # (a deleted custom theme would leave its bindings reading a null object).
         if self.engine is not None:
-            self.engine.deleteLater()
+            sip.delete(self.engine)
         self.engine = self.window = self.model = None
+        if self.theme_loader is not None:
+            sip.delete(self.theme_loader)
+            self.theme_loader = None
         if self.server is not None:
             self.server.stop()
             self.server = None

@@ -1,0 +1,13 @@
+"""The smallest Python host: `python examples/host.py examples/PhotoPicker.qml`."""
+import sys
+
+from PyQt5.QtGui import QGuiApplication
+from PyQt5.QtQml import QQmlApplicationEngine
+
+import imagegallery
+
+app = QGuiApplication(sys.argv)
+engine = QQmlApplicationEngine()
+imagegallery.install(engine)  # ImageGallery 1.0: types, image provider, QML import path
+engine.load(sys.argv[1] if len(sys.argv) > 1 else "examples/PhotoPicker.qml")
+sys.exit(app.exec_() if engine.rootObjects() else 3)
