@@ -208,6 +208,7 @@ def _decode_with_qt(data: bytes, spec: ThumbnailSpec, max_pixels: int, max_side:
     buffer.open(QIODevice.ReadOnly)
     readers = []  # every reader made here, so all of them die before the buffer
     reader = None
+    failure = ""
     try:
         if image_format:
             # Only the named plugin looks at the bytes: no other plugin's probe runs on them.
@@ -230,14 +231,38 @@ def _decode_with_qt(data: bytes, spec: ThumbnailSpec, max_pixels: int, max_side:
             on_format(detected.decode("ascii", "replace"))
         if detected in _REFUSED_FORMATS or "svg" in content_type.lower():
             raise DecodeRefused(SVG_REFUSED)
+        if detected == b"bmp":
+            _check_bmp_length(data)
         return _read(reader, detected, data, spec, max_pixels, max_side)
+    except DecodeRefused as refused:
+        failure = str(refused)
+    except Exception as unexpected:  # a decoder bug must cost one tile, not the process
+        failure = f"cannot decode ({type(unexpected).__name__})"
     finally:
         # Readers first, then the buffer: the TIFF plugin reads from the device when its handler
-        # is destroyed, and a deleted buffer there is a segfault.
+        # is destroyed, and a deleted buffer there is a segfault. An exception's traceback would
+        # keep `_read`'s frame (and its reader) alive past this point, which is why the handlers
+        # above keep only the message.
         reader = None
         del readers[:]
         buffer.close()
         del buffer, array
+    raise DecodeRefused(failure)
+
+
+def _check_bmp_length(data: bytes) -> None:
+    """Refuse an uncompressed BMP shorter than its header says: Qt shows it, half garbage."""
+    if len(data) < 34:
+        return
+    offset, header_size = struct.unpack_from("<II", data, 10)
+    if header_size < 40:
+        return
+    width, height, _, bits, compression = struct.unpack_from("<iiHHI", data, 18)
+    if compression not in (0, 3) or bits not in (1, 4, 8, 16, 24, 32) or width <= 0:
+        return  # RLE and odd layouts have no fixed size; Qt checks those itself
+    needed = offset + (width * bits + 31) // 32 * 4 * abs(height)
+    if len(data) < needed:
+        raise DecodeRefused(f"truncated bmp ({len(data)} of {needed} bytes)")
 
 
 def _read(reader: QImageReader, image_format: bytes, data: bytes, spec: ThumbnailSpec,

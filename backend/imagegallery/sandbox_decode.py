@@ -99,10 +99,10 @@ class _Child:
         """Send one decode; returns (result header, pixels, format name the child saw)."""
         deadline = time.monotonic() + timeout_s
         self.decodes += 1
+        self.seen_format = ""
         encoded = json.dumps(header).encode()
         self._write(_FRAME.pack(len(encoded), len(payload)) + encoded, deadline)
         self._write(payload, deadline)
-        self.seen_format = ""
         while True:
             reply, pixels = self._read_frame(deadline)
             if reply.get("stage") == "format":
@@ -320,6 +320,10 @@ def _serve(memory_bytes: int) -> None:
         if payload:
             protocol_out.write(payload)
 
+    # Tests prove the isolation with a real crash and a real hang; no file in the corpus still
+    # crashes Qt once readers die before their buffers. Only the environment can turn this on.
+    test_faults = os.environ.get("IMAGEGALLERY_SANDBOX_TEST_FAULTS") == "1"
+
     send({"stage": "ready"})
     while True:
         frame = _read_exactly(stdin, _FRAME.size)
@@ -330,6 +334,12 @@ def _serve(memory_bytes: int) -> None:
         data = _read_exactly(stdin, payload_length) if payload_length else b""
         if data is None:
             return
+        if test_faults and data.startswith(b"IMAGEGALLERY-TEST-SEGFAULT"):
+            send({"stage": "format", "format": "test"})
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if test_faults and data.startswith(b"IMAGEGALLERY-TEST-HANG"):
+            send({"stage": "format", "format": "test"})
+            time.sleep(3600)
         send(*decode_in_this_process(data, header, on_format=lambda name: send(
             {"stage": "format", "format": name})))
 
