@@ -292,7 +292,10 @@ class ImageGalleryModel(QAbstractListModel):
     def _after_structure_change(self) -> None:
         self.countChanged.emit()
         self._counts_dirty = True
-        self._finished_sent = self._counts[self.Status.Null] + self._counts[self.Status.Loading] == 0
+        # Rows that settled during this change (URLs refused when parsed) still owe a `finished`:
+        # a list of nothing but junk must not leave a waiter hanging.
+        self._finished_sent = (self._counts[self.Status.Null] + self._counts[self.Status.Loading] == 0
+                               and not self._dirty)
         self._schedule_flush()
 
     @pyqtSlot("QStringList")
