@@ -11,8 +11,9 @@ GridView {
     objectName: "imageGallery"
 
     // A convenience for QML apps: with no `model` given, setting `urls` creates an
-    // ImageGalleryModel for them; with a model given, `urls` is passed on to it.
-    property var urls: []
+    // ImageGalleryModel for them; with a model given, `urls` is passed on to it. Left unset
+    // (undefined), a given model's own list is left alone.
+    property var urls
     // "none", "single" (selection follows the current tile) or "multi" (clicks and Space toggle).
     property string selectionMode: "single"
     property var selectedUrls: []
@@ -26,7 +27,6 @@ GridView {
     readonly property int columns: Math.max(1, Math.floor(width / (thumbnailSize.width + 2 * Theme.tilePadding + Theme.spacing)))
 
     property bool _completed: false
-    property bool _urlsGiven: false
     // url -> true, rebuilt when selectedUrls changes, so tiles look themselves up in O(1).
     readonly property var _selectedSet: {
         var set = {}
@@ -76,10 +76,7 @@ GridView {
         restoreMode: Binding.RestoreNone
     }
 
-    onUrlsChanged: {
-        _urlsGiven = true
-        _applyUrls()
-    }
+    onUrlsChanged: _applyUrls()
     onModelChanged: _applyUrls()
     Component.onCompleted: {
         _completed = true
@@ -191,7 +188,7 @@ GridView {
     }
 
     function _applyUrls() {
-        if (!_completed || !_urlsGiven)
+        if (!_completed || urls === undefined || urls === null)
             return
         if (!model) {
             model = ownModelComponent.createObject(root, { urls: urls })

@@ -1,0 +1,331 @@
+"""The ImageGallery QML component in a real engine, against the tests' own HTTP server.
+
+Everything is found through objectNames and checked through signals, model state and the
+pixels of a rendered window.
+"""
+import pytest
+from PyQt5 import sip
+from PyQt5.QtCore import QMetaObject, QObject, QPoint, QPointF, Qt, Q_ARG, QVariant
+from PyQt5.QtGui import QColor
+from PyQt5.QtQml import QQmlApplicationEngine
+from PyQt5.QtTest import QTest
+
+import imagegallery
+from imagegallery.app import grab_window, image_buttons, tiles_settled
+from imaging import close_to, solid_image_bytes
+
+COLORS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00", "#00ffff", "#ff00ff"]
+
+GALLERY_QML = """
+import QtQuick 2.15
+import QtQuick.Window 2.15
+import ImageGallery 1.0
+
+Window {
+    id: root
+    width: 580
+    height: 420
+    visible: true
+    color: Theme.window
+
+    property var urls: []
+    readonly property var galleryModel: gallery.galleryModel
+
+    function setTheme(name) { Theme.name = name }
+
+    ImageGallery {
+        id: gallery
+        objectName: "gallery"
+        anchors.fill: parent
+        urls: root.urls
+        Component.onCompleted: {
+            galleryModel.thumbnailSize = Qt.size(120, 80)
+            forceActiveFocus()
+        }
+        // `urls` creates the model after completion; size it as soon as it exists.
+        onGalleryModelChanged: if (galleryModel) galleryModel.thumbnailSize = Qt.size(120, 80)
+    }
+}
+"""
+
+MODEL_QML = """
+import QtQuick 2.15
+import QtQuick.Window 2.15
+import ImageGallery 1.0
+
+Window {
+    id: root
+    width: 580
+    height: 420
+    visible: true
+
+    property var albumA: []
+    property var albumB: []
+    property bool showB: false
+    readonly property var photos: photos
+
+    function switchAlbum() { showB = !showB }
+
+    ImageGalleryModel {
+        id: photos
+        thumbnailSize: Qt.size(120, 80)
+        urls: root.showB ? root.albumB : root.albumA
+    }
+
+    ImageGallery {
+        objectName: "gallery"
+        anchors.fill: parent
+        model: photos
+    }
+}
+"""
+
+
+class Scene:
+    """One engine with one window loaded from QML text; closed and freed after the test."""
+
+    def __init__(self, qtbot, tmp_path, source, **initial):
+        self.qtbot = qtbot
+        self.engine = QQmlApplicationEngine()
+        imagegallery.install(self.engine)
+        self.warnings = []
+        self.engine.warnings.connect(lambda ws: self.warnings.extend(w.toString() for w in ws))
+        path = tmp_path / "Scene.qml"
+        path.write_text(source)
+        if initial:
+            self.engine.setInitialProperties(initial)
+        self.engine.load(str(path))
+        assert self.engine.rootObjects(), self.warnings
+        self.window = self.engine.rootObjects()[0]
+        self.gallery = self.window.findChild(QObject, "gallery")
+        self.window.requestActivate()
+        qtbot.waitUntil(self.window.isExposed, timeout=5000)
+
+    def selected(self):
+        value = self.gallery.property("selectedUrls")
+        return value.toVariant() if hasattr(value, "toVariant") else value
+
+    def model(self):
+        return self.gallery.property("galleryModel")
+
+    def close(self):
+        model = self.model()
+        if model is not None:
+            model.loader.close()
+        self.window.close()
+        sip.delete(self.engine)
+        assert not self.warnings, self.warnings
+
+    def tile(self, index):
+        for tile in image_buttons(self.window):
+            if tile.property("index") == index and tile.isVisible():
+                return tile
+        raise AssertionError(f"no tile for row {index}")
+
+    def tile_center(self, index) -> QPoint:
+        tile = self.tile(index)
+        point = tile.mapToScene(QPointF(tile.width() / 2, tile.height() / 2))
+        return point.toPoint()
+
+    def settle(self):
+        model = self.model()
+        self.qtbot.waitUntil(lambda: model.count > 0 and model.pendingCount == 0, timeout=10000)
+        self.qtbot.waitUntil(lambda: tiles_settled(self.window), timeout=10000)
+
+    def grab(self):
+        with self.qtbot.waitSignal(self.window.frameSwapped, timeout=5000):
+            self.window.update()
+        return grab_window(self.window)
+
+
+@pytest.fixture
+def scene_factory(qtbot, tmp_path):
+    scenes = []
+
+    def make(source=GALLERY_QML, **initial):
+        scene = Scene(qtbot, tmp_path, source, **initial)
+        scenes.append(scene)
+        return scene
+
+    yield make
+    for scene in scenes:
+        scene.close()
+
+
+def serve(server, colors=COLORS, size=(320, 200)):
+    return [server.add(f"/{i}.png", solid_image_bytes(c, *size)) for i, c in enumerate(colors)]
+
+
+def test_urls_set_from_qml_create_a_model_that_loads_them(qtbot, scene_factory, image_server):
+    urls = serve(image_server)
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    model = scene.model()
+    assert model.urls == urls
+    assert model.loadedCount == len(urls) and model.failedCount == 0
+    assert scene.gallery.property("count") == len(urls)
+
+
+def test_each_known_colour_is_drawn_in_its_own_tile(qtbot, scene_factory, image_server):
+    urls = serve(image_server)
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    image = scene.grab()
+    positions = set()
+    for index, color in enumerate(COLORS):
+        center = scene.tile_center(index)
+        positions.add((center.x(), center.y()))
+        actual = QColor(image.pixel(center))
+        assert close_to(actual, color), f"tile {index}: {actual.name()} != {color}"
+    assert len(positions) == len(COLORS)
+
+
+def test_clicks_emit_image_clicked_and_select(qtbot, scene_factory, image_server):
+    urls = serve(image_server)
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    with qtbot.waitSignal(scene.gallery.imageClicked, timeout=3000) as clicked:
+        QTest.mouseClick(scene.window, Qt.LeftButton, Qt.NoModifier, scene.tile_center(2))
+    assert clicked.args == [2, urls[2]]
+    assert scene.gallery.property("currentIndex") == 2
+    assert scene.selected() == [urls[2]]
+
+
+def test_double_click_activates(qtbot, scene_factory, image_server):
+    urls = serve(image_server)
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    with qtbot.waitSignal(scene.gallery.imageActivated, timeout=3000) as activated:
+        QTest.mouseDClick(scene.window, Qt.LeftButton, Qt.NoModifier, scene.tile_center(4))
+    assert activated.args == [4, urls[4]]
+
+
+def test_keys_move_and_activate(qtbot, scene_factory, image_server):
+    urls = serve(image_server, COLORS * 3)  # 18 rows, 4 columns at this width
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    gallery, window = scene.gallery, scene.window
+    columns = gallery.property("columns")
+    assert columns == 4
+    qtbot.waitUntil(lambda: gallery.property("activeFocus"), timeout=3000)
+
+    def press(key):
+        QTest.keyClick(window, key)
+        return gallery.property("currentIndex")
+
+    assert press(Qt.Key_Right) == 1
+    assert press(Qt.Key_Down) == 1 + columns
+    assert press(Qt.Key_Left) == columns
+    assert press(Qt.Key_Up) == 0
+    assert press(Qt.Key_Up) == 0  # an edge: stays
+    assert press(Qt.Key_End) == len(urls) - 1
+    assert press(Qt.Key_Home) == 0
+    page = press(Qt.Key_PageDown)
+    assert page > columns and page % columns == 0
+    assert press(Qt.Key_PageUp) == 0
+    press(Qt.Key_Right)
+    with qtbot.waitSignal(gallery.imageActivated, timeout=3000) as activated:
+        QTest.keyClick(window, Qt.Key_Return)
+    assert activated.args == [1, urls[1]]
+    press(Qt.Key_Right)
+    with qtbot.waitSignal(gallery.imageActivated, timeout=3000) as activated:
+        QTest.keyClick(window, Qt.Key_Space)
+    assert activated.args == [2, urls[2]]
+    # Selection follows the current tile in single mode.
+    assert scene.selected() == [urls[2]]
+    # The current tile shows the focus ring.
+    assert scene.tile(2).property("showFocus") is True
+
+
+def test_multi_selection_toggles_and_none_selects_nothing(qtbot, scene_factory, image_server):
+    urls = serve(image_server)
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    gallery, window = scene.gallery, scene.window
+    gallery.setProperty("selectionMode", "multi")
+    for index in (0, 3, 5, 0):
+        QTest.mouseClick(window, Qt.LeftButton, Qt.NoModifier, scene.tile_center(index))
+    assert scene.selected() == [urls[3], urls[5]]
+    assert scene.tile(3).property("selected") is True and scene.tile(0).property("selected") is False
+    QTest.keyClick(window, Qt.Key_Space)  # current is 0: Space toggles it in multi mode
+    assert scene.selected() == [urls[3], urls[5], urls[0]]
+
+    gallery.setProperty("selectedUrls", [])
+    gallery.setProperty("selectionMode", "none")
+    with qtbot.waitSignal(gallery.imageClicked, timeout=3000):
+        QTest.mouseClick(window, Qt.LeftButton, Qt.NoModifier, scene.tile_center(1))
+    assert scene.selected() == []
+
+
+def test_url_list_changed_in_qml_reaches_the_model(qtbot, scene_factory, image_server):
+    urls = serve(image_server)
+    scene = scene_factory(MODEL_QML, albumA=urls[:3], albumB=urls[2:6])
+    model = scene.window.property("photos")
+    scene.settle()
+    assert model.urls == urls[:3]
+    hits = image_server.total_hits()
+    QMetaObject.invokeMethod(scene.window, "switchAlbum")
+    assert model.urls == urls[2:6]
+    scene.settle()
+    assert model.loadedCount == 4
+    assert image_server.total_hits() - hits == 3  # urls[2] stayed; only the new ones were fetched
+
+
+def test_the_view_reports_visible_rows_so_they_load_first(qtbot, scene_factory, image_server):
+    body = solid_image_bytes("#808080", 64, 40)
+    urls = [image_server.add(f"/r{i}.png", body) for i in range(200)]
+    scene = scene_factory(MODEL_QML, albumA=[], albumB=[])
+    model = scene.window.property("photos")
+    # Only what the view says is on screen loads: proof that it says so.
+    model.prefetchRows = 0
+    model.loadPolicy = model.LoadPolicy.LoadVisible
+    scene.window.setProperty("albumA", urls)
+    qtbot.waitUntil(lambda: model.loadedCount > 0 and not model.busy, timeout=10000)
+    first_screen = set(image_server.hits)
+    assert "/r0.png" in first_screen and len(first_screen) < 40
+    assert "/r199.png" not in first_screen
+
+    gallery = scene.gallery
+    gallery.setProperty("contentY", gallery.property("contentHeight") - gallery.property("height"))
+    qtbot.waitUntil(lambda: image_server.hits["/r199.png"] == 1, timeout=10000)
+    assert image_server.hits["/r100.png"] == 0
+
+
+def test_theme_swap_restyles_without_new_requests(qtbot, scene_factory, image_server):
+    urls = serve(image_server)
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    hits = image_server.total_hits()
+    window = scene.window
+    corner = QPoint(window.width() - 3, window.height() - 3)  # below the last row: background
+    tile = scene.tile(0)
+    face = tile.mapToScene(QPointF(4, tile.height() / 2)).toPoint()  # the tile, beside the image
+    before = scene.grab()
+    assert close_to(QColor(before.pixel(corner)), "#f4f5f7")
+    assert close_to(QColor(before.pixel(face)), "#ffffff")
+
+    QMetaObject.invokeMethod(window, "setTheme", Q_ARG(QVariant, "dark"))
+    after = scene.grab()
+    assert close_to(QColor(after.pixel(corner)), "#16181d")
+    assert close_to(QColor(after.pixel(face)), "#23262e")
+    for index, color in enumerate(COLORS):
+        assert close_to(QColor(after.pixel(scene.tile_center(index))), color)
+    assert image_server.total_hits() == hits
+    assert scene.model().loadedCount == len(urls)
+
+
+def test_error_tile_shows_reason_and_retry_reloads(qtbot, scene_factory, image_server):
+    urls = serve(image_server, COLORS[:2]) + [image_server.url("/later.png")]
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    tile = scene.tile(2)
+    assert tile.property("status") == 3
+    assert tile.property("errorString") == "HTTP 404 Not Found"
+    assert tile.property("statusText") == "failed: HTTP 404 Not Found"  # read as Accessible.name
+    retry = tile.findChild(QObject, "retryButton")
+    assert retry.property("visible")
+    image_server.add("/later.png", solid_image_bytes("#00ff00"))
+    center = retry.mapToScene(QPointF(retry.width() / 2, retry.height() / 2)).toPoint()
+    QTest.mouseClick(scene.window, Qt.LeftButton, Qt.NoModifier, center)
+    qtbot.waitUntil(lambda: scene.model().loadedCount == 3, timeout=10000)
+    assert scene.selected() == []  # Retry did not also click the tile
