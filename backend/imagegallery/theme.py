@@ -155,10 +155,7 @@ class ThemeLoader(QObject):
             self._fail(f"{path}: theme file not found")
             return
         self._stamp = self._stamp_of(path)
-        engine = self._engine or self._context_engine()
-        if engine is None:
-            self._fail(f"{path}: ThemeLoader has no QML engine (create it from QML or pass engine=)")
-            return
+        engine = self._engine_for_loading()
         self._set_status(self.Status.Loading, self._error)
         component = QQmlComponent(engine, self)
         self._component = component
@@ -168,8 +165,9 @@ class ThemeLoader(QObject):
         url.setQuery(f"v={next(_versions)}")
         component.statusChanged.connect(self._on_component_status)
         component.loadUrl(url, QQmlComponent.Asynchronous)
-        if component.status() != QQmlComponent.Loading:
-            self._on_component_status(component.status())
+        if component.status() != QQmlComponent.Loading and component is self._component:
+            # Already compiled (cached imports, or an error found at once): no signal will come.
+            self._on_component_status(component.status(), component)
 
     def wait(self, timeout_ms: int = 10000) -> bool:
         """Block (running the event loop) until the current load settles. For CLI start-up."""
@@ -191,13 +189,23 @@ class ThemeLoader(QObject):
     def _source_pending(self) -> bool:
         return bool(self._source) and self._status == self.Status.Null
 
-    def _context_engine(self) -> Optional[QQmlEngine]:
-        context = QQmlEngine.contextForObject(self)
-        return context.engine() if context is not None else None
+    def _engine_for_loading(self) -> QQmlEngine:
+        """The engine given, else one of this loader's own.
 
-    def _on_component_status(self, status) -> None:
-        component = self.sender() if isinstance(self.sender(), QQmlComponent) else self._component
-        if component is not self._component or status == QQmlComponent.Loading:
+        PyQt5 gives QML a proxy that wraps this object, so QML's context (and engine) cannot be
+        found from `self`; a small private engine compiles the theme instead. Theme.custom takes
+        any QtObject, so an object from either engine can be shown.
+        """
+        if self._engine is None:
+            from . import install
+
+            self._engine = QQmlEngine(self)
+            install(self._engine)
+        return self._engine
+
+    def _on_component_status(self, status, component: Optional[QQmlComponent] = None) -> None:
+        component = component or self.sender()
+        if component is None or component is not self._component or status == QQmlComponent.Loading:
             return
         self._component = None
         path = self.path

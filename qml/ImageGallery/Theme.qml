@@ -12,9 +12,9 @@ QtObject {
     // The built-in themes, in the order a theme switcher lists them.
     readonly property var names: ["light", "dark", "high-contrast"]
     property string name: "light"
-    property ThemeData custom: null
+    property QtObject custom: null  // a ThemeData, possibly from a ThemeLoader's engine
 
-    readonly property ThemeData current: custom ? custom
+    readonly property QtObject current: custom ? custom
                                        : name === "dark" ? dark
                                        : name === "high-contrast" ? highContrast
                                        : light

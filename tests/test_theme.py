@@ -1,0 +1,197 @@
+"""Themes: the built-ins behind the Theme singleton, and ThemeLoader's theme files by path."""
+import os
+
+import pytest
+from PyQt5 import sip
+from PyQt5.QtCore import QMetaObject, Q_ARG, QVariant
+from PyQt5.QtGui import QColor
+from PyQt5.QtQml import QQmlApplicationEngine
+
+import imagegallery
+from imagegallery.theme import BUILT_IN_THEMES, ThemeLoader
+
+# The Theme singleton seen through a plain object, with a ThemeLoader declared in QML.
+PROBE_QML = """
+import QtQuick 2.15
+import QtQml 2.15
+import ImageGallery 1.0
+
+QtObject {
+    id: root
+    property string themePath: ""
+    readonly property color window: Theme.window
+    readonly property color accent: Theme.accent
+    readonly property int radius: Theme.radius
+    readonly property string currentName: Theme.current.name
+    readonly property var loader: loader
+
+    function useBuiltIn(name) { Theme.custom = null; Theme.name = name }
+
+    property ThemeLoader themeLoader: ThemeLoader {
+        id: loader
+        source: root.themePath
+    }
+    property Binding useFile: Binding {
+        target: Theme
+        property: "custom"
+        value: loader.theme
+        when: loader.theme !== null
+        restoreMode: Binding.RestoreNone
+    }
+}
+"""
+
+GOOD_THEME = """import ImageGallery 1.0
+
+ThemeData {
+    name: "mine"
+    accent: "%s"
+    radius: 11
+}
+"""
+
+
+@pytest.fixture
+def probe(qtbot, tmp_path):
+    engine = QQmlApplicationEngine()
+    imagegallery.install(engine)
+    warnings = []
+    engine.warnings.connect(lambda ws: warnings.extend(w.toString() for w in ws))
+    path = tmp_path / "Probe.qml"
+    path.write_text(PROBE_QML)
+    engine.load(str(path))
+    assert engine.rootObjects(), warnings
+    root = engine.rootObjects()[0]
+    root.engine = engine
+    yield root
+    QMetaObject.invokeMethod(root, "useBuiltIn", Q_ARG(QVariant, "light"))
+    sip.delete(engine)
+    assert not warnings, warnings
+
+
+def color(root, name):
+    return QColor(root.property(name)).name()
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_built_in_themes_switch_every_value(probe):
+    seen = {}
+    for name in BUILT_IN_THEMES:
+        QMetaObject.invokeMethod(probe, "useBuiltIn", Q_ARG(QVariant, name))
+        assert probe.property("currentName") == name
+        seen[name] = (color(probe, "window"), color(probe, "accent"))
+    assert seen["light"] == ("#f4f5f7", "#2f6fed")
+    assert seen["dark"] == ("#16181d", "#5b9cff")
+    assert seen["high-contrast"] == ("#000000", "#ffff00")
+
+
+def test_theme_file_loads_and_applies(qtbot, probe, tmp_path):
+    path = write(tmp_path / "Mine.qml", GOOD_THEME % "#123456")
+    loader = probe.property("loader")
+    with qtbot.waitSignal(loader.loaded, timeout=5000):
+        probe.setProperty("themePath", path)
+    assert loader.status == ThemeLoader.Status.Ready and loader.errorString == ""
+    assert color(probe, "accent") == "#123456"
+    assert probe.property("radius") == 11
+    # What the file leaves out keeps ThemeData's defaults.
+    assert color(probe, "window") == "#f4f5f7"
+
+
+def test_theme_file_extending_a_built_in(qtbot, probe, tmp_path):
+    path = write(tmp_path / "DarkOrange.qml",
+                 'import ImageGallery 1.0\nDarkTheme { name: "dark-orange"; accent: "#ff8800" }\n')
+    loader = probe.property("loader")
+    with qtbot.waitSignal(loader.loaded, timeout=5000):
+        probe.setProperty("themePath", path)
+    assert color(probe, "accent") == "#ff8800" and color(probe, "window") == "#16181d"
+
+
+def test_changed_file_is_reloaded(qtbot, probe, tmp_path):
+    path = write(tmp_path / "Mine.qml", GOOD_THEME % "#123456")
+    loader = probe.property("loader")
+    with qtbot.waitSignal(loader.loaded, timeout=5000):
+        probe.setProperty("themePath", path)
+    with qtbot.waitSignal(loader.loaded, timeout=5000):
+        write(tmp_path / "Mine.qml", GOOD_THEME % "#abcdef" + "// saved again\n")
+    assert color(probe, "accent") == "#abcdef"
+
+
+def test_file_replaced_by_rename_is_reloaded(qtbot, probe, tmp_path):
+    path = write(tmp_path / "Mine.qml", GOOD_THEME % "#123456")
+    loader = probe.property("loader")
+    with qtbot.waitSignal(loader.loaded, timeout=5000):
+        probe.setProperty("themePath", path)
+    with qtbot.waitSignal(loader.loaded, timeout=5000):
+        temporary = write(tmp_path / "Mine.qml.tmp", GOOD_THEME % "#fedcba")
+        os.replace(temporary, path)  # how many editors save
+    assert color(probe, "accent") == "#fedcba"
+
+
+def test_broken_file_keeps_the_current_theme_and_names_file_and_line(qtbot, probe, tmp_path, caplog):
+    path = write(tmp_path / "Mine.qml", GOOD_THEME % "#123456")
+    loader = probe.property("loader")
+    with qtbot.waitSignal(loader.loaded, timeout=5000):
+        probe.setProperty("themePath", path)
+    theme_before = loader.theme
+
+    broken = 'import ImageGallery 1.0\n\nThemeData {\n    accent: "#00ff00"\n    acent: "#ff0000"\n}\n'
+    with qtbot.waitSignal(loader.failed, timeout=5000) as failed:
+        write(tmp_path / "Mine.qml", broken)
+    message = failed.args[0]
+    assert message.startswith(f"{path}:5:")
+    assert "acent" in message
+    assert loader.errorString == message and loader.status == ThemeLoader.Status.Error
+    assert loader.theme is theme_before
+    assert color(probe, "accent") == "#123456"
+    assert any(path in record.getMessage() for record in caplog.records
+               if record.name == "imagegallery.theme")
+
+    # Fixing the file recovers.
+    with qtbot.waitSignal(loader.loaded, timeout=5000):
+        write(tmp_path / "Mine.qml", GOOD_THEME % "#00ff00" + "\n")
+    assert color(probe, "accent") == "#00ff00" and loader.errorString == ""
+
+
+def test_syntax_error_and_wrong_root_type_are_reported(qtbot, probe, tmp_path):
+    loader = probe.property("loader")
+    path = write(tmp_path / "Syntax.qml", "import ImageGallery 1.0\nThemeData {\n    accent: \n}\n")
+    with qtbot.waitSignal(loader.failed, timeout=5000) as failed:
+        probe.setProperty("themePath", path)
+    assert failed.args[0].startswith(f"{path}:")
+    assert loader.theme is None
+    assert color(probe, "accent") == "#2f6fed"  # the built-in stays
+
+    other = write(tmp_path / "Plain.qml", "import QtQuick 2.15\nQtObject { property color accent: 'red' }\n")
+    with qtbot.waitSignal(loader.failed, timeout=5000) as failed:
+        probe.setProperty("themePath", other)
+    assert "root object must be ThemeData" in failed.args[0]
+
+
+def test_missing_file_is_reported(qtbot, probe, tmp_path):
+    loader = probe.property("loader")
+    missing = str(tmp_path / "Nope.qml")
+    with qtbot.waitSignal(loader.failed, timeout=5000) as failed:
+        probe.setProperty("themePath", missing)
+    assert failed.args[0] == f"{missing}: theme file not found"
+
+
+def test_python_side_loader_with_engine(qtbot, probe, tmp_path):
+    path = write(tmp_path / "Mine.qml", GOOD_THEME % "#445566")
+    loader = ThemeLoader(engine=probe.engine)
+    loader.source = path
+    assert loader.wait(5000)
+    assert loader.status == ThemeLoader.Status.Ready
+    assert QColor(loader.theme.property("accent")).name() == "#445566"
+    sip.delete(loader)
+
+
+def test_example_theme_loads(qtbot, probe):
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    loader = probe.property("loader")
+    with qtbot.waitSignal(loader.loaded, timeout=5000):
+        probe.setProperty("themePath", os.path.join(here, "examples", "themes", "Sunset.qml"))
+    assert probe.property("currentName") == "sunset"
