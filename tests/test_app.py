@@ -1,0 +1,198 @@
+"""The `imagegallery` command: arguments and error messages in-process; --screenshot and --pick
+end to end in a subprocess under QT_QPA_PLATFORM=offscreen."""
+import io
+import os
+import subprocess
+import sys
+import textwrap
+from types import SimpleNamespace
+
+import pytest
+from PyQt5.QtGui import QColor, QImage
+
+from imagegallery import __version__
+from imagegallery.app import (EXIT_CANCELLED, EXIT_QML, EXIT_USAGE, collect_urls, main,
+                              parse_pasted_text, parse_url_lines)
+from imaging import close_to, solid_image_bytes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SUBPROCESS_TIMEOUT = 60
+
+
+def run_main(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_documents_exit_codes(capsys):
+    code, out, _ = run_main(capsys, "--help")
+    assert code == 0
+    assert "exit status:" in out and "--pick was cancelled" in out and "--screenshot" in out
+
+
+def test_version(capsys):
+    code, out, _ = run_main(capsys, "--version")
+    assert code == 0 and out.strip() == f"imagegallery {__version__}"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--thumbnail", "big"], "expected WIDTHxHEIGHT"),
+    (["--thumbnail", "4x4"], "16 to 2048"),
+    (["--max-connections", "0"], "must be 1 to 256"),
+    (["--transport", "carrier-pigeon"], "invalid choice"),
+])
+def test_bad_options_exit_2(capsys, argv, message):
+    code, _, err = run_main(capsys, *argv)
+    assert code == EXIT_USAGE and message in err
+
+
+def test_missing_url_list(capsys, tmp_path):
+    code, _, err = run_main(capsys, "--file", str(tmp_path / "nope.txt"))
+    assert code == EXIT_USAGE and f"URL list not found: {tmp_path / 'nope.txt'}" in err
+
+
+def test_unreadable_url_lists(capsys, tmp_path):
+    code, _, err = run_main(capsys, "--file", str(tmp_path))
+    assert code == EXIT_USAGE and "is a folder" in err
+    binary = tmp_path / "photo.jpg"
+    binary.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\xff\xfe\x80")
+    code, _, err = run_main(capsys, "--file", str(binary))
+    assert code == EXIT_USAGE and "not UTF-8 text" in err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing yet\n\n")
+    code, _, err = run_main(capsys, "--file", str(empty))
+    assert code == EXIT_USAGE and "holds no URLs" in err
+
+
+def test_missing_local_image_path(capsys, tmp_path):
+    code, _, err = run_main(capsys, str(tmp_path / "gone.png"))
+    assert code == EXIT_USAGE and "no such file" in err
+
+
+def test_unknown_theme_name_and_missing_theme_file(capsys, tmp_path):
+    code, _, err = run_main(capsys, "--theme", "solarized", "http://127.0.0.1:9/a.png")
+    assert code == EXIT_USAGE
+    assert "unknown theme 'solarized'" in err and "light, dark, high-contrast" in err
+    code, _, err = run_main(capsys, "--theme", str(tmp_path / "Mine.qml"), "http://127.0.0.1:9/a.png")
+    assert code == EXIT_USAGE and "theme file not found" in err
+
+
+def test_theme_file_with_a_qml_error_names_file_and_line(qtbot, capsys, tmp_path):
+    theme = tmp_path / "Broken.qml"
+    theme.write_text("import ImageGallery 1.0\nThemeData {\n    accent: 12 +\n}\n")
+    code, _, err = run_main(capsys, "--theme", str(theme), "http://127.0.0.1:9/a.png")
+    assert code == EXIT_USAGE
+    assert f"{theme}:4" in err or f"{theme}:3" in err
+
+
+def test_missing_qml_app(capsys, tmp_path):
+    code, _, err = run_main(capsys, "--qml", str(tmp_path / "App.qml"))
+    assert code == EXIT_USAGE and "QML file not found" in err
+
+
+@pytest.mark.qt_log_ignore("QQmlApplicationEngine failed to load component")
+def test_qml_app_that_fails_to_load_exits_3_with_the_error(qtbot, capsys, tmp_path):
+    app_qml = tmp_path / "App.qml"
+    app_qml.write_text("import QtQuick 2.15\nimport ImageGallery 1.0\nItem {\n    NoSuchType {}\n}\n")
+    code, _, err = run_main(capsys, "--qml", str(app_qml))
+    assert code == EXIT_QML
+    assert "could not load" in err and f"{app_qml.as_uri()}:4" in err and "NoSuchType" in err
+
+
+def test_url_lists_skip_blank_lines_and_comments_and_read_stdin():
+    text = "# my photos\nhttp://a/1.png\n\n   http://a/2.png  \n#http://a/3.png\n"
+    assert parse_url_lines(text) == ["http://a/1.png", "http://a/2.png"]
+    args = SimpleNamespace(urls=["http://a/0.png"], file="-")
+    assert collect_urls(args, io.StringIO(text)) == ["http://a/0.png", "http://a/1.png", "http://a/2.png"]
+    assert parse_pasted_text("http://a/1.png http://a/2.png\nhttp://a/3.png") == [
+        "http://a/1.png", "http://a/2.png", "http://a/3.png"]
+
+
+# -- end to end, in a subprocess ---------------------------------------------------------------
+def subprocess_env():
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_QUICK_BACKEND="software")
+    env["PYTHONPATH"] = os.pathsep.join([os.path.join(ROOT, "backend"), env.get("PYTHONPATH", "")])
+    return env
+
+
+COLORS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00"]
+
+
+def test_screenshot_end_to_end(image_server, tmp_path):
+    urls = [image_server.add(f"/{i}.png", solid_image_bytes(c)) for i, c in enumerate(COLORS)]
+    urls.append(image_server.url("/missing.png"))
+    out = tmp_path / "shot.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "imagegallery", "--screenshot", str(out), "--thumbnail", "200x120",
+         *urls], env=subprocess_env(), capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert "4 of 5 loaded, 1 failed" in result.stderr
+    image = QImage(str(out))
+    assert not image.isNull() and image.width() >= 800 and image.height() >= 500
+    # Each colour fills a thumbnail somewhere: find a pixel of each on a coarse grid.
+    seen = set()
+    for y in range(0, image.height(), 6):
+        for x in range(0, image.width(), 6):
+            pixel = QColor(image.pixel(x, y))
+            for color in COLORS:
+                if close_to(pixel, color, 4):
+                    seen.add(color)
+    assert seen == set(COLORS)
+
+
+PICK_DRIVER = textwrap.dedent("""
+    # Test driver: runs the real app in this process and types on its window like a person.
+    import sys
+    from PyQt5.QtCore import Qt, QTimer
+    from PyQt5.QtGui import QGuiApplication
+    from PyQt5.QtTest import QTest
+    from imagegallery import app
+
+    qt_app = QGuiApplication(sys.argv[:1])  # main() uses the application that exists
+    keys = sys.argv[1].split(",")
+
+    def drive():
+        windows = [w for w in QGuiApplication.topLevelWindows()
+                   if w.objectName() == "mainWindow" and w.isExposed()]
+        model = windows[0].property("galleryModel") if windows else None
+        if model is None or model.count == 0 or model.pendingCount or not windows[0].isActive():
+            if windows:
+                windows[0].requestActivate()
+            QTimer.singleShot(20, drive)
+            return
+        for key in keys:
+            QTest.keyClick(windows[0], getattr(Qt, "Key_" + key))
+
+    QTimer.singleShot(0, drive)
+    sys.exit(app.main(sys.argv[2:]))
+""")
+
+
+def run_pick(tmp_path, keys, urls):
+    driver = tmp_path / "drive_pick.py"
+    driver.write_text(PICK_DRIVER)
+    return subprocess.run([sys.executable, str(driver), keys, "--pick", *urls],
+                          env=subprocess_env(), capture_output=True, text=True,
+                          timeout=SUBPROCESS_TIMEOUT)
+
+
+def test_pick_prints_the_chosen_url(image_server, tmp_path):
+    urls = [image_server.add(f"/{i}.png", solid_image_bytes(c)) for i, c in enumerate(COLORS)]
+    result = run_pick(tmp_path, "Right,Right,Return", urls)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [urls[2]]
+
+
+def test_pick_of_several_prints_each(image_server, tmp_path):
+    urls = [image_server.add(f"/{i}.png", solid_image_bytes(c)) for i, c in enumerate(COLORS)]
+    result = run_pick(tmp_path, "Space,Right,Right,Right,Space,Return", urls)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [urls[0], urls[3]]
+
+
+def test_pick_cancelled_exits_1(image_server, tmp_path):
+    urls = [image_server.add("/0.png", solid_image_bytes("#ff0000"))]
+    result = run_pick(tmp_path, "Escape", urls)
+    assert result.returncode == EXIT_CANCELLED, result.stderr
+    assert result.stdout == ""
