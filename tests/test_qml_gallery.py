@@ -3,6 +3,8 @@
 Everything is found through objectNames and checked through signals, model state and the
 pixels of a rendered window.
 """
+import os
+
 import pytest
 from PyQt5 import sip
 from PyQt5.QtCore import QMetaObject, QObject, QPoint, QPointF, Qt, Q_ARG, QVariant
@@ -329,3 +331,19 @@ def test_error_tile_shows_reason_and_retry_reloads(qtbot, scene_factory, image_s
     QTest.mouseClick(scene.window, Qt.LeftButton, Qt.NoModifier, center)
     qtbot.waitUntil(lambda: scene.model().loadedCount == 3, timeout=10000)
     assert scene.selected() == []  # Retry did not also click the tile
+
+
+def test_the_example_app_compiles(qtbot, tmp_path):
+    """examples/PhotoPicker.qml uses only the module's public types (compiled, not run: it
+    points at public URLs)."""
+    from PyQt5.QtCore import QUrl
+    from PyQt5.QtQml import QQmlComponent, QQmlEngine
+
+    engine = QQmlEngine()
+    imagegallery.install(engine)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    component = QQmlComponent(engine, QUrl.fromLocalFile(f"{root}/examples/PhotoPicker.qml"))
+    qtbot.waitUntil(lambda: component.status() != QQmlComponent.Loading, timeout=5000)
+    assert component.status() == QQmlComponent.Ready, [e.toString() for e in component.errors()]
+    sip.delete(component)
+    sip.delete(engine)

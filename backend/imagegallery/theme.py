@@ -78,7 +78,7 @@ class ThemeLoader(QObject):
     errorStringChanged = pyqtSignal()
     watchChanged = pyqtSignal()
     loaded = pyqtSignal()  # a new theme object is in `theme`
-    failed = pyqtSignal(str)  # the message; `theme` is unchanged
+    failed = pyqtSignal(str, arguments=["message"])  # `theme` is unchanged
 
     def __init__(self, parent: Optional[QObject] = None, engine: Optional[QQmlEngine] = None):
         super().__init__(parent)
