@@ -347,3 +347,26 @@ def test_the_example_app_compiles(qtbot, tmp_path):
     assert component.status() == QQmlComponent.Ready, [e.toString() for e in component.errors()]
     sip.delete(component)
     sip.delete(engine)
+
+
+def test_hover_highlights_the_tile_and_shows_the_url_as_tooltip(qtbot, scene_factory, image_server):
+    urls = serve(image_server, COLORS[:2])
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    tile = scene.tile(1)
+    QTest.mouseMove(scene.window, scene.tile_center(1))
+    qtbot.waitUntil(lambda: tile.property("hovered") is True, timeout=3000)
+    face = tile.findChild(QObject, "face")
+    assert close_to(QColor(face.property("color")), "#eef2fb")  # Theme.tileHover (light)
+
+    def tooltip_text():
+        # The shared ToolTip's item sits in the window's overlay; its QObject parent is the ToolTip.
+        stack = [scene.window.contentItem()]
+        while stack:
+            item = stack.pop()
+            if item.metaObject().className() == "QQuickPopupItem" and item.isVisible():
+                return item.parent().property("text")
+            stack.extend(item.childItems())
+        return None
+
+    qtbot.waitUntil(lambda: tooltip_text() == urls[1], timeout=5000)
