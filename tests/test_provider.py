@@ -60,3 +60,25 @@ def test_bad_image_id_is_an_error_not_a_crash(qtbot, engine):
     item = make_image_item(engine)
     item.setProperty("source", "image://imagegallery/not-a-valid-id")
     qtbot.waitUntil(lambda: item.property("status") == 3, timeout=5000)
+
+
+def test_install_on_a_temporary_engine_wrapper_keeps_the_provider_alive(qtbot, tmp_path,
+                                                                        image_server):
+    import gc
+
+    from PyQt5.QtQuick import QQuickView
+
+    model = ImageGalleryModel()
+    url = image_server.add("/green.png", solid_image_bytes("#00ff00"))
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [url]
+    qml = tmp_path / "view.qml"
+    qml.write_text("import QtQuick 2.15\nImage { asynchronous: true; source: '%s' }\n"
+                   % model.data(model.index(0), ImageGalleryModel.SourceRole))
+    view = QQuickView()
+    imagegallery.install(view.engine())  # the only Python handle is a temporary wrapper
+    gc.collect()
+    view.setSource(QUrl.fromLocalFile(str(qml)))
+    item = view.rootObject()
+    qtbot.waitUntil(lambda: item.property("status") == 1, timeout=5000)
+    assert item.property("sourceSize").width() == 224

@@ -19,6 +19,10 @@ QML_MAJOR, QML_MINOR = 1, 0
 
 _log = logging.getLogger("imagegallery.qml")
 _types_registered = False
+# engine address -> its image provider. PyQt ties a transferred provider's Python half to the
+# engine's *wrapper*, and QQuickView.engine() hands out a temporary one: without this strong
+# reference the provider's Python half dies while the engine still calls it.
+_providers = {}
 
 
 def register_qml_types() -> None:
@@ -45,10 +49,14 @@ def install(engine) -> None:
     from .provider import ThumbnailImageProvider
     from .qml_paths import qml_import_path
 
+    from PyQt5 import sip
+
     register_qml_types()
     provider = ThumbnailImageProvider()
     engine.addImageProvider("imagegallery", provider)
-    engine._imagegallery_provider = provider  # the engine owns it; keep the Python half alive
+    address = sip.unwrapinstance(engine)
+    _providers[address] = provider
+    engine.destroyed.connect(lambda *_: _providers.pop(address, None))
     engine.addImportPath(qml_import_path())
     if hasattr(engine, "warnings"):
         engine.warnings.connect(_log_qml_warnings)
