@@ -110,6 +110,8 @@ def decode_thumbnail(body: bytes, spec: ThumbnailSpec, limits: LoadLimits, url: 
     """Decode `body` into a thumbnail for `spec`. Never raises; thread-safe; may block for up to
     `limits.decode_timeout_s` on the sandbox, so never call it from the GUI thread."""
     try:
+        if not isinstance(body, bytes):
+            body = bytes(body)  # a QByteArray from the Qt transport; copied here, in the worker
         return _decode(body, spec, limits, url, content_type, content_encoding, sandbox)
     except DecodeRefused as refused:
         return DecodedThumbnail(None, QSize(), str(refused))

@@ -45,6 +45,10 @@ URGENT = (-1, 0)
 # never busier than every 50 ms.
 _MIN_WATCHDOG_MS = 50
 
+# Originals kept for re-decoding at a new size: typical photos (200-500 KB), not the 3-10 MB
+# camera originals that would take the whole budget for a handful of images.
+ENCODED_ENTRY_MAX_BYTES = 1024 * 1024
+
 _DISK_LOOKUP, _QUEUED, _FETCHING, _BACKOFF, _DECODING = range(5)
 
 
@@ -321,8 +325,8 @@ class ImageLoader(QObject):
         return url, key, disk.load(key)
 
     def _on_disk_lookup(self, token, result) -> None:
-        if isinstance(result, Exception):
-            return
+        if not isinstance(result, tuple):
+            return  # a write-behind store or touch, or a failed job: nothing to deliver
         url, key, thumbnail = result
         if thumbnail is not None:
             self.thumbnails.put(key, thumbnail)
@@ -504,20 +508,25 @@ class ImageLoader(QObject):
         job.token = next(self._tokens)
         # Decoding outranks nothing on screen: visible rows decode first, like they download.
         self._decoder.submit(job.priority, job.token, self._decode_job, job.url, job.spec,
-                             self._limits, result, self.disk)
+                             self._limits, result)
 
     @staticmethod
-    def _decode_job(url: str, spec: ThumbnailSpec, limits: LoadLimits, result: TransferResult,
-                    disk: Optional[DiskThumbnailCache]):
+    def _decode_job(url: str, spec: ThumbnailSpec, limits: LoadLimits, result: TransferResult):
         decoded = decode_thumbnail(result.body, spec, limits, url, result.content_type,
                                    result.content_encoding)
         thumbnail = None
         if decoded.ok:
             thumbnail = CachedThumbnail(decoded.image, decoded.original_size, result.etag,
                                         result.last_modified)
-            if disk is not None and url.startswith(("http:", "https:")):
-                disk.store(ThumbnailKey(url, spec.width, spec.height, spec.fill_mode), thumbnail)
         return url, spec, result, thumbnail, decoded.error
+
+    def _store_on_disk(self, url: str, spec: ThumbnailSpec, thumbnail: CachedThumbnail) -> None:
+        """Write behind, on the I/O thread after every pending lookup: PNG encoding would
+        otherwise take a decode thread from the images still waiting to be shown."""
+        if self.disk is None or not url.startswith(("http:", "https:")):
+            return
+        key = self.key_for(url, spec)
+        self._io.submit((2, 0), ("store", key), self.disk.store, key, thumbnail)
 
     def _on_decoded(self, token, outcome) -> None:
         if isinstance(outcome, Exception):
@@ -525,8 +534,10 @@ class ImageLoader(QObject):
         url, spec, result, thumbnail, error = outcome
         if thumbnail is not None:
             self.thumbnails.put(self.key_for(url, spec), thumbnail)
-            if result.body and result.request_id:
-                self.encoded.put(url, result.body)
+            if result.request_id:
+                self._store_on_disk(url, spec, thumbnail)
+                if 0 < len(result.body) <= ENCODED_ENTRY_MAX_BYTES:
+                    self.encoded.put(url, result.body)
         job = self._jobs.get(url)
         if job is None or job.token != token:
             return

@@ -27,6 +27,14 @@ from .url_policy import DEFAULT_ALLOWED_SCHEMES, ParsedImageUrl, parse_image_url
 
 PROVIDER_NAME = "imagegallery"
 
+# Rows off screen reach the loader in slices, so a list of 5,000 URLs costs the GUI thread a few
+# milliseconds per event-loop turn instead of one long stall, and the loader holds at most this
+# many jobs (visible rows are requested at once, whatever this says).
+FEED_ROWS_PER_TURN = 200
+MAX_LOADER_JOBS = 600
+# Download progress repaints tiles; a few updates a second read as smooth and cost little.
+PROGRESS_INTERVAL_MS = 100
+
 # loader id -> loader, for the image provider to find the loader behind a source URL.
 _loaders: "weakref.WeakValueDictionary[int, ImageLoader]" = weakref.WeakValueDictionary()
 _loader_ids = itertools.count(1)
@@ -43,6 +51,20 @@ def encode_source_url(url: str) -> str:
 
 def decode_source_url(text: str) -> str:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
+
+
+def _ranges(sorted_numbers: List[int]):
+    """[1, 2, 3, 7, 8] -> (1, 3), (7, 8): one dataChanged per contiguous run."""
+    start = previous = None
+    for number in sorted_numbers:
+        if start is not None and number == previous + 1:
+            previous = number
+            continue
+        if start is not None:
+            yield start, previous
+        start = previous = number
+    if start is not None:
+        yield start, previous
 
 
 class _Row:
@@ -141,6 +163,13 @@ class ImageGalleryModel(QAbstractListModel):
 
         self._counts = {status: 0 for status in self.Status}
         self._fraction: Dict[str, float] = {}  # url -> fraction received, for rows Loading
+        self._feed_queue: deque = deque()  # rows waiting for their turn to reach the loader
+        self._feed_pending = False
+        self._progress_dirty: Dict[int, _Row] = {}
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.setInterval(PROGRESS_INTERVAL_MS)
+        self._progress_timer.timeout.connect(self._flush_progress)
         self._dirty: Dict[int, _Row] = {}
         self._counts_dirty = False
         self._flush_pending = False
@@ -243,7 +272,7 @@ class ImageGalleryModel(QAbstractListModel):
             self.endResetModel()
             for row in self._rows:
                 if row.status == self.Status.Null:
-                    self._request(row)
+                    self._request_or_queue(row)
         else:
             position = 0
             while position < len(target):
@@ -269,8 +298,8 @@ class ImageGalleryModel(QAbstractListModel):
         self._rows[first:first] = new_rows
         self._index_of = None
         self.endInsertRows()
-        for row in new_rows:
-            self._request(row)
+        for number, row in enumerate(new_rows, first):
+            self._request_or_queue(row, number)
 
     def _remove_range(self, first: int, last: int) -> None:
         self.beginRemoveRows(QModelIndex(), first, last)
@@ -366,6 +395,35 @@ class ImageGalleryModel(QAbstractListModel):
             return True
         return self._priority_for(number)[0] != BACKGROUND
 
+    def _request_or_queue(self, row: _Row, number: Optional[int] = None) -> None:
+        """Visible and near rows (and bad URLs) at once; the rest through the feed queue."""
+        if number is None:
+            number = self._number_of(row)
+        if not row.parsed.ok or self._priority_for(number)[0] != BACKGROUND:
+            self._request(row, number)
+        elif self._load_policy == self.LoadPolicy.LoadAll:
+            self._feed_queue.append(row)
+            self._schedule_feed()
+
+    def _schedule_feed(self) -> None:
+        if self._feed_queue and not self._feed_pending:
+            self._feed_pending = True
+            QTimer.singleShot(0, self._feed)
+
+    def _feed(self) -> None:
+        self._feed_pending = False
+        budget = FEED_ROWS_PER_TURN
+        while self._feed_queue and budget > 0 and self._loader.active_jobs() < MAX_LOADER_JOBS:
+            row = self._feed_queue.popleft()
+            number = self._number_of(row)
+            if number < 0 or row.status != self.Status.Null:
+                continue  # removed, or requested since (it scrolled into view)
+            self._request(row, number)
+            budget -= 1
+        if budget == 0:
+            self._schedule_feed()
+        # Otherwise the loader is full: results call _schedule_feed as they settle.
+
     def _request(self, row: _Row, number: Optional[int] = None) -> None:
         if not row.parsed.ok:
             self._set_status(row, self.Status.Error, row.parsed.error)
@@ -427,14 +485,27 @@ class ImageGalleryModel(QAbstractListModel):
         self._fraction[url] = received / total if total > 0 else 0.0
         for row in rows:
             row.received, row.total = received, total
-            self._mark_dirty(row)
+            self._progress_dirty[id(row)] = row
+        if not self._progress_timer.isActive():
+            self._progress_timer.start()
+
+    def _flush_progress(self) -> None:
+        """Progress-only changes, at most every PROGRESS_INTERVAL_MS, naming the roles changed
+        so delegates re-evaluate only their progress bindings."""
+        rows, self._progress_dirty = self._progress_dirty, {}
+        numbers = [self._number_of(row) for row in rows.values() if id(row) not in self._dirty]
+        roles = [self.BytesReceivedRole, self.BytesTotalRole, self.ProgressRole]
+        for first, last in _ranges(sorted(n for n in numbers if n >= 0)):
+            self.dataChanged.emit(self.index(first), self.index(last), roles)
         self._counts_dirty = True
+        self._schedule_flush()
 
     def _on_thumbnail_ready(self, url: str, thumbnail: CachedThumbnail) -> None:
         rows = self._rows_by_url.get(url)
         if not rows:
             return  # the row went away while the work finished: drop it, touch nothing else
         self._fraction.pop(url, None)
+        self._schedule_feed()
         for row in rows:
             row.image_size = QSize(thumbnail.original_size)
             row.version += 1  # a new source URL: QML reloads instead of showing a stale pixmap
@@ -448,6 +519,7 @@ class ImageGalleryModel(QAbstractListModel):
         if not rows:
             return
         self._fraction.pop(url, None)
+        self._schedule_feed()
         for row in rows:
             self._set_status(row, self.Status.Error, reason)
 
@@ -475,14 +547,8 @@ class ImageGalleryModel(QAbstractListModel):
         if self._dirty:
             numbers = sorted(n for n in (self._number_of(r) for r in self._dirty.values()) if n >= 0)
             self._dirty.clear()
-            start = previous = None
-            for number in numbers + [None]:
-                if start is not None and (number is None or number != previous + 1):
-                    self.dataChanged.emit(self.index(start), self.index(previous))
-                    start = None
-                if start is None:
-                    start = number
-                previous = number
+            for first, last in _ranges(numbers):
+                self.dataChanged.emit(self.index(first), self.index(last))
         if self._counts_dirty:
             self._counts_dirty = False
             published = (self.loadedCount, self.failedCount, self.pendingCount, self.progress,
@@ -521,8 +587,9 @@ class ImageGalleryModel(QAbstractListModel):
         """0 to 1: settled rows, plus the received share of rows loading (by bytes when known)."""
         if not self._rows:
             return 1.0
-        partial = sum(self._fraction.get(url, 0.0) * len(rows)
-                      for url, rows in self._rows_by_url.items() if url in self._fraction)
+        # Only URLs in flight have a fraction: this sums a few dozen entries, not every row.
+        partial = sum(fraction * len(self._rows_by_url.get(url, ()))
+                      for url, fraction in self._fraction.items())
         settled = self.loadedCount + self.failedCount
         return min(1.0, (settled + partial) / len(self._rows))
 
@@ -578,10 +645,16 @@ class ImageGalleryModel(QAbstractListModel):
         if spec == self._loader.spec:
             return
         self._loader.set_spec(spec)
-        for number, row in enumerate(self._rows):
-            if row.status == self.Status.Ready and self._wanted(number):
-                # Stays Ready (the old thumbnail keeps showing) until the new one arrives.
+        # Rows on and near the screen re-decode now and stay Ready meanwhile; the rest come back
+        # on demand, when the view asks the provider for their new source.
+        first = max(0, self._visible_first - self._prefetch_rows)
+        last = min(len(self._rows) - 1, max(self._visible_last, 0) + self._prefetch_rows)
+        for number in range(first, last + 1):
+            row = self._rows[number]
+            if row.status == self.Status.Ready:
                 self._loader.load(row.url, self._priority_for(number), row.parsed)
+        if self._rows:
+            self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1), [self.SourceRole])
 
     # -- policy and settings ---------------------------------------------------------------
     def _get_load_policy(self) -> int:

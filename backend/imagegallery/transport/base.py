@@ -73,7 +73,11 @@ class TransferError:
 
 @dataclass(frozen=True)
 class TransferResult:
-    """A finished transfer: the body as sent (still content-encoded) or an error."""
+    """A finished transfer: the body as sent (still content-encoded) or an error.
+
+    `body` is bytes, or a QByteArray from the Qt transport (kept in C++ until a decode worker
+    reads it, so the GUI thread never copies it into Python).
+    """
 
     request_id: int
     url: str
