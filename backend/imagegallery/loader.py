@@ -24,7 +24,7 @@ from PyQt5.QtCore import QObject, QSize, QTimer, pyqtSignal
 
 from .cache import (ByteBoundedLRU, CachedThumbnail, DiskThumbnailCache, ThumbnailKey,
                     default_disk_cache_dir, new_encoded_cache, shared_thumbnail_cache)
-from .decode import FIT, ThumbnailSpec, decode_thumbnail
+from .decode import FIT, ThumbnailSpec, decode_thumbnail, warm_up_decoders
 from .limits import LoadLimits
 from .transport.base import (ErrorKind, TransferError, TransferRequest, TransferResult, Transport,
                              TransportOptions)
@@ -122,6 +122,9 @@ class ImageLoader(QObject):
 
         self._decoder = PriorityWorkerPool(default_decode_threads(), "decode", self)
         self._decoder.done.connect(self._on_decoded)
+        # Qt loads its image-format plugins at the first decode (tens of ms): do it now, in a
+        # worker, so the first thumbnail does not pay for it.
+        self._decoder.submit((9, 0), "warm-up", warm_up_decoders)
         self._io = PriorityWorkerPool(1, "disk", self)
         self._io.done.connect(self._on_disk_lookup)
 
@@ -529,8 +532,8 @@ class ImageLoader(QObject):
         self._io.submit((2, 0), ("store", key), self.disk.store, key, thumbnail)
 
     def _on_decoded(self, token, outcome) -> None:
-        if isinstance(outcome, Exception):
-            return
+        if not isinstance(outcome, tuple):
+            return  # the warm-up job, or a job that raised
         url, spec, result, thumbnail, error = outcome
         if thumbnail is not None:
             self.thumbnails.put(self.key_for(url, spec), thumbnail)

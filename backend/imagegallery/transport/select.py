@@ -12,6 +12,11 @@ from typing import Dict, List
 from PyQt5.QtCore import QObject
 
 from .base import Transport, TransportOptions
+# Imported with the loader, not at the first request: the first thumbnail should not wait the
+# ~30 ms these imports take (urllib.request through proxy.py). httpx stays lazy: only https on a
+# Qt without TLS needs it.
+from .local import LocalFileTransport
+from .qt import QtTransport, qt_has_tls
 
 TRANSPORT_MODES = ("auto", "qt", "python")
 TRANSPORT_ENVIRONMENT_VARIABLE = "IMAGEGALLERY_TRANSPORT"
@@ -28,8 +33,6 @@ def transport_name_for(scheme: str, mode: str) -> str:
     if mode in ("qt", "python"):
         return mode
     if scheme == "https":
-        from .qt import qt_has_tls
-
         return "qt" if qt_has_tls() else "python"
     return "qt"
 
@@ -58,12 +61,8 @@ class TransportSet(QObject):
 
     def _create(self, name: str) -> Transport:
         if name == "file":
-            from .local import LocalFileTransport
-
             return LocalFileTransport(self)
         if name == "qt":
-            from .qt import QtTransport
-
             return QtTransport(self.options, self)
         from .python import PythonTransport
 

@@ -1,0 +1,87 @@
+"""Byte-bounded caches, the thumbnail disk cache, and a warm start with the server gone."""
+import os
+import time
+
+from PyQt5.QtCore import QSize
+from PyQt5.QtGui import QColor, QImage
+
+from imagegallery.cache import (ByteBoundedLRU, CachedThumbnail, DiskThumbnailCache, ThumbnailKey,
+                                shared_thumbnail_cache)
+from imagegallery.model import ImageGalleryModel
+from imaging import center_color, close_to, solid_image_bytes
+
+
+def solid(width, height, color, fmt=QImage.Format_RGB32):
+    image = QImage(width, height, fmt)
+    image.fill(QColor(color))
+    return image
+
+
+def test_lru_is_bounded_by_bytes_and_evicts_least_recently_used():
+    cache = ByteBoundedLRU(1000, len)
+    cache.put("a", b"x" * 400)
+    cache.put("b", b"x" * 400)
+    assert cache.get("a") is not None  # "a" is now the most recently used
+    cache.put("c", b"x" * 400)
+    assert "b" not in cache and "a" in cache and "c" in cache
+    assert cache.total_bytes == 800
+    cache.put("huge", b"x" * 5000)  # larger than the whole budget: not stored, nothing evicted
+    assert "huge" not in cache and len(cache) == 2
+
+
+def test_disk_cache_round_trips_pixels_and_metadata(tmp_path):
+    disk = DiskThumbnailCache(str(tmp_path))
+    opaque = ThumbnailKey("http://h/a.jpg", 240, 140, "fit")
+    alpha = ThumbnailKey("http://h/b.png", 240, 140, "fit")
+    disk.store(opaque, CachedThumbnail(solid(224, 140, "#ff0000"), QSize(3200, 2000), '"v1"'))
+    disk.store(alpha, CachedThumbnail(solid(50, 50, "#800000ff", QImage.Format_ARGB32_Premultiplied),
+                                      QSize(50, 50)))
+    loaded = disk.load(opaque)
+    assert loaded.original_size == QSize(3200, 2000) and loaded.etag == '"v1"'
+    assert loaded.image.size() == QSize(224, 140) and close_to(center_color(loaded.image), "#ff0000")
+    translucent = disk.load(alpha).image
+    assert translucent.hasAlphaChannel()
+    assert QColor.fromRgba(translucent.pixel(25, 25)).alpha() == 0x80
+    assert disk.load(ThumbnailKey("http://h/a.jpg", 100, 100, "fit")) is None  # another size
+
+
+def test_disk_cache_trims_to_budget_and_age(tmp_path):
+    disk = DiskThumbnailCache(str(tmp_path), budget_bytes=10_000, max_age_s=3600)
+    keys = [ThumbnailKey(f"http://h/{i}.jpg", 240, 140, "fit") for i in range(6)]
+    for number, key in enumerate(keys):
+        noisy = solid(240, 140, "#123456")
+        for x in range(0, 240, 3):
+            noisy.setPixel(x, number * 7 % 140, 0xffffff)
+        disk.store(key, CachedThumbnail(noisy, QSize(240, 140)))
+        old = time.time() - 60 * (10 - number)
+        os.utime(disk._path(key), (old, old))
+    disk.trim()
+    assert disk.size_on_disk() <= 10_000
+    assert disk.load(keys[-1]) is not None  # the newest stays
+    assert disk.load(keys[0]) is None  # the oldest went first
+    expired = time.time() - 7200
+    os.utime(disk._path(keys[-1]), (expired, expired))
+    assert disk.load(keys[-1]) is None
+
+
+def test_warm_start_shows_every_thumbnail_with_the_server_stopped(qtbot, image_server):
+    colors = ["#ff0000", "#00ff00", "#0000ff", "#ffff00"]
+    urls = [image_server.add(f"/{i}.png", solid_image_bytes(c)) for i, c in enumerate(colors)]
+    first = ImageGalleryModel()
+    with qtbot.waitSignal(first.finished, timeout=10000):
+        first.urls = urls
+    # Writes go behind, on the I/O thread: wait until every thumbnail is on disk.
+    qtbot.waitUntil(lambda: first.loader.pending_worker_jobs() == 0, timeout=10000)
+    first.loader.close()
+    image_server.stop()
+    shared_thumbnail_cache().clear()  # a new process would start with an empty memory cache
+
+    second = ImageGalleryModel()
+    with qtbot.waitSignal(second.finished, timeout=10000):
+        second.urls = urls
+    assert second.loadedCount == 4
+    assert second.loader.stats["disk_hits"] == 4 and second.loader.stats["network_requests"] == 0
+    for row, color in enumerate(colors):
+        assert close_to(center_color(second.thumbnail(row)), color)
+        assert second.data(second.index(row), ImageGalleryModel.ImageSizeRole) == QSize(320, 200)
+    second.loader.close()
