@@ -44,7 +44,7 @@ def install(engine) -> None:
     """Make `import ImageGallery 1.0` work in `engine`: types, image provider, import path.
 
     Call once per engine, on the GUI thread, before loading QML. QML warnings go to the
-    `imagegallery.qml` logger.
+    `imagegallery.qml` logger. The engine is deleted when the application quits (see below).
     """
     from .provider import ThumbnailImageProvider
     from .qml_paths import qml_import_path
@@ -60,6 +60,36 @@ def install(engine) -> None:
     engine.addImportPath(qml_import_path())
     if hasattr(engine, "warnings"):
         engine.warnings.connect(_log_qml_warnings)
+    # Deleting the engine later, from Python (at interpreter exit, or with `del`), joins Qt's
+    # pixmap reader thread while holding the GIL, which that thread may need for the provider:
+    # a hang or a crash at exit, once in a few runs. Deleting it as the application quits runs
+    # inside exec_(), where the GIL is free. After app.exec_() returns the engine is gone.
+    from PyQt5.QtCore import QCoreApplication
+
+    application = QCoreApplication.instance()
+    if application is not None:
+        application.aboutToQuit.connect(engine.deleteLater)
+
+
+def delete_engine(engine) -> None:
+    """Delete a QML engine that uses the image provider, without risking a deadlock.
+
+    Deleting an engine joins Qt's pixmap reader thread, which may be inside the provider's
+    Python code waiting for the GIL, while a plain `del engine` or `sip.delete(engine)` holds the
+    GIL: a hang at exit, once in a few runs. This deletes it from a short event loop instead
+    (QEventLoop.exec_ releases the GIL). `install` already deletes the engine as the
+    application quits; call this to drop an engine while the application goes on.
+    """
+    from PyQt5 import sip
+    from PyQt5.QtCore import QEventLoop, QTimer
+
+    if sip.isdeleted(engine):
+        return  # deleted already, as the application quit
+    loop = QEventLoop()
+    engine.destroyed.connect(loop.quit)
+    QTimer.singleShot(5000, loop.quit)  # a bound: never hang here
+    engine.deleteLater()
+    loop.exec_()
 
 
 def _log_qml_warnings(warnings) -> None:

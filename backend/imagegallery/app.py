@@ -363,14 +363,21 @@ class _Session:
     def close(self) -> None:
         from PyQt5 import sip
 
-        if self.window is not None:
+        from . import delete_engine
+
+        def alive(qobject) -> bool:
+            # install() deletes the engine, and with it the window and a QML-made model, as the
+            # application quits; whatever is left is closed here.
+            return qobject is not None and not sip.isdeleted(qobject)
+
+        if alive(self.window):
             self.window.close()
-        if self.model is not None:
+        if alive(self.model):
             self.model.loader.close()
         # The engine goes first, at once: the Theme singleton must not outlive a theme it shows
         # (a deleted custom theme would leave its bindings reading a null object).
-        if self.engine is not None:
-            sip.delete(self.engine)
+        if alive(self.engine):
+            delete_engine(self.engine)
         self.engine = self.window = self.model = None
         if self.theme_loader is not None:
             sip.delete(self.theme_loader)
