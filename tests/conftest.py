@@ -35,3 +35,22 @@ def image_server():
     server = ImageServer()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def make_model():
+    """Models closed at teardown. Request it after server fixtures: clients close first."""
+    from imagegallery.model import ImageGalleryModel
+
+    made = []
+
+    def make(**properties):
+        model = ImageGalleryModel()
+        for name, value in properties.items():
+            setattr(model, name, value)
+        made.append(model)
+        return model
+
+    yield make
+    for model in made:
+        model.loader.close()

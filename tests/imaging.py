@@ -45,3 +45,10 @@ def close_to(actual: QColor, expected: str, tolerance: int = 12) -> bool:
     wanted = QColor(expected)
     return all(abs(a - b) <= tolerance for a, b in (
         (actual.red(), wanted.red()), (actual.green(), wanted.green()), (actual.blue(), wanted.blue())))
+
+
+def serve_solid_images(server, colors, width: int = 320, height: int = 200, fmt: str = "PNG"):
+    """Register one solid image per colour on `server`; returns their URLs in order."""
+    suffix = fmt.lower()
+    return [server.add(f"/{i}.{suffix}", solid_image_bytes(color, width, height, fmt),
+                       f"image/{suffix}") for i, color in enumerate(colors)]

@@ -85,3 +85,47 @@ def test_warm_start_shows_every_thumbnail_with_the_server_stopped(qtbot, image_s
         assert close_to(center_color(second.thumbnail(row)), color)
         assert second.data(second.index(row), ImageGalleryModel.ImageSizeRole) == QSize(320, 200)
     second.loader.close()
+
+
+def test_revalidation_keeps_a_current_thumbnail_and_replaces_a_changed_one(qtbot, image_server):
+    current = {"etag": '"v1"', "body": solid_image_bytes("#ff0000")}
+    conditional = []
+
+    def versioned(handler):
+        conditional.append(handler.headers.get("If-None-Match", ""))
+        if handler.headers.get("If-None-Match") == current["etag"]:
+            handler.send_response(304)
+            handler.send_header("ETag", current["etag"])
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+        else:
+            handler._send(200, current["body"], "image/png", {"ETag": current["etag"]})
+
+    url = image_server.add_handler("/versioned.png", versioned)
+    first = ImageGalleryModel()
+    with qtbot.waitSignal(first.finished, timeout=10000):
+        first.urls = [url]
+    qtbot.waitUntil(lambda: first.loader.pending_worker_jobs() == 0, timeout=10000)
+    first.loader.close()
+    shared_thumbnail_cache().clear()
+
+    unchanged = ImageGalleryModel()
+    unchanged.revalidate = True
+    with qtbot.waitSignal(unchanged.finished, timeout=10000):
+        unchanged.urls = [url]
+    qtbot.waitUntil(lambda: len(conditional) == 2 and not unchanged.loader.active_jobs(),
+                    timeout=10000)
+    assert conditional == ["", '"v1"']  # asked with the cached validator, answered 304
+    assert close_to(center_color(unchanged.thumbnail(0)), "#ff0000")
+    unchanged.loader.close()
+    shared_thumbnail_cache().clear()
+
+    current.update(etag='"v2"', body=solid_image_bytes("#0000ff"))
+    changed = ImageGalleryModel()
+    changed.revalidate = True
+    with qtbot.waitSignal(changed.finished, timeout=10000):
+        changed.urls = [url]
+    source_before = changed.data(changed.index(0), ImageGalleryModel.SourceRole)
+    qtbot.waitUntil(lambda: close_to(center_color(changed.thumbnail(0)), "#0000ff"), timeout=10000)
+    assert changed.data(changed.index(0), ImageGalleryModel.SourceRole) != source_before
+    changed.loader.close()

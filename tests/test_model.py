@@ -3,7 +3,7 @@ import pytest
 from PyQt5.QtCore import QSize
 
 from imagegallery.model import ImageGalleryModel
-from imaging import center_color, close_to, solid_image_bytes
+from imaging import center_color, close_to, serve_solid_images, solid_image_bytes
 
 Status = ImageGalleryModel.Status
 COLORS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00", "#00ffff", "#ff00ff"]
@@ -17,8 +17,7 @@ def model(qtbot):
 
 
 def serve_colors(server, colors=COLORS, fmt="PNG"):
-    return [server.add(f"/{i}.{fmt.lower()}", solid_image_bytes(c, fmt=fmt),
-                       f"image/{fmt.lower()}") for i, c in enumerate(colors)]
+    return serve_solid_images(server, colors, fmt=fmt)
 
 
 def test_every_image_loads_with_the_right_pixels_and_size(qtbot, model, image_server):

@@ -7,7 +7,7 @@ from imagegallery.model import ImageGalleryModel
 from imagegallery.limits import LoadLimits
 from imagegallery.transport.proxy import EnvironmentProxyFactory, proxy_for_url
 from imagegallery.transport.qt import qt_has_tls
-from imaging import center_color, close_to, solid_image_bytes
+from imaging import center_color, close_to, serve_solid_images
 from proxy_server import ForwardProxy
 from servers import free_port_refusing_connections
 from tls_servers import https_server, test_ca  # noqa: F401 (fixtures)
@@ -29,27 +29,20 @@ def transport(request):
 
 
 @pytest.fixture
-def make_model(transport):
+def proxied_model(transport, make_model):
     """Models on the parametrized transport. Create them after setting the environment: a
     transport reads the proxy variables when it is made, as httpx and Qt do."""
-    made = []
 
     def make(**properties):
-        model = ImageGalleryModel()
-        model.transport = transport
+        model = make_model(transport=transport, **properties)
         model.set_limits(LoadLimits(max_retries=0))
-        for name, value in properties.items():
-            setattr(model, name, value)
-        made.append(model)
         return model
 
-    yield make
-    for model in made:
-        model.loader.close()
+    return make
 
 
 def serve(server, colors=COLORS):
-    return [server.add(f"/{i}.png", solid_image_bytes(c, 64, 48)) for i, c in enumerate(colors)]
+    return serve_solid_images(server, colors, 64, 48)
 
 
 def load_all(qtbot, model, urls):
@@ -92,11 +85,11 @@ def test_no_factory_without_proxy_variables(monkeypatch):
 
 # -- through the proxy -------------------------------------------------------------------
 
-def test_http_goes_through_http_proxy(qtbot, monkeypatch, image_server, proxy, make_model):
+def test_http_goes_through_http_proxy(qtbot, monkeypatch, image_server, proxy, proxied_model):
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    model = make_model()
+    model = proxied_model()
     urls = serve(image_server)
     assert load_all(qtbot, model, urls) == [Status.Ready] * 4, reasons(model)
     for row, color in enumerate(COLORS):
@@ -106,30 +99,30 @@ def test_http_goes_through_http_proxy(qtbot, monkeypatch, image_server, proxy, m
     assert proxy.count("GET") == 4 and image_server.total_hits() == 4
 
 
-def test_no_proxy_bypasses_it(qtbot, monkeypatch, image_server, proxy, make_model):
+def test_no_proxy_bypasses_it(qtbot, monkeypatch, image_server, proxy, proxied_model):
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    model = make_model()
+    model = proxied_model()
     assert load_all(qtbot, model, serve(image_server)) == [Status.Ready] * 4, reasons(model)
     assert proxy.forwarded == [] and image_server.total_hits() == 4
 
 
-def test_refused_proxy_is_a_proxy_error(qtbot, monkeypatch, image_server, make_model):
+def test_refused_proxy_is_a_proxy_error(qtbot, monkeypatch, image_server, proxied_model):
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port_refusing_connections()}")
     monkeypatch.delenv("NO_PROXY", raising=False)
-    model = make_model()
+    model = proxied_model()
     assert load_all(qtbot, model, serve(image_server, COLORS[:1])) == [Status.Error]
     assert reasons(model) == ["proxy refused the connection"]
     assert image_server.total_hits() == 0
 
 
 def test_https_tunnels_through_connect(qtbot, monkeypatch, transport, https_server, test_ca, proxy,
-                                       make_model):
+                                       proxied_model):
     if transport == "qt" and not qt_has_tls():
         pytest.skip("this Qt cannot load OpenSSL, so it has no https to tunnel")
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
     monkeypatch.delenv("NO_PROXY", raising=False)
-    model = make_model(caFile=test_ca.ca_file)
+    model = proxied_model(caFile=test_ca.ca_file)
     assert load_all(qtbot, model, serve(https_server)) == [Status.Ready] * 4, reasons(model)
     # Every request went through a tunnel to the origin, and spoke HTTP/2 inside it. httpcore
     # opens a tunnel per request that arrives while the first is still connecting (it cannot

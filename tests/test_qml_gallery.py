@@ -14,7 +14,7 @@ from PyQt5.QtTest import QTest
 
 import imagegallery
 from imagegallery.app import grab_window, image_buttons, tiles_settled
-from imaging import close_to, solid_image_bytes
+from imaging import close_to, serve_solid_images, solid_image_bytes
 
 COLORS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00", "#00ffff", "#ff00ff"]
 
@@ -155,7 +155,7 @@ def scene_factory(qtbot, tmp_path):
 
 
 def serve(server, colors=COLORS, size=(320, 200)):
-    return [server.add(f"/{i}.png", solid_image_bytes(c, *size)) for i, c in enumerate(colors)]
+    return serve_solid_images(server, colors, *size)
 
 
 def test_urls_set_from_qml_create_a_model_that_loads_them(qtbot, scene_factory, image_server):

@@ -4,7 +4,7 @@ import pytest
 from imagegallery.model import ImageGalleryModel
 from imagegallery.transport.qt import qt_has_tls
 from imagegallery.transport.select import transport_name_for
-from imaging import center_color, close_to, solid_image_bytes
+from imaging import center_color, close_to, serve_solid_images
 from tls_servers import AsgiImageServer
 from tls_servers import h2c_server, https_server, self_signed_certificate, test_ca  # noqa: F401
 
@@ -13,25 +13,8 @@ COLORS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00", "#00ffff", "#ff00ff", "#80
           "#ff8000", "#8000ff", "#0080ff"] * 2
 
 
-@pytest.fixture
-def make_model():
-    """Models closed at teardown (request after servers: clients close before servers stop)."""
-    made = []
-
-    def make(**properties):
-        model = ImageGalleryModel()
-        for name, value in properties.items():
-            setattr(model, name, value)
-        made.append(model)
-        return model
-
-    yield make
-    for model in made:
-        model.loader.close()
-
-
 def serve(server, colors=COLORS):
-    return [server.add(f"/{i}.png", solid_image_bytes(c, 64, 48)) for i, c in enumerate(colors)]
+    return serve_solid_images(server, colors, 64, 48)
 
 
 def statuses(model):

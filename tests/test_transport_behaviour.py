@@ -158,9 +158,10 @@ def test_redirect_loop_ends_with_too_many_redirects(qtbot, image_server, make_lo
     loader = make_loader(replace(FAST, max_redirects=3))
     url = image_server.add("/loop", b"", "text/plain", 302, {"Location": "/loop"})
     assert load(qtbot, loader, url) == "too many redirects"
-    # The first request and three redirects followed, then no more. Qt may send one request
-    # twice when it picked a keep-alive connection the server was closing (seen 1 run in 10).
-    assert 4 <= image_server.hits["/loop"] <= 5
+    # The first request and three redirects followed, then no more (Qt alone would follow 50).
+    # Qt resends a request when it picked a keep-alive connection the server was closing, so
+    # a hop may count twice (seen up to 6 hits in all).
+    assert 4 <= image_server.hits["/loop"] <= 8
 
 
 def test_https_to_http_redirect_is_refused(qtbot, transport, https_server, image_server, test_ca,

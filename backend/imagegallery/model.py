@@ -71,9 +71,9 @@ class _Row:
     __slots__ = ("url", "parsed", "status", "error", "received", "total", "image_size",
                  "version", "__weakref__")
 
-    def __init__(self, url: str, parsed: ParsedImageUrl):
+    def __init__(self, url: str):
         self.url = url
-        self.parsed = parsed
+        self.parsed: Optional[ParsedImageUrl] = None  # parsed when first requested
         self.status = ImageGalleryModel.Status.Null
         self.error = ""
         self.received = 0
@@ -286,8 +286,7 @@ class ImageGalleryModel(QAbstractListModel):
         self._after_structure_change()
 
     def _new_row(self, url: str) -> _Row:
-        parsed = parse_image_url(url, self._allowed_schemes, self._allow_plain_paths)
-        row = _Row(url, parsed)
+        row = _Row(url)
         self._rows_by_url[url].append(row)
         self._counts[row.status] += 1
         return row
@@ -364,13 +363,13 @@ class ImageGalleryModel(QAbstractListModel):
 
     def _reload_url(self, url: str) -> None:
         rows = self._rows_by_url.get(url, [])
-        if not rows or not rows[0].parsed.ok:
+        if not rows or not self._parsed(rows[0]).ok:
             return
         for row in rows:
             self._set_status(row, self.Status.Loading, "")
             row.received, row.total = 0, -1
         self._finished_sent = False
-        self._loader.retry(url, bypass_disk=True, parsed=rows[0].parsed)
+        self._loader.retry(url, bypass_disk=True, parsed=self._parsed(rows[0]))
 
     @pyqtSlot(int, result="QVariantMap")
     def get(self, row: int) -> dict:
@@ -395,11 +394,17 @@ class ImageGalleryModel(QAbstractListModel):
             return True
         return self._priority_for(number)[0] != BACKGROUND
 
+    def _parsed(self, row: _Row) -> ParsedImageUrl:
+        if row.parsed is None:
+            row.parsed = parse_image_url(row.url, self._allowed_schemes, self._allow_plain_paths)
+        return row.parsed
+
     def _request_or_queue(self, row: _Row, number: Optional[int] = None) -> None:
-        """Visible and near rows (and bad URLs) at once; the rest through the feed queue."""
+        """Visible and near rows at once; the rest through the feed queue (which is also where
+        their URLs get parsed: 5,000 parses at once would stall the GUI thread for 70 ms)."""
         if number is None:
             number = self._number_of(row)
-        if not row.parsed.ok or self._priority_for(number)[0] != BACKGROUND:
+        if self._priority_for(number)[0] != BACKGROUND:
             self._request(row, number)
         elif self._load_policy == self.LoadPolicy.LoadAll:
             self._feed_queue.append(row)
@@ -425,8 +430,9 @@ class ImageGalleryModel(QAbstractListModel):
         # Otherwise the loader is full: results call _schedule_feed as they settle.
 
     def _request(self, row: _Row, number: Optional[int] = None) -> None:
-        if not row.parsed.ok:
-            self._set_status(row, self.Status.Error, row.parsed.error)
+        parsed = self._parsed(row)
+        if not parsed.ok:
+            self._set_status(row, self.Status.Error, parsed.error)
             return
         if number is None:
             number = self._number_of(row)
@@ -435,7 +441,7 @@ class ImageGalleryModel(QAbstractListModel):
         if row.status in (self.Status.Null,):
             self._set_status(row, self.Status.Loading, "")
             self._finished_sent = False
-        self._loader.load(row.url, self._priority_for(number), row.parsed)
+        self._loader.load(row.url, self._priority_for(number), parsed)
 
     def _number_of(self, row: _Row) -> int:
         if self._index_of is None:
@@ -456,7 +462,7 @@ class ImageGalleryModel(QAbstractListModel):
         hi = min(len(self._rows) - 1, max(last, old_last) + margin)
         for number in range(lo, hi + 1):
             row = self._rows[number]
-            if not row.parsed.ok:
+            if not self._parsed(row).ok:
                 continue
             if self._wanted(number):
                 if row.status == self.Status.Null:
@@ -652,7 +658,7 @@ class ImageGalleryModel(QAbstractListModel):
         for number in range(first, last + 1):
             row = self._rows[number]
             if row.status == self.Status.Ready:
-                self._loader.load(row.url, self._priority_for(number), row.parsed)
+                self._loader.load(row.url, self._priority_for(number), self._parsed(row))
         if self._rows:
             self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1), [self.SourceRole])
 
@@ -707,16 +713,25 @@ class ImageGalleryModel(QAbstractListModel):
     maxConnectionsPerHost = pyqtProperty(int, _get_max_connections, _set_max_connections,
                                          notify=settingsChanged)
 
-    def _get_http2_cleartext(self) -> bool:
-        return self._loader.http2_cleartext
+    def _loader_switch(name: str, notify):
+        """A bool property that mirrors the loader attribute `name`."""
 
-    def _set_http2_cleartext(self, enabled: bool) -> None:
-        if bool(enabled) != self._loader.http2_cleartext:
-            self._loader.http2_cleartext = bool(enabled)
-            self.settingsChanged.emit()
+        def getter(self) -> bool:
+            return getattr(self._loader, name)
 
-    http2Cleartext = pyqtProperty(bool, _get_http2_cleartext, _set_http2_cleartext,
-                                  notify=settingsChanged)
+        def setter(self, enabled: bool) -> None:
+            if bool(enabled) != getattr(self._loader, name):
+                setattr(self._loader, name, bool(enabled))
+                self.settingsChanged.emit()
+
+        return pyqtProperty(bool, getter, setter, notify=notify)
+
+    # Speak HTTP/2 with prior knowledge to cleartext servers (h2c); opt-in, see TransferRequest.
+    http2Cleartext = _loader_switch("http2_cleartext", settingsChanged)
+    # Show a disk-cached thumbnail at once, then ask the server (ETag / Last-Modified) if it
+    # changed.
+    revalidate = _loader_switch("revalidate", settingsChanged)
+    del _loader_switch
 
     def _get_ca_file(self) -> str:
         return self._loader.transport_options.ca_file
@@ -741,15 +756,6 @@ class ImageGalleryModel(QAbstractListModel):
     cacheDirectory = pyqtProperty(str, _get_cache_directory, _set_cache_directory,
                                   notify=settingsChanged)
 
-    def _get_revalidate(self) -> bool:
-        return self._loader.revalidate
-
-    def _set_revalidate(self, enabled: bool) -> None:
-        if bool(enabled) != self._loader.revalidate:
-            self._loader.revalidate = bool(enabled)
-            self.settingsChanged.emit()
-
-    revalidate = pyqtProperty(bool, _get_revalidate, _set_revalidate, notify=settingsChanged)
 
     def _get_allowed_schemes(self) -> List[str]:
         return list(self._allowed_schemes)
