@@ -23,8 +23,6 @@ from .proxy import EnvironmentProxyFactory, proxy_for_url
 # One QNAM opens at most six HTTP/1.1 connections per host (a constant inside Qt). A user who
 # allows more gets one QNAM per six, each with its own connection pool.
 QNAM_CONNECTIONS_PER_HOST = 6
-# Bounds what Qt buffers for a reply before we read it; we read on every readyRead anyway.
-READ_BUFFER_BYTES = 256 * 1024
 PROGRESS_BYTES = 64 * 1024
 PROGRESS_SECONDS = 0.05
 
@@ -70,8 +68,6 @@ class _Transfer:
         self.request = request
         self.reply = reply
         self.manager = manager
-        # Appended to in C++: no Python bytes object per chunk and no join at the end, which
-        # profiling showed as the GUI thread's largest cost on multi-megabyte images.
         self.body = QByteArray()
         self.total = -1
         self.started = False
@@ -100,7 +96,10 @@ class QtTransport(Transport):
             manager.setRedirectPolicy(QNetworkRequest.NoLessSafeRedirectPolicy)
         if not self.uses_environment_proxy:
             QNetworkProxyFactory.setUseSystemConfiguration(True)
-        self._ssl_configuration = self._make_ssl_configuration(options.ca_file)
+        # Made at the first https request: asking Qt about TLS loads (or fails to load) OpenSSL,
+        # 60 ms on the GUI thread that an http-only gallery should never pay.
+        self._ssl_configuration = None
+        self._ssl_configured = False
         self._transfers: Dict[int, _Transfer] = {}
         # https requests this Qt cannot run (no TLS), failed on the next event-loop turn.
         self._without_tls: Dict[int, TransferRequest] = {}
@@ -144,6 +143,9 @@ class QtTransport(Transport):
             qrequest.setRawHeader(b"If-Modified-Since", request.if_modified_since.encode("latin-1"))
         if request.url.startswith("https:"):
             qrequest.setAttribute(QNetworkRequest.Http2AllowedAttribute, True)
+            if not self._ssl_configured:
+                self._ssl_configuration = self._make_ssl_configuration(self._options.ca_file)
+                self._ssl_configured = True
             if self._ssl_configuration is not None:
                 qrequest.setSslConfiguration(self._ssl_configuration)
         elif request.http2_cleartext:
@@ -158,7 +160,12 @@ class QtTransport(Transport):
             manager = min(range(len(self._managers)), key=self._manager_load.__getitem__)
         self._manager_load[manager] += 1
         reply = self._managers[manager].get(qrequest)
-        reply.setReadBufferSize(READ_BUFFER_BYTES)
+        # Qt keeps the body in its own buffer until the reply finishes, and stops reading the
+        # socket once that holds one byte past the cap, which readyRead then shows.
+        # Reading chunk by chunk on readyRead cost the GUI thread a reallocation per chunk (the
+        # largest item in its profile on multi-megabyte images); one readAll at the end is one
+        # allocation of the known size.
+        reply.setReadBufferSize(request.max_response_bytes + 1)
         transfer = _Transfer(request, reply, manager)
         self._transfers[request.request_id] = transfer
         # Bound methods through a dict of live replies: PyQt drops lambda slots whose reply has
@@ -225,10 +232,9 @@ class QtTransport(Transport):
         transfer = self._transfer_for_sender()
         if transfer is None:
             return
+        received = transfer.reply.bytesAvailable()  # counted, not read: see start()
         if not transfer.started:
             self._on_meta_data_for(transfer)
-        transfer.body.append(transfer.reply.readAll())
-        received = transfer.body.size()
         if received > transfer.request.max_response_bytes:
             self._fail(transfer, too_large_error(transfer.request.max_response_bytes, -1))
             return
@@ -251,8 +257,8 @@ class QtTransport(Transport):
         reply = transfer.reply
         request = transfer.request
         if reply.error() == QNetworkReply.NoError or reply.error() >= 200:
-            # Read the tail before deciding: an HTTP error status arrives as an error code >= 200.
-            transfer.body.append(reply.readAll())
+            # Read the body before deciding: an HTTP error status arrives as an error code >= 200.
+            transfer.body = reply.readAll()
         status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute) or 0
         error = self._error_for(reply, status)
         received = transfer.body.size()
