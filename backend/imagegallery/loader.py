@@ -48,6 +48,10 @@ _MIN_WATCHDOG_MS = 50
 # Originals kept for re-decoding at a new size: typical photos (200-500 KB), not the 3-10 MB
 # camera originals that would take the whole budget for a handful of images.
 ENCODED_ENTRY_MAX_BYTES = 1024 * 1024
+# Downloaded bodies waiting for a decode thread. Loopback or a fast LAN downloads large JPEGs
+# faster than two cores decode them; without this bound every body of a 60-image gallery of
+# 3 MB originals waited in memory at once (+190 MB). 32 MB keeps the decoders fed.
+DECODE_BACKLOG_BYTES = 32 * 1024 * 1024
 
 _DISK_LOOKUP, _QUEUED, _FETCHING, _BACKOFF, _DECODING = range(5)
 
@@ -120,6 +124,8 @@ class ImageLoader(QObject):
         self._tokens = itertools.count(1)
         self._request_ids = itertools.count(1)
 
+        self._decode_backlog: Dict[int, int] = {}  # decode token -> body bytes waiting
+        self._decode_backlog_bytes = 0
         self._decoder = PriorityWorkerPool(default_decode_threads(), "decode", self)
         self._decoder.done.connect(self._on_decoded)
         # Qt loads its image-format plugins at the first decode (tens of ms): do it now, in a
@@ -383,7 +389,8 @@ class ImageLoader(QObject):
 
     def _schedule(self) -> None:
         self._schedule_pending = False
-        while self._in_flight < self._limits.max_in_flight:
+        while (self._in_flight < self._limits.max_in_flight
+               and self._decode_backlog_bytes < DECODE_BACKLOG_BYTES):
             best_host, best_entry = None, None
             for host, queue in self._host_queues.items():
                 if self._host_in_flight.get(host, 0) >= self._host_cap(host):
@@ -509,6 +516,9 @@ class ImageLoader(QObject):
     def _decode(self, job: _Job, result: TransferResult) -> None:
         job.stage = _DECODING
         job.token = next(self._tokens)
+        size = len(result.body)
+        self._decode_backlog[job.token] = size
+        self._decode_backlog_bytes += size
         # Decoding outranks nothing on screen: visible rows decode first, like they download.
         self._decoder.submit(job.priority, job.token, self._decode_job, job.url, job.spec,
                              self._limits, result)
@@ -535,6 +545,7 @@ class ImageLoader(QObject):
         if not isinstance(outcome, tuple):
             return  # the warm-up job, or a job that raised
         url, spec, result, thumbnail, error = outcome
+        self._release_backlog(token)
         if thumbnail is not None:
             self.thumbnails.put(self.key_for(url, spec), thumbnail)
             if result.request_id:
@@ -573,9 +584,18 @@ class ImageLoader(QObject):
             self._abort_transfer(job)
         elif job.stage == _DECODING:
             self._decoder.cancel(job.token)
+            self._release_backlog(job.token)
         elif job.stage == _DISK_LOOKUP:
             self._io.cancel(job.token)
         job.token = next(self._tokens)  # late results and stale heap entries are now ignored
+
+    def _release_backlog(self, token: int) -> None:
+        size = self._decode_backlog.pop(token, None)
+        if size is not None:
+            was_full = self._decode_backlog_bytes >= DECODE_BACKLOG_BYTES
+            self._decode_backlog_bytes -= size
+            if was_full and self._decode_backlog_bytes < DECODE_BACKLOG_BYTES:
+                self._request_schedule()
 
     def _abort_transfer(self, job: _Job) -> None:
         if job.transport is not None and job.request_id in self._by_request:
