@@ -457,10 +457,13 @@ class ImageGalleryModel(QAbstractListModel):
             return
         old_first, old_last = self._visible_first, self._visible_last
         self._visible_first, self._visible_last = first, last
-        margin = self._prefetch_rows
-        lo = max(0, min(first, old_first if old_last >= 0 else first) - margin)
-        hi = min(len(self._rows) - 1, max(last, old_last) + margin)
-        for number in range(lo, hi + 1):
+        margin, count = self._prefetch_rows, len(self._rows)
+        # Only the rows around the old and the new screen change priority; a jump from the top
+        # to the end of 10,000 rows must not walk every row in between on the GUI thread.
+        affected = set(range(max(0, first - margin), min(count, last + margin + 1)))
+        if old_last >= old_first:
+            affected.update(range(max(0, old_first - margin), min(count, old_last + margin + 1)))
+        for number in sorted(affected):
             row = self._rows[number]
             if not self._parsed(row).ok:
                 continue
