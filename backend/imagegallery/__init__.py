@@ -52,7 +52,6 @@ def install(engine) -> None:
     from PyQt5 import sip
 
     register_qml_types()
-    _return_large_buffers_to_the_system()
     provider = ThumbnailImageProvider()
     engine.addImageProvider("imagegallery", provider)
     address = sip.unwrapinstance(engine)
@@ -70,26 +69,6 @@ def install(engine) -> None:
     application = QCoreApplication.instance()
     if application is not None:
         application.aboutToQuit.connect(engine.deleteLater)
-
-
-def _return_large_buffers_to_the_system() -> None:
-    """Allocate buffers of 1 MB and more with mmap, so freeing one gives it back at once.
-
-    glibc raises its mmap threshold after the first large free, after which multi-megabyte
-    bodies and decode buffers come from per-thread arenas and stay in the process: a gallery of
-    sixty 3 MB JPEGs kept 110 MB more than it used. Process-wide, harmless for other code, and
-    only on glibc.
-    """
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 1024 * 1024)  # M_MMAP_THRESHOLD; fixing it also stops the raising
-    except (OSError, AttributeError):
-        pass  # not glibc (musl, say): nothing to tune
 
 
 def delete_engine(engine) -> None:
