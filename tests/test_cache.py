@@ -8,7 +8,7 @@ from PyQt5.QtGui import QColor, QImage
 from imagegallery.cache import (ByteBoundedLRU, CachedThumbnail, DiskThumbnailCache, ThumbnailKey,
                                 shared_thumbnail_cache)
 from imagegallery.model import ImageGalleryModel
-from imaging import center_color, close_to, solid_image_bytes
+from imaging import center_color, close_to, serve_solid_images, solid_image_bytes
 
 
 def solid(width, height, color, fmt=QImage.Format_RGB32):
@@ -129,3 +129,22 @@ def test_revalidation_keeps_a_current_thumbnail_and_replaces_a_changed_one(qtbot
     qtbot.waitUntil(lambda: close_to(center_color(changed.thumbnail(0)), "#0000ff"), timeout=10000)
     assert changed.data(changed.index(0), ImageGalleryModel.SourceRole) != source_before
     changed.loader.close()
+
+
+def test_a_second_run_of_the_app_starts_from_the_disk_cache(tmp_path, image_server):
+    import subprocess
+    import sys
+
+    urls = serve_solid_images(image_server, ["#ff0000", "#00ff00", "#0000ff", "#ffff00"] * 10,
+                              640, 400)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_QUICK_BACKEND="software",
+               IMAGEGALLERY_CACHE_DIR=str(tmp_path / "cache"))
+    command = [sys.executable, "-m", "imagegallery", "--screenshot", str(tmp_path / "shot.png"),
+               *urls]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    hits = image_server.total_hits()
+    assert hits == 40
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0, second.stderr
+    assert image_server.total_hits() == hits  # every thumbnail came from the disk cache

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Tuple
 
-from PyQt5.QtCore import QObject, QSize, QTimer, pyqtSignal
+from PyQt5.QtCore import QCoreApplication, QObject, QSize, QTimer, pyqtSignal
 
 from .cache import (ByteBoundedLRU, CachedThumbnail, DiskThumbnailCache, ThumbnailKey,
                     default_disk_cache_dir, new_encoded_cache, shared_thumbnail_cache)
@@ -52,6 +52,8 @@ ENCODED_ENTRY_MAX_BYTES = 1024 * 1024
 # faster than two cores decode them; without this bound every body of a 60-image gallery of
 # 3 MB originals waited in memory at once (+190 MB). 32 MB keeps the decoders fed.
 DECODE_BACKLOG_BYTES = 32 * 1024 * 1024
+# A thumbnail write takes about a millisecond; two seconds covers hundreds still queued at quit.
+DISK_FLUSH_ON_QUIT_S = 2.0
 
 _DISK_LOOKUP, _QUEUED, _FETCHING, _BACKOFF, _DECODING = range(5)
 
@@ -133,6 +135,9 @@ class ImageLoader(QObject):
         self._decoder.submit((9, 0), "warm-up", warm_up_decoders)
         self._io = PriorityWorkerPool(1, "disk", self)
         self._io.done.connect(self._on_disk_lookup)
+        application = QCoreApplication.instance()
+        if application is not None:
+            application.aboutToQuit.connect(self._finish_disk_writes)
 
         self._schedule_pending = False
         self._watchdog = QTimer(self)
@@ -307,6 +312,12 @@ class ImageLoader(QObject):
 
     def pending_worker_jobs(self) -> int:
         return self._decoder.pending() + self._io.pending()
+
+    def _finish_disk_writes(self) -> None:
+        """Thumbnails are written behind; let the last few reach the disk before the process
+        ends, or the next start downloads them again. Bounded: a stuck disk never holds up quit."""
+        if not self._closed:
+            self._io.wait_until_idle(DISK_FLUSH_ON_QUIT_S)
 
     def close(self) -> None:
         """Stop everything; the loader is not used again."""

@@ -65,6 +65,19 @@ class PriorityWorkerPool(QObject):
         with self._condition:
             return len(self._pending) + self._running
 
+    def wait_until_idle(self, timeout_s: float) -> bool:
+        """Block until every queued and running job is done, at most `timeout_s`."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        with self._condition:
+            while self._heap or self._running:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._condition.wait(remaining)
+        return True
+
     def close(self) -> None:
         with self._condition:
             self._closed = True
@@ -92,6 +105,7 @@ class PriorityWorkerPool(QObject):
             with self._condition:
                 self._running -= 1
                 closed = self._closed
+                self._condition.notify_all()  # wakes wait_until_idle
             if not closed:
                 try:
                     self.done.emit(token, result)
