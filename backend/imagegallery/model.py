@@ -127,6 +127,11 @@ class ImageGalleryModel(QAbstractListModel):
         BytesTotalRole: b"bytesTotal", ImageSizeRole: b"imageSize", ProgressRole: b"progress",
     }
 
+    # What a load-state change can touch: everything but the URL, so delegates do not re-run
+    # their URL-derived bindings (file name, tooltip, accessible name) on every result.
+    _STATE_ROLES = [StatusRole, SourceRole, ErrorStringRole, BytesReceivedRole, BytesTotalRole,
+                    ImageSizeRole, ProgressRole, Qt.ToolTipRole]
+
     urlsChanged = pyqtSignal()
     countChanged = pyqtSignal()
     countsChanged = pyqtSignal()  # loadedCount, failedCount, pendingCount, progress, busy
@@ -557,7 +562,7 @@ class ImageGalleryModel(QAbstractListModel):
             numbers = sorted(n for n in (self._number_of(r) for r in self._dirty.values()) if n >= 0)
             self._dirty.clear()
             for first, last in _ranges(numbers):
-                self.dataChanged.emit(self.index(first), self.index(last))
+                self.dataChanged.emit(self.index(first), self.index(last), self._STATE_ROLES)
         if self._counts_dirty:
             self._counts_dirty = False
             published = (self.loadedCount, self.failedCount, self.pendingCount, self.progress,
