@@ -22,7 +22,7 @@ import os
 import resource
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 COLUMNS, ROWS = 4, 6
 THUMB_W, THUMB_H = 240, 140

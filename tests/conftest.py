@@ -18,6 +18,9 @@ import pytest  # noqa: E402
 
 from servers import ImageServer  # noqa: E402
 
+# The TLS, h2c and CA fixtures live in tls_servers.py; registered once here.
+pytest_plugins = ["tls_servers"]
+
 
 @pytest.fixture(autouse=True)
 def cold_disk_cache(tmp_path, monkeypatch):

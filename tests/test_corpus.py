@@ -16,6 +16,7 @@ from imagegallery.decode import ThumbnailSpec, decode_thumbnail
 from imagegallery.limits import LoadLimits
 from imagegallery.model import ImageGalleryModel
 from imagegallery.sandbox_decode import SandboxDecoder
+from process_memory import status_bytes
 
 Status = ImageGalleryModel.Status
 CORPUS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "corpus"))
@@ -57,14 +58,6 @@ def outcome_for(entry) -> str:
     if "fail" in expected or "refuse" in expected:
         return "error"
     return "either"  # "no crash" entries: only settling with a reason counts
-
-
-def vm_hwm_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM in /proc/self/status")
 
 
 def mean_difference(a, b) -> float:
@@ -123,7 +116,7 @@ def test_every_corpus_file_settles_as_the_manifest_says(gallery):
             wrong.append((entry["path"], "expected Error, got Ready"))
     assert not wrong, "\n".join(f"{path}: {problem}" for path, problem in wrong)
     # Well under 1 GB although lottapixel.jpg declares 16 GB of pixels.
-    assert vm_hwm_bytes() < GIGABYTE
+    assert status_bytes("VmHWM") < GIGABYTE
 
 
 def test_reasons_name_the_problem(gallery):

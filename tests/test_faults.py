@@ -13,20 +13,13 @@ from imagegallery.limits import LoadLimits
 from imagegallery.model import ImageGalleryModel
 from imagegallery.transport import base
 from imaging import solid_image_bytes
+from process_memory import status_bytes
 
 Status = ImageGalleryModel.Status
 
 FAST = LoadLimits(connect_timeout_s=1.0, idle_timeout_s=1.0, slow_window_s=1.5,
                   min_bytes_per_second=1024, retry_base_delay_s=0.05, retry_max_delay_s=3.0,
                   max_retries=1)
-
-
-def vm_hwm_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +78,7 @@ CASES = [
 
 @pytest.mark.parametrize("path,reason,requests", CASES, ids=[c[0].strip("/") for c in CASES])
 def test_fault_gives_its_reason_and_spares_the_rest(qtbot, model, faults, path, reason, requests):
-    hwm_before = vm_hwm_bytes()
+    hwm_before = status_bytes("VmHWM")
     status, shown, elapsed = load_with_good_neighbours(qtbot, model, faults, path)
     assert status == Status.Error
     if reason.endswith("..."):
@@ -102,7 +95,7 @@ def test_fault_gives_its_reason_and_spares_the_rest(qtbot, model, faults, path, 
         assert faults.sent[path] < FAST.max_response_bytes
     if path == "/gzip-bomb":
         # Inflating stops at the byte cap: the high-water mark grows by far less than the bomb.
-        assert vm_hwm_bytes() - hwm_before < 160 * 1024 * 1024
+        assert status_bytes("VmHWM") - hwm_before < 160 * 1024 * 1024
 
 
 def test_500_then_success_is_retried(qtbot, model, faults):

@@ -1,5 +1,4 @@
 """The loader's limits and lifecycle: aborts, timeouts, refused connections, GUI-thread freedom."""
-import time
 
 import pytest
 from PyQt5.QtCore import QElapsedTimer, QTimer

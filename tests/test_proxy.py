@@ -10,7 +10,6 @@ from imagegallery.transport.qt import qt_has_tls
 from imaging import center_color, close_to, serve_solid_images
 from proxy_server import ForwardProxy
 from servers import free_port_refusing_connections
-from tls_servers import https_server, test_ca  # noqa: F401 (fixtures)
 
 Status = ImageGalleryModel.Status
 COLORS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00"]

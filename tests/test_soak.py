@@ -14,18 +14,11 @@ from imagegallery.limits import LoadLimits
 from imagegallery.model import ImageGalleryModel
 from imagegallery.sandbox_decode import SandboxDecoder
 from imaging import center_color, close_to, solid_image_bytes
+from process_memory import status_bytes
 
 Status = ImageGalleryModel.Status
 URLS_PER_ROUND = 2000
 ROUNDS = 20
-
-
-def vm_rss_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def live_replies(loader) -> int:
@@ -96,7 +89,7 @@ def soak(qtbot, model, image_server, colors):
     assert model.pendingCount == 0
     image_server.request_headers.clear()
     gc.collect()
-    baseline = vm_rss_bytes()
+    baseline = status_bytes("VmRSS")
 
     for round_number in range(1, ROUNDS):
         # The test server keeps every request's headers; that is the harness's memory, not ours.
@@ -131,7 +124,7 @@ def soak(qtbot, model, image_server, colors):
     assert checked > 100
     image_server.request_headers.clear()
     gc.collect()
-    growth = (vm_rss_bytes() - baseline) / baseline
+    growth = (status_bytes("VmRSS") - baseline) / baseline
     elapsed = time.monotonic() - started
     print(f"soak: baseline RSS {baseline / 2**20:.0f} MB, growth {growth:.1%}, {elapsed:.1f} s")
     assert growth < 0.10, f"RSS grew {growth:.1%} after the first round"

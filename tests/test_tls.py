@@ -6,7 +6,6 @@ from imagegallery.transport.qt import qt_has_tls
 from imagegallery.transport.select import transport_name_for
 from imaging import center_color, close_to, serve_solid_images
 from tls_servers import AsgiImageServer
-from tls_servers import h2c_server, https_server, self_signed_certificate, test_ca  # noqa: F401
 
 Status = ImageGalleryModel.Status
 COLORS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00", "#00ffff", "#ff00ff", "#808080",

@@ -15,7 +15,6 @@ from imagegallery.transport.base import INSECURE_REDIRECT_MESSAGE, TransportOpti
 from imagegallery.transport.qt import qt_has_tls
 from imaging import center_color, close_to, noisy_photo_bytes, solid_image_bytes
 from servers import free_port_refusing_connections
-from tls_servers import https_server, test_ca  # noqa: F401 (fixtures)
 
 Status = ImageGalleryModel.Status
 TRANSPORTS = ["qt", "python"]

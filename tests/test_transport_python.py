@@ -8,7 +8,6 @@ from PyQt5.QtCore import Qt
 from imagegallery.transport.base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE,
                                          ErrorKind, TransferRequest, TransportOptions)
 from imagegallery.transport.python import PROGRESS_MIN_BYTES, PythonTransport
-from tls_servers import https_server, self_signed_certificate, test_ca  # noqa: F401 (fixtures)
 from tls_servers import AsgiImageServer
 
 CAP = 50 * 1024 * 1024

@@ -30,7 +30,7 @@ def register_qml_types() -> None:
     global _types_registered
     if _types_registered:
         return
-    from PyQt5.QtQml import qmlRegisterType, qmlRegisterUncreatableType
+    from PyQt5.QtQml import qmlRegisterType
 
     from .model import ImageGalleryModel
     from .theme import ThemeLoader

@@ -12,7 +12,7 @@ import os
 import re
 import signal
 import sys
-from typing import Iterable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from . import __version__
 
@@ -293,7 +293,7 @@ class _Session:
 
     # The engine and window live as long as this object; main() drops it after exec.
     def start(self) -> int:
-        from PyQt5.QtCore import QObject, QSize, QUrl
+        from PyQt5.QtCore import QSize, QUrl
         from PyQt5.QtQml import QQmlApplicationEngine
 
         from . import install

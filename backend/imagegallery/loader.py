@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Tuple
 
-from PyQt5.QtCore import QCoreApplication, QObject, QSize, QTimer, pyqtSignal
+from PyQt5.QtCore import QCoreApplication, QObject, QTimer, pyqtSignal
 
 from .cache import (ByteBoundedLRU, CachedThumbnail, DiskThumbnailCache, ThumbnailKey,
                     default_disk_cache_dir, new_encoded_cache, shared_thumbnail_cache)

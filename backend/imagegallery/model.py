@@ -21,7 +21,6 @@ from .cache import CachedThumbnail
 from .decode import CROP, FIT, ThumbnailSpec
 from .limits import LoadLimits
 from .loader import BACKGROUND, NEAR_VISIBLE, VISIBLE, ImageLoader
-from .transport.base import TransportOptions
 from .transport.select import TRANSPORT_MODES, transport_mode_from_environment
 from .url_policy import DEFAULT_ALLOWED_SCHEMES, ParsedImageUrl, parse_image_url
 

@@ -8,7 +8,7 @@ signals, same byte cap, same redirect policy, same error kinds and strings.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from PyQt5.QtCore import QObject, pyqtSignal

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 from PyQt5.QtCore import QByteArray, QTimer, QUrl
 from PyQt5.QtNetwork import (QNetworkAccessManager, QNetworkProxyFactory, QNetworkReply,
