@@ -67,7 +67,9 @@ CASES = [
     ("/status404", "HTTP 404 Not Found", 1),  # permanent: never retried
     ("/html", "not an image (the server sent a web page)", 1),
     # Qt sometimes has the next hop on the wire when it gives up: one request more, still bounded.
-    ("/loop", base.TOO_MANY_REDIRECTS_MESSAGE, (FAST.max_redirects + 1, FAST.max_redirects + 2)),
+    # Bounded by max_redirects, not Qt's 50; Qt resends a hop that met a keep-alive connection
+    # the server was closing, so a hop may count twice (seen: 8 hits for 5 redirects, in CI).
+    ("/loop", base.TOO_MANY_REDIRECTS_MESSAGE, (FAST.max_redirects + 1, 2 * (FAST.max_redirects + 1))),
     ("/huge", "too large (10 GB, limit 50 MB)", 1),
     ("/gzip-bomb", "too large after decompression (over 50 MB)", 1),
     ("/silent", "timed out after 1 s (no response)", 1 + FAST.max_retries),
