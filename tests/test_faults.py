@@ -66,7 +66,6 @@ def load_with_good_neighbours(qtbot, model, server, fault_path, timeout_ms=15000
 CASES = [
     ("/status404", "HTTP 404 Not Found", 1),  # permanent: never retried
     ("/html", "not an image (the server sent a web page)", 1),
-    # Qt sometimes has the next hop on the wire when it gives up: one request more, still bounded.
     # Bounded by max_redirects, not Qt's 50; Qt resends a hop that met a keep-alive connection
     # the server was closing, so a hop may count twice (seen: 8 hits for 5 redirects, in CI).
     ("/loop", base.TOO_MANY_REDIRECTS_MESSAGE, (FAST.max_redirects + 1, 2 * (FAST.max_redirects + 1))),
