@@ -88,6 +88,26 @@ def test_connections_per_host_are_capped(qtbot, model, image_server):
     assert image_server.max_in_flight <= 3
 
 
+def test_a_freed_connection_takes_the_next_request_before_the_event_loop_turns(
+        qtbot, model, image_server):
+    # Waiting for the next turn would leave the connection idle behind other replies' queued data
+    # events, a few ms per request, on every request of a gallery.
+    image_server.latency = 0.1  # the first reply cannot finish before the probe below is connected
+    urls = [image_server.add(f"/{i}.png", solid_image_bytes("#336699", 16, 16)) for i in range(4)]
+    model.set_limits(LoadLimits(max_connections_per_host=1, max_in_flight=1))
+    model.urls = urls
+    qtbot.waitUntil(lambda: model.loader.in_flight() == 1, timeout=5000)
+    running_after_each_reply = []
+    for transport in model.loader._transports.active():
+        # Connected after the loader, so this runs once the loader has handled the reply.
+        transport.finished.connect(
+            lambda result: running_after_each_reply.append(model.loader.in_flight()))
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        pass
+    assert model.loadedCount == 4
+    assert running_after_each_reply == [1, 1, 1, 0]
+
+
 def test_gui_thread_is_never_blocked_while_large_jpegs_load(qtbot, model, image_server):
     # 100 large JPEGs (about 1.5 MB decoded work each); the GUI thread only hands results over.
     photos = [noisy_photo_bytes(seed, 1600, 1200) for seed in range(10)]

@@ -398,6 +398,12 @@ class ImageLoader(QObject):
             self._schedule_pending = True
             QTimer.singleShot(0, self._schedule)
 
+    def dispatch_now(self) -> None:
+        """Start what the queue allows now rather than at the next event-loop turn. For the end
+        of a batch of load() calls whose priorities are all set: a view builds its delegates
+        before that next turn, and the requests need not wait for it."""
+        self._schedule()
+
     def _schedule(self) -> None:
         self._schedule_pending = False
         while (self._in_flight < self._limits.max_in_flight
@@ -475,6 +481,10 @@ class ImageLoader(QObject):
         if job is None:
             return  # aborted or superseded
         self._release_slot(job)
+        # Refill the freed connection now, not at the next event-loop turn: by then the other
+        # replies' data events are queued ahead, and a connection idling a few ms per request
+        # adds up over a gallery (34 rounds of six on W1).
+        self.dispatch_now()
         if result.http2_used:
             self.stats["http2_responses"] += 1
             if job.parsed.host_key not in self._http2_hosts:

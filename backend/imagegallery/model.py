@@ -322,6 +322,9 @@ class ImageGalleryModel(QAbstractListModel):
                     self._loader.cancel(row.url)
 
     def _after_structure_change(self) -> None:
+        # The new rows' requests are queued with their priorities: send them before the view
+        # spends this turn building delegates for the rows.
+        self._loader.dispatch_now()
         self.countChanged.emit()
         self._counts_dirty = True
         # Rows that settled during this change (URLs refused when parsed) still owe a `finished`:
