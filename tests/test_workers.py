@@ -1,7 +1,11 @@
 """The priority worker pool: order, cancellation, and waiting for queued work at quit."""
+import os
+import sys
 import threading
 
-from imagegallery.workers import PriorityWorkerPool
+import pytest
+
+from imagegallery.workers import WORKER_NICENESS, PriorityWorkerPool
 
 
 def test_jobs_run_in_priority_order_and_cancelled_ones_never_run(qtbot):
@@ -32,4 +36,18 @@ def test_wait_until_idle_returns_once_queued_work_is_done():
     gate.set()
     assert pool.wait_until_idle(5)
     assert written == list(range(20))
+    pool.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_workers_run_at_a_lower_cpu_priority_than_the_thread_that_made_them(qtbot):
+    def own_niceness():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    pool = PriorityWorkerPool(1, "test")
+    results = []
+    pool.done.connect(lambda token, result: results.append(result))
+    pool.submit(0, "niceness", own_niceness)
+    qtbot.waitUntil(lambda: len(results) == 1, timeout=5000)
+    assert results == [min(19, own_niceness() + WORKER_NICENESS)]
     pool.close()
