@@ -52,9 +52,6 @@ Item {
     Accessible.selected: selected
     Accessible.onPressAction: clicked(Qt.NoModifier)
 
-    ToolTip.visible: hovered && url !== ""
-    ToolTip.delay: 600
-    ToolTip.text: status === Image.Error ? url + "\n" + errorString : url
 
     Rectangle {
         id: face
@@ -128,65 +125,83 @@ Item {
             smooth: true
         }
 
-        Column {
-            objectName: "errorFace"
+        // Made only for a failed row (as is the tooltip below, on hover): items a tile does not
+        // show would still cost time to create, on the GUI thread, for every tile that scrolls in.
+        Loader {
             anchors.centerIn: parent
             width: parent.width - 2 * Theme.spacing
-            spacing: Theme.spacingSmall
-            visible: root.status === Image.Error
-
-            Text {
-                width: parent.width
-                horizontalAlignment: Text.AlignHCenter
-                text: qsTr("Could not load")
-                color: Theme.error
-                font.family: Theme.fontFamily
-                font.pixelSize: Theme.fontPixelSize
-                font.bold: true
-            }
-            Text {
-                objectName: "errorText"
-                width: parent.width
-                horizontalAlignment: Text.AlignHCenter
-                wrapMode: Text.Wrap
-                maximumLineCount: 2
-                elide: Text.ElideRight
-                text: root.errorString
-                color: Theme.text
-                font.family: Theme.fontFamily
-                font.pixelSize: Theme.smallFontPixelSize
-            }
-            Rectangle {
-                id: retryButton
-                objectName: "retryButton"
-                anchors.horizontalCenter: parent.horizontalCenter
-                width: retryLabel.implicitWidth + 4 * Theme.spacingSmall
-                height: retryLabel.implicitHeight + 2 * Theme.spacingSmall
-                radius: Theme.radiusSmall
-                color: retryArea.pressed ? Theme.tilePressed
-                     : retryArea.containsMouse ? Theme.tileHover : Theme.errorSurface
-                border.width: Theme.borderWidth
-                border.color: Theme.error
-
-                Accessible.role: Accessible.Button
-                Accessible.name: qsTr("Retry %1").arg(root.fileName)
-                Accessible.onPressAction: root.retryRequested()
+            active: root.status === Image.Error
+            sourceComponent: Column {
+                objectName: "errorFace"
+                spacing: Theme.spacingSmall
 
                 Text {
-                    id: retryLabel
-                    anchors.centerIn: parent
-                    text: qsTr("Retry")
+                    width: parent.width
+                    horizontalAlignment: Text.AlignHCenter
+                    text: qsTr("Could not load")
                     color: Theme.error
+                    font.family: Theme.fontFamily
+                    font.pixelSize: Theme.fontPixelSize
+                    font.bold: true
+                }
+                Text {
+                    objectName: "errorText"
+                    width: parent.width
+                    horizontalAlignment: Text.AlignHCenter
+                    wrapMode: Text.Wrap
+                    maximumLineCount: 2
+                    elide: Text.ElideRight
+                    text: root.errorString
+                    color: Theme.text
                     font.family: Theme.fontFamily
                     font.pixelSize: Theme.smallFontPixelSize
                 }
-                MouseArea {
-                    id: retryArea
-                    anchors.fill: parent
-                    hoverEnabled: true
-                    onClicked: root.retryRequested()
+                Rectangle {
+                    id: retryButton
+                    objectName: "retryButton"
+                    anchors.horizontalCenter: parent.horizontalCenter
+                    width: retryLabel.implicitWidth + 4 * Theme.spacingSmall
+                    height: retryLabel.implicitHeight + 2 * Theme.spacingSmall
+                    radius: Theme.radiusSmall
+                    color: retryArea.pressed ? Theme.tilePressed
+                         : retryArea.containsMouse ? Theme.tileHover : Theme.errorSurface
+                    border.width: Theme.borderWidth
+                    border.color: Theme.error
+
+                    Accessible.role: Accessible.Button
+                    Accessible.name: qsTr("Retry %1").arg(root.fileName)
+                    Accessible.onPressAction: root.retryRequested()
+
+                    Text {
+                        id: retryLabel
+                        anchors.centerIn: parent
+                        text: qsTr("Retry")
+                        color: Theme.error
+                        font.family: Theme.fontFamily
+                        font.pixelSize: Theme.smallFontPixelSize
+                    }
+                    MouseArea {
+                        id: retryArea
+                        anchors.fill: parent
+                        hoverEnabled: true
+                        onClicked: root.retryRequested()
+                    }
                 }
             }
+        }
+    }
+
+    Loader {
+        anchors.fill: parent
+        active: root.hovered && root.url !== ""
+        sourceComponent: Item {
+            // Shown once the item is in the tile's window: a popup asked to show before that
+            // stays hidden.
+            property bool placed: false
+            Component.onCompleted: placed = true
+            ToolTip.visible: placed
+            ToolTip.delay: 600
+            ToolTip.text: root.status === Image.Error ? root.url + "\n" + root.errorString : root.url
         }
     }
 
