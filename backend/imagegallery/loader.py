@@ -28,7 +28,7 @@ from .decode import FIT, ThumbnailSpec, decode_thumbnail, warm_up_decoders
 from .limits import LoadLimits
 from .transport.base import (ErrorKind, TransferError, TransferRequest, TransferResult, Transport,
                              TransportOptions)
-from .transport.select import TransportSet
+from .transport.select import TransportSet, transport_name_for
 from .units import format_bytes, format_seconds
 from .url_policy import ParsedImageUrl, parse_image_url
 from .workers import PriorityWorkerPool, default_decode_threads
@@ -105,8 +105,7 @@ class ImageLoader(QObject):
         self._spec = ThumbnailSpec(240, 140, FIT)
         self._transport_options = transport_options or TransportOptions(
             max_connections_per_host=limits.max_connections_per_host)
-        self._transports = TransportSet(transport, self._transport_options, self)
-        self._transports.on_created = self._connect_transport
+        self._transports = self._new_transport_set(transport)
         self.http2_cleartext = http2_cleartext
         self.revalidate = revalidate
         self.thumbnails = thumbnail_cache if thumbnail_cache is not None else shared_thumbnail_cache()
@@ -186,11 +185,19 @@ class ImageLoader(QObject):
             job.stage = _QUEUED
             self._enqueue(job)
         old = self._transports
-        self._transports = TransportSet(mode, self._transport_options, self)
-        self._transports.on_created = self._connect_transport
+        self._transports = self._new_transport_set(mode)
         old.close()
         old.deleteLater()
         self._request_schedule()
+
+    def _new_transport_set(self, mode: str) -> TransportSet:
+        transports = TransportSet(mode, self._transport_options, self)
+        transports.on_created = self._connect_transport
+        if transport_name_for("http", mode) == "qt":
+            # Made now rather than at the first request: a QNAM and its proxy settings take
+            # about 3 ms, which would land in the turn where a new list's first tiles are built.
+            transports.for_scheme("http")
+        return transports
 
     @property
     def spec(self) -> ThumbnailSpec:

@@ -29,7 +29,7 @@ PROVIDER_NAME = "imagegallery"
 # Rows off screen reach the loader in slices, so a list of 5,000 URLs costs the GUI thread a few
 # milliseconds per event-loop turn instead of one long stall, and the loader holds at most this
 # many jobs (visible rows are requested at once, whatever this says).
-FEED_ROWS_PER_TURN = 200
+FEED_ROWS_PER_TURN = 100
 MAX_LOADER_JOBS = 600
 # Download progress repaints tiles; a few updates a second read as smooth and cost little.
 PROGRESS_INTERVAL_MS = 100

@@ -14,7 +14,6 @@ Item {
     required property string source
     required property string errorString
     required property real progress
-    required property real bytesTotal
 
     // The thumbnail box in logical pixels (the model's thumbnailSize) and its fill mode;
     // the status values are Image.status's, so Image.Ready etc. name them.
@@ -83,19 +82,8 @@ Item {
             color: Theme.placeholder
             visible: root.status !== Image.Error && thumbnail.status !== Image.Ready
 
-            Text {
-                anchors.centerIn: parent
-                width: parent.width - 2 * Theme.spacing
-                horizontalAlignment: Text.AlignHCenter
-                elide: Text.ElideMiddle
-                text: root.status === Image.Loading && root.bytesTotal > 0
-                      ? qsTr("Loading %1%").arg(Math.round(root.progress * 100))
-                      : qsTr("Loading…")
-                color: Theme.textMuted
-                font.family: Theme.fontFamily
-                font.pixelSize: Theme.smallFontPixelSize
-            }
-
+            // A bar, without a "Loading n%" text: laying out a text in every new tile was the
+            // largest single cost of creating one (about 0.2 ms each, 36 at once for a new list).
             Rectangle {
                 objectName: "progressTrack"
                 anchors { left: parent.left; right: parent.right; bottom: parent.bottom
