@@ -14,6 +14,7 @@ Where a decode runs depends on the format (see docs/reliability.md):
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
@@ -39,6 +40,13 @@ _REFUSED_FORMATS = {b"svg", b"svgz"}
 SVG_REFUSED = "SVG is not shown (it can reference other files)"
 # The decoders every browser exposes to the whole web, fuzzed for years; everything else goes to
 # the sandbox process.
+# Qt makes a reader's format handler under a global mutex, and probes the device while holding
+# it; our device is a QBuffer made in Python, whose every virtual call needs the GIL. A thread
+# that held the GIL while waiting for that mutex (QImageReader.canRead does not release it)
+# deadlocked against the thread inside: GUI frozen for good. Handlers over our buffers are made
+# under this lock instead, which is waited for without the GIL.
+_HANDLER_CREATION = threading.Lock()
+
 IN_PROCESS_FORMATS = (b"jpeg", b"png", b"gif", b"webp", b"bmp")
 
 
@@ -217,7 +225,9 @@ def _decode_with_qt(data: bytes, spec: ThumbnailSpec, max_pixels: int, max_side:
             reader = QImageReader(buffer, image_format)
             reader.setAutoDetectImageFormat(False)
             readers.append(reader)
-            if not reader.canRead():
+            with _HANDLER_CREATION:
+                readable = reader.canRead()
+            if not readable:
                 reader = None
                 buffer.seek(0)
         if reader is None:
@@ -226,6 +236,8 @@ def _decode_with_qt(data: bytes, spec: ThumbnailSpec, max_pixels: int, max_side:
             reader = QImageReader(buffer)
             reader.setDecideFormatFromContent(True)
             readers.append(reader)
+            with _HANDLER_CREATION:
+                reader.format()
         detected = bytes(reader.format())
         if not detected:
             raise DecodeRefused(_not_an_image_reason(data, content_type))
@@ -433,6 +445,7 @@ def warm_up_decoders() -> None:
         buffer.close()
         buffer.open(QIODevice.ReadOnly)
         reader = QImageReader(buffer, image_format)
-        reader.read()
+        with _HANDLER_CREATION:
+            reader.read()
         del reader
         buffer.close()
