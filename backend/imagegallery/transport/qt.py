@@ -24,7 +24,6 @@ from .proxy import EnvironmentProxyFactory, proxy_for_url
 # One QNAM opens at most six HTTP/1.1 connections per host (a constant inside Qt). A user who
 # allows more gets one QNAM per six, each with its own connection pool.
 QNAM_CONNECTIONS_PER_HOST = 6
-PROGRESS_BYTES = 64 * 1024
 PROGRESS_SECONDS = 0.05
 # GUI-thread time finished replies may take per event-loop turn before the rest wait for the
 # next turn. With 32 connections or HTTP/2, dozens of replies finish together, and handling them
@@ -66,8 +65,7 @@ def qt_has_tls() -> bool:
 
 
 class _Transfer:
-    __slots__ = ("request", "reply", "manager", "body", "total", "started", "reported",
-                 "reported_at")
+    __slots__ = ("request", "reply", "manager", "body", "total", "started", "reported")
 
     def __init__(self, request: TransferRequest, reply: QNetworkReply, manager: int):
         self.request = request
@@ -77,7 +75,6 @@ class _Transfer:
         self.total = -1
         self.started = False
         self.reported = 0
-        self.reported_at = 0.0
 
 
 class QtTransport(Transport):
@@ -109,6 +106,11 @@ class QtTransport(Transport):
         # https requests this Qt cannot run (no TLS), failed on the next event-loop turn.
         self._without_tls: Dict[int, TransferRequest] = {}
         self._manager_load = [0] * len(self._managers)
+        # Bytes received are read off the replies on a timer, not on readyRead: a body arrives in
+        # 16 KB chunks, and a Python slot per chunk was thousands of GIL hand-offs per gallery.
+        self._progress_poll = QTimer(self)
+        self._progress_poll.setInterval(int(PROGRESS_SECONDS * 1000))
+        self._progress_poll.timeout.connect(self._poll_progress)
         # Replies that finished after this turn's budget was spent, oldest first.
         self._waiting_replies: deque = deque()
         self._turn_spent_s = 0.0
@@ -170,7 +172,7 @@ class QtTransport(Transport):
         self._manager_load[manager] += 1
         reply = self._managers[manager].get(qrequest)
         # Qt keeps the body in its own buffer until the reply finishes, and stops reading the
-        # socket once that holds one byte past the cap, which readyRead then shows.
+        # socket once that holds one byte past the cap, which the progress poll then sees.
         # Reading chunk by chunk on readyRead cost the GUI thread a reallocation per chunk (the
         # largest item in its profile on multi-megabyte images); one readAll at the end is one
         # allocation of the known size.
@@ -181,8 +183,9 @@ class QtTransport(Transport):
         # no other Python reference (see NOTES), and we need the id back in every slot.
         reply.setProperty("imagegallery_request_id", request.request_id)
         reply.metaDataChanged.connect(self._on_meta_data)
-        reply.readyRead.connect(self._on_ready_read)
         reply.finished.connect(self._on_finished)
+        if not self._progress_poll.isActive():
+            self._progress_poll.start()
 
     def abort(self, request_id: int) -> None:
         self._without_tls.pop(request_id, None)
@@ -238,22 +241,25 @@ class QtTransport(Transport):
         if total > transfer.request.max_response_bytes:
             self._fail(transfer, too_large_error(transfer.request.max_response_bytes, total))
 
-    def _on_ready_read(self) -> None:
-        transfer = self._transfer_for_sender()
-        if transfer is None:
+    def _poll_progress(self) -> None:
+        if not self._transfers:
+            self._progress_poll.stop()
             return
+        for transfer in list(self._transfers.values()):
+            if transfer.request.request_id in self._transfers:  # not failed by this loop
+                self._check_progress(transfer)
+
+    def _check_progress(self, transfer: _Transfer) -> None:
         received = transfer.reply.bytesAvailable()  # counted, not read: see start()
+        if received == transfer.reported:
+            return
         if not transfer.started:
             self._on_meta_data_for(transfer)
         if received > transfer.request.max_response_bytes:
             self._fail(transfer, too_large_error(transfer.request.max_response_bytes, -1))
             return
-        # Progress at most every 64 KB or 50 ms, like the Python transport: each emit costs the
-        # GUI thread a slot call, and a fast link delivers hundreds of chunks a second.
-        now = time.monotonic()
-        if received - transfer.reported >= PROGRESS_BYTES or now - transfer.reported_at >= PROGRESS_SECONDS:
-            transfer.reported, transfer.reported_at = received, now
-            self.progress.emit(transfer.request.request_id, received, transfer.total)
+        transfer.reported = received
+        self.progress.emit(transfer.request.request_id, received, transfer.total)
 
     def _on_meta_data_for(self, transfer: _Transfer) -> None:
         transfer.started = True
@@ -352,7 +358,7 @@ class QtTransport(Transport):
     def _dispose(self, transfer: _Transfer) -> None:
         reply = transfer.reply
         self._manager_load[transfer.manager] -= 1
-        for signal in (reply.metaDataChanged, reply.readyRead, reply.finished):
+        for signal in (reply.metaDataChanged, reply.finished):
             try:
                 signal.disconnect()
             except TypeError:
