@@ -148,3 +148,32 @@ def test_a_second_run_of_the_app_starts_from_the_disk_cache(tmp_path, image_serv
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert second.returncode == 0, second.stderr
     assert image_server.total_hits() == hits  # every thumbnail came from the disk cache
+
+
+def test_disk_writes_wait_until_the_decoder_has_nothing_left(qtbot, monkeypatch, image_server):
+    # The sandbox's test fault: a decode that hangs until its 1 s limit keeps the decoder busy.
+    monkeypatch.setenv("IMAGEGALLERY_SANDBOX_TEST_FAULTS", "1")
+    from imagegallery import sandbox_decode
+    from imagegallery.limits import LoadLimits
+    from imagegallery.sandbox_decode import SandboxDecoder
+
+    monkeypatch.setattr(sandbox_decode, "_shared", SandboxDecoder(processes=1))
+    hang = image_server.add("/hang.tif", b"IMAGEGALLERY-TEST-HANG", "image/tiff")
+    green = image_server.add("/green.png", solid_image_bytes("#00ff00"))
+    model = ImageGalleryModel()
+    model.set_limits(LoadLimits(decode_timeout_s=1.0))
+    disk = model.loader.disk
+    green_key = model.loader.key_for(green)
+    try:
+        model.urls = [hang, green]
+        qtbot.waitUntil(lambda: model.status_of(1) == ImageGalleryModel.Status.Ready, timeout=10000)
+        assert model.status_of(0) == ImageGalleryModel.Status.Loading  # still decoding
+        assert disk.load(green_key) is None  # held back while the decoder works
+        with qtbot.waitSignal(model.finished, timeout=10000):
+            pass
+        qtbot.waitUntil(lambda: model.loader.pending_worker_jobs() == 0, timeout=10000)
+        stored = disk.load(green_key)
+        assert stored is not None and close_to(center_color(stored.image), "#00ff00")
+    finally:
+        model.loader.close()
+        sandbox_decode._shared.close()

@@ -54,6 +54,9 @@ ENCODED_ENTRY_MAX_BYTES = 1024 * 1024
 DECODE_BACKLOG_BYTES = 32 * 1024 * 1024
 # A thumbnail write takes about a millisecond; two seconds covers hundreds still queued at quit.
 DISK_FLUSH_ON_QUIT_S = 2.0
+# Thumbnails held back from the disk while the decoder is busy; past this many they go anyway,
+# so a view that never lets the decoder idle still fills its disk cache.
+HELD_DISK_WRITES_MAX = 64
 
 _DISK_LOOKUP, _QUEUED, _FETCHING, _BACKOFF, _DECODING = range(5)
 
@@ -133,6 +136,7 @@ class ImageLoader(QObject):
         # worker, so the first thumbnail does not pay for it.
         self._decoder.submit((9, 0), "warm-up", warm_up_decoders)
         self._io = PriorityWorkerPool(1, "disk", self)
+        self._held_disk_writes: List[tuple] = []  # (disk, key, thumbnail) while decodes wait
         self._io.done.connect(self._on_disk_lookup)
         application = QCoreApplication.instance()
         if application is not None:
@@ -318,12 +322,13 @@ class ImageLoader(QObject):
         return sum(transport.in_flight() for transport in self._transports.active())
 
     def pending_worker_jobs(self) -> int:
-        return self._decoder.pending() + self._io.pending()
+        return self._decoder.pending() + self._io.pending() + len(self._held_disk_writes)
 
     def _finish_disk_writes(self) -> None:
         """Thumbnails are written behind; let the last few reach the disk before the process
         ends, or the next start downloads them again. Bounded: a stuck disk never holds up quit."""
         if not self._closed:
+            self._release_disk_writes()
             self._io.wait_until_idle(DISK_FLUSH_ON_QUIT_S)
 
     def close(self) -> None:
@@ -334,6 +339,7 @@ class ImageLoader(QObject):
         self._jobs.clear()
         self._watchdog.stop()
         self._transports.close()
+        self._held_disk_writes.clear()
         self._decoder.close()
         self._io.close()
 
@@ -562,14 +568,28 @@ class ImageLoader(QObject):
         return url, spec, result, thumbnail, decoded.error
 
     def _store_on_disk(self, url: str, spec: ThumbnailSpec, thumbnail: CachedThumbnail) -> None:
-        """Write behind, on the I/O thread after every pending lookup: PNG encoding would
-        otherwise take a decode thread from the images still waiting to be shown."""
+        """Write behind, on the I/O thread after every pending lookup, and only once the decoder
+        has nothing queued: on a machine with few cores each write's encode and file creation
+        took CPU from the decodes of images still waiting to be shown."""
         if self.disk is None or not url.startswith(("http:", "https:")):
             return
-        key = self.key_for(url, spec)
-        self._io.submit((2, 0), ("store", key), self.disk.store, key, thumbnail)
+        self._held_disk_writes.append((self.disk, self.key_for(url, spec), thumbnail))
+        if len(self._held_disk_writes) >= HELD_DISK_WRITES_MAX:
+            self._release_disk_writes()
+        else:
+            self._release_disk_writes_if_decoder_idle()
+
+    def _release_disk_writes_if_decoder_idle(self) -> None:
+        if self._held_disk_writes and self._decoder.pending() == 0:
+            self._release_disk_writes()
+
+    def _release_disk_writes(self) -> None:
+        writes, self._held_disk_writes = self._held_disk_writes, []
+        for disk, key, thumbnail in writes:
+            self._io.submit((2, 0), ("store", key), disk.store, key, thumbnail)
 
     def _on_decoded(self, token, outcome) -> None:
+        self._release_disk_writes_if_decoder_idle()  # also after a late or ignored result
         if not isinstance(outcome, tuple):
             return  # the warm-up job, or a job that raised
         url, spec, result, thumbnail, error = outcome
@@ -613,6 +633,7 @@ class ImageLoader(QObject):
         elif job.stage == _DECODING:
             self._decoder.cancel(job.token)
             self._release_backlog(job.token)
+            self._release_disk_writes_if_decoder_idle()
         elif job.stage == _DISK_LOOKUP:
             self._io.cancel(job.token)
         job.token = next(self._tokens)  # late results and stale heap entries are now ignored
