@@ -247,9 +247,8 @@ def _decode_with_qt(data: Body, spec: ThumbnailSpec, max_pixels: int, max_side: 
             reader = QImageReader(buffer)
             reader.setDecideFormatFromContent(True)
             readers.append(reader)
-            with _HANDLER_CREATION:
-                reader.format()
-        detected = bytes(reader.format())
+        with _HANDLER_CREATION:  # makes the handler, unless canRead() above already did
+            detected = bytes(reader.format())
         if not detected:
             raise DecodeRefused(_not_an_image_reason(bytes(array.left(_SNIFF_BYTES)), content_type))
         if on_format is not None:
@@ -257,7 +256,7 @@ def _decode_with_qt(data: Body, spec: ThumbnailSpec, max_pixels: int, max_side: 
         if detected in _REFUSED_FORMATS or "svg" in content_type.lower():
             raise DecodeRefused(SVG_REFUSED)
         if detected == b"bmp":
-            _check_bmp_length(bytes(array.left(64)), array.size())
+            _check_bmp_length(bytes(array.left(_SNIFF_BYTES)), array.size())
         return _read(reader, detected, data, spec, max_pixels, max_side)
     except DecodeRefused as refused:
         failure = str(refused)
