@@ -100,6 +100,15 @@ class Server:
                 self.process.wait()
             self.process = None
 
+    def cpu_seconds(self) -> float:
+        """The server process's CPU time so far (user + system, all threads; Linux)."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, AttributeError):
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def control(self, action: str, **params) -> dict:
         query = "&".join(f"{k}={v}" for k, v in params.items())
         url = f"http://127.0.0.1:{self.port}/_ctl/{action}" + (f"?{query}" if query else "")
@@ -326,6 +335,7 @@ def run_one(server: Server, name: str, workload: dict, client: str, urls: List[s
         server.quiesce()
         server.control("config", latency=workload["latency"], bandwidth=workload["bandwidth"])
         server.control("reset")
+    server_cpu_start = server.cpu_seconds()
     try:
         result = run_client(client, urls, mode, GALLERY_OPTIONS.get(client, {}), cache_dir,
                             TIMEOUTS[name], display_env, workdir)
@@ -335,6 +345,7 @@ def run_one(server: Server, name: str, workload: dict, client: str, urls: List[s
     if not offline:
         server.quiesce(2.0)
         result["server"] = server.control("stats")
+        result["server"]["cpu_s"] = server.cpu_seconds() - server_cpu_start
     else:
         result["server"] = {"requests": 0, "connections": 0, "max_in_flight": 0}
     return result

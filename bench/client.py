@@ -6,7 +6,8 @@ Every client shows a real window of 4 x 6 tiles (1040x960) and is measured the s
   first    the first thumbnail ready; all: every thumbnail settled (ready or failed);
   stall    the largest gap between ticks of a 5 ms precise QTimer on the GUI thread, from t0 to
            the end (a GUI thread blocked for the whole run stalls for the whole run);
-  rss      resident memory at t0 and the process's peak (ru_maxrss).
+  rss      resident memory at t0 and the process's peak (ru_maxrss);
+  cpu      CPU seconds per thread name from t0 to the end (the server's own is counted apart).
 
 "Ready" per client: naive/qnam: the pixmap is set on its widget; qtquick: Image.status is Ready
 in its delegate; gallery: the model row is Ready *and* every tile on screen shows its thumbnail
@@ -40,6 +41,27 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _cpu_by_thread() -> Dict[str, float]:
+    """CPU seconds (user + system) per thread name, threads of one pool summed (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: Dict[str, float] = {}
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return totals
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        name = "gui" if task == str(os.getpid()) else name.rstrip("0123456789-")
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return totals
+
+
 class Meter:
     """Collects the timings; `on_done` runs once when the target set has settled or time is up."""
 
@@ -70,6 +92,7 @@ class Meter:
 
     def begin(self, target) -> None:
         self.rss_start = _rss()
+        self.cpu_start = _cpu_by_thread()
         self.t0 = self.last_tick = self.phase_start = time.perf_counter()
         self.target = set(target)
         self.timer.start()
@@ -126,7 +149,8 @@ class Meter:
         self.deadline.stop()
         self.results.update({
             "first": self.first, "stall": self.max_gap, "rss_start": self.rss_start,
-            "rss_peak": _peak_rss(), "settled": len(self.settled), "failed": self.failed})
+            "rss_peak": _peak_rss(), "settled": len(self.settled), "failed": self.failed,
+            "cpu_start": self.cpu_start, "cpu_end": _cpu_by_thread()})
         from PyQt5.QtCore import QTimer
 
         QTimer.singleShot(0, self.app.quit)

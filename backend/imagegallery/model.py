@@ -168,7 +168,13 @@ class ImageGalleryModel(QAbstractListModel):
         self._counts = {status: 0 for status in self.Status}
         self._fraction: Dict[str, float] = {}  # url -> fraction received, for rows Loading
         self._feed_queue: deque = deque()  # rows waiting for their turn to reach the loader
-        self._feed_pending = False
+        # A zero-interval timer, not QTimer.singleShot(0): Qt runs a zero-delay single shot as a
+        # posted event within the current pass over posted events, so slices fed that way ran
+        # back to back with no paint or input between them.
+        self._feed_timer = QTimer(self)
+        self._feed_timer.setSingleShot(True)
+        self._feed_timer.setInterval(0)
+        self._feed_timer.timeout.connect(self._feed)
         self._progress_dirty: Dict[int, _Row] = {}
         self._progress_timer = QTimer(self)
         self._progress_timer.setSingleShot(True)
@@ -418,12 +424,10 @@ class ImageGalleryModel(QAbstractListModel):
             self._schedule_feed()
 
     def _schedule_feed(self) -> None:
-        if self._feed_queue and not self._feed_pending:
-            self._feed_pending = True
-            QTimer.singleShot(0, self._feed)
+        if self._feed_queue and not self._feed_timer.isActive():
+            self._feed_timer.start()
 
     def _feed(self) -> None:
-        self._feed_pending = False
         budget = FEED_ROWS_PER_TURN
         while self._feed_queue and budget > 0 and self._loader.active_jobs() < MAX_LOADER_JOBS:
             row = self._feed_queue.popleft()

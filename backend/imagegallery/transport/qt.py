@@ -114,7 +114,14 @@ class QtTransport(Transport):
         # Replies that finished after this turn's budget was spent, oldest first.
         self._waiting_replies: deque = deque()
         self._turn_spent_s = 0.0
-        self._turn_end_pending = False
+        # A timer object, not QTimer.singleShot(0): Qt runs a zero-delay single shot as a posted
+        # event, inside the same pass over posted events as the replies' own, so "the next turn"
+        # came before any paint or timer and the budget bounded nothing (W2: three 3 MB replies
+        # back to back, an 18 ms stall). A zero-interval timer waits for the next loop iteration.
+        self._turn_timer = QTimer(self)
+        self._turn_timer.setSingleShot(True)
+        self._turn_timer.setInterval(0)
+        self._turn_timer.timeout.connect(self._on_turn_end)
 
     @staticmethod
     def _make_ssl_configuration(ca_file: str):
@@ -277,13 +284,11 @@ class QtTransport(Transport):
         self._hand_over_timed(transfer)
 
     def _schedule_turn_end(self) -> None:
-        if not self._turn_end_pending:
-            self._turn_end_pending = True
-            QTimer.singleShot(0, self._on_turn_end)
+        if not self._turn_timer.isActive():
+            self._turn_timer.start()
 
     def _on_turn_end(self) -> None:
         """A new turn, a new budget: hand over the replies that waited, oldest first."""
-        self._turn_end_pending = False
         self._turn_spent_s = 0.0
         while self._waiting_replies:  # at least one a turn, whatever the budget
             transfer = self._transfers.get(self._waiting_replies.popleft())
