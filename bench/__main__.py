@@ -374,7 +374,18 @@ def summarize(results: List[dict], baseline: List[dict]) -> dict:
         if base and r.get("first") and base.get("first"):
             first_ratios.append(r["first"] / base["first"])
     servers = [r.get("server", {}) for r in ok]
+    threads: Dict[str, List[float]] = {}
+    for r in ok:
+        start, end = r.get("cpu_start") or {}, r.get("cpu_end") or {}
+        for thread, seconds in end.items():
+            threads.setdefault(thread, []).append(seconds - start.get(thread, 0.0))
+    cpu_threads = {t: median(v) for t, v in threads.items()}
     return {
+        "cpu_threads": {t: v for t, v in sorted(cpu_threads.items(), key=lambda kv: -kv[1])
+                        if v >= 0.01},
+        "cpu_client": median([sum(r["cpu_end"].values()) - sum(r["cpu_start"].values())
+                              for r in ok if r.get("cpu_end")]),
+        "cpu_server": median([s.get("cpu_s") for s in servers]),
         "runs": len(ok), "errors": [r["error"] for r in results if "error" in r],
         "timeouts": sum(1 for r in ok if r.get("timed_out")),
         "all": median([r.get("all") for r in ok]), "first": median([r.get("first") for r in ok]),
@@ -437,6 +448,13 @@ def render(runs, plan, manifest, decode_s, cores, rounds, display_env, elapsed, 
                              f"{fmt(s['stall'], 'ms')} | {fmt(s['rss_delta'], 'MB')} | "
                              f"{fmt(s['requests'], digits=0)} | {fmt(s['connections'], digits=0)} | "
                              f"{fmt(s['max_in_flight'], digits=0)} | {run_note(s)} |")
+        lines.append("")
+        lines.append("CPU seconds during the load (medians; client threads, then the server's "
+                     "process): " + "; ".join(
+                         f"{client} {fmt(s['cpu_client'])} ("
+                         + ", ".join(f"{t} {v:.2f}" for t, v in list(s["cpu_threads"].items())[:4])
+                         + f"), server {fmt(s['cpu_server'])}"
+                         for client, s in summaries[name].items() if s["cpu_client"] is not None))
         if "qtquick" in summaries[name] and summaries[name]["qtquick"]["all"]:
             q = summaries[name]["qtquick"]["all"]
             lines.append("")

@@ -202,3 +202,25 @@ def test_held_disk_writes_go_at_once_past_their_byte_budget(qtbot, monkeypatch, 
     finally:
         model.loader.close()
         sandbox_decode._shared.close()
+
+
+def test_quitting_writes_the_held_thumbnails_and_stops_every_worker(qtbot, monkeypatch,
+                                                                   image_server):
+    model, urls, sandbox_decode = _hanging_decode_beside_a_green_image(monkeypatch, image_server)
+    loader = model.loader
+    green_key = loader.key_for(urls[1])
+    try:
+        model.urls = urls
+        qtbot.waitUntil(lambda: model.status_of(1) == ImageGalleryModel.Status.Ready, timeout=10000)
+        assert loader.disk.load(green_key) is None  # held: the other image still decodes
+        loader._on_application_quit()  # what QCoreApplication.aboutToQuit runs
+        stored = loader.disk.load(green_key)
+        assert stored is not None and close_to(center_color(stored.image), "#00ff00")
+        # The hanging decode ends (its 1 s limit) after the quit: its result is never delivered.
+        with qtbot.waitSignal(loader.loadFailed, timeout=2500, raising=False) as late:
+            pass
+        assert not late.signal_triggered
+        assert model.status_of(0) == ImageGalleryModel.Status.Loading
+    finally:
+        loader.close()
+        sandbox_decode._shared.close()

@@ -142,7 +142,7 @@ class ImageLoader(QObject):
         self._io.done.connect(self._on_disk_lookup)
         application = QCoreApplication.instance()
         if application is not None:
-            application.aboutToQuit.connect(self._finish_disk_writes)
+            application.aboutToQuit.connect(self._on_application_quit)
 
         self._schedule_pending = False
         self._watchdog = QTimer(self)
@@ -327,12 +327,14 @@ class ImageLoader(QObject):
     def pending_worker_jobs(self) -> int:
         return self._decoder.pending() + self._io.pending() + len(self._held_disk_writes)
 
-    def _finish_disk_writes(self) -> None:
-        """Thumbnails are written behind; let the last few reach the disk before the process
-        ends, or the next start downloads them again. Bounded: a stuck disk never holds up quit."""
+    def _on_application_quit(self) -> None:
+        """Let the last thumbnails reach the disk (bounded: a stuck disk never holds up quit),
+        then stop: no worker or transport thread may still deliver a result while the
+        application destroys the objects it would be delivered to."""
         if not self._closed:
             self._release_disk_writes()
             self._io.wait_until_idle(DISK_FLUSH_ON_QUIT_S)
+            self.close()
 
     def close(self) -> None:
         """Stop everything; the loader is not used again."""

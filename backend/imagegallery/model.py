@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import enum
 import itertools
+import time
 import weakref
 from collections import defaultdict, deque
 from typing import Dict, Iterable, List, Optional
@@ -33,6 +34,10 @@ FEED_ROWS_PER_TURN = 100
 MAX_LOADER_JOBS = 600
 # Download progress repaints tiles; a few updates a second read as smooth and cost little.
 PROGRESS_INTERVAL_MS = 100
+# A thumbnail that arrives this long after the last flush is published at once; one that comes
+# sooner waits for the batched flush, queued behind whatever else the turn holds. Always
+# deferred, the first thumbnail of a new list waited behind a frame being drawn (10 ms on W3).
+IMMEDIATE_FLUSH_AFTER_S = 0.008
 
 # loader id -> loader, for the image provider to find the loader behind a source URL.
 _loaders: "weakref.WeakValueDictionary[int, ImageLoader]" = weakref.WeakValueDictionary()
@@ -183,6 +188,7 @@ class ImageGalleryModel(QAbstractListModel):
         self._dirty: Dict[int, _Row] = {}
         self._counts_dirty = False
         self._flush_pending = False
+        self._last_flush_at = 0.0
         self._finished_sent = True
         self._published = (0, 0, 0, 0.0, False)
         self._apply_spec()
@@ -533,6 +539,8 @@ class ImageGalleryModel(QAbstractListModel):
                 row.total = row.received = max(row.received, 0)
             self._set_status(row, self.Status.Ready, "")
             self._mark_dirty(row)
+        if time.monotonic() - self._last_flush_at >= IMMEDIATE_FLUSH_AFTER_S:
+            self._flush()
 
     def _on_load_failed(self, url: str, reason: str) -> None:
         rows = self._rows_by_url.get(url)
@@ -564,6 +572,7 @@ class ImageGalleryModel(QAbstractListModel):
     def _flush(self) -> None:
         """Emit the batched changes: contiguous dataChanged ranges, counts, then `finished`."""
         self._flush_pending = False
+        self._last_flush_at = time.monotonic()
         if self._dirty:
             numbers = sorted(n for n in (self._number_of(r) for r in self._dirty.values()) if n >= 0)
             self._dirty.clear()

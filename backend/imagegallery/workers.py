@@ -143,11 +143,14 @@ class PriorityWorkerPool(QObject):
             except Exception as exc:  # the job functions catch their own; this is a last guard
                 result = exc
             with self._condition:
+                # Emitted under the lock, and counted as running until emitted: once close() or
+                # wait_until_idle() returns, no worker is still inside emit. A worker emitting
+                # while the quitting application destroyed its objects crashed the process at
+                # exit (seen as a segfault after the last thumbnail was written).
+                if not self._closed:
+                    try:
+                        self.done.emit(token, result)
+                    except RuntimeError:
+                        self._closed = True  # the pool's QObject was deleted at shutdown
                 self._running -= 1
-                closed = self._closed
                 self._condition.notify_all()  # wakes wait_until_idle
-            if not closed:
-                try:
-                    self.done.emit(token, result)
-                except RuntimeError:
-                    return  # the pool's QObject was deleted at shutdown

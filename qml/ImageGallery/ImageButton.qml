@@ -25,7 +25,8 @@ Item {
 
     readonly property bool hovered: mouseArea.containsMouse
     readonly property bool pressed: mouseArea.pressed
-    readonly property bool ready: status === Image.Ready && thumbnail.status === Image.Ready
+    readonly property bool ready: status === Image.Ready && content.item !== null
+                                  && content.item.thumbnailStatus === Image.Ready
     readonly property string fileName: {
         var path = url.split(/[?#]/)[0]
         var slash = path.lastIndexOf("/")
@@ -67,112 +68,123 @@ Item {
                     : Theme.tileBorder
     }
 
-    Item {
-        id: box
-        objectName: "thumbnailBox"
-        anchors.centerIn: parent
-        width: Math.min(root.thumbnailSize.width, root.width - 2 * Theme.tilePadding)
-        height: Math.min(root.thumbnailSize.height, root.height - 2 * Theme.tilePadding)
-
-        Rectangle {
-            id: placeholder
-            objectName: "placeholder"
-            anchors.fill: parent
-            radius: Theme.radiusSmall
-            color: Theme.placeholder
-            visible: root.status !== Image.Error && thumbnail.status !== Image.Ready
-
-            // A bar, without a "Loading n%" text: laying out a text in every new tile was the
-            // largest single cost of creating one (about 0.2 ms each, 36 at once for a new list).
-            Rectangle {
-                objectName: "progressTrack"
-                anchors { left: parent.left; right: parent.right; bottom: parent.bottom
-                          margins: Theme.spacing }
-                height: Theme.progressHeight
-                radius: height / 2
-                color: Theme.progressTrack
+    // The thumbnail, its placeholder and the error face are made asynchronously, a frame or two
+    // after the tile: a new list builds a whole screen of tiles in one go on the GUI thread, and
+    // everything made there delays the first replies' hand-over (and the first frame).
+    Loader {
+        id: content
+        anchors.fill: parent
+        asynchronous: true
+        sourceComponent: Item {
+            readonly property int thumbnailStatus: thumbnail.status
+            Item {
+                id: box
+                objectName: "thumbnailBox"
+                anchors.centerIn: parent
+                width: Math.min(root.thumbnailSize.width, root.width - 2 * Theme.tilePadding)
+                height: Math.min(root.thumbnailSize.height, root.height - 2 * Theme.tilePadding)
 
                 Rectangle {
-                    objectName: "progressBar"
-                    height: parent.height
-                    radius: parent.radius
-                    width: parent.width * Math.max(0, Math.min(1, root.progress))
-                    color: Theme.progress
-                }
-            }
-        }
-
-        Image {
-            id: thumbnail
-            objectName: "thumbnail"
-            anchors.fill: parent
-            // The source changes whenever the thumbnail does; an empty source (not Ready) clears it.
-            source: root.status === Image.Ready ? root.source : ""
-            asynchronous: true
-            fillMode: root.fillMode
-            smooth: true
-        }
-
-        // Made only for a failed row (as is the tooltip below, on hover): items a tile does not
-        // show would still cost time to create, on the GUI thread, for every tile that scrolls in.
-        Loader {
-            anchors.centerIn: parent
-            width: parent.width - 2 * Theme.spacing
-            active: root.status === Image.Error
-            sourceComponent: Column {
-                objectName: "errorFace"
-                spacing: Theme.spacingSmall
-
-                Text {
-                    width: parent.width
-                    horizontalAlignment: Text.AlignHCenter
-                    text: qsTr("Could not load")
-                    color: Theme.error
-                    font.family: Theme.fontFamily
-                    font.pixelSize: Theme.fontPixelSize
-                    font.bold: true
-                }
-                Text {
-                    objectName: "errorText"
-                    width: parent.width
-                    horizontalAlignment: Text.AlignHCenter
-                    wrapMode: Text.Wrap
-                    maximumLineCount: 2
-                    elide: Text.ElideRight
-                    text: root.errorString
-                    color: Theme.text
-                    font.family: Theme.fontFamily
-                    font.pixelSize: Theme.smallFontPixelSize
-                }
-                Rectangle {
-                    id: retryButton
-                    objectName: "retryButton"
-                    anchors.horizontalCenter: parent.horizontalCenter
-                    width: retryLabel.implicitWidth + 4 * Theme.spacingSmall
-                    height: retryLabel.implicitHeight + 2 * Theme.spacingSmall
+                    id: placeholder
+                    objectName: "placeholder"
+                    anchors.fill: parent
                     radius: Theme.radiusSmall
-                    color: retryArea.pressed ? Theme.tilePressed
-                         : retryArea.containsMouse ? Theme.tileHover : Theme.errorSurface
-                    border.width: Theme.borderWidth
-                    border.color: Theme.error
+                    color: Theme.placeholder
+                    visible: root.status !== Image.Error && thumbnail.status !== Image.Ready
 
-                    Accessible.role: Accessible.Button
-                    Accessible.name: qsTr("Retry %1").arg(root.fileName)
-                    Accessible.onPressAction: root.retryRequested()
+                    // A bar, without a "Loading n%" text: laying out a text in every new tile was the
+                    // largest single cost of creating one (about 0.2 ms each, 36 at once for a new list).
+                    Rectangle {
+                        objectName: "progressTrack"
+                        anchors { left: parent.left; right: parent.right; bottom: parent.bottom
+                                  margins: Theme.spacing }
+                        height: Theme.progressHeight
+                        radius: height / 2
+                        color: Theme.progressTrack
 
-                    Text {
-                        id: retryLabel
-                        anchors.centerIn: parent
-                        text: qsTr("Retry")
-                        color: Theme.error
-                        font.family: Theme.fontFamily
-                        font.pixelSize: Theme.smallFontPixelSize
+                        Rectangle {
+                            objectName: "progressBar"
+                            height: parent.height
+                            radius: parent.radius
+                            width: parent.width * Math.max(0, Math.min(1, root.progress))
+                            color: Theme.progress
+                        }
                     }
-                    MouseArea {
-                        id: retryArea
-                        anchors.fill: parent
-                        hoverEnabled: true
-                        onClicked: root.retryRequested()
+                }
+
+                Image {
+                    id: thumbnail
+                    objectName: "thumbnail"
+                    anchors.fill: parent
+                    // The source changes whenever the thumbnail does; an empty source (not Ready) clears it.
+                    source: root.status === Image.Ready ? root.source : ""
+                    asynchronous: true
+                    fillMode: root.fillMode
+                    smooth: true
+                }
+
+                // Made only for a failed row (as is the tooltip below, on hover): items a tile does not
+                // show would still cost time to create, on the GUI thread, for every tile that scrolls in.
+                Loader {
+                    anchors.centerIn: parent
+                    width: parent.width - 2 * Theme.spacing
+                    active: root.status === Image.Error
+                    sourceComponent: Column {
+                        objectName: "errorFace"
+                        spacing: Theme.spacingSmall
+
+                        Text {
+                            width: parent.width
+                            horizontalAlignment: Text.AlignHCenter
+                            text: qsTr("Could not load")
+                            color: Theme.error
+                            font.family: Theme.fontFamily
+                            font.pixelSize: Theme.fontPixelSize
+                            font.bold: true
+                        }
+                        Text {
+                            objectName: "errorText"
+                            width: parent.width
+                            horizontalAlignment: Text.AlignHCenter
+                            wrapMode: Text.Wrap
+                            maximumLineCount: 2
+                            elide: Text.ElideRight
+                            text: root.errorString
+                            color: Theme.text
+                            font.family: Theme.fontFamily
+                            font.pixelSize: Theme.smallFontPixelSize
+                        }
+                        Rectangle {
+                            id: retryButton
+                            objectName: "retryButton"
+                            anchors.horizontalCenter: parent.horizontalCenter
+                            width: retryLabel.implicitWidth + 4 * Theme.spacingSmall
+                            height: retryLabel.implicitHeight + 2 * Theme.spacingSmall
+                            radius: Theme.radiusSmall
+                            color: retryArea.pressed ? Theme.tilePressed
+                                 : retryArea.containsMouse ? Theme.tileHover : Theme.errorSurface
+                            border.width: Theme.borderWidth
+                            border.color: Theme.error
+
+                            Accessible.role: Accessible.Button
+                            Accessible.name: qsTr("Retry %1").arg(root.fileName)
+                            Accessible.onPressAction: root.retryRequested()
+
+                            Text {
+                                id: retryLabel
+                                anchors.centerIn: parent
+                                text: qsTr("Retry")
+                                color: Theme.error
+                                font.family: Theme.fontFamily
+                                font.pixelSize: Theme.smallFontPixelSize
+                            }
+                            MouseArea {
+                                id: retryArea
+                                anchors.fill: parent
+                                hoverEnabled: true
+                                onClicked: root.retryRequested()
+                            }
+                        }
                     }
                 }
             }
