@@ -339,9 +339,8 @@ class ImageLoader(QObject):
     def close(self) -> None:
         """Stop everything; the loader is not used again."""
         self._closed = True
-        for job in list(self._jobs.values()):
-            self._stop(job)
-        self._jobs.clear()
+        for url in list(self._jobs):
+            self.cancel(url)  # a provider waiting for a row hears "cancelled", not nothing
         self._watchdog.stop()
         self._transports.close()
         self._held_disk_writes.clear()
