@@ -82,8 +82,8 @@ class _Row:
         self.error = ""
         self.received = 0
         self.total = -1
-        self.image_size = QSize()
-        self.version = 0
+        self.image_size: Optional[QSize] = None  # known once Ready; a QSize per row cost 5,000 Qt
+        self.version = 0                         # allocations when a long list was set
 
 
 class ImageGalleryModel(QAbstractListModel):
@@ -217,7 +217,7 @@ class ImageGalleryModel(QAbstractListModel):
         if role == self.BytesTotalRole:
             return row.total
         if role == self.ImageSizeRole:
-            return row.image_size
+            return row.image_size if row.image_size is not None else QSize()
         if role == self.ProgressRole:
             return self._row_progress(row)
         if role == Qt.ToolTipRole:
@@ -289,6 +289,7 @@ class ImageGalleryModel(QAbstractListModel):
             for row in self._rows:
                 if row.status == self.Status.Null:
                     self._request_or_queue(row)
+            self._schedule_feed()
         else:
             position = 0
             while position < len(target):
@@ -315,6 +316,7 @@ class ImageGalleryModel(QAbstractListModel):
         self.endInsertRows()
         for number, row in enumerate(new_rows, first):
             self._request_or_queue(row, number)
+        self._schedule_feed()
 
     def _remove_range(self, first: int, last: int) -> None:
         self.beginRemoveRows(QModelIndex(), first, last)
@@ -420,14 +422,14 @@ class ImageGalleryModel(QAbstractListModel):
 
     def _request_or_queue(self, row: _Row, number: Optional[int] = None) -> None:
         """Visible and near rows at once; the rest through the feed queue (which is also where
-        their URLs get parsed: 5,000 parses at once would stall the GUI thread for 70 ms)."""
+        their URLs get parsed: 5,000 parses at once would stall the GUI thread for 70 ms).
+        The caller schedules the feed once, after its loop."""
         if number is None:
             number = self._number_of(row)
         if self._priority_for(number)[0] != BACKGROUND:
             self._request(row, number)
         elif self._load_policy == self.LoadPolicy.LoadAll:
             self._feed_queue.append(row)
-            self._schedule_feed()
 
     def _schedule_feed(self) -> None:
         if self._feed_queue and not self._feed_timer.isActive():
