@@ -26,9 +26,9 @@ def default_decode_threads() -> int:
 
 # How much nicer than the thread that made them workers run. Android's image loaders run theirs
 # at THREAD_PRIORITY_BACKGROUND for the same reason: on a machine with few cores, full-speed
-# decoders otherwise take the CPU from the GUI thread, and frames wait behind decodes. (On 2
-# cores it took W2's longest GUI stall from 32 ms to 18 ms when added; since the GUI thread does
-# less per reply, nice 0 and 10 measure alike on the benchmark, within its noise.)
+# decoders otherwise take the CPU from the GUI thread, and frames wait behind decodes. (A/B on
+# 2 cores, W2 and W3 twice each: nice 0 finished 1-3% sooner but stalled the GUI 15-27 ms;
+# nice 10 stalled it 12-17 ms.)
 WORKER_NICENESS = 10
 
 
