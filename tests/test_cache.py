@@ -2,6 +2,7 @@
 import os
 import time
 
+import pytest
 from PyQt5.QtCore import QSize
 from PyQt5.QtGui import QColor, QImage
 
@@ -150,9 +151,11 @@ def test_a_second_run_of_the_app_starts_from_the_disk_cache(tmp_path, image_serv
     assert image_server.total_hits() == hits  # every thumbnail came from the disk cache
 
 
-def _hanging_decode_beside_a_green_image(monkeypatch, image_server):
-    """A gallery of two: a decode that hangs until its 1 s limit, and a green image."""
-    # The sandbox's test fault keeps one job (and so the loader) busy while the other is done.
+@pytest.fixture
+def green_beside_a_hanging_decode(qtbot, monkeypatch, image_server):
+    """A gallery of two: a green image, and a decode that hangs until its 1 s limit (so the
+    loader stays busy). Yields (model, the green thumbnail's disk key, start); start() sets the
+    list and returns once green is Ready while the other still decodes."""
     monkeypatch.setenv("IMAGEGALLERY_SANDBOX_TEST_FAULTS", "1")
     from imagegallery import sandbox_decode
     from imagegallery.limits import LoadLimits
@@ -163,64 +166,54 @@ def _hanging_decode_beside_a_green_image(monkeypatch, image_server):
     green = image_server.add("/green.png", solid_image_bytes("#00ff00"))
     model = ImageGalleryModel()
     model.set_limits(LoadLimits(decode_timeout_s=1.0))
-    return model, [hang, green], sandbox_decode
 
-
-def test_disk_writes_wait_until_the_loader_has_nothing_left(qtbot, monkeypatch, image_server):
-    model, urls, sandbox_decode = _hanging_decode_beside_a_green_image(monkeypatch, image_server)
-    disk = model.loader.disk
-    green_key = model.loader.key_for(urls[1])
-    try:
-        model.urls = urls
+    def start():
+        model.urls = [hang, green]
         qtbot.waitUntil(lambda: model.status_of(1) == ImageGalleryModel.Status.Ready, timeout=10000)
         assert model.status_of(0) == ImageGalleryModel.Status.Loading  # still decoding
-        assert disk.load(green_key) is None  # held back while the loader works
-        with qtbot.waitSignal(model.finished, timeout=10000):
-            pass
-        qtbot.waitUntil(lambda: model.loader.pending_worker_jobs() == 0, timeout=10000)
-        stored = disk.load(green_key)
-        assert stored is not None and close_to(center_color(stored.image), "#00ff00")
-    finally:
-        model.loader.close()
-        sandbox_decode._shared.close()
+
+    yield model, model.loader.key_for(green), start
+    model.loader.close()
+    sandbox_decode._shared.close()
 
 
-def test_held_disk_writes_go_at_once_past_their_byte_budget(qtbot, monkeypatch, image_server):
+def is_green(stored) -> bool:
+    return stored is not None and close_to(center_color(stored.image), "#00ff00")
+
+
+def test_disk_writes_wait_until_the_loader_has_nothing_left(qtbot, green_beside_a_hanging_decode):
+    model, green_key, start = green_beside_a_hanging_decode
+    start()
+    assert model.loader.disk.load(green_key) is None  # held back while the loader works
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        pass
+    qtbot.waitUntil(lambda: model.loader.pending_worker_jobs() == 0, timeout=10000)
+    assert is_green(model.loader.disk.load(green_key))
+
+
+def test_held_disk_writes_go_at_once_past_their_byte_budget(qtbot, monkeypatch,
+                                                            green_beside_a_hanging_decode):
     from imagegallery import loader
 
     monkeypatch.setattr(loader, "HELD_DISK_WRITES_BYTES", 1)  # any one thumbnail is over it
-    model, urls, sandbox_decode = _hanging_decode_beside_a_green_image(monkeypatch, image_server)
-    disk = model.loader.disk
-    green_key = model.loader.key_for(urls[1])
-    try:
-        model.urls = urls
-        qtbot.waitUntil(lambda: model.status_of(1) == ImageGalleryModel.Status.Ready, timeout=10000)
-        # Written while the other image still decodes.
-        qtbot.waitUntil(lambda: disk.load(green_key) is not None, timeout=5000)
-        assert model.status_of(0) == ImageGalleryModel.Status.Loading
-        assert close_to(center_color(disk.load(green_key).image), "#00ff00")
-    finally:
-        model.loader.close()
-        sandbox_decode._shared.close()
+    model, green_key, start = green_beside_a_hanging_decode
+    start()
+    # Written while the other image still decodes.
+    qtbot.waitUntil(lambda: model.loader.disk.load(green_key) is not None, timeout=5000)
+    assert model.status_of(0) == ImageGalleryModel.Status.Loading
+    assert is_green(model.loader.disk.load(green_key))
 
 
-def test_quitting_writes_the_held_thumbnails_and_stops_every_worker(qtbot, monkeypatch,
-                                                                   image_server):
-    model, urls, sandbox_decode = _hanging_decode_beside_a_green_image(monkeypatch, image_server)
+def test_quitting_writes_the_held_thumbnails_and_stops_every_worker(
+        qtbot, green_beside_a_hanging_decode):
+    model, green_key, start = green_beside_a_hanging_decode
+    start()
     loader = model.loader
-    green_key = loader.key_for(urls[1])
-    try:
-        model.urls = urls
-        qtbot.waitUntil(lambda: model.status_of(1) == ImageGalleryModel.Status.Ready, timeout=10000)
-        assert loader.disk.load(green_key) is None  # held: the other image still decodes
-        loader._on_application_quit()  # what QCoreApplication.aboutToQuit runs
-        stored = loader.disk.load(green_key)
-        assert stored is not None and close_to(center_color(stored.image), "#00ff00")
-        # The hanging decode ends (its 1 s limit) after the quit: its result is never delivered.
-        with qtbot.waitSignal(loader.loadFailed, timeout=2500, raising=False) as late:
-            pass
-        assert not late.signal_triggered
-        assert model.status_of(0) == ImageGalleryModel.Status.Loading
-    finally:
-        loader.close()
-        sandbox_decode._shared.close()
+    assert loader.disk.load(green_key) is None  # held: the other image still decodes
+    loader._on_application_quit()  # what QCoreApplication.aboutToQuit runs
+    assert is_green(loader.disk.load(green_key))
+    # The hanging decode ends (its 1 s limit) after the quit: its result is never delivered.
+    with qtbot.waitSignal(loader.loadFailed, timeout=2500, raising=False) as late:
+        pass
+    assert not late.signal_triggered
+    assert model.status_of(0) == ImageGalleryModel.Status.Loading
