@@ -241,10 +241,11 @@ def tiles_settled(window) -> bool:
         status = tile.property("status")
         if status not in (ready, error):
             return False
-        if status == ready:
-            image = tile.findChild(QQuickItem, "thumbnail")
-            if image is None or image.property("status") != ready:
-                return False
+        # A tile's face is made asynchronously (ImageButton.qml): wait for it, not only the row.
+        if status == ready and not tile.property("ready"):
+            return False
+        if status == error and tile.findChild(QQuickItem, "errorFace") is None:
+            return False
     return True
 
 
