@@ -129,7 +129,7 @@ def test_redirects_within_the_limit_are_followed(qtbot, model, faults):
 
 def test_https_to_http_downgrade_has_a_reason_on_both_transports():
     # Qt here has no TLS (see NOTES.md), so an https server cannot be reached through it; the TLS
-    # tests of the Python transport cover the real downgrade. This pins the reason both use.
+    # tests of the curl transport cover the real downgrade. This pins the reason both use.
     from imagegallery.transport import qt
 
     assert base.INSECURE_REDIRECT_MESSAGE == "redirect from https to http refused"

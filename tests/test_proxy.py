@@ -22,7 +22,7 @@ def proxy():
     server.stop()
 
 
-@pytest.fixture(params=["qt", "python"])
+@pytest.fixture(params=["qt", "curl"])
 def transport(request):
     return request.param
 
@@ -30,7 +30,7 @@ def transport(request):
 @pytest.fixture
 def proxied_model(transport, make_model):
     """Models on the parametrized transport. Create them after setting the environment: a
-    transport reads the proxy variables when it is made, as httpx and Qt do."""
+    transport reads the proxy variables when it is made, as Qt does."""
 
     def make(**properties):
         model = make_model(transport=transport, **properties)

@@ -24,8 +24,8 @@ def reasons(model):
     return [model.data(model.index(r), ImageGalleryModel.ErrorStringRole) for r in range(model.count)]
 
 
-def test_auto_picks_python_for_https_exactly_when_qt_has_no_tls():
-    assert transport_name_for("https", "auto") == ("qt" if qt_has_tls() else "python")
+def test_auto_picks_curl_for_https_exactly_when_qt_has_no_tls():
+    assert transport_name_for("https", "auto") == ("qt" if qt_has_tls() else "curl")
     assert transport_name_for("http", "auto") == "qt"
 
 
@@ -102,7 +102,7 @@ def test_setting_ca_file_later_restarts_with_the_new_trust(qtbot, https_server, 
     assert statuses(model) == [Status.Ready] * 3, reasons(model)
 
 
-@pytest.mark.parametrize("transport", ["qt", "python"])
+@pytest.mark.parametrize("transport", ["qt", "curl"])
 def test_h2c_prior_knowledge_when_switched_on(qtbot, transport, h2c_server, make_model):
     model = make_model(transport=transport, http2Cleartext=True)
     with qtbot.waitSignal(model.finished, timeout=10000):
@@ -113,7 +113,7 @@ def test_h2c_prior_knowledge_when_switched_on(qtbot, transport, h2c_server, make
     assert model.loader.stats["http2_responses"] == 10
 
 
-@pytest.mark.parametrize("transport", ["qt", "python"])
+@pytest.mark.parametrize("transport", ["qt", "curl"])
 def test_cleartext_stays_http1_without_the_switch(qtbot, transport, h2c_server, make_model):
     model = make_model(transport=transport)
     with qtbot.waitSignal(model.finished, timeout=10000):

@@ -1,4 +1,4 @@
-"""The loader's promises, kept by both transports: the same suite runs over "qt" and "python".
+"""The loader's promises, kept by both transports: the same suite runs over "qt" and "curl".
 
 Plain http URLs, so both transports can carry them on this machine (PyQt5's Qt has no TLS with
 OpenSSL 3); the https cases skip for Qt where it lacks TLS.
@@ -17,7 +17,7 @@ from imaging import center_color, close_to, noisy_photo_bytes, solid_image_bytes
 from servers import free_port_refusing_connections
 
 Status = ImageGalleryModel.Status
-TRANSPORTS = ["qt", "python"]
+TRANSPORTS = ["qt", "curl"]
 # No retries: each case asserts the first outcome, and a retry would only add its backoff.
 FAST = replace(LoadLimits(), max_retries=0)
 

@@ -93,6 +93,9 @@ class AsgiImageServer:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", 0))
+        # Listening before hypercorn adopts the socket: a client that connects before the server
+        # thread is up waits in the backlog instead of being refused.
+        listener.listen(128)
         self.port = listener.getsockname()[1]
         config = Config()
         # hypercorn adopts the descriptor; ours is closed once it has its own copy.

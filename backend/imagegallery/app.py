@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-connections", metavar="N", type=_connection_count,
                         help="requests at once per host (default: the loader's)")
     parser.add_argument("--transport", choices=TRANSPORT_MODES,
-                        help="network stack: qt (QNetworkAccessManager), python (httpx), "
+                        help="network stack: qt (QNetworkAccessManager), curl (libcurl), "
                              "or auto (default)")
     parser.add_argument("--ca-file", metavar="PATH",
                         help="extra CA certificates (PEM) trusted for https")

@@ -2,7 +2,7 @@
 
 The loader owns the queue, the limits on requests in flight, timeouts and retries; a transport
 only runs the transfers it is handed, right away. That split keeps "what to fetch next" in one
-place and lets the Qt (QNAM) and Python (httpx) transports behave the same: same progress
+place and lets the Qt (QNAM) and curl (libcurl) transports behave the same: same progress
 signals, same byte cap, same redirect policy, same error kinds and strings.
 """
 from __future__ import annotations

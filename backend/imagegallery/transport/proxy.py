@@ -1,7 +1,8 @@
-"""HTTP_PROXY / HTTPS_PROXY / NO_PROXY for the Qt transport.
+"""HTTP_PROXY / HTTPS_PROXY / ALL_PROXY / NO_PROXY, read once for both transports.
 
-Qt 5 on Linux reads only the lower-case `http_proxy`; httpx reads the usual set. Reading the
-environment with the standard library here makes both transports agree on every variable.
+Qt 5 on Linux reads only the lower-case `http_proxy`, and libcurl ignores an upper-case
+HTTP_PROXY. Reading the environment with the standard library here and handing each transport
+its proxy explicitly makes both agree on every variable.
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ def environment_proxies() -> Dict[str, str]:
 def proxy_for_url(url: str, proxies: Optional[Dict[str, str]] = None) -> Optional[str]:
     """The proxy URL the environment names for `url`, or None for a direct connection.
 
-    The same rule httpx applies (scheme variable, then ALL_PROXY; NO_PROXY wins), so the Python
-    transport can tell a refused proxy from a refused origin and the Qt one routes alike.
+    The usual rule (scheme variable, then ALL_PROXY; NO_PROXY wins). Both transports route by
+    it, and can tell a refused proxy from a refused origin.
     """
     from urllib.parse import urlsplit
 
@@ -62,9 +63,9 @@ class EnvironmentProxyFactory(QNetworkProxyFactory):
 
         parsed = QUrl(proxy_url)
         if parsed.scheme().lower() not in ("http", "https"):
-            # A socks5:// proxy: Qt speaks SOCKS5 itself (httpx needs the socksio extra).
+            # A socks5:// proxy: Qt speaks SOCKS5 itself (as does libcurl).
             return [QNetworkProxy(QNetworkProxy.Socks5Proxy, parsed.host(), parsed.port(1080),
                                   parsed.userName(), parsed.password())]
-        # HttpProxy: absolute-form GET for http URLs and CONNECT for https, as httpx does.
+        # HttpProxy: absolute-form GET for http URLs and CONNECT for https, as libcurl does.
         return [QNetworkProxy(QNetworkProxy.HttpProxy, parsed.host(), parsed.port(8080),
                               parsed.userName(), parsed.password())]

@@ -87,7 +87,7 @@ class QtTransport(Transport):
         self._options = options
         count = max(1, math.ceil(options.max_connections_per_host / QNAM_CONNECTIONS_PER_HOST))
         self._managers = [QNetworkAccessManager(self) for _ in range(count)]
-        # HTTP_PROXY/HTTPS_PROXY/ALL_PROXY/NO_PROXY, read the way httpx reads them, win over the
+        # HTTP_PROXY/HTTPS_PROXY/ALL_PROXY/NO_PROXY, read by proxy.py for both transports, win over the
         # desktop's setting so both transports route alike; without them Qt asks the system.
         self.uses_environment_proxy = False
         for manager in self._managers:
@@ -215,7 +215,7 @@ class QtTransport(Transport):
         if request is not None:
             self.finished.emit(TransferResult(request.request_id, request.url, error=TransferError(
                 ErrorKind.TLS, "TLS not available: this Qt build cannot load OpenSSL "
-                               "(use the python transport)")))
+                               "(use the curl transport)")))
 
     # -- reply slots -----------------------------------------------------------------------
     def _transfer_for_sender(self) -> Optional[_Transfer]:
@@ -345,7 +345,7 @@ class QtTransport(Transport):
             if code in _PROXY_EQUIVALENTS and self.uses_environment_proxy \
                     and proxy_for_url(reply.url().toString()) is not None:
                 # Through an HTTP proxy, Qt reports the proxy's refusal as the origin's; name the
-                # proxy, as the Python transport does, so the person looks in the right place.
+                # proxy, as the curl transport does, so the person looks in the right place.
                 kind, message = _PROXY_EQUIVALENTS[code]
             if kind is ErrorKind.TLS:
                 message = f"certificate verify failed: {reply.errorString()}"

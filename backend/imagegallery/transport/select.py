@@ -1,7 +1,7 @@
 """Which transport carries which URL.
 
-`auto`: http through Qt; https through Qt where Qt has TLS, else through Python (httpx with
-Python's ssl, which works with OpenSSL 3). `qt` and `python` force one for http(s) alike.
+`auto`: http through Qt; https through Qt where Qt has TLS, else through libcurl (pycurl, which
+brings its own OpenSSL 3). `qt` and `curl` force one for http(s) alike.
 Local files always go through the file transport.
 """
 from __future__ import annotations
@@ -13,12 +13,12 @@ from PyQt5.QtCore import QObject
 
 from .base import Transport, TransportOptions
 # Imported with the loader, not at the first request: the first thumbnail should not wait the
-# ~30 ms these imports take (urllib.request through proxy.py). httpx stays lazy: only https on a
+# ~30 ms these imports take (urllib.request through proxy.py). pycurl stays lazy: only https on a
 # Qt without TLS needs it.
 from .local import LocalFileTransport
 from .qt import QtTransport, qt_has_tls
 
-TRANSPORT_MODES = ("auto", "qt", "python")
+TRANSPORT_MODES = ("auto", "qt", "curl")
 TRANSPORT_ENVIRONMENT_VARIABLE = "IMAGEGALLERY_TRANSPORT"
 
 
@@ -30,10 +30,10 @@ def transport_mode_from_environment(default: str = "auto") -> str:
 def transport_name_for(scheme: str, mode: str) -> str:
     if scheme == "file":
         return "file"
-    if mode in ("qt", "python"):
+    if mode in ("qt", "curl"):
         return mode
     if scheme == "https":
-        return "qt" if qt_has_tls() else "python"
+        return "qt" if qt_has_tls() else "curl"
     return "qt"
 
 
@@ -64,9 +64,9 @@ class TransportSet(QObject):
             return LocalFileTransport(self)
         if name == "qt":
             return QtTransport(self.options, self)
-        from .python import PythonTransport
+        from .curl import CurlTransport
 
-        return PythonTransport(self.options, self)
+        return CurlTransport(self.options, self)
 
     def active(self) -> List[Transport]:
         return list(self._transports.values())

@@ -1,4 +1,4 @@
-"""PythonTransport on its own: threading, the contract's promises, and what goes on the wire."""
+"""CurlTransport on its own: threading, the contract's promises, and what goes on the wire."""
 import gzip
 import threading
 
@@ -7,7 +7,7 @@ from PyQt5.QtCore import Qt
 
 from imagegallery.transport.base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE,
                                          ErrorKind, TransferRequest, TransportOptions)
-from imagegallery.transport.python import PROGRESS_MIN_BYTES, PythonTransport
+from imagegallery.transport.curl import PROGRESS_MIN_BYTES, CurlTransport
 from tls_servers import AsgiImageServer
 
 CAP = 50 * 1024 * 1024
@@ -48,7 +48,7 @@ def make_transport():
     made = []
 
     def make(**options):
-        transport = PythonTransport(TransportOptions(**options))
+        transport = CurlTransport(TransportOptions(**options))
         made.append(transport)
         return transport, Recorder(transport)
 
@@ -91,7 +91,7 @@ def test_worker_thread_starts_lazily_and_signals_arrive_on_the_gui_thread(qtbot,
     qtbot.waitUntil(lambda: len(recorder.finished) == 3, timeout=5000)
     assert recorder.threads == {threading.main_thread()}
     assert transport.worker_thread.is_alive()
-    assert [t.name for t in threading.enumerate()].count("imagegallery-httpx") == 1
+    assert [t.name for t in threading.enumerate()].count("imagegallery-curl") == 1
     assert all(r.ok and r.body == b"x" * 1000 for r in recorder.finished.values())
     assert transport.in_flight() == 0
     transport.close()
