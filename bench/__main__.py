@@ -49,15 +49,20 @@ WORKLOADS = {
                clients=["qtquick-alone", "qtquick", "gallery-alone", "gallery"]),
     "W6": dict(title="W1 re-opened: warm disk cache, then server stopped", files="photo",
                count=200, latency=0.1, bandwidth=0, clients=["gallery-warm", "gallery-offline"]),
+    # Most images people show are https. PyQt5's Qt has no TLS with OpenSSL 3, so Qt Quick's
+    # Image fails every tile here; it runs to show that, and is no baseline for ratios.
+    "W7": dict(title="W1 over https (HTTP/2 or HTTP/1.1 by ALPN), 200 photos, 100 ms",
+               files="photo", count=200, latency=0.1, bandwidth=0, tls=True,
+               clients=["naive", "qtquick", "gallery"]),
 }
 QUICK = {"W1": ["qnam", "qtquick", "gallery", "gallery-h2", "gallery-32"],
          "W2": ["qnam", "qtquick", "gallery"], "W3": ["qtquick", "gallery"],
          "W5": ["qtquick-alone", "qtquick", "gallery-alone", "gallery"],
-         "W6": ["gallery-warm", "gallery-offline"]}
+         "W6": ["gallery-warm", "gallery-offline"], "W7": ["qtquick", "gallery"]}
 GALLERY_OPTIONS = {"gallery": {}, "gallery-h2": {"http2": True},
                    "gallery-32": {"max_connections": 32}, "gallery-alone": {},
                    "gallery-warm": {}, "gallery-offline": {}}
-TIMEOUTS = {"W1": 90, "W2": 90, "W3": 60, "W4": 150, "W5": 60, "W6": 30}
+TIMEOUTS = {"W1": 90, "W2": 90, "W3": 60, "W4": 150, "W5": 60, "W6": 30, "W7": 90}
 
 
 def log(*parts):
@@ -70,17 +75,37 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class TestCertificates:
+    """A CA made for this run (trustme) and a certificate for 127.0.0.1 it issued, as files."""
+
+    def __init__(self, folder: str):
+        import trustme
+
+        authority = trustme.CA()
+        server = authority.issue_cert("127.0.0.1")
+        self.ca_file = os.path.join(folder, "ca.pem")
+        self.cert_file = os.path.join(folder, "server.pem")
+        self.key_file = os.path.join(folder, "server.key")
+        authority.cert_pem.write_to_path(self.ca_file)
+        server.private_key_pem.write_to_path(self.key_file)
+        server.cert_chain_pems[0].write_to_path(self.cert_file)
+
+
 class Server:
     """bench/server.py in its own process, so it never shares a GIL with a client."""
 
-    def __init__(self, root: str, port: int):
-        self.root, self.port = root, port
+    def __init__(self, root: str, port: int, tls: Optional[TestCertificates] = None):
+        self.root, self.port, self.tls = root, port, tls
+        self.scheme = "https" if tls else "http"
         self.process: Optional[subprocess.Popen] = None
 
     def start(self) -> None:
+        command = [sys.executable, "-m", "bench.server", "--root", self.root,
+                   "--port", str(self.port)]
+        if self.tls:
+            command += ["--certfile", self.tls.cert_file, "--keyfile", self.tls.key_file]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.server", "--root", self.root, "--port", str(self.port)],
-            cwd=os.path.dirname(HERE), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            command, cwd=os.path.dirname(HERE), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -111,8 +136,13 @@ class Server:
 
     def control(self, action: str, **params) -> dict:
         query = "&".join(f"{k}={v}" for k, v in params.items())
-        url = f"http://127.0.0.1:{self.port}/_ctl/{action}" + (f"?{query}" if query else "")
-        with urllib.request.urlopen(url, timeout=5) as reply:
+        url = f"{self.scheme}://127.0.0.1:{self.port}/_ctl/{action}" + (f"?{query}" if query else "")
+        context = None
+        if self.tls:
+            import ssl
+
+            context = ssl.create_default_context(cafile=self.tls.ca_file)
+        with urllib.request.urlopen(url, timeout=5, context=context) as reply:
             return json.loads(reply.read())
 
     def quiesce(self, limit_s: float = 5.0) -> None:
@@ -150,7 +180,7 @@ start_display.process = None
 
 def urls_for(workload: dict, port: int, manifest: Dict[str, int]) -> List[str]:
     names = corpus.names(manifest, workload["files"])
-    base = f"http://127.0.0.1:{port}/"
+    base = f"{'https' if workload.get('tls') else 'http'}://127.0.0.1:{port}/"
     if workload["count"] <= len(names):
         return [base + name for name in names[:workload["count"]]]
     # More URLs than files: distinct URLs (so no client can share a cache entry) for the same bytes.
@@ -158,7 +188,8 @@ def urls_for(workload: dict, port: int, manifest: Dict[str, int]) -> List[str]:
 
 
 def run_client(kind: str, urls: List[str], mode: str, options: dict, cache_dir: str,
-               timeout_s: float, display_env: Dict[str, str], workdir: str) -> dict:
+               timeout_s: float, display_env: Dict[str, str], workdir: str,
+               ca_file: str = "") -> dict:
     base_kind = "gallery" if kind.startswith("gallery") else (
         "qtquick" if kind.startswith("qtquick") else kind)
     config = {"kind": base_kind, "urls": urls, "mode": mode, "timeout_s": timeout_s,
@@ -175,6 +206,8 @@ def run_client(kind: str, urls: List[str], mode: str, options: dict, cache_dir: 
     env.update(display_env)
     env.update(IMAGEGALLERY_CACHE_DIR=cache_dir, XDG_RUNTIME_DIR=os.path.join(workdir, "xdg"),
                QT_LOGGING_RULES="qt.network.ssl=false", PYTHONDONTWRITEBYTECODE="1")
+    if ca_file:  # every client trusts the run's CA the way its stack reads trust
+        env.update(SSL_CERT_FILE=ca_file, REQUESTS_CA_BUNDLE=ca_file)
     os.makedirs(env["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
     process = subprocess.Popen([sys.executable, "-m", "bench.client", config_path, result_path],
                                cwd=os.path.dirname(HERE), env=env, stdout=subprocess.DEVNULL,
@@ -267,16 +300,19 @@ def main() -> None:
     decode_s = measure_decode(manifest, root)
     display_env = {"QT_QUICK_BACKEND": "software", "QT_QPA_PLATFORM": "offscreen"} if (
         args.offscreen) else start_display()
-    port = free_port()
-    server = Server(root, port)
-    server.start()
     scratch = tempfile.mkdtemp(prefix="imagegallery-bench-")
+    servers = {False: Server(root, free_port())}
+    if any(WORKLOADS[w].get("tls") for w in plan):
+        servers[True] = Server(root, free_port(), TestCertificates(scratch))
+    for server in servers.values():
+        server.start()
     runs: Dict[str, Dict[str, List[dict]]] = {w: {c: [] for c in cs} for w, cs in plan.items()}
     try:
         for round_index in range(rounds):
             for workload_name, clients in plan.items():
                 workload = WORKLOADS[workload_name]
-                urls = urls_for(workload, port, manifest)
+                server = servers[bool(workload.get("tls"))]
+                urls = urls_for(workload, server.port, manifest)
                 order = clients[round_index % len(clients):] + clients[:round_index % len(clients)]
                 if workload_name in ("W5", "W6"):
                     order = clients  # references first; warm before offline
@@ -295,7 +331,8 @@ def main() -> None:
                         + (" TIMEOUT" if result.get("timed_out") else ""))
                     log(f"[round {round_index + 1}/{rounds}] {workload_name} {client:16} {summary}")
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
         if start_display.process is not None:
             start_display.process.terminate()
             start_display.process.wait(5)
@@ -338,7 +375,8 @@ def run_one(server: Server, name: str, workload: dict, client: str, urls: List[s
     server_cpu_start = server.cpu_seconds()
     try:
         result = run_client(client, urls, mode, GALLERY_OPTIONS.get(client, {}), cache_dir,
-                            TIMEOUTS[name], display_env, workdir)
+                            TIMEOUTS[name], display_env, workdir,
+                            server.tls.ca_file if server.tls else "")
     finally:
         if offline:
             server.start()
@@ -365,7 +403,8 @@ TARGETS = [
 
 def summarize(results: List[dict], baseline: List[dict]) -> dict:
     ok = [r for r in results if "error" not in r]
-    by_round = {r["round"]: r for r in baseline if "error" not in r}
+    # A baseline that failed tiles (Qt Quick over https, without TLS) is no baseline.
+    by_round = {r["round"]: r for r in baseline if "error" not in r and not r.get("failed")}
     ratios, first_ratios = [], []
     for r in ok:
         base = by_round.get(r["round"])
@@ -455,7 +494,17 @@ def render(runs, plan, manifest, decode_s, cores, rounds, display_env, elapsed, 
                          + ", ".join(f"{t} {v:.2f}" for t, v in list(s["cpu_threads"].items())[:4])
                          + f"), server {fmt(s['cpu_server'])}"
                          for client, s in summaries[name].items() if s["cpu_client"] is not None))
-        if "qtquick" in summaries[name] and summaries[name]["qtquick"]["all"]:
+        if workload.get("tls") and "gallery" in summaries[name]:
+            s = summaries[name]["gallery"]
+            h2c = summaries.get("W1", {}).get("gallery-h2")
+            lines.append("")
+            lines.append(f"Qt Quick's Image fails every tile here (this Qt has no TLS). The gallery "
+                         f"took {fmt(s['all'])} s, {s['http2'] or 0:.0f} of "
+                         f"{s['requests'] or 0:.0f} requests over HTTP/2"
+                         + (f"; the same photos over cleartext HTTP/2 (W1 gallery-h2) took "
+                            f"{fmt(h2c['all'])} s" if h2c and h2c["all"] else "") + ".")
+        if "qtquick" in summaries[name] and summaries[name]["qtquick"]["all"] \
+                and not summaries[name]["qtquick"]["failed"]:
             q = summaries[name]["qtquick"]["all"]
             lines.append("")
             lines.append("floor as a ratio to Qt Quick: " + ", ".join(

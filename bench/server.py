@@ -1,8 +1,9 @@
 """The benchmark's image server: its own process, 127.0.0.1 only, knobs set over HTTP.
 
 hypercorn serves one ASGI app over HTTP/1.1 keep-alive and, on the same port, HTTP/2 with prior
-knowledge (h2c; what `Http2DirectAttribute` sends) or h2c upgrade. TLS is not offered: PyQt5's Qt
-cannot load OpenSSL 3 here, so no Qt client could use it (see /work/shared/NOTES.md).
+knowledge (h2c; what `Http2DirectAttribute` sends) or h2c upgrade. With --certfile/--keyfile it
+serves https instead, HTTP/2 or HTTP/1.1 by ALPN (PyQt5's Qt cannot load OpenSSL 3 here, so Qt
+clients fail there: that is the point of the https workload).
 
 Per request it waits `latency` seconds before the headers; per connection it paces the body to
 `bandwidth` bytes/s (one clock per connection, so HTTP/2 streams share their connection's link
@@ -149,6 +150,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--bandwidth", type=float, default=0.0)
+    parser.add_argument("--certfile", default="", help="serve https with this certificate")
+    parser.add_argument("--keyfile", default="")
     args = parser.parse_args()
 
     from hypercorn.asyncio import serve
@@ -165,6 +168,9 @@ def main() -> None:
     config.backlog = 1024
     # Clients that open hundreds of connections (the naive loop) must not be throttled by us.
     config.max_app_queue_size = 64
+    if args.certfile:
+        config.certfile, config.keyfile = args.certfile, args.keyfile
+        config.alpn_protocols = ["h2", "http/1.1"]
     shutdown = asyncio.Event()
 
     async def run():

@@ -1,13 +1,14 @@
 """CurlTransport on its own: threading, the contract's promises, and what goes on the wire."""
 import gzip
 import threading
+import time
 
 import pytest
 from PyQt5.QtCore import Qt
 
 from imagegallery.transport.base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE,
                                          ErrorKind, TransferRequest, TransportOptions)
-from imagegallery.transport.curl import PROGRESS_MIN_BYTES, CurlTransport
+from imagegallery.transport.curl import PROGRESS_MIN_INTERVAL_S, CurlTransport
 from tls_servers import AsgiImageServer
 
 CAP = 50 * 1024 * 1024
@@ -102,14 +103,16 @@ def test_progress_is_throttled_and_ends_with_the_full_count(qtbot, make_transpor
     transport, recorder = make_transport()
     size = 4 * 1024 * 1024
     url = image_server.add("/big.bin", b"\0" * size, "application/octet-stream")
+    began = time.monotonic()
     result = run(qtbot, transport, recorder, 1, url)
+    elapsed = time.monotonic() - began
     assert result.ok and len(result.body) == size
     assert recorder.started == [(1, 200, size)]
     counts = [received for _, received, _ in recorder.progress]
     assert counts == sorted(counts) and counts[-1] == size
     assert all(total == size for *_, total in recorder.progress)
-    # At most one event per 64 KiB (or per 50 ms on a slow link), plus the final count.
-    assert len(counts) <= size // PROGRESS_MIN_BYTES + 2
+    # At most one event per 50 ms, plus the final count: not one per chunk (256 of them here).
+    assert len(counts) <= elapsed / PROGRESS_MIN_INTERVAL_S + 2
 
 
 def test_asks_for_identity_and_keeps_a_compressed_body_as_sent(qtbot, make_transport, image_server):
