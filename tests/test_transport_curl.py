@@ -157,6 +157,18 @@ def test_exactly_max_redirects_hops_are_followed(qtbot, make_transport, image_se
     assert five_allowed.error.kind is ErrorKind.REDIRECT
 
 
+def test_redirect_to_a_raw_utf8_location_is_followed_percent_encoded(qtbot, make_transport,
+                                                                    image_server):
+    transport, recorder = make_transport()
+    image_server.add("/bild-%C3%A4.png", b"umlaut", "image/png")
+    # Servers send UTF-8 bytes in Location; http.server writes header text as latin-1.
+    raw_location = "/bild-\u00e4.png".encode("utf-8").decode("latin-1")
+    url = image_server.add("/moved", b"", "text/plain", 301, {"Location": raw_location})
+    result = run(qtbot, transport, recorder, 1, url)
+    assert result.ok and result.body == b"umlaut"
+    assert image_server.hits["/bild-%C3%A4.png"] == 1
+
+
 def test_redirect_to_another_scheme_is_refused(qtbot, make_transport, image_server):
     transport, recorder = make_transport()
     url = image_server.add("/to-file", b"", "text/plain", 302, {"Location": "file:///etc/passwd"})

@@ -13,6 +13,7 @@ import itertools
 import os
 import sys
 import threading
+import time
 import weakref
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -64,6 +65,8 @@ def _name_this_thread(name: str) -> None:
 _live_pools: "weakref.WeakSet[PriorityWorkerPool]" = weakref.WeakSet()
 # How long the interpreter's exit waits for jobs already running.
 EXIT_WAIT_S = 2.0
+# How long close() waits for a worker inside emit.
+EMIT_WAIT_S = 1.0
 
 
 @atexit.register
@@ -96,6 +99,7 @@ class PriorityWorkerPool(QObject):
         self._condition = threading.Condition()
         self._closed = False
         self._running = 0
+        self._emitting = 0
         self._threads = [threading.Thread(target=self._work, args=(f"ig-{name}-{i}",),
                                           name=f"imagegallery-{name}-{i}", daemon=True)
                          for i in range(threads)]
@@ -126,8 +130,6 @@ class PriorityWorkerPool(QObject):
 
     def wait_until_idle(self, timeout_s: float) -> bool:
         """Block until every queued and running job is done, at most `timeout_s`."""
-        import time
-
         deadline = time.monotonic() + timeout_s
         with self._condition:
             while self._heap or self._running:
@@ -138,11 +140,17 @@ class PriorityWorkerPool(QObject):
         return True
 
     def close(self) -> None:
+        """Drop queued jobs; after it returns nothing more is emitted. Running jobs finish."""
         with self._condition:
             self._closed = True
             self._heap.clear()
             self._pending.clear()
             self._condition.notify_all()
+            # A worker that saw the pool open may be inside emit, which takes microseconds;
+            # bounded all the same, since close() runs on the GUI thread.
+            deadline = time.monotonic() + EMIT_WAIT_S
+            while self._emitting and time.monotonic() < deadline:
+                self._condition.wait(EMIT_WAIT_S)
 
     def _work(self, system_name: str) -> None:
         _name_this_thread(system_name)
@@ -163,15 +171,23 @@ class PriorityWorkerPool(QObject):
                 result = fn(*args)
             except Exception as exc:  # the job functions catch their own; this is a last guard
                 result = exc
+            # Counted as emitting (and running) until emitted: once close() or wait_until_idle()
+            # returns, no worker is still inside emit. A worker emitting while the quitting
+            # application destroyed its objects crashed the process at exit (a segfault after the
+            # last thumbnail was written). The emit itself runs outside the lock: it needs the
+            # GIL, and a nice-10 worker that held the lock while it waited for the GIL made the
+            # GUI thread's next submit() wait until the scheduler ran that worker again (13 ms
+            # in a W7 trace).
             with self._condition:
-                # Emitted under the lock, and counted as running until emitted: once close() or
-                # wait_until_idle() returns, no worker is still inside emit. A worker emitting
-                # while the quitting application destroyed its objects crashed the process at
-                # exit (seen as a segfault after the last thumbnail was written).
-                if not self._closed:
-                    try:
-                        self.done.emit(token, result)
-                    except RuntimeError:
-                        self._closed = True  # the pool's QObject was deleted at shutdown
+                emitting = not self._closed
+                self._emitting += emitting
+            if emitting:
+                try:
+                    self.done.emit(token, result)
+                except RuntimeError:  # the pool's QObject was deleted at shutdown
+                    with self._condition:
+                        self._closed = True
+            with self._condition:
+                self._emitting -= emitting
                 self._running -= 1
-                self._condition.notify_all()  # wakes wait_until_idle
+                self._condition.notify_all()  # wakes close() and wait_until_idle()

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
-from collections import deque
 from typing import Dict, Optional
 
 from PyQt5.QtCore import QByteArray, QTimer, QUrl
@@ -18,17 +16,13 @@ from PyQt5.QtNetwork import (QNetworkAccessManager, QNetworkProxyFactory, QNetwo
 
 from .base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE, ErrorKind,
                    TransferError, TransferRequest, TransferResult, Transport, TransportOptions,
-                   http_status_error, too_large_error)
+                   TurnBudget, http_status_error, too_large_error)
 from .proxy import EnvironmentProxyFactory, proxy_for_url
 
 # One QNAM opens at most six HTTP/1.1 connections per host (a constant inside Qt). A user who
 # allows more gets one QNAM per six, each with its own connection pool.
 QNAM_CONNECTIONS_PER_HOST = 6
 PROGRESS_SECONDS = 0.05
-# GUI-thread time finished replies may take per event-loop turn before the rest wait for the
-# next turn. With 32 connections or HTTP/2, dozens of replies finish together, and handling them
-# back to back (reading each body, starting the next request) stopped the GUI for 30-70 ms.
-FINISHED_REPLIES_BUDGET_S = 0.004
 
 _ERROR_KINDS = {
     QNetworkReply.ConnectionRefusedError: (ErrorKind.CONNECTION_REFUSED, "connection refused"),
@@ -111,17 +105,8 @@ class QtTransport(Transport):
         self._progress_poll = QTimer(self)
         self._progress_poll.setInterval(int(PROGRESS_SECONDS * 1000))
         self._progress_poll.timeout.connect(self._poll_progress)
-        # Replies that finished after this turn's budget was spent, oldest first.
-        self._waiting_replies: deque = deque()
-        self._turn_spent_s = 0.0
-        # A timer object, not QTimer.singleShot(0): Qt runs a zero-delay single shot as a posted
-        # event, inside the same pass over posted events as the replies' own, so "the next turn"
-        # came before any paint or timer and the budget bounded nothing (W2: three 3 MB replies
-        # back to back, an 18 ms stall). A zero-interval timer waits for the next loop iteration.
-        self._turn_timer = QTimer(self)
-        self._turn_timer.setSingleShot(True)
-        self._turn_timer.setInterval(0)
-        self._turn_timer.timeout.connect(self._on_turn_end)
+        # Finished replies are handed over within a GUI-thread budget per turn, by request id.
+        self._finished_replies = TurnBudget(self._hand_over_by_id, self)
 
     @staticmethod
     def _make_ssl_configuration(ca_file: str):
@@ -206,7 +191,7 @@ class QtTransport(Transport):
 
     def close(self) -> None:
         self._without_tls.clear()
-        self._waiting_replies.clear()
+        self._finished_replies.clear()
         for request_id in list(self._transfers):
             self.abort(request_id)
 
@@ -277,32 +262,12 @@ class QtTransport(Transport):
         transfer = self._transfer_for_sender()
         if transfer is None:
             return
-        self._schedule_turn_end()
-        if self._waiting_replies or self._turn_spent_s >= FINISHED_REPLIES_BUDGET_S:
-            self._waiting_replies.append(transfer.request.request_id)
-            return
-        self._hand_over_timed(transfer)
+        self._finished_replies.offer(transfer.request.request_id)
 
-    def _schedule_turn_end(self) -> None:
-        if not self._turn_timer.isActive():
-            self._turn_timer.start()
-
-    def _on_turn_end(self) -> None:
-        """A new turn, a new budget: hand over the replies that waited, oldest first."""
-        self._turn_spent_s = 0.0
-        while self._waiting_replies:  # at least one a turn, whatever the budget
-            transfer = self._transfers.get(self._waiting_replies.popleft())
-            if transfer is not None:  # else aborted while it waited
-                self._hand_over_timed(transfer)
-            if self._turn_spent_s >= FINISHED_REPLIES_BUDGET_S:
-                break
-        if self._waiting_replies:
-            self._schedule_turn_end()
-
-    def _hand_over_timed(self, transfer: _Transfer) -> None:
-        started = time.perf_counter()
-        self._hand_over(transfer)
-        self._turn_spent_s += time.perf_counter() - started
+    def _hand_over_by_id(self, request_id: int) -> None:
+        transfer = self._transfers.get(request_id)
+        if transfer is not None:  # else aborted while it waited
+            self._hand_over(transfer)
 
     def _hand_over(self, transfer: _Transfer) -> None:
         """Read the finished reply's body (or its error) and emit the result."""

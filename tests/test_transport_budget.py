@@ -1,7 +1,25 @@
-"""What only the Qt transport does: hand finished replies over within a GUI-thread budget."""
-from imagegallery.transport import qt
+"""Both network transports hand finished transfers over within a GUI-thread budget per turn."""
+import pytest
+
+from imagegallery.transport import base
 from imagegallery.transport.base import TransferRequest, TransportOptions
+from imagegallery.transport.curl import CurlTransport
+from imagegallery.transport.qt import QtTransport
 from imaging import solid_image_bytes
+
+
+@pytest.fixture(params=[QtTransport, CurlTransport], ids=["qt", "curl"])
+def make_transport(request):
+    made = []
+
+    def make(**options):
+        transport = request.param(TransportOptions(**options))
+        made.append(transport)
+        return transport
+
+    yield make
+    for transport in made:
+        transport.close()
 
 
 def start_all(transport, urls):
@@ -9,13 +27,13 @@ def start_all(transport, urls):
         transport.start(TransferRequest(request_id, url, 10_000_000, 5))
 
 
-def test_replies_over_the_turn_budget_wait_for_the_next_turn_and_all_arrive(
-        qtbot, image_server, monkeypatch):
-    # With a zero budget every reply takes the waiting path, one handed over a turn.
-    monkeypatch.setattr(qt, "FINISHED_REPLIES_BUDGET_S", 0.0)
+def test_results_over_the_turn_budget_wait_for_the_next_turn_and_all_arrive(
+        qtbot, image_server, make_transport, monkeypatch):
+    # With a zero budget every result takes the waiting path, one handed over a turn.
+    monkeypatch.setattr(base, "FINISHED_RESULTS_BUDGET_S", 0.0)
     bodies = [solid_image_bytes(color) for color in ("#ff0000", "#00ff00", "#0000ff")] * 4
     urls = [image_server.add(f"/{i}.png", body) for i, body in enumerate(bodies)]
-    transport = qt.QtTransport(TransportOptions(max_connections_per_host=12))
+    transport = make_transport(max_connections_per_host=12)
     results = {}
     transport.finished.connect(lambda result: results.setdefault(result.request_id, result))
     start_all(transport, urls)
@@ -23,14 +41,14 @@ def test_replies_over_the_turn_budget_wait_for_the_next_turn_and_all_arrive(
     assert [results[i].ok for i in range(1, 13)] == [True] * 12
     assert [bytes(results[i].body) for i in range(1, 13)] == bodies
     assert transport.in_flight() == 0
-    transport.close()
 
 
-def test_a_reply_aborted_while_it_waits_is_never_handed_over(qtbot, image_server, monkeypatch):
-    monkeypatch.setattr(qt, "FINISHED_REPLIES_BUDGET_S", 0.0)
+def test_a_result_aborted_while_it_waits_is_never_handed_over(qtbot, image_server, make_transport,
+                                                               monkeypatch):
+    monkeypatch.setattr(base, "FINISHED_RESULTS_BUDGET_S", 0.0)
     image_server.latency = 0.05  # all twelve finish within a few turns of each other
     urls = [image_server.add(f"/{i}.png", solid_image_bytes("#808080")) for i in range(12)]
-    transport = qt.QtTransport(TransportOptions(max_connections_per_host=12))
+    transport = make_transport(max_connections_per_host=12)
     delivered = []
 
     def on_finished(result):
@@ -44,9 +62,8 @@ def test_a_reply_aborted_while_it_waits_is_never_handed_over(qtbot, image_server
     start_all(transport, urls)
     qtbot.waitUntil(lambda: len(delivered) == 1, timeout=10000)
     assert transport.in_flight() == 0
-    # Replies that finished together with the first were waiting for a turn when aborted; give
+    # Transfers that finished together with the first were waiting for a turn when aborted; give
     # those turns the chance to (wrongly) deliver them.
     with qtbot.waitSignal(transport.finished, timeout=300, raising=False):
         pass
     assert len(delivered) == 1
-    transport.close()
