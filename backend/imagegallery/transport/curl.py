@@ -78,7 +78,6 @@ class _Transfer:
         self.status = 0
         self.reason = ""
         self.headers: Dict[str, str] = {}
-        self.headers_complete = False
         self.redirect_to = ""
         self.total = -1
         self.chunks: List[bytes] = []
@@ -106,7 +105,6 @@ class _Transfer:
         return None
 
     def _on_headers_complete(self):
-        self.headers_complete = True
         request = self.request
         location = self.headers.get("location", "")
         if self.status in _REDIRECT_STATUSES and location:
@@ -146,8 +144,7 @@ class _Transfer:
         """Where the redirect just received leads, by the rules of Qt's NoLessSafeRedirectPolicy
         with setMaximumRedirectsAllowed: exactly max_redirects hops are followed, one more fails."""
         if self.redirects >= self.request.max_redirects:
-            raise _Abandoned(TransferError(ErrorKind.REDIRECT, TOO_MANY_REDIRECTS_MESSAGE,
-                                           self.status))
+            raise _Abandoned(TransferError(ErrorKind.REDIRECT, TOO_MANY_REDIRECTS_MESSAGE))
         # Percent-encoded (and the host in ACE) the way the loader hands over every first URL:
         # libcurl takes ASCII only, and a Location header may carry raw UTF-8.
         location = self.redirect_to.encode("latin-1")
@@ -158,11 +155,9 @@ class _Transfer:
         target = QUrl(self.url).resolved(QUrl(location_text)).toString(QUrl.FullyEncoded)
         scheme = urlsplit(target).scheme.lower()
         if self.url.lower().startswith("https:") and scheme == "http":
-            raise _Abandoned(TransferError(ErrorKind.REDIRECT, INSECURE_REDIRECT_MESSAGE,
-                                           self.status))
+            raise _Abandoned(TransferError(ErrorKind.REDIRECT, INSECURE_REDIRECT_MESSAGE))
         if scheme not in ("http", "https"):
-            raise _Abandoned(TransferError(ErrorKind.REDIRECT, f"redirect to {scheme}: refused",
-                                           self.status))
+            raise _Abandoned(TransferError(ErrorKind.REDIRECT, f"redirect to {scheme}: refused"))
         return target
 
     def result(self) -> TransferResult:
@@ -171,12 +166,13 @@ class _Transfer:
             # The last count always arrives, so the loader and the tile see the full size.
             self.transport._progressFromWorker.emit(request.request_id, self.received, self.total)
         headers = self.headers
+        http_version = self.handle.getinfo(pycurl.INFO_HTTP_VERSION)
         return TransferResult(
             request.request_id, request.url, b"".join(self.chunks), self.status,
             content_type=headers.get("content-type", ""),
             content_encoding=headers.get("content-encoding", ""),
             etag=headers.get("etag", ""), last_modified=headers.get("last-modified", ""),
-            http2_used=self.handle.getinfo(pycurl.INFO_HTTP_VERSION) == pycurl.CURL_HTTP_VERSION_2_0,
+            http2_used=http_version == pycurl.CURL_HTTP_VERSION_2_0,
             not_modified=self.status == 304)
 
     def failure(self, error: TransferError) -> TransferResult:
@@ -198,7 +194,8 @@ class CurlTransport(Transport):
     _progressFromWorker = pyqtSignal(int, "qlonglong", "qlonglong")
     _finishedFromWorker = pyqtSignal(object)
 
-    def __init__(self, options: TransportOptions = TransportOptions(), parent: Optional[QObject] = None):
+    def __init__(self, options: TransportOptions = TransportOptions(),
+                 parent: Optional[QObject] = None):
         super().__init__(parent)
         self._options = options
         self._live: Set[int] = set()  # GUI thread only
@@ -301,7 +298,8 @@ class _Worker:
         self.multi.setopt(pycurl.M_PIPELINING, pycurl.PIPE_MULTIPLEX)
         # The loader caps requests in flight per host already; this keeps libcurl from opening
         # more connections than that cap while HTTP/2 is still being negotiated.
-        self.multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, max(1, self.options.max_connections_per_host))
+        self.multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS,
+                          max(1, self.options.max_connections_per_host))
         self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
 
@@ -526,7 +524,8 @@ def curl_error(code: int, message: str, via_proxy: bool) -> TransferError:
         detail = match.group("detail") if match else message
         return TransferError(ErrorKind.TLS, f"certificate verify failed: {detail}")
     if code == pycurl.E_SSL_CACERT_BADFILE:
-        return TransferError(ErrorKind.TLS, f"certificate verify failed: cannot read CA file ({message})")
+        return TransferError(ErrorKind.TLS,
+                             f"certificate verify failed: cannot read CA file ({message})")
     if code in (pycurl.E_SSL_CONNECT_ERROR, pycurl.E_SSL_CERTPROBLEM):
         return TransferError(ErrorKind.TLS, f"TLS handshake failed: {message}")
     if code == pycurl.E_COULDNT_CONNECT:
