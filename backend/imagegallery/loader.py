@@ -28,7 +28,7 @@ from .decode import FIT, ThumbnailSpec, decode_thumbnail, warm_up_decoders
 from .limits import LoadLimits
 from .transport.base import (ErrorKind, TransferError, TransferRequest, TransferResult, Transport,
                              TransportOptions)
-from .transport.select import TransportSet, transport_name_for
+from .transport.select import TransportSet, preload_curl_transport, transport_name_for
 from .units import format_bytes, format_seconds
 from .url_policy import ParsedImageUrl, parse_image_url
 from .workers import PriorityWorkerPool, default_decode_threads
@@ -140,6 +140,8 @@ class ImageLoader(QObject):
         self._held_disk_writes: List[tuple] = []  # (disk, key, thumbnail) while jobs run
         self._held_disk_write_bytes = 0
         self._io.done.connect(self._on_disk_lookup)
+        if self._transports.mode != "qt":  # https may need the curl transport: import it now
+            self._io.submit((9, 0), "curl-warm-up", preload_curl_transport)
         application = QCoreApplication.instance()
         if application is not None:
             application.aboutToQuit.connect(self._on_application_quit)

@@ -22,6 +22,15 @@ TRANSPORT_MODES = ("auto", "qt", "curl")
 TRANSPORT_ENVIRONMENT_VARIABLE = "IMAGEGALLERY_TRANSPORT"
 
 
+def preload_curl_transport() -> None:
+    """Import the curl transport (pycurl: libcurl, its OpenSSL, nghttp2). Called in a worker:
+    made at the first https URL instead, it cost the GUI thread 20-35 ms (linking the libraries,
+    OpenSSL's start-up) inside the setter of a new list."""
+    import importlib
+
+    importlib.import_module(".curl", __package__)
+
+
 def transport_mode_from_environment(default: str = "auto") -> str:
     mode = os.environ.get(TRANSPORT_ENVIRONMENT_VARIABLE, "").strip().lower()
     return mode if mode in TRANSPORT_MODES else default
