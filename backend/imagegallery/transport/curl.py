@@ -308,24 +308,36 @@ class _Worker:
         self.selector.register(wake, selectors.EVENT_READ, None)
         try:
             while self._take_commands(wake):
-                timeout = None
-                if self.timer_deadline is not None:
-                    timeout = max(0.0, self.timer_deadline - time.monotonic())
-                for key, mask in self.selector.select(timeout):
-                    if key.fileobj is wake:
-                        continue
-                    flags = ((pycurl.CSELECT_IN if mask & selectors.EVENT_READ else 0)
-                             | (pycurl.CSELECT_OUT if mask & selectors.EVENT_WRITE else 0))
-                    self.multi.socket_action(key.fd, flags)
-                if self.timer_deadline is not None and time.monotonic() >= self.timer_deadline:
-                    self.timer_deadline = None
-                    self.multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+                try:
+                    self._wait_and_drive(wake)
+                except pycurl.error as failure:
+                    # libcurl itself failed (out of memory, say): end what was running with the
+                    # reason and keep the thread, or every later https tile would wait for its
+                    # timeout.
+                    for transfer in list(self.transfers.values()):
+                        self._finish(transfer, transfer.failure(
+                            TransferError(ErrorKind.OTHER, f"network error ({failure})")))
                 self._collect_finished()
         finally:
             for transfer in list(self.transfers.values()):
                 self._remove(transfer)
             self.multi.close()
             self.selector.close()
+
+    def _wait_and_drive(self, wake: socket.socket) -> None:
+        """Wait for a socket libcurl watches, its timer or a wake-up; let libcurl act on it."""
+        timeout = None
+        if self.timer_deadline is not None:
+            timeout = max(0.0, self.timer_deadline - time.monotonic())
+        for key, mask in self.selector.select(timeout):
+            if key.fileobj is wake:
+                continue
+            flags = ((pycurl.CSELECT_IN if mask & selectors.EVENT_READ else 0)
+                     | (pycurl.CSELECT_OUT if mask & selectors.EVENT_WRITE else 0))
+            self.multi.socket_action(key.fd, flags)
+        if self.timer_deadline is not None and time.monotonic() >= self.timer_deadline:
+            self.timer_deadline = None
+            self.multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
 
     # -- libcurl's socket and timer callbacks ------------------------------------------------
     def _on_socket(self, event: int, fd: int, multi, socket_data) -> None:
