@@ -547,7 +547,10 @@ def curl_error(code: int, message: str, via_proxy: bool) -> TransferError:
     if code == pycurl.E_RECV_ERROR:
         if via_proxy and "CONNECT" in message:
             return TransferError(ErrorKind.PROXY, f"proxy error: {message}")
-        return TransferError(ErrorKind.CONNECTION_RESET, "connection reset")
+        # A reset in the middle of a body is a receive error or a short body to libcurl, by
+        # timing; Qt reports both as the remote host closing, and a tile's reason should not
+        # depend on the transport.
+        return TransferError(ErrorKind.CONNECTION_RESET, "connection closed by server")
     if code == pycurl.E_URL_MALFORMAT:
         return TransferError(ErrorKind.PROTOCOL, f"invalid URL ({message})")
     if code in _SIMPLE_ERRORS:
