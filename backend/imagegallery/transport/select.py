@@ -13,8 +13,8 @@ from PyQt5.QtCore import QObject
 
 from .base import Transport, TransportOptions
 # Imported with the loader, not at the first request: the first thumbnail should not wait the
-# ~30 ms these imports take (urllib.request through proxy.py). pycurl stays lazy: only https on a
-# Qt without TLS needs it.
+# ~30 ms these imports take (urllib.request through proxy.py). The curl transport is not
+# imported here: the loader imports it on its I/O worker (preload_curl_transport).
 from .local import LocalFileTransport
 from .qt import QtTransport, qt_has_tls
 
