@@ -263,9 +263,13 @@ class CurlTransport(Transport):
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_reader.setblocking(False)
         self._wake_writer.setblocking(False)
-        self._thread = threading.Thread(target=_Worker(self).run, name="imagegallery-curl",
+        self._thread = threading.Thread(target=self._run_worker, name="imagegallery-curl",
                                         daemon=True)
         self._thread.start()
+
+    def _run_worker(self) -> None:
+        # Made on its own thread: the multi handle is never touched anywhere else.
+        _Worker(self).run()
 
     # -- relays (GUI thread) ---------------------------------------------------------------
     def _relay_started(self, request_id: int, status: int, total: int) -> None:
