@@ -152,14 +152,17 @@ class FaultServer:
         return False
 
     def _fault_drip(self, path, sock):
-        """One byte a second of a 100 KB body, until the client gives up."""
+        """Four bytes a second of a 100 KB body, until the client gives up.
+
+        A byte every 0.25 s stays well inside the tests' 1 s idle timeout, so only the
+        too-slow rule can end it; at one a second the two timeouts raced (seen once in CI)."""
         body = self._good_body()
         sock.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {len(body)}"
                      "\r\n\r\n".encode())
         for index in range(len(body)):
             sock.sendall(body[index:index + 1])
             self.sent[path] += 1
-            if self.stopping.wait(1.0):
+            if self.stopping.wait(0.25):
                 break
         return False
 
