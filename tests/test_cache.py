@@ -191,16 +191,46 @@ def test_disk_writes_wait_until_the_loader_has_nothing_left(qtbot, green_beside_
     assert is_green(model.loader.disk.load(green_key))
 
 
-def test_held_disk_writes_go_at_once_past_their_byte_budget(qtbot, monkeypatch,
-                                                            green_beside_a_hanging_decode):
+def test_held_disk_writes_stay_held_while_the_memory_cache_has_their_images(
+        qtbot, monkeypatch, green_beside_a_hanging_decode):
     from imagegallery import loader
 
     monkeypatch.setattr(loader, "HELD_DISK_WRITES_BYTES", 1)  # any one thumbnail is over it
     model, green_key, start = green_beside_a_hanging_decode
     start()
-    # Written while the other image still decodes.
+    assert green_key in model.loader.thumbnails
+    assert len(model.loader._held_disk_writes) == 1  # held: it costs no memory yet
+    assert model.loader.disk.load(green_key) is None
+
+
+def test_held_disk_writes_go_at_once_past_their_byte_budget_of_evicted_images(
+        qtbot, monkeypatch, green_beside_a_hanging_decode):
+    from imagegallery import loader
+
+    monkeypatch.setattr(loader, "HELD_DISK_WRITES_BYTES", 1)  # any one thumbnail is over it
+    model, green_key, start = green_beside_a_hanging_decode
+    memory = model.loader.thumbnails  # shared by the process: its budget is put back below
+    budget = memory.budget_bytes
+    memory.set_budget(0)  # the memory cache keeps nothing: every held image is extra
+    try:
+        start()
+        # Written while the other image still decodes.
+        qtbot.waitUntil(lambda: model.loader.disk.load(green_key) is not None, timeout=5000)
+        assert model.status_of(0) == ImageGalleryModel.Status.Loading
+        assert is_green(model.loader.disk.load(green_key))
+    finally:
+        memory.set_budget(budget)
+
+
+def test_held_disk_writes_go_after_their_time_limit(qtbot, monkeypatch,
+                                                     green_beside_a_hanging_decode):
+    from imagegallery import loader
+
+    monkeypatch.setattr(loader, "HELD_DISK_WRITES_MAX_S", 0.05)
+    model, green_key, start = green_beside_a_hanging_decode
+    start()
     qtbot.waitUntil(lambda: model.loader.disk.load(green_key) is not None, timeout=5000)
-    assert model.status_of(0) == ImageGalleryModel.Status.Loading
+    assert model.status_of(0) == ImageGalleryModel.Status.Loading  # the hanging decode (1 s)
     assert is_green(model.loader.disk.load(green_key))
 
 
