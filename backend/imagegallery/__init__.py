@@ -61,6 +61,7 @@ def install(engine) -> None:
     if hasattr(engine, "warnings"):
         engine.warnings.connect(_log_qml_warnings)
     _load_font_configuration()
+    _register_network_meta_types()
     # Deleting the engine later, from Python (at interpreter exit, or with `del`), joins Qt's
     # pixmap reader thread while holding the GIL, which that thread may need for the provider:
     # a hang or a crash at exit, once in a few runs. Deleting it as the application quits runs
@@ -102,6 +103,29 @@ def _load_font_configuration() -> None:
 
     if isinstance(QGuiApplication.instance(), QGuiApplication):  # not a QCoreApplication
         QFontMetricsF(QGuiApplication.font()).horizontalAdvance("ImageGallery")
+
+
+_network_meta_types_registered = False
+
+
+def _register_network_meta_types() -> None:
+    # QNAM's get() connects each new reply's signals by name, and Qt 5 looks a meta-type name up
+    # by scanning every registered type in order. QML registers hundreds as it loads (about 650
+    # here, Qt Quick's and Controls' types), and the types QNAM registers at its first request come
+    # after them, so each lookup scanned them all: get() cost 90-100 us on the GUI thread. One
+    # request made before QML loads, and aborted at once, registers QNAM's types first: 55-70 us.
+    global _network_meta_types_registered
+    if _network_meta_types_registered:
+        return
+    _network_meta_types_registered = True
+    from PyQt5.QtCore import QUrl
+    from PyQt5.QtNetwork import QNetworkAccessManager, QNetworkRequest
+
+    manager = QNetworkAccessManager()
+    reply = manager.get(QNetworkRequest(QUrl("http://127.0.0.1:0/")))  # port 0: nothing answers
+    reply.abort()
+    reply.deleteLater()
+    manager.deleteLater()
 
 
 def _log_qml_warnings(warnings) -> None:
