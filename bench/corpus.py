@@ -9,7 +9,10 @@ Layout in the cache folder (default ~/.cache/imagegallery-bench/corpus-v1):
     photo/0000.jpg .. 0199.jpg   1600x1200, 200-400 KB
     large/00.jpg .. 59.jpg       4000x3000
     mix/000.png|gif|webp|jpg     100 files, a quarter of each format
-    manifest.json                name -> bytes, written last (its presence means "complete")
+    small/000.jpg .. 099.jpg     320x240, about 20 KB: pre-made thumbnails, where per-image
+                                 overhead, not decoding, is the cost
+    manifest.json                name -> bytes, written last (its presence means "complete";
+                                 kinds added to the corpus later are generated into it)
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ SEED = 20240505
 PHOTO_COUNT = 200
 LARGE_COUNT = 60
 MIX_COUNT = 100
+SMALL_COUNT = 100
 PHOTO_BYTES = (200_000, 400_000)
 
 
@@ -167,28 +171,37 @@ def _mix(index: int) -> Tuple[str, bytes]:
     return fmt, _encode(_qimage(rgb), fmt.encode(), quality)
 
 
+def _small(index: int) -> bytes:
+    rng = np.random.default_rng([SEED, 4, index])
+    return _encode(_qimage(_scene(rng, 320, 240, float(rng.uniform(8, 14)))), b"jpg", 85)
+
+
 def _job(task: Tuple[str, int]) -> Tuple[str, bytes]:
     kind, index = task
     if kind == "photo":
         return f"photo/{index:04d}.jpg", _photo(index)
     if kind == "large":
         return f"large/{index:02d}.jpg", _large(index)
+    if kind == "small":
+        return f"small/{index:03d}.jpg", _small(index)
     fmt, data = _mix(index)
     return f"mix/{index:03d}.{fmt}", data
 
 
 def ensure(directory: str = "", workers: int = 0, log=print) -> Dict[str, int]:
-    """Generate the corpus unless complete; returns the manifest (relative path -> bytes)."""
+    """Generate what the corpus lacks; returns the manifest (relative path -> bytes)."""
     directory = directory or default_dir()
     manifest_path = os.path.join(directory, "manifest.json")
+    manifest: Dict[str, int] = {}
     if os.path.exists(manifest_path):
         with open(manifest_path) as handle:
-            return json.load(handle)
-    tasks: List[Tuple[str, int]] = ([("photo", i) for i in range(PHOTO_COUNT)]
-                                    + [("large", i) for i in range(LARGE_COUNT)]
-                                    + [("mix", i) for i in range(MIX_COUNT)])
+            manifest = json.load(handle)
+    counts = {"photo": PHOTO_COUNT, "large": LARGE_COUNT, "mix": MIX_COUNT, "small": SMALL_COUNT}
+    tasks: List[Tuple[str, int]] = [(kind, i) for kind, count in counts.items()
+                                    if not names(manifest, kind) for i in range(count)]
+    if not tasks:
+        return manifest
     log(f"generating corpus in {directory} ({len(tasks)} images, once)...")
-    manifest: Dict[str, int] = {}
     workers = workers or max(1, os.cpu_count() or 1)
     with ProcessPoolExecutor(workers) as pool:
         for name, data in pool.map(_job, tasks, chunksize=4):
@@ -209,6 +222,6 @@ def names(manifest: Dict[str, int], kind: str) -> List[str]:
 
 if __name__ == "__main__":
     result = ensure(sys.argv[1] if len(sys.argv) > 1 else "")
-    for kind in ("photo", "large", "mix"):
+    for kind in ("photo", "large", "mix", "small"):
         sizes = [result[n] for n in names(result, kind)]
         print(f"{kind}: {len(sizes)} files, {min(sizes)}-{max(sizes)} bytes, total {sum(sizes)}")

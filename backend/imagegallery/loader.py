@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Tuple
 
-from PyQt5.QtCore import QCoreApplication, QObject, QTimer, pyqtSignal
+from PyQt5.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, pyqtSignal
 
 from .cache import (ByteBoundedLRU, CachedThumbnail, DiskThumbnailCache, ThumbnailKey,
                     default_disk_cache_dir, new_encoded_cache, shared_thumbnail_cache)
@@ -63,6 +63,7 @@ HELD_DISK_WRITES_BYTES = 32 * 1024 * 1024
 HELD_DISK_WRITES_MAX_S = 5.0
 
 _DISK_LOOKUP, _QUEUED, _FETCHING, _BACKOFF, _DECODING = range(5)
+_SCHEDULE_EVENT = QEvent.Type(QEvent.registerEventType())
 
 
 @dataclass
@@ -393,6 +394,11 @@ class ImageLoader(QObject):
             self._finish(job, thumbnail)
             return
         self._after_disk_miss(job)
+        if job.priority[0] != BACKGROUND and job.stage == _QUEUED:
+            # A row on screen or near it: its request leaves now, not after the frame being
+            # prepared (a new list's first screen of tiles took 9-15 ms to build in front of it).
+            # Before the view has reported its range, a new list's first rows are near-visible.
+            self._schedule()
 
     def _after_disk_miss(self, job: _Job, use_encoded: bool = True) -> None:
         body = self.encoded.get(job.url) if use_encoded else None
@@ -421,10 +427,19 @@ class ImageLoader(QObject):
         return job is not None and job.token == token and job.stage == _QUEUED and job.priority == priority
 
     def _request_schedule(self) -> None:
-        # Many calls in one event-loop turn (a list of 5,000 URLs) schedule once.
+        # Many calls in one event-loop turn (a list of 5,000 URLs) schedule once. Posted ahead of
+        # the events already waiting, as worker results are: a burst of disk-cache misses for a
+        # new list's first screen otherwise sent its requests after the view built its tiles.
         if not self._schedule_pending and not self._closed:
             self._schedule_pending = True
-            QTimer.singleShot(0, self._schedule)
+            QCoreApplication.postEvent(self, QEvent(_SCHEDULE_EVENT), Qt.HighEventPriority)
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() != _SCHEDULE_EVENT:
+            return super().event(event)
+        if self._schedule_pending and not self._closed:  # else dispatch_now() ran it already
+            self._schedule()
+        return True
 
     def dispatch_now(self) -> None:
         """Start what the queue allows now rather than at the next event-loop turn. For the end
