@@ -122,10 +122,8 @@ def _register_network_meta_types() -> None:
     from PyQt5.QtNetwork import QNetworkAccessManager, QNetworkRequest
 
     manager = QNetworkAccessManager()
-    reply = manager.get(QNetworkRequest(QUrl("http://127.0.0.1:0/")))  # port 0: nothing answers
-    reply.abort()
-    reply.deleteLater()
-    manager.deleteLater()
+    manager.get(QNetworkRequest(QUrl("http://127.0.0.1:0/"))).abort()  # port 0: nothing answers
+    # Python owns the manager: it goes, with the aborted reply (its child), as this returns.
 
 
 def _log_qml_warnings(warnings) -> None:

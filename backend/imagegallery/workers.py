@@ -76,8 +76,8 @@ class _WorkerResult(QEvent):
 _live_pools: "weakref.WeakSet[PriorityWorkerPool]" = weakref.WeakSet()
 # How long the interpreter's exit waits for jobs already running.
 EXIT_WAIT_S = 2.0
-# How long close() waits for a worker inside emit.
-EMIT_WAIT_S = 1.0
+# How long close() waits for a worker posting a result.
+POST_WAIT_S = 1.0
 
 
 @atexit.register
@@ -114,7 +114,7 @@ class PriorityWorkerPool(QObject):
         self._condition = threading.Condition()
         self._closed = False
         self._running = 0
-        self._emitting = 0
+        self._posting = 0
         self._threads = [threading.Thread(target=self._work, args=(f"ig-{name}-{i}",),
                                           name=f"imagegallery-{name}-{i}", daemon=True)
                          for i in range(threads)]
@@ -161,11 +161,11 @@ class PriorityWorkerPool(QObject):
             self._heap.clear()
             self._pending.clear()
             self._condition.notify_all()
-            # A worker that saw the pool open may be inside emit, which takes microseconds;
+            # A worker that saw the pool open may be posting its result, which takes microseconds;
             # bounded all the same, since close() runs on the GUI thread.
-            deadline = time.monotonic() + EMIT_WAIT_S
-            while self._emitting and time.monotonic() < deadline:
-                self._condition.wait(EMIT_WAIT_S)
+            deadline = time.monotonic() + POST_WAIT_S
+            while self._posting and time.monotonic() < deadline:
+                self._condition.wait(POST_WAIT_S)
 
     def event(self, event: QEvent) -> bool:
         if event.type() != _WorkerResult.TYPE:
@@ -193,7 +193,7 @@ class PriorityWorkerPool(QObject):
                 result = fn(*args)
             except Exception as exc:  # the job functions catch their own; this is a last guard
                 result = exc
-            # Counted as emitting (and running) until posted: once close() or wait_until_idle()
+            # Counted as posting (and running) until posted: once close() or wait_until_idle()
             # returns, no worker is still posting. A worker posting while the quitting
             # application destroyed its objects crashed the process at exit (a segfault after the
             # last thumbnail was written). The post itself runs outside the lock: it needs the
@@ -201,9 +201,9 @@ class PriorityWorkerPool(QObject):
             # GUI thread's next submit() wait until the scheduler ran that worker again (13 ms
             # in a W7 trace).
             with self._condition:
-                emitting = not self._closed
-                self._emitting += emitting
-            if emitting:
+                posting = not self._closed
+                self._posting += posting
+            if posting:
                 try:
                     QCoreApplication.postEvent(self, _WorkerResult(token, result),
                                                Qt.HighEventPriority)
@@ -211,6 +211,6 @@ class PriorityWorkerPool(QObject):
                     with self._condition:
                         self._closed = True
             with self._condition:
-                self._emitting -= emitting
+                self._posting -= posting
                 self._running -= 1
                 self._condition.notify_all()  # wakes close() and wait_until_idle()
