@@ -166,6 +166,15 @@ class FaultServer:
                 break
         return False
 
+    def _fault_half(self, path, sock):
+        """Send the first half of a 100 KB body, then hold the connection until stopped."""
+        body = bytes(102400)
+        sock.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {len(body)}"
+                     "\r\n\r\n".encode() + body[:len(body) // 2])
+        self.sent[path] += len(body) // 2
+        self.stopping.wait(60)
+        return False
+
     def _fault_silent(self, path, sock):
         """Accept and read the request, then never answer."""
         self.stopping.wait(60)

@@ -2,6 +2,7 @@
 import pytest
 from PyQt5.QtCore import QSize
 
+from fault_server import FaultServer
 from imagegallery.model import ImageGalleryModel
 from imaging import center_color, close_to, serve_solid_images, solid_image_bytes
 
@@ -125,3 +126,25 @@ def test_retry_and_reload_fetch_again(qtbot, model, image_server):
     with qtbot.waitSignal(model.finished, timeout=10000):
         model.reload()
     assert image_server.hits["/0.png"] == 2  # reload bypasses every cache
+
+
+def test_progress_counts_half_downloads_and_stays_right_as_the_list_changes(qtbot, model):
+    server = FaultServer()
+    try:
+        good = server.add_image("good.png", solid_image_bytes("#00ff00"))
+        half = server.url("/half/a.png")  # half of its body arrives, then nothing more
+        model.urls = [good, half, half]  # two rows share the half-loaded URL
+
+        def settled_at(expected):
+            qtbot.waitUntil(lambda: abs(model.progress - expected) < 1e-9, timeout=10000)
+
+        settled_at((1 + 0.5 + 0.5) / 3)
+        assert model.status_of(1) == model.status_of(2) == Status.Loading
+        model.urls = [good, half]  # one of the two rows goes; its download stays
+        settled_at((1 + 0.5) / 2)
+        model.urls = [good, half, half, good]  # rows come back, one more ready at once
+        settled_at((1 + 0.5 + 0.5 + 1) / 4)
+        assert server.hits["/half/a.png"] == 1
+    finally:
+        model.loader.close()
+        server.stop()
