@@ -145,12 +145,16 @@ def test_byte_cap_by_counting_when_no_length_is_declared(qtbot, image_server, ma
     assert load(qtbot, loader, url) == too_large_error(10_000).message
 
 
-def test_redirect_is_followed(qtbot, image_server, make_loader):
+def test_redirect_is_followed(qtbot, transport, image_server, make_loader):
     loader = make_loader()
     image_server.add("/real.png", solid_image_bytes("#2040f0"))
     url = image_server.add("/moved", b"", "text/plain", 302, {"Location": "/real.png"})
     assert close_to(center_color(load(qtbot, loader, url).image), "#2040f0")
-    assert image_server.hits["/moved"] == 1 and image_server.hits["/real.png"] == 1
+    assert image_server.hits["/real.png"] == 1
+    # Under load, Qt 5.15 now and then sends the redirecting GET a second time on the same
+    # connection before it follows the redirect (5 of 60 runs with four test runs at once; a
+    # server-side trace shows both on one socket). libcurl never does.
+    assert image_server.hits["/moved"] == 1 or (transport == "qt" and image_server.hits["/moved"] == 2)
 
 
 def test_redirect_loop_ends_with_too_many_redirects(qtbot, image_server, make_loader):
