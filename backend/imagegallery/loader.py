@@ -9,7 +9,8 @@ provider) only say what they want (`load`, `set_priority`, `cancel`); the loader
 start, hands a transport only what may run now (so timeouts measure real transfers, not time spent
 waiting in a queue), and keeps its own reasons for every abort.
 
-Thread: everything here runs on the GUI thread; results cross back by queued signals.
+Thread: everything here runs on the GUI thread; the worker pools' results come back as posted
+events, the transports' as signals.
 """
 from __future__ import annotations
 
