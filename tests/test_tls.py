@@ -1,10 +1,12 @@
 """https galleries through the model against real TLS servers; HTTP/2 by ALPN and h2c."""
 import pytest
+from PyQt5.QtCore import QSize
 
 from imagegallery.model import ImageGalleryModel
-from imagegallery.transport.qt import qt_has_tls
+from imagegallery.transport.qt import HTTP2_MAX_FRAME_BYTES, qt_has_tls
 from imagegallery.transport.select import transport_name_for
-from imaging import center_color, close_to, serve_solid_images
+from imaging import center_color, close_to, noisy_photo_bytes, serve_solid_images
+from raw_h2_server import RawH2Server
 from tls_servers import AsgiImageServer
 
 Status = ImageGalleryModel.Status
@@ -130,3 +132,33 @@ def test_forcing_qt_for_https_without_tls_says_why(qtbot, https_server, make_mod
         model.urls = serve(https_server, COLORS[:2])
     assert statuses(model) == [Status.Error] * 2
     assert all(r.startswith("TLS not available") for r in reasons(model))
+
+
+
+@pytest.fixture
+def raw_h2_server():
+    """RawH2Server(body, content_type), stopped at teardown; request it before make_model."""
+    made = []
+
+    def make(body, content_type):
+        made.append(RawH2Server(body, content_type))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.stop()
+
+
+def test_qt_takes_http2_frames_far_larger_than_the_default(qtbot, raw_h2_server, make_model):
+    # Qt announces 16 KB by default; each frame costs work at both ends (see HTTP2_MAX_FRAME_BYTES).
+    body = noisy_photo_bytes(3, 2400, 1800, quality=100)
+    assert len(body) > 2 * HTTP2_MAX_FRAME_BYTES
+    server = raw_h2_server(body, "image/jpeg")
+    model = make_model(transport="qt", http2Cleartext=True)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [server.url("/big.jpg")]
+    assert statuses(model) == [Status.Ready], reasons(model)
+    assert model.data(model.index(0), ImageGalleryModel.ImageSizeRole) == QSize(2400, 1800)
+    assert server.client_max_frame_size == HTTP2_MAX_FRAME_BYTES
+    assert max(server.data_frame_sizes) == HTTP2_MAX_FRAME_BYTES
+    assert sum(server.data_frame_sizes) == len(body)

@@ -23,6 +23,12 @@ from .proxy import EnvironmentProxyFactory, proxy_for_url
 # allows more gets one QNAM per six, each with its own connection pool.
 QNAM_CONNECTIONS_PER_HOST = 6
 PROGRESS_SECONDS = 0.05
+# The largest HTTP/2 DATA frame we tell servers we accept (the protocol's default is 16 KB).
+# Every frame costs work at both ends: Qt's protocol handler, one data event on the GUI thread,
+# the server's framing. W1 over h2c (200 photos, 100 ms), interleaved A/B, 3 rounds twice:
+# 0.77-0.86 s -> 0.71-0.79 s (medians 0.83 -> 0.73 s), the first thumbnail no later; GUI thread
+# 0.20-0.23 -> 0.16-0.17 s, Qt's network thread 0.07-0.09 -> 0.04 s, the server 0.22-0.25 -> 0.18 s.
+HTTP2_MAX_FRAME_BYTES = 256 * 1024
 
 _ERROR_KINDS = {
     QNetworkReply.ConnectionRefusedError: (ErrorKind.CONNECTION_REFUSED, "connection refused"),
@@ -96,6 +102,10 @@ class QtTransport(Transport):
         # 60 ms on the GUI thread that an http-only gallery should never pay.
         self._ssl_configuration = None
         self._ssl_configured = False
+        # Built from a request's own default, not QHttp2Configuration(): that one has the
+        # protocol's 64 KB flow-control windows, where a request's default has Qt's large ones.
+        self._http2_configuration = QNetworkRequest().http2Configuration()
+        self._http2_configuration.setMaxFrameSize(HTTP2_MAX_FRAME_BYTES)
         self._transfers: Dict[int, _Transfer] = {}
         # https requests this Qt cannot run (no TLS), failed on the next event-loop turn.
         self._without_tls: Dict[int, TransferRequest] = {}
@@ -146,6 +156,7 @@ class QtTransport(Transport):
             qrequest.setRawHeader(b"If-Modified-Since", request.if_modified_since.encode("latin-1"))
         if request.url.startswith("https:"):
             qrequest.setAttribute(QNetworkRequest.Http2AllowedAttribute, True)
+            qrequest.setHttp2Configuration(self._http2_configuration)
             if not self._ssl_configured:
                 self._ssl_configuration = self._make_ssl_configuration(self._options.ca_file)
                 self._ssl_configured = True
@@ -153,6 +164,7 @@ class QtTransport(Transport):
                 qrequest.setSslConfiguration(self._ssl_configuration)
         elif request.http2_cleartext:
             qrequest.setAttribute(QNetworkRequest.Http2DirectAttribute, True)
+            qrequest.setHttp2Configuration(self._http2_configuration)
 
         if request.http2_cleartext and not request.url.startswith("https:"):
             # Prior knowledge: HTTP/2 for sure, so one manager's one connection carries them all.

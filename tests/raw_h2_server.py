@@ -1,0 +1,97 @@
+"""A bare HTTP/2 server (prior knowledge, cleartext) on 127.0.0.1 that shows its frames.
+
+hypercorn hides the protocol; this one, built on the `h2` state machine hypercorn itself uses,
+records what a test needs to see: the settings the client announced and the size of every DATA
+frame sent. It serves one body for every path, each DATA frame as large as the client allows.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Dict, List, Optional
+
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.events import ConnectionTerminated, RemoteSettingsChanged, RequestReceived, WindowUpdated
+from h2.settings import SettingCodes
+
+
+class RawH2Server:
+    def __init__(self, body: bytes, content_type: str = "image/png"):
+        self.body = body
+        self.content_type = content_type
+        self.client_max_frame_size: Optional[int] = None  # None: the client never set it
+        self.data_frame_sizes: List[int] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._clients: List[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True, name="raw-h2")
+        self._thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() alone does not
+        except OSError:
+            pass
+        self._listener.close()
+        for client in self._clients:
+            client.close()
+        self._thread.join(5)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # stop() closed the listener
+            self._clients.append(client)
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        connection = H2Connection(H2Configuration(client_side=False))
+        connection.initiate_connection()
+        unsent: Dict[int, bytes] = {}  # stream id -> body still to send (flow control)
+        try:
+            client.sendall(connection.data_to_send())
+            while True:
+                data = client.recv(65536)
+                if not data:
+                    return
+                for event in connection.receive_data(data):
+                    if isinstance(event, RemoteSettingsChanged):
+                        changed = event.changed_settings.get(SettingCodes.MAX_FRAME_SIZE)
+                        if changed is not None:
+                            self.client_max_frame_size = changed.new_value
+                    elif isinstance(event, RequestReceived):
+                        connection.send_headers(event.stream_id, [
+                            (":status", "200"), ("content-type", self.content_type),
+                            ("content-length", str(len(self.body)))])
+                        unsent[event.stream_id] = self.body
+                    elif isinstance(event, ConnectionTerminated):
+                        return
+                    elif isinstance(event, WindowUpdated):
+                        pass  # the loop below sends what the new window allows
+                self._send_what_fits(connection, unsent)
+                client.sendall(connection.data_to_send())
+        except OSError:
+            return
+
+    def _send_what_fits(self, connection: H2Connection, unsent: Dict[int, bytes]) -> None:
+        for stream_id in list(unsent):
+            remaining = unsent[stream_id]
+            while remaining:
+                size = min(len(remaining), connection.max_outbound_frame_size,
+                           connection.local_flow_control_window(stream_id))
+                if size <= 0:
+                    break
+                connection.send_data(stream_id, remaining[:size])
+                self.data_frame_sizes.append(size)
+                remaining = remaining[size:]
+            if remaining:
+                unsent[stream_id] = remaining
+            else:
+                connection.end_stream(stream_id)
+                del unsent[stream_id]
