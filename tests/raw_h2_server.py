@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection
-from h2.events import ConnectionTerminated, RemoteSettingsChanged, RequestReceived, WindowUpdated
+from h2.events import ConnectionTerminated, RemoteSettingsChanged, RequestReceived
 from h2.settings import SettingCodes
 
 
@@ -72,8 +72,7 @@ class RawH2Server:
                         unsent[event.stream_id] = self.body
                     elif isinstance(event, ConnectionTerminated):
                         return
-                    elif isinstance(event, WindowUpdated):
-                        pass  # the loop below sends what the new window allows
+                # Also after a WINDOW_UPDATE: what the flow-control window now allows goes out.
                 self._send_what_fits(connection, unsent)
                 client.sendall(connection.data_to_send())
         except OSError:
