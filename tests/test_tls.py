@@ -134,7 +134,6 @@ def test_forcing_qt_for_https_without_tls_says_why(qtbot, https_server, make_mod
     assert all(r.startswith("TLS not available") for r in reasons(model))
 
 
-
 @pytest.fixture
 def raw_h2_server():
     """RawH2Server(body, content_type), stopped at teardown; request it before make_model."""
