@@ -146,6 +146,10 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
     if _looks_like_svg(head, url, content_type):
         raise DecodeRefused(SVG_REFUSED)
     image_format = sniff_in_process_format(head)
+    if image_format == b"jpeg":
+        thumbnail = _decode_jpeg_with_turbo(data, spec, limits)
+        if thumbnail is not None:
+            return thumbnail
     if image_format:
         return _decode_with_qt(data, spec, limits.max_pixels, limits.max_side, image_format,
                                autodetect=False, content_type=content_type)
@@ -296,11 +300,7 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
     stored = reader.size()  # from the header only; nothing is allocated yet
     if not stored.isValid() or stored.isEmpty():
         raise DecodeRefused(f"not a readable {name} image (no size in header)")
-    w, h = stored.width(), stored.height()
-    if w > max_side or h > max_side or w * h > max_pixels:
-        raise DecodeRefused(
-            f"image too large ({w}x{h}, limit {max_pixels / 1e6:g} megapixels "
-            f"and {max_side} px a side)")
+    _check_pixel_budget(stored, name, max_pixels, max_side)
 
     transformation = int(reader.transformation())
     manual = 0
@@ -313,9 +313,7 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
     if image_format == b"jpeg":
         # JPEG decodes straight at reduced size (DCT scaling), far cheaper than decode-then-
         # scale. The reader scales and clips before it applies the orientation.
-        if rotated:
-            scaled = scaled.transposed()
-            clip = QRect(clip.y(), clip.x(), clip.height(), clip.width()) if clip is not None else None
+        scaled, clip = _as_stored(scaled, clip, rotated)
         if scaled != stored:
             reader.setScaledSize(scaled)
         if clip is not None:
@@ -340,6 +338,49 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
     return DecodedThumbnail(image, display)
 
 
+def _decode_jpeg_with_turbo(data: Body, spec: ThumbnailSpec,
+                            limits: LoadLimits) -> Optional[DecodedThumbnail]:
+    """A JPEG thumbnail from libjpeg-turbo, or None to leave the file to Qt's reader (no
+    simplejpeg, CMYK, a header or a scan it refuses; Qt then gives the tile its answer)."""
+    from . import jpeg_turbo  # here, not at the top: the sandbox child never loads numpy
+
+    stored = jpeg_turbo.three_or_one_channel_size(data)
+    if stored is None:
+        return None
+    _check_pixel_budget(stored, "jpeg", limits.max_pixels, limits.max_side)
+    transformation = _jpeg_exif_transformation(data)
+    rotated = bool(transformation & int(QImageIOHandler.TransformationRotate90))
+    display = stored.transposed() if rotated else stored
+    scaled, clip = _as_stored(*target_geometry(display, spec), rotated)
+    image = jpeg_turbo.decode_jpeg_scaled(data, scaled)
+    if image is None:
+        return None
+    # What Qt's reader does: scale and clip as stored, then turn the result upright.
+    if clip is not None:
+        image = image.copy(clip)
+    if transformation:
+        image = _apply_transformation(image, transformation)
+    return DecodedThumbnail(image, display)
+
+
+def _check_pixel_budget(stored: QSize, name: str, max_pixels: int, max_side: int) -> None:
+    w, h = stored.width(), stored.height()
+    if w > max_side or h > max_side or w * h > max_pixels:
+        raise DecodeRefused(
+            f"image too large ({w}x{h}, limit {max_pixels / 1e6:g} megapixels "
+            f"and {max_side} px a side)")
+
+
+def _as_stored(scaled: QSize, clip: Optional[QRect],
+               rotated: bool) -> Tuple[QSize, Optional[QRect]]:
+    """The decode size and crop in the file's stored orientation, from display orientation."""
+    if not rotated:
+        return scaled, clip
+    if clip is not None:
+        clip = QRect(clip.y(), clip.x(), clip.height(), clip.width())
+    return scaled.transposed(), clip
+
+
 def _downscale(image: QImage, size: QSize) -> QImage:
     if image.size() == size:
         return image
@@ -350,6 +391,40 @@ def _downscale(image: QImage, size: QSize) -> QImage:
 
 # EXIF orientation (1-8) as Qt's QImageIOHandler::Transformations (the table Qt uses for JPEG).
 _EXIF_TO_QT = {1: 0, 2: 1, 3: 3, 4: 2, 5: 6, 6: 4, 7: 5, 8: 7}
+
+
+def _jpeg_exif_transformation(data: Body) -> int:
+    """The orientation in a JPEG's EXIF (APP1) segment, as a Qt transformation (0 when none).
+
+    Walks the segments before the first scan, as Qt's plugin does, reading only their headers
+    and the EXIF segment itself.
+    """
+    position = 2  # after SOI
+    for _ in range(128):  # a dozen segments in practice; bounded against crafted files
+        header = _bytes_at(data, position, 10)
+        if len(header) < 4 or header[0] != 0xFF:
+            return 0
+        if header[1] == 0xFF:  # a fill byte before the marker
+            position += 1
+            continue
+        if header[1] == 0xDA:  # start of scan: no EXIF after this
+            return 0
+        length = int.from_bytes(header[2:4], "big")
+        if length < 2:
+            return 0
+        if header[1] == 0xE1 and header[4:10] == b"Exif\0\0":
+            exif = _bytes_at(data, position + 4, length - 2)
+            return _EXIF_TO_QT.get(_exif_orientation(exif), 0)
+        position += 2 + length
+    return 0
+
+
+def _bytes_at(data: Body, start: int, count: int) -> bytes:
+    # QByteArray.mid reads through the const API: the body is never copied whole (a non-const
+    # access to a shared QByteArray would detach it).
+    if isinstance(data, QByteArray):
+        return bytes(data.mid(start, count))
+    return bytes(data[start:start + count])
 
 
 def _webp_exif_transformation(data: bytes) -> int:
@@ -441,8 +516,10 @@ def _not_an_image_reason(data: bytes, content_type: str) -> str:
 
 
 def warm_up_decoders() -> None:
-    """Load Qt's image-format plugins (and their libraries) before the first real image."""
+    """Load libjpeg-turbo and Qt's image-format plugins before the first real image."""
     from PyQt5.QtGui import QImageReader, QImageWriter
+
+    from . import jpeg_turbo  # noqa: F401  (loads numpy: about 70 ms, better now than mid-load)
 
     QImageReader.supportedImageFormats()
     pixel = QImage(1, 1, QImage.Format_RGB32)

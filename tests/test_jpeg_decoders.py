@@ -1,0 +1,148 @@
+"""JPEG thumbnails come from libjpeg-turbo (simplejpeg) and match what Qt's own decoder makes.
+
+Qt's plugin stays the fallback for what libjpeg-turbo refuses, so both paths are checked here
+against the same pixels: the orientation, the crop and the truncated-file behaviour must not
+depend on which decoder did the work.
+"""
+import struct
+
+import pytest
+from PyQt5.QtCore import QByteArray, QSize
+from PyQt5.QtGui import QColor, QImage, QPainter
+
+from imagegallery import jpeg_turbo
+from imagegallery.decode import CROP, FIT, ThumbnailSpec, decode_thumbnail
+from imagegallery.limits import LoadLimits
+
+from imaging import close_to, encode, noisy_photo_bytes
+
+
+class CountingDecoder:
+    """simplejpeg, with a count of the decodes it did and of those it refused."""
+
+    def __init__(self, real):
+        self.real = real
+        self.decodes = 0
+        self.refusals = 0
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def decode_jpeg(self, *args, **kwargs):
+        self.decodes += 1
+        try:
+            return self.real.decode_jpeg(*args, **kwargs)
+        except ValueError:
+            self.refusals += 1
+            raise
+
+
+@pytest.fixture
+def turbo(monkeypatch):
+    assert jpeg_turbo.available(), "simplejpeg is a dependency: pip install -e .[test]"
+    counting = CountingDecoder(jpeg_turbo.simplejpeg)
+    monkeypatch.setattr(jpeg_turbo, "simplejpeg", counting)
+    return counting
+
+
+def decode_with_qt_only(monkeypatch, data, spec):
+    with monkeypatch.context() as patch:
+        patch.setattr(jpeg_turbo, "simplejpeg", None)
+        return decode_thumbnail(data, spec, LoadLimits())
+
+
+def mean_difference(first: QImage, second: QImage) -> float:
+    assert first.size() == second.size()
+    total = 0
+    for y in range(0, first.height(), 3):
+        for x in range(0, first.width(), 3):
+            a, b = QColor(first.pixel(x, y)), QColor(second.pixel(x, y))
+            total += abs(a.red() - b.red()) + abs(a.green() - b.green()) + abs(a.blue() - b.blue())
+    samples = len(range(0, first.height(), 3)) * len(range(0, first.width(), 3))
+    return total / (3 * samples)
+
+
+def quadrants_jpeg(width=800, height=600, orientation=0) -> bytes:
+    """Red top-left, green top-right, blue bottom-left, yellow bottom-right as stored; with an
+    EXIF orientation tag when `orientation` is given."""
+    image = QImage(width, height, QImage.Format_RGB32)
+    painter = QPainter(image)
+    for (x, y), color in zip([(0, 0), (1, 0), (0, 1), (1, 1)], ["red", "lime", "blue", "yellow"]):
+        painter.fillRect(x * width // 2, y * height // 2, width // 2, height // 2, QColor(color))
+    painter.end()
+    jpeg = encode(image, "JPEG", 95)
+    if not orientation:
+        return jpeg
+    # A minimal little-endian EXIF block: one IFD entry, Orientation (0x0112), SHORT, count 1.
+    tiff = b"II*\0" + struct.pack("<IH", 8, 1) + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0)
+    tiff += struct.pack("<I", 0)
+    app1 = b"Exif\0\0" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+
+
+def test_a_photo_is_decoded_by_libjpeg_turbo_with_qts_pixels(turbo, monkeypatch):
+    data = noisy_photo_bytes(seed=5)
+    spec = ThumbnailSpec(240, 140, FIT)
+    fast = decode_thumbnail(QByteArray(data), spec, LoadLimits())  # as the Qt transport hands it
+    assert fast.ok, fast.error
+    assert (turbo.decodes, turbo.refusals) == (1, 0)
+    reference = decode_with_qt_only(monkeypatch, data, spec)
+    assert reference.ok, reference.error
+    assert fast.image.size() == reference.image.size() == QSize(187, 140)
+    assert fast.image.format() == QImage.Format_RGB32
+    assert mean_difference(fast.image, reference.image) < 2.0
+    assert fast.original_size == reference.original_size
+
+
+@pytest.mark.parametrize("orientation, upright, corners", [
+    # Where the stored top-left (red), top-right (lime) and bottom-left (blue) end up.
+    (6, QSize(600, 800), {"top-right": "red", "bottom-right": "lime", "top-left": "blue"}),  # 90
+    (3, QSize(800, 600), {"bottom-right": "red", "bottom-left": "lime", "top-right": "blue"}),
+    (5, QSize(600, 800), {"top-left": "red", "bottom-left": "lime", "top-right": "blue"}),
+])
+@pytest.mark.parametrize("fill_mode", [FIT, CROP])
+def test_exif_orientation_and_crop_come_out_the_same_from_both_decoders(
+        turbo, monkeypatch, orientation, upright, corners, fill_mode):
+    data = quadrants_jpeg(800, 600, orientation=orientation)
+    spec = ThumbnailSpec(200, 120, fill_mode)
+    fast = decode_thumbnail(data, spec, LoadLimits())
+    reference = decode_with_qt_only(monkeypatch, data, spec)
+    assert fast.ok and reference.ok, (fast.error, reference.error)
+    assert turbo.decodes == 1 and turbo.refusals == 0
+    # FIT keeps the whole upright picture inside 200x120; CROP fills the box.
+    if fill_mode == CROP:
+        expected = QSize(200, 120)
+    else:
+        expected = QSize(90, 120) if upright.height() > upright.width() else QSize(160, 120)
+    assert fast.image.size() == reference.image.size() == expected
+    assert fast.original_size == reference.original_size == upright
+    assert mean_difference(fast.image, reference.image) < 2.0
+    if fill_mode == FIT:  # a crop cuts the corners' quadrants but not their colours
+        image = fast.image
+        points = {"top-left": (3, 3), "top-right": (image.width() - 4, 3),
+                  "bottom-left": (3, image.height() - 4),
+                  "bottom-right": (image.width() - 4, image.height() - 4)}
+        for corner, color in corners.items():
+            assert close_to(QColor(image.pixel(*points[corner])), color, 40), (corner, color)
+
+
+@pytest.mark.qt_log_ignore("Corrupt JPEG data")  # Qt's plugin says what it skipped
+def test_a_truncated_jpeg_is_left_to_qt_which_shows_what_arrived(turbo, monkeypatch):
+    whole = quadrants_jpeg(1200, 900)
+    cut = whole[: len(whole) * 2 // 3]
+    spec = ThumbnailSpec(240, 180, FIT)
+    shown = decode_thumbnail(cut, spec, LoadLimits())
+    assert turbo.refusals == 1  # libjpeg-turbo, strict, refused the cut file...
+    assert shown.ok, shown.error  # ...and Qt decoded what arrived, as a browser would
+    assert shown.image.size() == QSize(240, 180)
+    assert close_to(QColor(shown.image.pixel(10, 10)), "red", 30)
+    assert close_to(QColor(shown.image.pixel(230, 10)), "lime", 30)
+    reference = decode_with_qt_only(monkeypatch, cut, spec)
+    assert mean_difference(shown.image, reference.image) < 2.0
+
+
+def test_without_simplejpeg_qt_decodes_jpeg(monkeypatch):
+    shown = decode_with_qt_only(monkeypatch, quadrants_jpeg(orientation=6), ThumbnailSpec(200, 120))
+    assert shown.ok, shown.error
+    assert shown.image.size() == QSize(90, 120)
+    assert close_to(QColor(shown.image.pixel(86, 3)), "red", 40)
