@@ -230,9 +230,10 @@ def run_client(kind: str, urls: List[str], mode: str, options: dict, cache_dir: 
 
 def measure_decode(manifest: Dict[str, int], root: str) -> Dict[str, float]:
     """Single-thread seconds to make a 240x140 thumbnail of each file, the engine's way."""
-    from imagegallery.decode import ThumbnailSpec, decode_thumbnail
+    from imagegallery.decode import ThumbnailSpec, decode_thumbnail, warm_up_decoders
     from imagegallery.limits import LoadLimits
 
+    warm_up_decoders()  # as the engine does at start: plugin and library loading is not decoding
     spec, limits, times = ThumbnailSpec(240, 140), LoadLimits(), {}
     for name in manifest:
         with open(os.path.join(root, name), "rb") as handle:
