@@ -36,7 +36,7 @@ def three_or_one_channel_size(data) -> Optional[QSize]:
         return None
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
-    except (ValueError, RuntimeError, TypeError):
+    except ValueError:  # what simplejpeg raises for any file it will not decode
         return None
     if colorspace not in _THREE_OR_ONE_CHANNEL or width <= 0 or height <= 0:
         return None
@@ -56,7 +56,7 @@ def decode_jpeg_scaled(data, size: QSize) -> Optional[QImage]:
         # Qt's behaviour, which the corpus tests pin down.
         pixels = simplejpeg.decode_jpeg(data, colorspace=_RGB32_BYTE_ORDER, strict=True,
                                         min_width=size.width(), min_height=size.height())
-    except (ValueError, RuntimeError, TypeError):
+    except ValueError:  # what simplejpeg raises for any file it will not decode
         return None
     height, width = pixels.shape[:2]
     # The QImage borrows the array's memory; scaled() and copy() make one that owns its pixels.
