@@ -4,6 +4,7 @@ Qt's plugin stays the fallback for what libjpeg-turbo refuses, so both paths are
 against the same pixels: the orientation, the crop and the truncated-file behaviour must not
 depend on which decoder did the work.
 """
+import ctypes
 import struct
 
 import pytest
@@ -92,6 +93,20 @@ def test_a_photo_is_decoded_by_libjpeg_turbo_with_qts_pixels(turbo, monkeypatch)
     assert fast.image.format() == QImage.Format_RGB32
     assert mean_difference(fast.image, reference.image) < 2.0
     assert fast.original_size == reference.original_size
+
+
+def body_address(body: QByteArray) -> int:
+    return ctypes.addressof(ctypes.c_char.from_buffer(memoryview(body)))
+
+
+def test_the_body_is_read_in_place_not_copied(turbo):
+    # PyQt5 hands out a buffer of a QByteArray through its non-const data(): were the body shared
+    # with a second QByteArray at that moment, it would detach, a hidden copy of every body.
+    body = QByteArray(noisy_photo_bytes(seed=6))
+    before = body_address(body)
+    shown = decode_thumbnail(body, ThumbnailSpec(240, 140), LoadLimits())
+    assert shown.ok and turbo.decodes == 1
+    assert body_address(body) == before
 
 
 @pytest.mark.parametrize("orientation, upright, corners", [

@@ -7,7 +7,8 @@ thumbnail size.
 
 Where a decode runs depends on the format (see docs/reliability.md):
 - JPEG, PNG, GIF, WebP and BMP, recognised by their magic bytes, decode here, in the calling
-  worker thread, with Qt forced to that one plugin (no other plugin probes the bytes);
+  worker thread, with Qt forced to that one plugin (no other plugin probes the bytes); a JPEG
+  goes to libjpeg-turbo first (`jpeg_turbo`), and to Qt only if that refuses it;
 - everything else (TIFF, ICNS, TGA, ICO/CUR, WBMP, PBM/PGM/PPM, XBM, XPM, and anything unknown) is
   handed to `sandbox_decode`, a child process that can crash or hang without taking the app down.
 """
