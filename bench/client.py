@@ -213,7 +213,7 @@ class _Downloader:
 
         self.button, self.index, self.meter = button, index, meter
         self.reply = manager.get(QNetworkRequest(QUrl(url)))
-        self.reply.finished.connect(self.on_finished)  # bound method: see NOTES on lambdas
+        self.reply.finished.connect(self.on_finished)  # bound: a lambda slot would be collected
 
     def on_finished(self):
         from PyQt5.QtCore import Qt

@@ -130,7 +130,7 @@ def test_redirects_within_the_limit_are_followed(qtbot, model, faults):
 
 
 def test_https_to_http_downgrade_has_a_reason_on_both_transports():
-    # Qt here has no TLS (see NOTES.md), so an https server cannot be reached through it; the TLS
+    # Qt here has no TLS (it cannot load OpenSSL 3), so an https server cannot be reached through it; the TLS
     # tests of the curl transport cover the real downgrade. This pins the reason both use.
     from imagegallery.transport import qt
 

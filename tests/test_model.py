@@ -148,3 +148,20 @@ def test_progress_counts_half_downloads_and_stays_right_as_the_list_changes(qtbo
     finally:
         model.loader.close()
         server.stop()
+
+
+def test_a_model_given_a_loader_reports_and_changes_that_loaders_limits(qtbot):
+    from dataclasses import replace
+
+    from imagegallery.limits import LoadLimits
+    from imagegallery.loader import ImageLoader
+
+    loader = ImageLoader(replace(LoadLimits(), max_retries=5, max_connections_per_host=3))
+    gallery = ImageGalleryModel(loader=loader)
+    try:
+        assert gallery.limits is loader.limits
+        assert (gallery.property("maxRetries"), gallery.property("maxConnectionsPerHost")) == (5, 3)
+        gallery.setProperty("maxRetries", 1)
+        assert loader.limits.max_retries == 1
+    finally:
+        loader.close()

@@ -7,7 +7,7 @@ import os
 
 import pytest
 from PyQt5 import sip
-from PyQt5.QtCore import QMetaObject, QObject, QPoint, QPointF, Qt, Q_ARG, QVariant
+from PyQt5.QtCore import QMetaObject, QObject, QPoint, QPointF, Qt, Q_ARG, Q_RETURN_ARG, QVariant
 from PyQt5.QtGui import QColor
 from PyQt5.QtQml import QQmlApplicationEngine
 from PyQt5.QtTest import QTest
@@ -249,6 +249,12 @@ def test_multi_selection_toggles_and_none_selects_nothing(qtbot, scene_factory, 
         QTest.mouseClick(window, Qt.LeftButton, Qt.NoModifier, scene.tile_center(index))
     assert scene.selected() == [urls[3], urls[5]]
     assert scene.tile(3).property("selected") is True and scene.tile(0).property("selected") is False
+
+    def is_selected(index):
+        return QMetaObject.invokeMethod(gallery, "isSelected", Q_RETURN_ARG(QVariant),
+                                        Q_ARG(QVariant, index))
+
+    assert (is_selected(3), is_selected(0), is_selected(99)) == (True, False, False)
     QTest.keyClick(window, Qt.Key_Space)  # current is 0: Space toggles it in multi mode
     assert scene.selected() == [urls[3], urls[5], urls[0]]
 

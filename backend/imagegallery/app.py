@@ -144,15 +144,12 @@ def read_url_list(path: str, stdin=None) -> List[str]:
         raise UsageError(f"cannot read URL list {path}: {error.strerror}") from None
 
 
-def _has_scheme(text: str) -> bool:
-    # "C:\\x" is a drive letter, not a scheme.
-    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", text) is not None
-
-
 def collect_urls(args, stdin=None) -> List[str]:
+    from .url_policy import has_scheme
+
     urls: List[str] = []
     for entry in args.urls:
-        if not _has_scheme(entry) and not os.path.exists(os.path.expanduser(entry)):
+        if not has_scheme(entry) and not os.path.exists(os.path.expanduser(entry)):
             raise UsageError(f"no such file: {entry} (give a URL with its scheme, e.g. https://...)")
         urls.append(entry)
     if args.file:

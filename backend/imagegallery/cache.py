@@ -14,7 +14,6 @@ from typing import Callable, Generic, Hashable, Optional, Tuple, TypeVar
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize
 from PyQt5.QtGui import QImage, QImageReader
 
-from .units import format_bytes
 
 V = TypeVar("V")
 
@@ -25,7 +24,8 @@ DEFAULT_THUMBNAIL_BUDGET = 128 * MEGABYTE
 # Encoded originals kept so a change of thumbnail size re-decodes without downloading again;
 # 64 MB holds about 200 typical 300 KB photos.
 DEFAULT_ENCODED_BUDGET = 64 * MEGABYTE
-# Thumbnails on disk are small (PNG, 20-60 KB each): 256 MB holds several thousand.
+# Thumbnails on disk are small (JPEG, or PNG where they have alpha; tens of KB each): 256 MB
+# holds several thousand.
 DEFAULT_DISK_BUDGET = 256 * MEGABYTE
 DEFAULT_DISK_MAX_AGE_S = 30 * 24 * 3600
 
@@ -88,11 +88,6 @@ class ByteBoundedLRU(Generic[V]):
             if old is not None:
                 self._bytes -= old[1]
 
-    def discard_where(self, predicate: Callable[[Hashable], bool]) -> None:
-        with self._lock:
-            for key in [k for k in self._entries if predicate(k)]:
-                self._bytes -= self._entries.pop(key)[1]
-
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -102,10 +97,6 @@ class ByteBoundedLRU(Generic[V]):
         while self._bytes > self._budget and self._entries:
             _, (_, size) = self._entries.popitem(last=False)
             self._bytes -= size
-
-
-def image_bytes(image: QImage) -> int:
-    return image.sizeInBytes()
 
 
 class ThumbnailKey(tuple):
@@ -314,6 +305,3 @@ class DiskThumbnailCache:
             os.remove(path)
         except OSError:
             pass
-
-    def describe(self) -> str:
-        return f"{self.directory} (budget {format_bytes(self.budget_bytes)})"

@@ -44,16 +44,12 @@ _FORMATS_BY_MEDIA_TYPE = {"image/x-tga": b"tga", "image/x-targa": b"tga", "image
 # one can hang the parser: images from the network are never rendered as SVG.
 _REFUSED_FORMATS = {b"svg", b"svgz"}
 SVG_REFUSED = "SVG is not shown (it can reference other files)"
-# The decoders every browser exposes to the whole web, fuzzed for years; everything else goes to
-# the sandbox process.
 # Qt makes a reader's format handler under a global mutex, and probes the device while holding
 # it; our device is a QBuffer made in Python, whose every virtual call needs the GIL. A thread
 # that held the GIL while waiting for that mutex (QImageReader.canRead does not release it)
 # deadlocked against the thread inside: GUI frozen for good. Handlers over our buffers are made
 # under this lock instead, which is waited for without the GIL.
 _HANDLER_CREATION = threading.Lock()
-
-IN_PROCESS_FORMATS = (b"jpeg", b"png", b"gif", b"webp", b"bmp")
 
 
 @dataclass(frozen=True)
@@ -161,7 +157,10 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
 
 
 def sniff_in_process_format(data: bytes) -> bytes:
-    """The hardened format `data` is by its magic bytes, or b"" (then the sandbox decodes it)."""
+    """The hardened format `data` is by its magic bytes, or b"" (then the sandbox decodes it).
+
+    Hardened: the decoders every browser exposes to the whole web, fuzzed for years.
+    """
     if data[:3] == b"\xff\xd8\xff":
         return b"jpeg"
     if data[:8] == b"\x89PNG\r\n\x1a\n":

@@ -37,7 +37,7 @@ class LoadLimits:
     max_redirects: int = 5
 
     # Transient failures (reset, 5xx, 429, timeouts) are retried this many times after the first
-    # try, with exponential backoff from `retry_base_delay_s` and full jitter, capped by
+    # try, with exponential backoff from `retry_base_delay_s` and equal jitter, capped by
     # `retry_max_delay_s` (which also caps a server's Retry-After).
     max_retries: int = 2
     retry_base_delay_s: float = 0.5

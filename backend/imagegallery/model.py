@@ -84,8 +84,10 @@ class _Row:
         self.error = ""
         self.received = 0
         self.total = -1
-        self.image_size: Optional[QSize] = None  # known once Ready; a QSize per row cost 5,000 Qt
-        self.version = 0                         # allocations when a long list was set
+        # Made once Ready, not up front: a QSize per row cost 5,000 Qt allocations when a long
+        # list was set.
+        self.image_size: Optional[QSize] = None
+        self.version = 0  # goes up with each new thumbnail, so QML reloads instead of reusing
 
 
 class ImageGalleryModel(QAbstractListModel):
@@ -146,11 +148,15 @@ class ImageGalleryModel(QAbstractListModel):
     devicePixelRatioChanged = pyqtSignal()
     loadPolicyChanged = pyqtSignal()
     settingsChanged = pyqtSignal()  # transport, limits, cache folder, allowed schemes
-    finished = pyqtSignal()  # every row has settled (Ready or Error)
+    # Nothing is loading any more: with LoadAll every row has settled (Ready or Error); with
+    # LoadVisible the rows on screen and in the prefetch margin have.
+    finished = pyqtSignal()
 
     def __init__(self, parent: Optional[QObject] = None, loader: Optional[ImageLoader] = None):
         super().__init__(parent)
-        self._limits = LoadLimits()
+        # A loader given (shared by several models, say) keeps its limits, so `limits` and the
+        # properties built on it report what that loader really uses.
+        self._limits = loader.limits if loader is not None else LoadLimits()
         self._loader = loader or ImageLoader(self._limits, transport_mode_from_environment(),
                                              parent=self)
         self._loader_id = next(_loader_ids)

@@ -1,4 +1,4 @@
-"""Where the QML module `ImageGallery` is found: compiled resources first, the source tree second."""
+"""Where the QML module `ImageGallery` is found: the source tree first, compiled resources second."""
 from __future__ import annotations
 
 import os

@@ -19,6 +19,11 @@ DEFAULT_ALLOWED_SCHEMES = ("http", "https", "file")
 _SCHEME_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 
 
+def has_scheme(text: str) -> bool:
+    """Whether `text` starts with a URL scheme ("C:\\x" is a drive letter, not a scheme)."""
+    return _SCHEME_PREFIX.match(text) is not None
+
+
 @dataclass(frozen=True)
 class ParsedImageUrl:
     """The outcome of parsing one entry: a normalised URL or the reason it was refused."""
@@ -49,7 +54,7 @@ def parse_image_url(text: str, allowed_schemes: Iterable[str] = DEFAULT_ALLOWED_
     if any(ch in stripped for ch in "\r\n\t\0"):
         return ParsedImageUrl(raw, None, error="malformed URL (control characters)")
 
-    if allow_plain_paths and not _SCHEME_PREFIX.match(stripped):
+    if allow_plain_paths and not has_scheme(stripped):
         path = os.path.abspath(os.path.expanduser(stripped))
         stripped = QUrl.fromLocalFile(path).toString()
 

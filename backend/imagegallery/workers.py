@@ -1,9 +1,10 @@
 """A small priority thread pool whose results come back to the GUI thread ahead of other events.
 
-Used twice by the loader: a decode pool (one thread per core: libjpeg-turbo's decode and
+Used by the loader for decoding (one thread per core: libjpeg-turbo's decode and
 QImageReader.read run without the GIL, so two threads decode about twice as fast as one; PyQt5
-5.15 keeps the GIL in QImage.scaled, copy and convertToFormat, measured in bench/README.md) and a
-one-thread I/O pool for the disk cache and local files. Priority matters because a burst of
+5.15 keeps the GIL in QImage.scaled, copy and convertToFormat, measured in bench/README.md) and
+for the disk cache (one thread), and by the local-file transport (one thread of its own, so a slow
+share never holds up the disk cache). Priority matters because a burst of
 finished downloads would otherwise be decoded in arrival order, not visible-first.
 """
 from __future__ import annotations

@@ -58,7 +58,7 @@ GridView {
         current: root.currentIndex === index
         showFocus: current && root.activeFocus
 
-        onClicked: root._tileClicked(index, url, modifiers)
+        onClicked: root._tileClicked(index, url)
         onDoubleClicked: root.imageActivated(index, url)
         onRetryRequested: if (root.galleryModel) root.galleryModel.retry(index)
     }
@@ -168,7 +168,7 @@ GridView {
             selectedUrls = galleryModel.urls
     }
 
-    function _tileClicked(index, url, modifiers) {
+    function _tileClicked(index, url) {
         forceActiveFocus()
         currentIndex = index
         if (selectionMode === "single")
