@@ -95,8 +95,9 @@ class _Child:
             except OSError:
                 pass
 
-    def request(self, header: dict, payload: bytes, timeout_s: float) -> Tuple[dict, bytes, str]:
-        """Send one decode; returns (result header, pixels, format name the child saw)."""
+    def request(self, header: dict, payload: bytes, timeout_s: float) -> Tuple[dict, bytes]:
+        """Send one decode; returns (result header, pixels). `seen_format` names the format the
+        child detected, also when the decode then crashes or times out."""
         deadline = time.monotonic() + timeout_s
         self.decodes += 1
         self.seen_format = ""
@@ -108,7 +109,7 @@ class _Child:
             if reply.get("stage") == "format":
                 self.seen_format = str(reply.get("format", ""))[:16]
                 continue
-            return reply, pixels, self.seen_format
+            return reply, pixels
 
     def _write(self, data: bytes, deadline: float) -> None:
         view = memoryview(data)
@@ -184,7 +185,7 @@ class SandboxDecoder:
             if child is None:
                 child = self._spawn(memory_bytes)
             try:
-                reply, pixels, _ = child.request(header, data, timeout_s)
+                reply, pixels = child.request(header, data, timeout_s)
             except TimeoutError:
                 self.timeouts += 1
                 name = child.seen_format or format_name
