@@ -9,7 +9,7 @@ os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp/imagegallery-test-runtime")
 os.makedirs(os.environ["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
 os.environ.pop("IMAGEGALLERY_TRANSPORT", None)
 for proxy_variable in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
-                       "all_proxy"):
+                       "all_proxy", "NO_PROXY", "no_proxy"):
     os.environ.pop(proxy_variable, None)
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -57,3 +57,13 @@ def make_model():
     yield make
     for model in made:
         model.loader.close()
+
+
+@pytest.fixture
+def model(qtbot):
+    """One ImageGalleryModel with the defaults, closed at teardown."""
+    from imagegallery.model import ImageGalleryModel
+
+    gallery = ImageGalleryModel()
+    yield gallery
+    gallery.loader.close()

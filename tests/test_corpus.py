@@ -11,6 +11,7 @@ import os
 import pytest
 from PyQt5.QtGui import QColor, QTransform
 
+from corpus_files import CORPUS, corpus_bytes
 from decoder_chatter import DECODER_CHATTER
 from imagegallery.decode import ThumbnailSpec, decode_thumbnail
 from imagegallery.limits import LoadLimits
@@ -19,7 +20,6 @@ from imagegallery.sandbox_decode import SandboxDecoder
 from process_memory import status_bytes
 
 Status = ImageGalleryModel.Status
-CORPUS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "corpus"))
 GIGABYTE = 1024 ** 3
 
 pytestmark = [
@@ -178,11 +178,6 @@ def test_tga_is_decoded_with_the_suffix_hint(gallery):
 
 # -- the sandbox itself ------------------------------------------------------------------------
 
-def corpus_bytes(path):
-    with open(os.path.join(CORPUS, path), "rb") as handle:
-        return handle.read()
-
-
 SPEC = ThumbnailSpec(240, 140)
 
 
@@ -255,16 +250,16 @@ def test_crash_in_a_gallery_costs_one_tile(qtbot, monkeypatch, image_server):
 
 
 def test_sandbox_enforces_the_pixel_budget_and_memory_limit(qtbot, sandbox):
-    if True:
-        tiny_budget = LoadLimits(max_pixels=1000)
-        refused = decode_thumbnail(corpus_bytes("qtimageformats/16bpc.tiff"), SPEC, tiny_budget,
-                                   "http://h/a.tiff", sandbox=sandbox)
-        assert refused.error.startswith("image too large (64x46"), refused.error
-        # 400x400 at 24 bits: the decoder cannot get the memory for it under a 1 MB allowance.
-        starved = decode_thumbnail(corpus_bytes("qtimageformats/test-flag.tga"), SPEC,
-                                   LoadLimits(decoder_memory_bytes=64 * 1024), "http://h/b.tga",
-                                   sandbox=sandbox)
-        assert not starved.ok and starved.error
-        fine = decode_thumbnail(corpus_bytes("qtimageformats/test-flag.tga"), SPEC, LoadLimits(),
-                                "http://h/b.tga", sandbox=sandbox)
-        assert fine.ok, fine.error
+    tiny_budget = LoadLimits(max_pixels=1000)
+    refused = decode_thumbnail(corpus_bytes("qtimageformats/16bpc.tiff"), SPEC, tiny_budget,
+                               "http://h/a.tiff", sandbox=sandbox)
+    assert refused.error.startswith("image too large (64x46"), refused.error
+    # 400x400 at 24 bits: the child cannot get the memory for it under a 64 KB allowance, and
+    # dies trying (the address-space limit makes the allocation fail).
+    starved = decode_thumbnail(corpus_bytes("qtimageformats/test-flag.tga"), SPEC,
+                               LoadLimits(decoder_memory_bytes=64 * 1024), "http://h/b.tga",
+                               sandbox=sandbox)
+    assert (starved.ok, starved.error, sandbox.crashes) == (False, "decoder crashed (tga)", 1)
+    fine = decode_thumbnail(corpus_bytes("qtimageformats/test-flag.tga"), SPEC, LoadLimits(),
+                            "http://h/b.tga", sandbox=sandbox)
+    assert fine.ok, fine.error

@@ -81,8 +81,12 @@ CASES = [
 
 @pytest.mark.parametrize("path,reason,requests", CASES, ids=[c[0].strip("/") for c in CASES])
 def test_fault_gives_its_reason_and_spares_the_rest(qtbot, model, faults, path, reason, requests):
+    if path == "/gzip-bomb":
+        # The high-water mark is the whole process's so far; start it afresh (Linux: "5" resets it).
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
     hwm_before = status_bytes("VmHWM")
-    status, shown, elapsed = load_with_good_neighbours(qtbot, model, faults, path)
+    status, shown, _ = load_with_good_neighbours(qtbot, model, faults, path)
     assert status == Status.Error
     if reason.endswith("..."):
         assert shown.startswith(reason[:-3]), shown
@@ -93,8 +97,8 @@ def test_fault_gives_its_reason_and_spares_the_rest(qtbot, model, faults, path, 
     else:
         assert faults.hits[path] == requests
     if path == "/huge":
-        # Refused from Content-Length when the headers arrived, not after reading the body.
-        assert elapsed < 3.0
+        # Refused from Content-Length when the headers arrived (the reason says so), not after
+        # reading the body up to the cap.
         assert faults.sent[path] < FAST.max_response_bytes
     if path == "/gzip-bomb":
         # Inflating stops at the byte cap: the high-water mark grows by far less than the bomb.
@@ -129,9 +133,9 @@ def test_redirects_within_the_limit_are_followed(qtbot, model, faults):
     assert (status, shown) == (Status.Ready, "")
 
 
-def test_https_to_http_downgrade_has_a_reason_on_both_transports():
-    # Qt here has no TLS (it cannot load OpenSSL 3), so an https server cannot be reached through it; the TLS
-    # tests of the curl transport cover the real downgrade. This pins the reason both use.
+def test_qt_maps_an_insecure_redirect_to_the_shared_reason_and_never_retries_it():
+    # Qt here has no TLS (it cannot load OpenSSL 3), so no https server is reachable through it;
+    # the curl transport's TLS tests cover a real downgrade. This pins Qt's side of the mapping.
     from imagegallery.transport import qt
 
     assert base.INSECURE_REDIRECT_MESSAGE == "redirect from https to http refused"

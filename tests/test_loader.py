@@ -1,6 +1,4 @@
 """The loader's limits and lifecycle: aborts, timeouts, refused connections, GUI-thread freedom."""
-
-import pytest
 from PyQt5.QtCore import QElapsedTimer, QTimer
 
 from imagegallery.limits import LoadLimits
@@ -9,13 +7,6 @@ from imaging import noisy_photo_bytes, solid_image_bytes
 from servers import free_port_refusing_connections
 
 Status = ImageGalleryModel.Status
-
-
-@pytest.fixture
-def model(qtbot):
-    gallery = ImageGalleryModel()
-    yield gallery
-    gallery.loader.close()
 
 
 def reason(model, row):

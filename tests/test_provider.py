@@ -30,8 +30,8 @@ def make_image_item(engine):
     return item
 
 
-def test_qml_image_shows_the_models_thumbnail(qtbot, engine, image_server):
-    model = ImageGalleryModel()
+def test_qml_image_shows_the_models_thumbnail(qtbot, engine, image_server, make_model):
+    model = make_model()
     url = image_server.add("/red.png", solid_image_bytes("#ff0000"))
     with qtbot.waitSignal(model.finished, timeout=10000):
         model.urls = [url]
@@ -41,11 +41,13 @@ def test_qml_image_shows_the_models_thumbnail(qtbot, engine, image_server):
     assert item.property("sourceSize").width() == 224
 
 
-def test_evicted_thumbnail_is_restored_without_a_second_download(qtbot, engine, image_server):
-    model = ImageGalleryModel()
+def test_evicted_thumbnail_is_restored_without_a_second_download(qtbot, engine, image_server,
+                                                                  make_model):
+    model = make_model()
     url = image_server.add("/blue.png", solid_image_bytes("#0000ff"))
     with qtbot.waitSignal(model.finished, timeout=10000):
         model.urls = [url]
+    qtbot.waitUntil(lambda: model.loader.pending_worker_jobs() == 0, timeout=5000)  # on disk now
     shared_thumbnail_cache().clear()  # as if the byte budget had evicted it
     item = make_image_item(engine)
     item.setProperty("source", model.data(model.index(0), ImageGalleryModel.SourceRole))

@@ -128,7 +128,6 @@ def soak(qtbot, model, image_server, colors):
     elapsed = time.monotonic() - started
     print(f"soak: baseline RSS {baseline / 2**20:.0f} MB, growth {growth:.1%}, {elapsed:.1f} s")
     assert growth < 0.10, f"RSS grew {growth:.1%} after the first round"
-    assert elapsed < 60
 
 
 def test_a_late_result_never_touches_another_row(qtbot, model, image_server):

@@ -4,7 +4,7 @@ import threading
 import time
 
 import pytest
-from PyQt5.QtCore import Qt
+from PyQt5.QtCore import QCoreApplication, Qt
 
 from imagegallery.transport.base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE,
                                          ErrorKind, TransferRequest, TransportOptions)
@@ -232,6 +232,7 @@ def test_close_with_transfers_in_flight_returns_and_stops_the_thread(qtbot, make
     transport.close()
     release.set()
     assert transport.in_flight() == 0 and not transport.worker_thread.is_alive()
+    QCoreApplication.processEvents()  # delivers anything the stopped thread had queued
     assert recorder.finished == {}
 
 
