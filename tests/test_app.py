@@ -196,3 +196,40 @@ def test_pick_cancelled_exits_1(image_server, tmp_path):
     result = run_pick(tmp_path, "Escape", urls)
     assert result.returncode == EXIT_CANCELLED, result.stderr
     assert result.stdout == ""
+
+
+def test_no_urls_runs_the_offline_demo_and_says_how_to_read_stdin(tmp_path):
+    out = tmp_path / "demo.png"
+    piped = tmp_path / "urls.txt"
+    piped.write_text("http://127.0.0.1:9/never-read.png\n")
+    with open(piped) as stdin:
+        result = subprocess.run([sys.executable, "-m", "imagegallery", "--screenshot", str(out)],
+                                stdin=stdin, env=subprocess_env(), capture_output=True, text=True,
+                                timeout=SUBPROCESS_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert "showing the offline demo (to read URLs from standard input, add --file -)" in \
+        result.stderr
+    # The demo's 84 generated images, three of them broken on purpose (a 404, a web page, a
+    # truncated PNG): error tiles show too.
+    assert "81 of 84 loaded, 3 failed" in result.stderr
+    image = QImage(str(out))
+    assert not image.isNull()
+    colours = {image.pixel(x, y) for y in range(0, image.height(), 20)
+               for x in range(0, image.width(), 20)}
+    assert len(colours) > 50  # thumbnails, not an empty window
+
+
+def test_stdin_holds_input_only_for_a_pipe_or_a_non_empty_file(tmp_path):
+    from imagegallery.app import stdin_holds_input
+
+    empty, full = tmp_path / "empty", tmp_path / "full"
+    empty.write_text("")
+    full.write_text("http://a/1.png\n")
+    read_end, write_end = os.pipe()
+    try:
+        with open(empty) as e, open(full) as f, os.fdopen(read_end) as pipe:
+            assert (stdin_holds_input(e), stdin_holds_input(f), stdin_holds_input(pipe)) == (
+                False, True, True)
+    finally:
+        os.close(write_end)
+    assert stdin_holds_input(io.StringIO("http://a/1.png")) is False  # no descriptor

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import signal
+import stat
 import sys
 from typing import List, Optional, Sequence
 
@@ -142,6 +143,17 @@ def read_url_list(path: str, stdin=None) -> List[str]:
         raise UsageError(f"URL list is not UTF-8 text: {path}") from None
     except OSError as error:
         raise UsageError(f"cannot read URL list {path}: {error.strerror}") from None
+
+
+def stdin_holds_input(stdin=None) -> bool:
+    """Whether standard input is a pipe or a non-empty file, without reading it: reading a pipe
+    nobody writes to (an IDE's, a launcher's) would hang the app before its window opens."""
+    stream = stdin if stdin is not None else sys.stdin
+    try:
+        status = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # no stdin, or a stream without a descriptor
+        return False
+    return stat.S_ISFIFO(status.st_mode) or (stat.S_ISREG(status.st_mode) and status.st_size > 0)
 
 
 def collect_urls(args, stdin=None) -> List[str]:
@@ -496,6 +508,9 @@ def main(argv: Optional[Sequence[str]] = None, stdin=None) -> int:
     except UsageError as error:
         print(f"imagegallery: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    if not urls and not args.qml and stdin_holds_input(stdin):
+        print("imagegallery: no URLs given: showing the offline demo (to read URLs from standard "
+              "input, add --file -)", file=sys.stderr)
 
     app = _application()
     session = _Session(app, args, urls, theme_name, theme_path)
