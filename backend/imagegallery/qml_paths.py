@@ -1,4 +1,4 @@
-"""Where the QML module `ImageGallery` is found: the source tree first, compiled resources second."""
+"""Where the QML module `ImageGallery` is found: the source tree first, compiled resources next."""
 from __future__ import annotations
 
 import os
