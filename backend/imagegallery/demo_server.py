@@ -3,15 +3,17 @@
 `imagegallery` with no URLs starts it on 127.0.0.1 (a free port) in a background thread, so a
 first run on any machine shows a full gallery with no network: varied colours, shapes and sizes,
 a little latency per request (so loading states show), and a few entries that fail on purpose
-(a 404, a page that is not an image, a truncated PNG) so error tiles show too.
+(a 404, a page that is not an image, a decompression bomb) so error tiles show too.
 """
 from __future__ import annotations
 
 import colorsys
 import math
 import random
+import struct
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List, Optional, Tuple
 
@@ -24,7 +26,21 @@ DEFAULT_COUNT = 84
 _SIZES = [(800, 600), (640, 480), (600, 800), (500, 500), (1200, 500), (960, 640), (480, 720)]
 _SHAPES = ("circle", "square", "triangle", "star", "rings", "stripes")
 # Rows that fail on purpose, by index: (path suffix, kind).
-_BROKEN = {13: "missing", 41: "not-an-image", 65: "truncated"}
+_BROKEN = {13: "missing", 41: "not-an-image", 65: "bomb"}
+# The bomb's declared size: 3.6 gigapixels in a file of a few dozen bytes, refused from its header.
+_BOMB_SIDE = 60_000
+
+
+def decompression_bomb_png(side: int = _BOMB_SIDE) -> bytes:
+    """A valid PNG header declaring side x side pixels, with almost no data behind it: what a
+    loader must refuse before allocating (and does: the tile says "image too large")."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
 
 def render_demo_image(number: int) -> Tuple[bytes, str]:
@@ -165,6 +181,8 @@ class DemoServer:
             return 404, b"not found", "text/plain"
         if kind == "not-an-image":
             return 200, b"<!doctype html><title>Moved</title><p>This is a web page.</p>", "text/html"
+        if kind == "bomb":
+            return 200, decompression_bomb_png(), "image/png"
         with self._lock:
             cached = self._cache.get(number)
         if cached is None:
@@ -172,6 +190,4 @@ class DemoServer:
             with self._lock:
                 self._cache[number] = cached
         body, content_type = cached
-        if kind == "truncated":
-            return 200, body[: len(body) // 3], content_type
         return 200, body, content_type
