@@ -25,7 +25,7 @@ DEFAULT_COUNT = 84
 # (width, height): landscape, portrait, square and panorama, so fit and crop both show.
 _SIZES = [(800, 600), (640, 480), (600, 800), (500, 500), (1200, 500), (960, 640), (480, 720)]
 _SHAPES = ("circle", "square", "triangle", "star", "rings", "stripes")
-# Rows that fail on purpose, by index: (path suffix, kind).
+# Rows that fail on purpose: index -> how it fails.
 _BROKEN = {13: "missing", 41: "not-an-image", 65: "bomb"}
 # The bomb's declared size: 3.6 gigapixels in a file of a few dozen bytes, refused from its header.
 _BOMB_SIDE = 60_000
