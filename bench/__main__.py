@@ -300,7 +300,9 @@ def main() -> None:
 
     root = args.corpus or corpus.default_dir()
     manifest = corpus.ensure(root, log=log)
-    cores = os.cpu_count() or 1
+    from imagegallery.workers import usable_cores
+
+    cores = usable_cores()  # the floor's "decode time / cores": the cores this run may use
     log("measuring decode times for the floor...")
     decode_s = measure_decode(manifest, root)
     display_env = {"QT_QUICK_BACKEND": "software", "QT_QPA_PLATFORM": "offscreen"} if (

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from imagegallery.workers import WORKER_NICENESS, PriorityWorkerPool
+from imagegallery.workers import WORKER_NICENESS, PriorityWorkerPool, default_decode_threads
 
 
 def test_jobs_run_in_priority_order_and_cancelled_ones_never_run(qtbot):
@@ -51,3 +51,14 @@ def test_workers_run_at_a_lower_cpu_priority_than_the_thread_that_made_them(qtbo
     qtbot.waitUntil(lambda: len(results) == 1, timeout=5000)
     assert results == [min(19, own_niceness() + WORKER_NICENESS)]
     pool.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux-only")
+def test_decode_threads_follow_the_cores_this_process_may_use_not_the_machines():
+    allowed = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(allowed)})  # what `taskset -c N` or a cpuset leaves
+        assert default_decode_threads() == 1
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert default_decode_threads() == min(4, len(allowed))

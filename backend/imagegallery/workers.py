@@ -22,9 +22,18 @@ from typing import Any, Callable, Dict, List, Tuple
 from PyQt5.QtCore import QCoreApplication, QEvent, QObject, Qt, pyqtSignal
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: a container or `taskset` can allow fewer than the
+    machine has, and decoders beyond them only take turns with the GUI thread."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def default_decode_threads() -> int:
     # One per core, at most four: past that the GIL-bound Python glue between decodes dominates.
-    return max(1, min(4, os.cpu_count() or 1))
+    return min(4, usable_cores())
 
 
 # How much nicer than the thread that made them workers run. Android's image loaders run theirs
