@@ -1,7 +1,10 @@
 """https galleries through the model against real TLS servers; HTTP/2 by ALPN and h2c."""
+from dataclasses import replace
+
 import pytest
 from PyQt5.QtCore import QSize
 
+from imagegallery.limits import LoadLimits
 from imagegallery.model import ImageGalleryModel
 from imagegallery.transport.qt import HTTP2_MAX_FRAME_BYTES, qt_has_tls
 from imagegallery.transport.select import transport_name_for
@@ -113,6 +116,67 @@ def test_h2c_prior_knowledge_when_switched_on(qtbot, transport, h2c_server, make
     assert h2c_server.http_versions == {"2": 10}
     assert h2c_server.connections == 1
     assert model.loader.stats["http2_responses"] == 10
+
+
+# Timeouts shrunk so a slow link shows in a second: a transfer is too slow under 16 KB/s over
+# 0.6 s, and idle after 0.6 s without a byte. Twelve photos of about 9 KB each.
+SHARED_LINK_LIMITS = replace(LoadLimits(), max_retries=0, idle_timeout_s=0.6, slow_window_s=0.6,
+                             min_bytes_per_second=16 * 1024)
+
+
+def load_over_one_paced_http2_link(qtbot, make_model, transport, link_bytes_per_second):
+    server = AsgiImageServer(link_bytes_per_second=link_bytes_per_second)
+    model = make_model(transport=transport, http2Cleartext=True)
+    model.set_limits(SHARED_LINK_LIMITS)
+    try:
+        urls = [server.add(f"/{seed}.jpg", noisy_photo_bytes(seed, 160, 120, 90), "image/jpeg")
+                for seed in range(12)]
+        with qtbot.waitSignal(model.finished, timeout=15000):
+            model.urls = urls
+        assert server.connections == 1
+        assert server.http_versions == {"2": 12}
+        return statuses(model), reasons(model)
+    finally:
+        model.loader.close()
+        server.stop()
+
+
+@pytest.mark.parametrize("transport", ["qt", "curl"])
+def test_streams_taking_turns_on_a_fast_enough_http2_link_do_not_time_out(qtbot, transport,
+                                                                           make_model):
+    # At 64 KB/s the link is four times the minimum, but each of the twelve streams gets a 4 KB
+    # piece only every 0.75 s and averages about 5 KB/s. Judged one by one, every stream would
+    # be idle and too slow; a browser would load them all.
+    found, why = load_over_one_paced_http2_link(qtbot, make_model, transport, 64 * 1024)
+    assert found == [Status.Ready] * 12, why
+
+
+@pytest.mark.parametrize("transport", ["qt", "curl"])
+def test_an_http2_link_slower_than_the_minimum_still_fails_its_streams(qtbot, transport,
+                                                                        make_model):
+    found, why = load_over_one_paced_http2_link(qtbot, make_model, transport, 4 * 1024)
+    assert found == [Status.Error] * 12
+    assert all(reason.startswith(("timed out: too slow", "timed out after 0.6 s (no data)"))
+               for reason in why), why
+
+
+@pytest.mark.parametrize("transport", ["qt", "curl"])
+def test_a_stalled_stream_times_out_once_its_http2_link_goes_quiet(qtbot, transport, make_model):
+    server = AsgiImageServer()
+    model = make_model(transport=transport, http2Cleartext=True)
+    model.set_limits(SHARED_LINK_LIMITS)
+    try:
+        urls = [server.add(f"/{seed}.jpg", noisy_photo_bytes(seed, 160, 120, 90), "image/jpeg")
+                for seed in range(6)]
+        urls.append(server.add_stalled("/stalled.jpg", noisy_photo_bytes(6, 160, 120, 90)))
+        with qtbot.waitSignal(model.finished, timeout=15000):
+            model.urls = urls
+        assert statuses(model) == [Status.Ready] * 6 + [Status.Error], reasons(model)
+        assert reasons(model)[6] == "timed out after 0.6 s (no data)"
+        assert server.connections == 1
+    finally:
+        model.loader.close()
+        server.stop()
 
 
 @pytest.mark.parametrize("transport", ["qt", "curl"])

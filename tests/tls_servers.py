@@ -12,6 +12,7 @@ import datetime
 import os
 import socket
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,12 +79,20 @@ class AsgiImageServer:
     """hypercorn in its own thread and asyncio loop, on a free port of 127.0.0.1.
 
     tls: None for cleartext; alpn: what the server offers on https ("h2", "http/1.1").
+    link_bytes_per_second: paces each connection like a slow link, in LINK_PIECE_BYTES pieces;
+    the streams of one HTTP/2 connection take turns on it, as they would on a real one.
     """
 
+    LINK_PIECE_BYTES = 4096
+
     def __init__(self, tls: Optional[CertificateFiles] = None,
-                 alpn: Sequence[str] = ("h2", "http/1.1"), latency: float = 0.0):
+                 alpn: Sequence[str] = ("h2", "http/1.1"), latency: float = 0.0,
+                 link_bytes_per_second: float = 0.0):
         self.tls = tls
         self.latency = latency
+        self.link_bytes_per_second = link_bytes_per_second
+        self._link_free_at: Dict[tuple, float] = {}  # connection -> when its link is next free
+        self._stalled: set = set()
         self.routes: Dict[str, Tuple[int, bytes, str, dict]] = {}
         self.hits: Counter = Counter()
         self.http_versions: Counter = Counter()
@@ -133,6 +142,11 @@ class AsgiImageServer:
     def add_redirect(self, path: str, location: str, status: int = 302) -> str:
         return self.add(path, b"", "text/plain", status, {"location": location})
 
+    def add_stalled(self, path: str, body: bytes, content_type: str = "image/jpeg") -> str:
+        """A route that sends its headers and half its body, then nothing until the server stops."""
+        self._stalled.add(path)
+        return self.add(path, body, content_type)
+
     @property
     def connections(self) -> int:
         with self._lock:
@@ -173,10 +187,11 @@ class AsgiImageServer:
         if scope["type"] != "http":
             return
         path = scope["path"]
+        client = tuple(scope.get("client") or ())
         with self._lock:
             self.hits[path] += 1
             self.http_versions[scope["http_version"]] += 1
-            self.clients.add(tuple(scope.get("client") or ()))
+            self.clients.add(client)
         if self.latency:
             await asyncio.sleep(self.latency)  # the server's loop waits, not the test
         status, body, content_type, headers = self.routes.get(
@@ -185,7 +200,22 @@ class AsgiImageServer:
             (b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
         response_headers += [(k.lower().encode(), str(v).encode()) for k, v in headers.items()]
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": body})
+        if path in self._stalled:
+            await send({"type": "http.response.body", "body": body[:len(body) // 2],
+                        "more_body": True})
+            await self._stop.wait()
+            return
+        if not self.link_bytes_per_second:
+            await send({"type": "http.response.body", "body": body})
+            return
+        for offset in range(0, len(body), self.LINK_PIECE_BYTES):
+            piece = body[offset:offset + self.LINK_PIECE_BYTES]
+            now = time.monotonic()
+            start = max(now, self._link_free_at.get(client, now))
+            self._link_free_at[client] = start + len(piece) / self.link_bytes_per_second
+            await asyncio.sleep(self._link_free_at[client] - now)
+            await send({"type": "http.response.body", "body": piece,
+                        "more_body": offset + len(piece) < len(body)})
 
 
 # -- fixtures (test modules import the ones they use) ----------------------------------------

@@ -68,6 +68,38 @@ _SCHEDULE_EVENT = QEvent.Type(QEvent.registerEventType())
 
 
 @dataclass
+class _Arrivals:
+    """Bytes arriving, as the watchdog judges them: for one transfer, or for all the streams of a
+    host's HTTP/2 connection together. Streams take turns on that connection, so one waiting its
+    turn is not idle, and each gets a share of the link: on a 50 KB/s link 64 streams average
+    0.8 KB/s each, and judged one by one every stream of a gallery a browser would load failed
+    as too slow."""
+
+    last_byte_at: float
+    window_start: float
+    received: int = 0
+    window_bytes: int = 0
+
+    def arrived(self, now: float, count: int) -> None:
+        self.last_byte_at = now
+        self.received += count
+
+    def timeout_reason(self, now: float, limits: LoadLimits) -> Optional[str]:
+        """Why these arrivals break the limits, or None; a new rate window starts once one has
+        passed."""
+        if now - self.last_byte_at > limits.idle_timeout_s:
+            return f"timed out after {format_seconds(limits.idle_timeout_s)} (no data)"
+        if now - self.window_start < limits.slow_window_s:
+            return None
+        rate = (self.received - self.window_bytes) / (now - self.window_start)
+        self.window_start, self.window_bytes = now, self.received
+        if rate < limits.min_bytes_per_second:
+            return (f"timed out: too slow ({format_bytes(int(rate))}/s over "
+                    f"{format_seconds(limits.slow_window_s)})")
+        return None
+
+
+@dataclass
 class _Job:
     """What the loader knows about one URL it is working on."""
 
@@ -82,10 +114,8 @@ class _Job:
     transport: Optional[Transport] = None
     started_at: float = 0.0
     responded: bool = False
-    last_byte_at: float = 0.0
     received: int = 0
-    window_start: float = 0.0
-    window_bytes: int = 0
+    arrivals: Optional[_Arrivals] = None
     etag: str = ""
     last_modified: str = ""
     revalidating: Optional[CachedThumbnail] = None
@@ -129,6 +159,8 @@ class ImageLoader(QObject):
         self._host_queues: Dict[str, List[tuple]] = {}
         self._host_in_flight: Dict[str, int] = {}
         self._http2_hosts: set = set()  # hosts that answered over HTTP/2: their cap is streams
+        # Per multiplexed host with transfers in flight: what arrives on its connection.
+        self._link_arrivals: Dict[str, _Arrivals] = {}
         self._in_flight = 0
         self._sequence = itertools.count()
         self._tokens = itertools.count(1)
@@ -470,9 +502,13 @@ class ImageLoader(QObject):
     def _host_cap(self, host: str) -> int:
         if host.startswith("file"):
             return 4  # local disk: more parallel reads only thrash it
-        if host in self._http2_hosts or (self.http2_cleartext and host.startswith("http:")):
+        if self._is_multiplexed(host):
             return max(self._limits.max_http2_streams_per_host, self._limits.max_connections_per_host)
         return self._limits.max_connections_per_host
+
+    def _is_multiplexed(self, host: str) -> bool:
+        """The host's transfers are streams of one HTTP/2 connection."""
+        return host in self._http2_hosts or (self.http2_cleartext and host.startswith("http:"))
 
     def _start_transfer(self, job: _Job) -> None:
         transport = self._transports.for_scheme(job.parsed.scheme)
@@ -480,9 +516,10 @@ class ImageLoader(QObject):
         job.transport = transport
         job.stage = _FETCHING
         now = time.monotonic()
-        job.started_at = job.last_byte_at = job.window_start = now
+        job.started_at = now
         job.responded = False
-        job.received = job.window_bytes = 0
+        job.received = 0
+        job.arrivals = _Arrivals(now, now)
         self._by_request[job.request_id] = job
         self._in_flight += 1
         host = job.parsed.host_key
@@ -508,17 +545,24 @@ class ImageLoader(QObject):
         job = self._by_request.get(request_id)
         if job is not None:
             job.responded = True
-            job.last_byte_at = time.monotonic()
+            self._arrived(job, 0)
 
     def _on_progress(self, request_id: int, received: int, total: int) -> None:
         job = self._by_request.get(request_id)
         if job is None:
             return
         job.responded = True
+        self._arrived(job, max(0, received - job.received))  # a redirect's next hop counts anew
         job.received = received
-        job.last_byte_at = time.monotonic()
         if job.revalidating is None:
             self.loadProgress.emit(job.url, received, total)
+
+    def _arrived(self, job: _Job, count: int) -> None:
+        now = time.monotonic()
+        job.arrivals.arrived(now, count)
+        host = job.parsed.host_key
+        if self._is_multiplexed(host):
+            self._link_arrivals.setdefault(host, _Arrivals(now, now)).arrived(now, count)
 
     def _on_transfer_finished(self, result: TransferResult) -> None:
         job = self._by_request.get(result.request_id)
@@ -704,6 +748,7 @@ class ImageLoader(QObject):
         self._host_in_flight[host] -= 1
         if not self._host_in_flight[host]:
             del self._host_in_flight[host]
+            self._link_arrivals.pop(host, None)  # the next transfer starts a fresh record
         job.transport = None
         self._request_schedule()
 
@@ -721,19 +766,19 @@ class ImageLoader(QObject):
             return
         now = time.monotonic()
         limits = self._limits
+        # Judged once per tick: the verdict on a link holds for every stream on it.
+        link_reasons = {host: arrivals.timeout_reason(now, limits)
+                        for host, arrivals in self._link_arrivals.items()}
         for job in list(self._by_request.values()):
-            error = None
+            host = job.parsed.host_key
             if not job.responded:
+                error = None
                 if now - job.started_at > limits.connect_timeout_s:
                     error = f"timed out after {format_seconds(limits.connect_timeout_s)} (no response)"
-            elif now - job.last_byte_at > limits.idle_timeout_s:
-                error = f"timed out after {format_seconds(limits.idle_timeout_s)} (no data)"
-            elif now - job.window_start >= limits.slow_window_s:
-                rate = (job.received - job.window_bytes) / (now - job.window_start)
-                if rate < limits.min_bytes_per_second:
-                    error = (f"timed out: too slow ({format_bytes(int(rate))}/s over "
-                             f"{format_seconds(limits.slow_window_s)})")
-                job.window_start, job.window_bytes = now, job.received
+            elif host in link_reasons:
+                error = link_reasons[host]
+            else:
+                error = job.arrivals.timeout_reason(now, limits)
             if error is not None:
                 self._abort_transfer(job)
                 self._on_transfer_error(job, TransferError(ErrorKind.TIMEOUT, error))
