@@ -212,7 +212,7 @@ def raw_h2_server():
         server.stop()
 
 
-def test_qt_takes_http2_frames_far_larger_than_the_default(qtbot, raw_h2_server, make_model):
+def test_qt_takes_http2_frames_larger_than_the_default(qtbot, raw_h2_server, make_model):
     # Qt announces 16 KB by default; each frame costs work at both ends (see HTTP2_MAX_FRAME_BYTES).
     body = noisy_photo_bytes(3, 2400, 1800, quality=100)
     assert len(body) > 2 * HTTP2_MAX_FRAME_BYTES
