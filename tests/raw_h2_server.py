@@ -1,14 +1,15 @@
 """A bare HTTP/2 server (prior knowledge, cleartext) on 127.0.0.1 that shows its frames.
 
 hypercorn hides the protocol; this one, built on the `h2` state machine hypercorn itself uses,
-records what a test needs to see: the settings the client announced and the size of every DATA
-frame sent. It serves one body for every path, each DATA frame as large as the client allows.
+records what a test needs to see: the settings the client announced, each request's priority
+signals and the size of every DATA frame sent. It serves one body for every path, each DATA
+frame as large as the client allows.
 """
 from __future__ import annotations
 
 import socket
 import threading
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection
@@ -22,6 +23,8 @@ class RawH2Server:
         self.content_type = content_type
         self.client_max_frame_size: Optional[int] = None  # None: the client never set it
         self.data_frame_sizes: List[int] = []
+        # path -> (RFC 7540 weight or None, RFC 9218 priority header or None)
+        self.priorities: Dict[str, Tuple[Optional[int], Optional[str]]] = {}
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._clients: List[socket.socket] = []
@@ -66,6 +69,9 @@ class RawH2Server:
                         if changed is not None:
                             self.client_max_frame_size = changed.new_value
                     elif isinstance(event, RequestReceived):
+                        headers = {_text(name): _text(value) for name, value in event.headers}
+                        weight = event.priority_updated and event.priority_updated.weight
+                        self.priorities[headers[":path"]] = (weight, headers.get("priority"))
                         connection.send_headers(event.stream_id, [
                             (":status", "200"), ("content-type", self.content_type),
                             ("content-length", str(len(self.body)))])
@@ -94,3 +100,7 @@ class RawH2Server:
             else:
                 connection.end_stream(stream_id)
                 del unsent[stream_id]
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value

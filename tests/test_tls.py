@@ -225,3 +225,22 @@ def test_qt_takes_http2_frames_larger_than_the_default(qtbot, raw_h2_server, mak
     assert server.client_max_frame_size == HTTP2_MAX_FRAME_BYTES
     assert max(server.data_frame_sizes) == HTTP2_MAX_FRAME_BYTES
     assert sum(server.data_frame_sizes) == len(body)
+
+
+@pytest.mark.parametrize("transport", ["qt", "curl"])
+def test_http2_servers_are_told_which_streams_are_on_screen(qtbot, transport, raw_h2_server,
+                                                             make_model):
+    server = raw_h2_server(noisy_photo_bytes(1, 160, 120), "image/jpeg")
+    model = make_model(transport=transport, http2Cleartext=True, prefetchRows=1)
+    model.setVisibleRange(0, 1)  # rows 0-1 on screen, row 2 in the prefetch margin
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [server.url(f"/{row}.jpg") for row in range(5)]
+    assert statuses(model) == [Status.Ready] * 5, reasons(model)
+    headers = {path: header for path, (_, header) in server.priorities.items()}
+    assert headers == {"/0.jpg": "u=1", "/1.jpg": "u=1", "/2.jpg": "u=3", "/3.jpg": "u=5",
+                       "/4.jpg": "u=5"}
+    weights = {path: weight for path, (weight, _) in server.priorities.items()}
+    if transport == "qt":  # Qt also sends RFC 7540 weights; libcurl 8 no longer does
+        assert weights == {"/0.jpg": 256, "/1.jpg": 256, "/2.jpg": 128, "/3.jpg": 1,
+                           "/4.jpg": 1}
+

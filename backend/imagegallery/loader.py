@@ -28,7 +28,7 @@ from .cache import (ByteBoundedLRU, CachedThumbnail, DiskThumbnailCache, Thumbna
 from .decode import FIT, ThumbnailSpec, decode_thumbnail, warm_up_decoders
 from .limits import LoadLimits
 from .transport.base import (ErrorKind, TransferError, TransferRequest, TransferResult, Transport,
-                             TransportOptions)
+                             TransportOptions, Urgency)
 from .transport.select import TransportSet, preload_curl_transport, transport_name_for
 from .units import format_bytes, format_seconds
 from .url_policy import ParsedImageUrl, parse_image_url
@@ -65,6 +65,13 @@ HELD_DISK_WRITES_MAX_S = 5.0
 
 _DISK_LOOKUP, _QUEUED, _FETCHING, _BACKOFF, _DECODING = range(5)
 _SCHEDULE_EVENT = QEvent.Type(QEvent.registerEventType())
+
+
+def _urgency_of(priority: Tuple[int, int]) -> Urgency:
+    band = priority[0]
+    if band <= VISIBLE:  # a provider miss (URGENT) is on screen too
+        return Urgency.ON_SCREEN
+    return Urgency.NEAR_SCREEN if band == NEAR_VISIBLE else Urgency.LATER
 
 
 @dataclass
@@ -530,7 +537,8 @@ class ImageLoader(QObject):
             job.request_id, job.parsed.url, self._limits.max_response_bytes, self._limits.max_redirects,
             http2_cleartext=self.http2_cleartext,
             if_none_match=job.etag if revalidating else "",
-            if_modified_since=job.last_modified if revalidating else "")
+            if_modified_since=job.last_modified if revalidating else "",
+            urgency=_urgency_of(job.priority))
         if not revalidating:
             self.loadStarted.emit(job.url)
         self._arm_watchdog()

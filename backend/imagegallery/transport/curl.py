@@ -404,7 +404,8 @@ class _Worker:
         # Images are compressed already; asking for identity (and not setting libcurl's
         # ACCEPT_ENCODING, which would inflate without a bound) leaves a compressed body to the
         # decode stage, which inflates it under the byte cap.
-        headers = ["Accept-Encoding: identity", "Accept: image/*,*/*;q=0.5"]
+        headers = ["Accept-Encoding: identity", "Accept: image/*,*/*;q=0.5",
+                   f"Priority: {request.urgency.priority_header}"]
         if request.if_none_match:
             headers.append(f"If-None-Match: {request.if_none_match}")
         if request.if_modified_since:

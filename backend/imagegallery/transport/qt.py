@@ -16,7 +16,7 @@ from PyQt5.QtNetwork import (QNetworkAccessManager, QNetworkProxyFactory, QNetwo
 
 from .base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE, ErrorKind,
                    TransferError, TransferRequest, TransferResult, Transport, TransportOptions,
-                   TurnBudget, http_status_error, too_large_error)
+                   TurnBudget, Urgency, http_status_error, too_large_error)
 from .proxy import EnvironmentProxyFactory, proxy_for_url
 
 # One QNAM opens at most six HTTP/1.1 connections per host (a constant inside Qt). A user who
@@ -33,6 +33,10 @@ PROGRESS_SECONDS = 0.05
 # progress (and the idle timer) moving on a slow link: a 64 KB frame takes 30 s only under
 # 2.2 KB/s, a 256 KB one under 8.5 KB/s.
 HTTP2_MAX_FRAME_BYTES = 64 * 1024
+
+_QT_PRIORITIES = {Urgency.ON_SCREEN: QNetworkRequest.HighPriority,
+                  Urgency.NEAR_SCREEN: QNetworkRequest.NormalPriority,
+                  Urgency.LATER: QNetworkRequest.LowPriority}
 
 _ERROR_KINDS = {
     QNetworkReply.ConnectionRefusedError: (ErrorKind.CONNECTION_REFUSED, "connection refused"),
@@ -154,6 +158,8 @@ class QtTransport(Transport):
         # gzip body itself, without any bound (decode.py inflates with the byte cap instead).
         qrequest.setRawHeader(b"Accept-Encoding", b"identity")
         qrequest.setRawHeader(b"Accept", b"image/*,*/*;q=0.5")
+        qrequest.setRawHeader(b"Priority", request.urgency.priority_header.encode())
+        qrequest.setPriority(_QT_PRIORITIES[request.urgency])  # the HTTP/2 stream's weight
         if request.if_none_match:
             qrequest.setRawHeader(b"If-None-Match", request.if_none_match.encode("latin-1"))
         if request.if_modified_since:
