@@ -151,6 +151,29 @@ def test_streams_taking_turns_on_a_fast_enough_http2_link_do_not_time_out(qtbot,
     assert found == [Status.Ready] * 12, why
 
 
+def test_streams_queued_behind_the_servers_stream_limit_do_not_time_out(qtbot, make_model):
+    # The server allows two streams at a time. Once Qt knows that (after a first image), it keeps
+    # the other requests until a stream is free: ten of them wait longer than the 0.6 s allowed
+    # for a response, while the link is busy all along. (Qt only: libcurl 8 opens more streams
+    # than this server allows, and the server resets the connection.)
+    server = AsgiImageServer(link_bytes_per_second=64 * 1024, max_streams=2)
+    model = make_model(transport="qt", http2Cleartext=True)
+    model.set_limits(replace(SHARED_LINK_LIMITS, connect_timeout_s=0.6))
+    try:
+        urls = [server.add(f"/{seed}.jpg", noisy_photo_bytes(seed, 160, 120, 90), "image/jpeg")
+                for seed in range(13)]
+        with qtbot.waitSignal(model.finished, timeout=15000):
+            model.urls = urls[:1]
+        with qtbot.waitSignal(model.finished, timeout=15000):
+            model.urls = urls
+        assert statuses(model) == [Status.Ready] * 13, reasons(model)
+        assert server.connections == 1
+        assert server.http_versions == {"2": 13}
+    finally:
+        model.loader.close()
+        server.stop()
+
+
 @pytest.mark.parametrize("transport", ["qt", "curl"])
 def test_an_http2_link_slower_than_the_minimum_still_fails_its_streams(qtbot, transport,
                                                                         make_model):

@@ -81,13 +81,14 @@ class AsgiImageServer:
     tls: None for cleartext; alpn: what the server offers on https ("h2", "http/1.1").
     link_bytes_per_second: paces each connection like a slow link, in LINK_PIECE_BYTES pieces;
     the streams of one HTTP/2 connection take turns on it, as they would on a real one.
+    max_streams: the HTTP/2 streams a connection may have open at once (the server's setting).
     """
 
     LINK_PIECE_BYTES = 4096
 
     def __init__(self, tls: Optional[CertificateFiles] = None,
                  alpn: Sequence[str] = ("h2", "http/1.1"), latency: float = 0.0,
-                 link_bytes_per_second: float = 0.0):
+                 link_bytes_per_second: float = 0.0, max_streams: int = 100):
         self.tls = tls
         self.latency = latency
         self.link_bytes_per_second = link_bytes_per_second
@@ -113,6 +114,7 @@ class AsgiImageServer:
         config.accesslog = None
         config.errorlog = None  # rejected handshakes are the point of some tests
         config.graceful_timeout = 0.2
+        config.h2_max_concurrent_streams = max_streams
         if tls is not None:
             config.certfile, config.keyfile = tls.cert_file, tls.key_file
             config.alpn_protocols = list(alpn)

@@ -781,7 +781,11 @@ class ImageLoader(QObject):
             host = job.parsed.host_key
             if not job.responded:
                 error = None
-                if now - job.started_at > limits.connect_timeout_s:
+                # A stream may wait for a free one (the server's limit) while its link is busy:
+                # it is given up only once the link, too, has been quiet that long.
+                waiting_since = max(job.started_at, self._link_arrivals[host].last_byte_at
+                                    if host in self._link_arrivals else 0.0)
+                if now - waiting_since > limits.connect_timeout_s:
                     error = f"timed out after {format_seconds(limits.connect_timeout_s)} (no response)"
             elif host in link_reasons:
                 error = link_reasons[host]
