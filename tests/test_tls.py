@@ -119,9 +119,15 @@ def test_h2c_prior_knowledge_when_switched_on(qtbot, transport, h2c_server, make
 
 
 # Timeouts shrunk so a slow link shows in a second: a transfer is too slow under 16 KB/s over
-# 0.6 s, and idle after 0.6 s without a byte. Twelve photos of about 9 KB each.
+# 0.6 s, and idle after 0.6 s without a byte.
 SHARED_LINK_LIMITS = replace(LoadLimits(), max_retries=0, idle_timeout_s=0.6, slow_window_s=0.6,
                              min_bytes_per_second=16 * 1024)
+
+
+def serve_small_photos(server, count):
+    """`count` JPEGs of about 9 KB each; their URLs."""
+    return [server.add(f"/{seed}.jpg", noisy_photo_bytes(seed, 160, 120, 90), "image/jpeg")
+            for seed in range(count)]
 
 
 def load_over_one_paced_http2_link(qtbot, make_model, transport, link_bytes_per_second):
@@ -129,8 +135,7 @@ def load_over_one_paced_http2_link(qtbot, make_model, transport, link_bytes_per_
     model = make_model(transport=transport, http2Cleartext=True)
     model.set_limits(SHARED_LINK_LIMITS)
     try:
-        urls = [server.add(f"/{seed}.jpg", noisy_photo_bytes(seed, 160, 120, 90), "image/jpeg")
-                for seed in range(12)]
+        urls = serve_small_photos(server, 12)
         with qtbot.waitSignal(model.finished, timeout=15000):
             model.urls = urls
         assert server.connections == 1
@@ -160,8 +165,7 @@ def test_streams_queued_behind_the_servers_stream_limit_do_not_time_out(qtbot, m
     model = make_model(transport="qt", http2Cleartext=True)
     model.set_limits(replace(SHARED_LINK_LIMITS, connect_timeout_s=0.6))
     try:
-        urls = [server.add(f"/{seed}.jpg", noisy_photo_bytes(seed, 160, 120, 90), "image/jpeg")
-                for seed in range(13)]
+        urls = serve_small_photos(server, 13)
         with qtbot.waitSignal(model.finished, timeout=15000):
             model.urls = urls[:1]
         with qtbot.waitSignal(model.finished, timeout=15000):
@@ -189,8 +193,7 @@ def test_a_stalled_stream_times_out_once_its_http2_link_goes_quiet(qtbot, transp
     model = make_model(transport=transport, http2Cleartext=True)
     model.set_limits(SHARED_LINK_LIMITS)
     try:
-        urls = [server.add(f"/{seed}.jpg", noisy_photo_bytes(seed, 160, 120, 90), "image/jpeg")
-                for seed in range(6)]
+        urls = serve_small_photos(server, 6)
         urls.append(server.add_stalled("/stalled.jpg", noisy_photo_bytes(6, 160, 120, 90)))
         with qtbot.waitSignal(model.finished, timeout=15000):
             model.urls = urls
