@@ -74,13 +74,19 @@ def _urgency_of(priority: Tuple[int, int]) -> Urgency:
     return Urgency.NEAR_SCREEN if band == NEAR_VISIBLE else Urgency.LATER
 
 
+# Over HTTP/2 a stream is judged by its host's connections as a whole, but never waits more than
+# this many times `connect_timeout_s` for a response or `idle_timeout_s` for its next byte: a
+# request a server leaves hanging must end even while the other streams keep the link busy.
+STREAM_PATIENCE = 4
+
+
 @dataclass
 class _Arrivals:
-    """Bytes arriving, as the watchdog judges them: for one transfer, or for all the streams of a
-    host's HTTP/2 connection together. Streams take turns on that connection, so one waiting its
-    turn is not idle, and each gets a share of the link: on a 50 KB/s link 64 streams average
-    0.8 KB/s each, and judged one by one every stream of a gallery a browser would load failed
-    as too slow."""
+    """Bytes arriving, as the watchdog judges them: for one transfer, or for all the HTTP/2
+    streams to one host together. Streams take turns on a connection, so one waiting its turn is
+    not idle, and each gets a share of the link: on a 50 KB/s link 64 streams average 0.8 KB/s
+    each, and judged one by one every stream of a gallery a browser would load failed as too
+    slow."""
 
     last_byte_at: float
     window_start: float
@@ -95,6 +101,8 @@ class _Arrivals:
         """Why these arrivals break the limits, or None; a new rate window starts once one has
         passed."""
         if now - self.last_byte_at > limits.idle_timeout_s:
+            # A fresh window: were the link to recover, minutes of silence must not count.
+            self.window_start, self.window_bytes = now, self.received
             return f"timed out after {format_seconds(limits.idle_timeout_s)} (no data)"
         if now - self.window_start < limits.slow_window_s:
             return None
@@ -122,7 +130,8 @@ class _Job:
     started_at: float = 0.0
     responded: bool = False
     received: int = 0
-    arrivals: Optional[_Arrivals] = None
+    arrivals: Optional[_Arrivals] = None  # set when a transfer starts
+    link: Optional[_Arrivals] = None  # the host's, when the transfer is an HTTP/2 stream
     etag: str = ""
     last_modified: str = ""
     revalidating: Optional[CachedThumbnail] = None
@@ -527,9 +536,11 @@ class ImageLoader(QObject):
         job.responded = False
         job.received = 0
         job.arrivals = _Arrivals(now, now)
+        host = job.parsed.host_key
+        job.link = (self._link_arrivals.setdefault(host, _Arrivals(now, now))
+                    if self._is_multiplexed(host) else None)
         self._by_request[job.request_id] = job
         self._in_flight += 1
-        host = job.parsed.host_key
         self._host_in_flight[host] = self._host_in_flight.get(host, 0) + 1
         self.stats["network_requests"] += 1
         revalidating = job.revalidating is not None
@@ -568,9 +579,8 @@ class ImageLoader(QObject):
     def _arrived(self, job: _Job, count: int) -> None:
         now = time.monotonic()
         job.arrivals.arrived(now, count)
-        host = job.parsed.host_key
-        if self._is_multiplexed(host):
-            self._link_arrivals.setdefault(host, _Arrivals(now, now)).arrived(now, count)
+        if job.link is not None:
+            job.link.arrived(now, count)
 
     def _on_transfer_finished(self, result: TransferResult) -> None:
         job = self._by_request.get(result.request_id)
@@ -768,6 +778,33 @@ class ImageLoader(QObject):
         shortest = min(limits.connect_timeout_s, limits.idle_timeout_s, limits.slow_window_s)
         self._watchdog.start(max(_MIN_WATCHDOG_MS, int(shortest * 1000 / 4)))
 
+    def _own_timeout(self, job: _Job, now: float) -> Optional[str]:
+        limits = self._limits
+        if not job.responded:
+            if now - job.started_at > limits.connect_timeout_s:
+                return f"timed out after {format_seconds(limits.connect_timeout_s)} (no response)"
+            return None
+        return job.arrivals.timeout_reason(now, limits)
+
+    def _stream_timeout(self, job: _Job, now: float, link_reason: Optional[str]) -> Optional[str]:
+        limits = self._limits
+        if not job.responded:
+            # It may wait for a free stream (the server allows so many) while the link is busy:
+            # given up once the link, too, has been quiet that long.
+            waited = now - job.started_at
+            ceiling = limits.connect_timeout_s * STREAM_PATIENCE
+            if waited > ceiling:
+                return f"timed out after {format_seconds(ceiling)} (no response)"
+            if min(waited, now - job.link.last_byte_at) > limits.connect_timeout_s:
+                return f"timed out after {format_seconds(limits.connect_timeout_s)} (no response)"
+            return None
+        if link_reason is not None:
+            return link_reason
+        ceiling = limits.idle_timeout_s * STREAM_PATIENCE
+        if now - job.arrivals.last_byte_at > ceiling:
+            return f"timed out after {format_seconds(ceiling)} (no data)"
+        return None
+
     def _check_timeouts(self) -> None:
         if not self._by_request:
             self._watchdog.stop()
@@ -775,22 +812,13 @@ class ImageLoader(QObject):
         now = time.monotonic()
         limits = self._limits
         # Judged once per tick: the verdict on a link holds for every stream on it.
-        link_reasons = {host: arrivals.timeout_reason(now, limits)
-                        for host, arrivals in self._link_arrivals.items()}
+        link_reasons = {id(link): link.timeout_reason(now, limits)
+                        for link in self._link_arrivals.values()}
         for job in list(self._by_request.values()):
-            host = job.parsed.host_key
-            if not job.responded:
-                error = None
-                # A stream may wait for a free one (the server's limit) while its link is busy:
-                # it is given up only once the link, too, has been quiet that long.
-                waiting_since = max(job.started_at, self._link_arrivals[host].last_byte_at
-                                    if host in self._link_arrivals else 0.0)
-                if now - waiting_since > limits.connect_timeout_s:
-                    error = f"timed out after {format_seconds(limits.connect_timeout_s)} (no response)"
-            elif host in link_reasons:
-                error = link_reasons[host]
+            if job.link is None:
+                error = self._own_timeout(job, now)
             else:
-                error = job.arrivals.timeout_reason(now, limits)
+                error = self._stream_timeout(job, now, link_reasons.get(id(job.link)))
             if error is not None:
                 self._abort_transfer(job)
                 self._on_transfer_error(job, TransferError(ErrorKind.TIMEOUT, error))
