@@ -208,29 +208,29 @@ def test_a_stalled_stream_times_out_once_its_http2_link_goes_quiet(qtbot, transp
 @pytest.mark.parametrize("transport", ["qt", "curl"])
 def test_a_stalled_stream_times_out_even_while_its_http2_link_stays_busy(qtbot, transport,
                                                                           make_model):
-    # Four photos of about 40 KB keep a 64 KB/s link busy for about 2.5 s; the fifth stream
-    # stalls after half its body. With 0.5 s of idle allowed, it must be given up after four
-    # times that (STREAM_PATIENCE) while the others are still arriving, not once they are done.
+    # Five photos of about 40 KB keep a 64 KB/s link busy for over 3 s; a sixth stream stalls
+    # after half its body. With 0.5 s of idle allowed, it must be given up after four times that
+    # (STREAM_PATIENCE) while the others are still arriving, not once they are done.
     server = AsgiImageServer(link_bytes_per_second=64 * 1024)
     model = make_model(transport=transport, http2Cleartext=True)
     model.set_limits(replace(SHARED_LINK_LIMITS, idle_timeout_s=0.5))
     try:
         urls = [server.add(f"/{seed}.jpg", noisy_photo_bytes(seed, 480, 360, 92), "image/jpeg")
-                for seed in range(4)]
-        urls.append(server.add_stalled("/stalled.jpg", noisy_photo_bytes(4, 160, 120, 90)))
+                for seed in range(5)]
+        urls.append(server.add_stalled("/stalled.jpg", noisy_photo_bytes(5, 160, 120, 90)))
         ready_when_stalled_failed = []
 
         def on_changed(top, bottom, roles=()):
-            if not ready_when_stalled_failed and model.status_of(4) == Status.Error:
+            if not ready_when_stalled_failed and model.status_of(5) == Status.Error:
                 ready_when_stalled_failed.append(
-                    sum(model.status_of(row) == Status.Ready for row in range(4)))
+                    sum(model.status_of(row) == Status.Ready for row in range(5)))
 
         model.dataChanged.connect(on_changed)
         with qtbot.waitSignal(model.finished, timeout=15000):
             model.urls = urls
-        assert statuses(model) == [Status.Ready] * 4 + [Status.Error], reasons(model)
-        assert reasons(model)[4] == "timed out after 2 s (no data)"
-        assert ready_when_stalled_failed[0] < 4
+        assert statuses(model) == [Status.Ready] * 5 + [Status.Error], reasons(model)
+        assert reasons(model)[5] == "timed out after 2 s (no data)"
+        assert ready_when_stalled_failed[0] < 5
     finally:
         model.loader.close()
         server.stop()
