@@ -1,4 +1,5 @@
 """https galleries through the model against real TLS servers; HTTP/2 by ALPN and h2c."""
+from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
@@ -130,20 +131,29 @@ def serve_small_photos(server, count):
             for seed in range(count)]
 
 
-def load_over_one_paced_http2_link(qtbot, make_model, transport, link_bytes_per_second):
-    server = AsgiImageServer(link_bytes_per_second=link_bytes_per_second)
+@contextmanager
+def h2c_gallery(make_model, transport, limits=SHARED_LINK_LIMITS, **server_options):
+    """A cleartext hypercorn (`server_options` as AsgiImageServer's) and a model speaking h2c to
+    it with `limits`; both closed on leaving."""
+    server = AsgiImageServer(**server_options)
     model = make_model(transport=transport, http2Cleartext=True)
-    model.set_limits(SHARED_LINK_LIMITS)
+    model.set_limits(limits)
     try:
+        yield server, model
+    finally:
+        model.loader.close()
+        server.stop()
+
+
+def load_over_one_paced_http2_link(qtbot, make_model, transport, link_bytes_per_second):
+    with h2c_gallery(make_model, transport, link_bytes_per_second=link_bytes_per_second) as (
+            server, model):
         urls = serve_small_photos(server, 12)
         with qtbot.waitSignal(model.finished, timeout=15000):
             model.urls = urls
         assert server.connections == 1
         assert server.http_versions == {"2": 12}
         return statuses(model), reasons(model)
-    finally:
-        model.loader.close()
-        server.stop()
 
 
 @pytest.mark.parametrize("transport", ["qt", "curl"])
@@ -161,10 +171,9 @@ def test_streams_queued_behind_the_servers_stream_limit_do_not_time_out(qtbot, m
     # the other requests until a stream is free: most of them wait longer than the 1.5 s allowed
     # for a response, while the link is busy all along. (Qt only: libcurl 8 opens more streams
     # than this server allows, and the server resets the connection.)
-    server = AsgiImageServer(link_bytes_per_second=32 * 1024, max_streams=2)
-    model = make_model(transport="qt", http2Cleartext=True)
-    model.set_limits(replace(SHARED_LINK_LIMITS, connect_timeout_s=1.5))
-    try:
+    limits = replace(SHARED_LINK_LIMITS, connect_timeout_s=1.5)
+    with h2c_gallery(make_model, "qt", limits, link_bytes_per_second=32 * 1024,
+                     max_streams=2) as (server, model):
         urls = serve_small_photos(server, 13)
         with qtbot.waitSignal(model.finished, timeout=15000):
             model.urls = urls[:1]
@@ -173,9 +182,6 @@ def test_streams_queued_behind_the_servers_stream_limit_do_not_time_out(qtbot, m
         assert statuses(model) == [Status.Ready] * 13, reasons(model)
         assert server.connections == 1
         assert server.http_versions == {"2": 13}
-    finally:
-        model.loader.close()
-        server.stop()
 
 
 @pytest.mark.parametrize("transport", ["qt", "curl"])
@@ -189,10 +195,7 @@ def test_an_http2_link_slower_than_the_minimum_still_fails_its_streams(qtbot, tr
 
 @pytest.mark.parametrize("transport", ["qt", "curl"])
 def test_a_stalled_stream_times_out_once_its_http2_link_goes_quiet(qtbot, transport, make_model):
-    server = AsgiImageServer()
-    model = make_model(transport=transport, http2Cleartext=True)
-    model.set_limits(SHARED_LINK_LIMITS)
-    try:
+    with h2c_gallery(make_model, transport) as (server, model):
         urls = serve_small_photos(server, 6)
         urls.append(server.add_stalled("/stalled.jpg", noisy_photo_bytes(6, 160, 120, 90)))
         with qtbot.waitSignal(model.finished, timeout=15000):
@@ -200,9 +203,6 @@ def test_a_stalled_stream_times_out_once_its_http2_link_goes_quiet(qtbot, transp
         assert statuses(model) == [Status.Ready] * 6 + [Status.Error], reasons(model)
         assert reasons(model)[6].startswith("timed out"), reasons(model)
         assert server.connections == 1
-    finally:
-        model.loader.close()
-        server.stop()
 
 
 @pytest.mark.parametrize("transport", ["qt", "curl"])
@@ -211,10 +211,9 @@ def test_a_stalled_stream_times_out_even_while_its_http2_link_stays_busy(qtbot, 
     # Five photos of about 40 KB keep a 64 KB/s link busy for over 3 s; a sixth stream stalls
     # after half its body. With 0.5 s of idle allowed, it must be given up after four times that
     # (STREAM_PATIENCE) while the others are still arriving, not once they are done.
-    server = AsgiImageServer(link_bytes_per_second=64 * 1024)
-    model = make_model(transport=transport, http2Cleartext=True)
-    model.set_limits(replace(SHARED_LINK_LIMITS, idle_timeout_s=0.5))
-    try:
+    limits = replace(SHARED_LINK_LIMITS, idle_timeout_s=0.5)
+    with h2c_gallery(make_model, transport, limits, link_bytes_per_second=64 * 1024) as (
+            server, model):
         urls = [server.add(f"/{seed}.jpg", noisy_photo_bytes(seed, 480, 360, 92), "image/jpeg")
                 for seed in range(5)]
         urls.append(server.add_stalled("/stalled.jpg", noisy_photo_bytes(5, 160, 120, 90)))
@@ -231,9 +230,6 @@ def test_a_stalled_stream_times_out_even_while_its_http2_link_stays_busy(qtbot, 
         assert statuses(model) == [Status.Ready] * 5 + [Status.Error], reasons(model)
         assert reasons(model)[5] == "timed out after 2 s (no data)"
         assert ready_when_stalled_failed[0] < 5
-    finally:
-        model.loader.close()
-        server.stop()
 
 
 @pytest.mark.parametrize("transport", ["qt", "curl"])
