@@ -139,6 +139,26 @@ class _Job:
     waiters: List[Callable[[Optional[CachedThumbnail], str], None]] = field(default_factory=list)
 
 
+class _StreamCap:
+    """A multiplexed host's learned stream cap (see ImageLoader._adapt_stream_cap)."""
+
+    __slots__ = ("streams", "successes")
+
+    def __init__(self, streams: int):
+        self.streams = streams
+        self.successes = 0  # since the cap last changed
+
+    def reset(self, still_running: int) -> None:
+        self.streams = max(1, min(self.streams, still_running))
+        self.successes = 0
+
+    def succeeded(self) -> None:
+        self.successes += 1
+        if self.successes >= self.streams:
+            self.streams += 1
+            self.successes = 0
+
+
 class ImageLoader(QObject):
     """Downloads, decodes and caches thumbnails for URLs; see the module docstring.
 
@@ -175,6 +195,9 @@ class ImageLoader(QObject):
         self._host_queues: Dict[str, List[tuple]] = {}
         self._host_in_flight: Dict[str, int] = {}
         self._http2_hosts: set = set()  # hosts that answered over HTTP/2: their cap is streams
+        # Multiplexed hosts whose connection was reset with streams on it: how many streams they
+        # get now (see _adapt_stream_cap). Absent: the configured number.
+        self._stream_caps: Dict[str, _StreamCap] = {}
         # Per multiplexed host with transfers in flight: what arrives on its connection.
         self._link_arrivals: Dict[str, _Arrivals] = {}
         self._in_flight = 0
@@ -519,8 +542,38 @@ class ImageLoader(QObject):
         if host.startswith("file"):
             return 4  # local disk: more parallel reads only thrash it
         if self._is_multiplexed(host):
-            return max(self._limits.max_http2_streams_per_host, self._limits.max_connections_per_host)
+            learned = self._stream_caps.get(host)
+            configured = self._configured_stream_cap()
+            return min(learned.streams, configured) if learned is not None else configured
         return self._limits.max_connections_per_host
+
+    def _configured_stream_cap(self) -> int:
+        return max(self._limits.max_http2_streams_per_host, self._limits.max_connections_per_host)
+
+    def _adapt_stream_cap(self, host: str, result: TransferResult) -> None:
+        """Fewer streams for a multiplexed host that resets them; one more per round of successes.
+
+        A server announces how many streams a connection may carry, but a client may send more
+        before that announcement arrives: libcurl does on each new connection it opens once the
+        first is full. Some servers (hypercorn, through the `h2` library) then reset the whole
+        connection, and retries at the same rate meet the same end. So a reset or protocol error
+        leaves the host as many streams as it still carries (at least one), and the cap grows
+        back by one per `cap` successes, as TCP grows its window after a loss: a new connection
+        then gets one stream at a time, never a burst.
+        """
+        if not self._is_multiplexed(host):
+            return
+        learned = self._stream_caps.get(host)
+        if result.ok:
+            if learned is None:
+                return
+            learned.succeeded()
+            if learned.streams >= self._configured_stream_cap():
+                del self._stream_caps[host]
+        elif result.error.kind in (ErrorKind.CONNECTION_RESET, ErrorKind.PROTOCOL):
+            if learned is None:
+                learned = self._stream_caps[host] = _StreamCap(self._configured_stream_cap())
+            learned.reset(still_running=self._host_in_flight.get(host, 0))
 
     def _is_multiplexed(self, host: str) -> bool:
         """The host's transfers are streams of one HTTP/2 connection."""
@@ -587,6 +640,7 @@ class ImageLoader(QObject):
         if job is None:
             return  # aborted or superseded
         self._release_slot(job)
+        self._adapt_stream_cap(job.parsed.host_key, result)
         # Refill the freed connection now, not at the next event-loop turn: by then the other
         # replies' data events are queued ahead, and a connection idling a few ms per request
         # adds up over a gallery (34 rounds of six on W1).
