@@ -2,6 +2,7 @@
 from PyQt5.QtCore import QElapsedTimer, QTimer
 
 from imagegallery.limits import LoadLimits
+from imagegallery.loader import _StreamCap
 from imagegallery.model import ImageGalleryModel
 from imaging import noisy_photo_bytes, solid_image_bytes
 from servers import free_port_refusing_connections
@@ -151,3 +152,17 @@ def test_load_visible_policy_loads_only_the_screen_and_margin(qtbot, model, imag
     with qtbot.waitSignal(model.finished, timeout=20000):
         model.setVisibleRange(476, 499)
     assert all(model.status_of(r) == Status.Ready for r in range(476, 500))
+
+
+def test_a_multiplexed_hosts_lowered_stream_cap_grows_one_stream_per_round_of_successes():
+    # After a reset left two streams running, the third comes after two successes, the fourth
+    # after three more: a new connection is never handed a burst (test_tls.py has the reset).
+    cap = _StreamCap(64)
+    cap.reset(still_running=2)
+    caps = []
+    for _ in range(2 + 3 + 4):
+        cap.succeeded()
+        caps.append(cap.streams)
+    assert caps == [2, 3, 3, 3, 4, 4, 4, 4, 5]
+    cap.reset(still_running=0)  # the connection was lost with every stream on it
+    assert cap.streams == 1
