@@ -164,5 +164,18 @@ def test_a_multiplexed_hosts_lowered_stream_cap_grows_one_stream_per_round_of_su
         cap.succeeded()
         caps.append(cap.streams)
     assert caps == [2, 3, 3, 3, 4, 4, 4, 4, 5]
-    cap.reset(still_running=0)  # the connection was lost with every stream on it
+
+
+def test_a_lost_http2_connection_brings_the_stream_cap_back_fast_to_half():
+    # Every stream went down together (streams fail one by one, with nothing in between): not a
+    # sign that the host takes fewer streams, so one more per success up to half the old cap.
+    cap = _StreamCap(64)
+    for still_running in (3, 2, 1, 0):
+        cap.reset(still_running)
     assert cap.streams == 1
+    for _ in range(31):
+        cap.succeeded()
+    assert cap.streams == 32
+    for _ in range(32):
+        cap.succeeded()
+    assert cap.streams == 33

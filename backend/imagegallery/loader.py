@@ -140,19 +140,38 @@ class _Job:
 
 
 class _StreamCap:
-    """A multiplexed host's learned stream cap (see ImageLoader._adapt_stream_cap)."""
+    """A multiplexed host's learned stream cap (see ImageLoader._adapt_stream_cap).
 
-    __slots__ = ("streams", "successes")
+    Grows as TCP's window does after a loss: one stream per success up to `threshold` (doubling
+    each round), then one per round of successes.
+    """
+
+    __slots__ = ("streams", "threshold", "successes", "streams_before_losses", "losing")
 
     def __init__(self, streams: int):
-        self.streams = streams
-        self.successes = 0  # since the cap last changed
+        self.streams = self.threshold = self.streams_before_losses = streams
+        self.successes = 0  # since the cap last grew
+        self.losing = False  # resets with no success between them are one loss
 
     def reset(self, still_running: int) -> None:
+        if not self.losing:
+            self.streams_before_losses = self.streams
+            self.losing = True
         self.streams = max(1, min(self.streams, still_running))
         self.successes = 0
+        if still_running:
+            # Some streams lived on: the host takes about that many. Grow slowly past it.
+            self.threshold = self.streams
+        else:
+            # Every stream went down together, so the connection was lost. That says nothing
+            # about how many streams the host takes. Grow fast back to half the old cap.
+            self.threshold = max(1, self.streams_before_losses // 2)
 
     def succeeded(self) -> None:
+        self.losing = False
+        if self.streams < self.threshold:
+            self.streams += 1
+            return
         self.successes += 1
         if self.successes >= self.streams:
             self.streams += 1
@@ -558,8 +577,8 @@ class ImageLoader(QObject):
         first is full. Some servers (hypercorn, through the `h2` library) then reset the whole
         connection, and retries at the same rate meet the same end. So a reset or protocol error
         leaves the host as many streams as it still carries (at least one), and the cap grows
-        back by one per `cap` successes, as TCP grows its window after a loss: a new connection
-        then gets one stream at a time, never a burst.
+        back by one per `cap` successes: a new connection then gets one stream at a time, never
+        a burst. A connection lost with every stream on it grows back faster (_StreamCap).
         """
         if not self._is_multiplexed(host):
             return
