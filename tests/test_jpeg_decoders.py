@@ -5,6 +5,7 @@ against the same pixels: the orientation, the crop and the truncated-file behavi
 depend on which decoder did the work.
 """
 import ctypes
+import os
 import struct
 
 import pytest
@@ -12,9 +13,10 @@ from PyQt5.QtCore import QByteArray, QSize
 from PyQt5.QtGui import QColor, QImage, QPainter
 
 from imagegallery import jpeg_turbo
-from imagegallery.decode import CROP, FIT, ThumbnailSpec, decode_thumbnail
+from imagegallery.decode import CROP, FIT, ThumbnailSpec, _read_jpeg_header, decode_thumbnail
 from imagegallery.limits import LoadLimits
 
+from corpus_files import CORPUS
 from imaging import close_to, encode, noisy_photo_bytes
 
 
@@ -161,3 +163,38 @@ def test_without_simplejpeg_qt_decodes_jpeg(monkeypatch):
     assert shown.ok, shown.error
     assert shown.image.size() == QSize(90, 120)
     assert close_to(QColor(shown.image.pixel(86, 3)), "red", 40)
+
+
+def jpegs_to_compare():
+    """Generated JPEGs (colour, grey, with EXIF before the frame header, with fill bytes), and
+    every JPEG of the shared corpus when it is there."""
+    grey = QImage(64, 48, QImage.Format_Grayscale8)
+    grey.fill(128)
+    with_fill_bytes = quadrants_jpeg(320, 240)
+    with_fill_bytes = with_fill_bytes[:2] + b"\xff\xff" + with_fill_bytes[2:]
+    found = {"colour": quadrants_jpeg(1600, 1200), "grey": encode(grey, "JPEG", 90),
+             "exif": quadrants_jpeg(400, 300, orientation=6), "fill bytes": with_fill_bytes}
+    if os.path.isdir(CORPUS):
+        for folder, _, names in os.walk(CORPUS):
+            for name in names:
+                with open(os.path.join(folder, name), "rb") as handle:
+                    data = handle.read()
+                if data[:3] == b"\xff\xd8\xff":
+                    found[name] = data
+    return found
+
+
+def test_the_header_walk_reads_the_frame_header_libjpeg_turbo_reads():
+    channels = {"Gray": 1, "YCbCr": 3, "RGB": 3, "CMYK": 4, "YCCK": 4}
+    compared = 0
+    for name, data in jpegs_to_compare().items():
+        try:
+            height, width, colorspace, _ = jpeg_turbo.simplejpeg.decode_jpeg_header(data)
+        except ValueError:
+            continue  # libjpeg-turbo refuses the header: the file goes to Qt either way
+        header = _read_jpeg_header(data)
+        assert (header.stored.width(), header.stored.height()) == (width, height), name
+        assert header.components == channels[colorspace], name
+        compared += 1
+    assert compared >= 4
+    assert _read_jpeg_header(quadrants_jpeg(400, 300, orientation=6)).transformation == 4

@@ -18,7 +18,7 @@ import struct
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, NamedTuple, Optional, Tuple, Union
 
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QRect, QSize, Qt
 from PyQt5.QtGui import QImage, QImageIOHandler, QImageReader, QTransform
@@ -344,11 +344,15 @@ def _decode_jpeg_with_turbo(data: Body, spec: ThumbnailSpec,
     simplejpeg, CMYK, a header or a scan it refuses; Qt then gives the tile its answer)."""
     from . import jpeg_turbo  # here, not at the top: the sandbox child never loads numpy
 
-    stored = jpeg_turbo.three_or_one_channel_size(data)
-    if stored is None:
+    if not jpeg_turbo.available():
         return None
+    header = _read_jpeg_header(data)
+    stored = header.stored
+    if stored is None or stored.isEmpty() or header.components not in (1, 3) \
+            or header.precision != 8:
+        return None  # no frame header, a height given after the scan, CMYK or YCCK, 12-bit
     _check_pixel_budget(stored, "jpeg", limits.max_pixels, limits.max_side)
-    transformation = _jpeg_exif_transformation(data)
+    transformation = header.transformation
     rotated = bool(transformation & int(QImageIOHandler.TransformationRotate90))
     display = stored.transposed() if rotated else stored
     scaled, clip = _as_stored(*target_geometry(display, spec), rotated)
@@ -393,30 +397,53 @@ def _downscale(image: QImage, size: QSize) -> QImage:
 _EXIF_TO_QT = {1: 0, 2: 1, 3: 3, 4: 2, 5: 6, 6: 4, 7: 5, 8: 7}
 
 
-def _jpeg_exif_transformation(data: Body) -> int:
-    """The orientation in a JPEG's EXIF (APP1) segment, as a Qt transformation (0 when none).
+class _JpegHeader(NamedTuple):
+    """What a JPEG's segments before its first scan say."""
 
-    Walks the segments before the first scan, as Qt's plugin does, reading only their headers
-    and the EXIF segment itself.
+    stored: Optional[QSize]  # from the frame header (SOFn); None when there is none
+    components: int
+    precision: int  # bits a sample
+    transformation: int  # the EXIF orientation as a Qt transformation, 0 when none
+
+
+# The frame header markers: SOF0-SOF15 but for DHT, JPG and DAC, which share their range.
+_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _read_jpeg_header(data: Body) -> _JpegHeader:
+    """The frame header and EXIF orientation of a JPEG, from one walk over its segment headers
+    before the first scan (where Qt's plugin reads them too), reading only the EXIF segment
+    whole.
+
+    Python, not libjpeg-turbo's header parse: a 2.5 us call that gives up the GIL can wait
+    milliseconds to get it back while another thread runs Python, and a decoder pays that per
+    image.
     """
+    stored, components, precision, transformation = None, 0, 0, 0
+    exif_read = False
     position = 2  # after SOI
     for _ in range(128):  # a dozen segments in practice; bounded against crafted files
         header = _bytes_at(data, position, 10)
         if len(header) < 4 or header[0] != 0xFF:
-            return 0
-        if header[1] == 0xFF:  # a fill byte before the marker
+            break
+        marker = header[1]
+        if marker == 0xFF:  # a fill byte before the marker
             position += 1
             continue
-        if header[1] == 0xDA:  # start of scan: no EXIF after this
-            return 0
+        if marker == 0xDA:  # start of scan
+            break
         length = int.from_bytes(header[2:4], "big")
         if length < 2:
-            return 0
-        if header[1] == 0xE1 and header[4:10] == b"Exif\0\0":
+            break
+        if marker in _FRAME_MARKERS and stored is None and len(header) == 10:
+            precision, components = header[4], header[9]
+            stored = QSize(int.from_bytes(header[7:9], "big"), int.from_bytes(header[5:7], "big"))
+        elif marker == 0xE1 and not exif_read and header[4:10] == b"Exif\0\0":
+            exif_read = True
             exif = _bytes_at(data, position + 4, length - 2)
-            return _EXIF_TO_QT.get(_exif_orientation(exif), 0)
+            transformation = _EXIF_TO_QT.get(_exif_orientation(exif), 0)
         position += 2 + length
-    return 0
+    return _JpegHeader(stored, components, precision, transformation)
 
 
 def _bytes_at(data: Body, start: int, count: int) -> bytes:

@@ -22,25 +22,10 @@ except Exception:  # ImportError, or numpy failing to load: Qt's decoder does th
 
 # Format_RGB32 is 0xffRRGGBB in native byte order: B, G, R, X in memory on little-endian machines.
 _RGB32_BYTE_ORDER = "BGRX" if sys.byteorder == "little" else "XRGB"
-# Four-channel JPEGs go to Qt, which knows Adobe's inverted CMYK.
-_THREE_OR_ONE_CHANNEL = ("YCbCr", "Gray", "RGB")
 
 
 def available() -> bool:
     return simplejpeg is not None
-
-
-def three_or_one_channel_size(data) -> Optional[QSize]:
-    """The stored size of a JPEG this module decodes, from its header; None for any other."""
-    if simplejpeg is None:
-        return None
-    try:
-        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
-    except ValueError:  # what simplejpeg raises for any file it will not decode
-        return None
-    if colorspace not in _THREE_OR_ONE_CHANNEL or width <= 0 or height <= 0:
-        return None
-    return QSize(width, height)
 
 
 def decode_jpeg_scaled(data, size: QSize) -> Optional[QImage]:
