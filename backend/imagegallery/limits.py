@@ -57,7 +57,8 @@ class LoadLimits:
     max_connections_per_host: int = 6
     # Streams per host once the host has answered over HTTP/2 (or h2c was asked for): one
     # connection multiplexes them, so the six-connection etiquette no longer applies. 64 stays
-    # under the usual server limit of 100 concurrent streams.
+    # under the usual server limit of 100 concurrent streams; on W1 over h2c, 100 or 200 were no
+    # faster, and 200 cost the server more CPU and the GUI longer stalls (bench/README.md).
     max_http2_streams_per_host: int = 64
     # Across all hosts: per-host caps bind first; this bounds sockets and buffers when a list
     # spans many hosts.
