@@ -252,3 +252,52 @@ def test_quitting_writes_the_held_thumbnails_and_stops_every_worker(
     assert sandbox_decode._shared.timeouts == 1
     assert failures == []
     assert model.status_of(0) == ImageGalleryModel.Status.Loading
+
+
+def test_a_disk_that_falls_behind_holds_off_background_downloads_not_the_screen(
+        qtbot, monkeypatch, image_server, make_model):
+    """Thumbnails queued for the disk are bounded in bytes: past the bound only rows on screen
+    start downloads, and once the disk catches up the rest load and every one is written."""
+    import threading
+
+    from imagegallery import cache, loader
+
+    monkeypatch.setattr(loader, "HELD_DISK_WRITES_BYTES", 1)  # any evicted image goes at once
+    monkeypatch.setattr(loader, "QUEUED_DISK_WRITES_BYTES", 1)  # one queued write is too many
+    disk_free = threading.Event()
+    original_store = cache.DiskThumbnailCache.store
+
+    def stuck_store(disk, key, thumbnail):
+        disk_free.wait(10)  # a disk that does not answer (bounded, so a failure cannot hang)
+        original_store(disk, key, thumbnail)
+
+    monkeypatch.setattr(cache.DiskThumbnailCache, "store", stuck_store)
+    colors = [f"#{i * 8:02x}8040" for i in range(30)]
+    urls = serve_solid_images(image_server, colors)
+    model = make_model(prefetchRows=0)
+    model.setVisibleRange(0, 1)
+    memory = model.loader.thumbnails
+    budget = memory.budget_bytes
+    memory.set_budget(0)  # every held thumbnail has left the memory cache: it goes to the disk
+    try:
+        model.urls = urls
+        qtbot.waitUntil(lambda: model.loadedCount >= 1 and model.loader.transfers_in_flight() == 0
+                        and model.loader._decoder.pending() == 0, timeout=10000)
+        started = image_server.total_hits()
+        assert started < len(urls)  # the background rows wait for the disk
+        assert model.pendingCount > 0
+        model.setVisibleRange(28, 29)  # rows scrolled into view load all the same
+        qtbot.waitUntil(lambda: all(model.status_of(row) == ImageGalleryModel.Status.Ready
+                                    for row in (28, 29)), timeout=10000)
+        assert model.pendingCount > 0
+        disk_free.set()
+        with qtbot.waitSignal(model.finished, timeout=10000):
+            pass
+        assert model.loadedCount == len(urls) and image_server.total_hits() == len(urls)
+        qtbot.waitUntil(lambda: model.loader.pending_worker_jobs() == 0, timeout=10000)
+        for url, color in zip(urls, colors):
+            stored = model.loader.disk.load(model.loader.key_for(url))
+            assert stored is not None and close_to(center_color(stored.image), color)
+    finally:
+        disk_free.set()
+        memory.set_budget(budget)
