@@ -301,3 +301,19 @@ def test_a_disk_that_falls_behind_holds_off_background_downloads_not_the_screen(
     finally:
         disk_free.set()
         memory.set_budget(budget)
+
+
+def test_a_destroyed_model_ends_its_threads_and_still_writes_its_held_thumbnails(
+        qtbot, green_beside_a_hanging_decode):
+    from PyQt5 import sip
+
+    model, green_key, start = green_beside_a_hanging_decode
+    start()
+    loader = model.loader
+    threads = loader._decoder._threads + loader._io._threads
+    assert all(thread.is_alive() for thread in threads)
+    assert loader.disk.load(green_key) is None  # held: the other image still decodes
+    sip.delete(model)  # what QML does to a model whose page is unloaded
+    qtbot.waitUntil(lambda: is_green(loader.disk.load(green_key)), timeout=5000)
+    # The hanging decode ends at its 1 s limit; then no thread of the loader is left.
+    qtbot.waitUntil(lambda: not any(thread.is_alive() for thread in threads), timeout=5000)

@@ -179,3 +179,32 @@ def test_a_lost_http2_connection_brings_the_stream_cap_back_fast_to_half():
     for _ in range(32):
         cap.succeeded()
     assert cap.streams == 33
+
+
+def test_a_worker_that_raises_fails_its_row_and_the_rest_still_load(qtbot, monkeypatch, model,
+                                                                    image_server):
+    from imagegallery import cache, loader
+
+    broken = image_server.add("/broken.png", solid_image_bytes("#ff0000"))
+    good = image_server.add("/good.png", solid_image_bytes("#00ff00"))
+    missing_disk = image_server.add("/lookup.png", solid_image_bytes("#0000ff"))
+    real_decode, real_load = loader.decode_thumbnail, cache.DiskThumbnailCache.load
+
+    def decode(body, spec, limits, url, *rest):
+        if url == broken:
+            raise RuntimeError("decoder bug")
+        return real_decode(body, spec, limits, url, *rest)
+
+    def load(disk, key):
+        if key[0] == missing_disk:
+            raise OSError("disk bug")
+        return real_load(disk, key)
+
+    monkeypatch.setattr(loader, "decode_thumbnail", decode)
+    monkeypatch.setattr(cache.DiskThumbnailCache, "load", load)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [broken, good, missing_disk]
+    assert model.status_of(0) == Status.Error and "decoder bug" in reason(model, 0)
+    assert model.status_of(1) == Status.Ready
+    assert model.status_of(2) == Status.Ready  # a lookup that raised counts as a miss
+    assert model.loader._decode_backlog_bytes == 0

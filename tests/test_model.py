@@ -87,6 +87,13 @@ def test_thumbnail_size_change_redecodes_without_downloading(qtbot, model, image
                     timeout=10000)
     assert model.thumbnail(0).width() == 100 and model.thumbnail(0).height() in (62, 63)
     assert image_server.total_hits() == hits
+    # The new size goes to the disk cache too, once the loader is idle.
+    loader = model.loader
+    qtbot.waitUntil(lambda: loader.pending_worker_jobs() == 0, timeout=10000)
+    for url, color in zip(urls, ["#ff0000", "#0000ff"]):
+        stored = loader.disk.load(loader.key_for(url))
+        assert stored is not None and stored.image.width() == 100
+        assert close_to(center_color(stored.image), color)
     model.fillMode = ImageGalleryModel.FillMode.PreserveAspectCrop
     qtbot.waitUntil(lambda: model.thumbnail(0) is not None, timeout=10000)
     assert (model.thumbnail(0).width(), model.thumbnail(0).height()) == (100, 100)
@@ -157,3 +164,35 @@ def test_a_model_given_a_loader_reports_and_changes_that_loaders_limits(qtbot):
         assert loader.limits.max_retries == 1
     finally:
         loader.close()
+
+
+def test_allowed_schemes_set_after_the_urls_judge_the_rows_already_requested(
+        qtbot, model, image_server, tmp_path):
+    local = tmp_path / "local.png"
+    local.write_bytes(solid_image_bytes("#00ff00"))
+    remote = serve_colors(image_server, ["#ff0000"])[0]
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [local.as_uri(), remote]  # QML may set the list first
+    assert model.status_of(0) == Status.Ready and model.status_of(1) == Status.Ready
+    model.allowedSchemes = ["http", "https"]
+    assert model.status_of(0) == Status.Error and "file" in model.get(0)["errorString"]
+    assert model.get(0)["source"] == ""  # no longer shown
+    assert model.status_of(1) == Status.Ready
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.allowedSchemes = ["http", "https", "file"]  # allowed again: it loads again
+    assert model.status_of(0) == Status.Ready and close_to(center_color(model.thumbnail(0)), "#00ff00")
+
+
+def test_reload_fetches_the_rows_on_screen_first(qtbot, model, image_server):
+    urls = serve_colors(image_server, [f"#{i * 6:02x}4080" for i in range(40)])
+    model.prefetchRows = 0
+    model.setVisibleRange(30, 33)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+    started = []
+    model.loader.loadStarted.connect(lambda url: started.append(url))
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.reload()
+    assert sorted(started) == sorted(urls)  # every row again, from the network
+    assert set(started[:4]) == set(urls[30:34])
+    assert model.loadedCount == 40 and image_server.total_hits() == 80

@@ -1,7 +1,8 @@
 """JPEG thumbnails through libjpeg-turbo 3 with its SIMD code (the `simplejpeg` wheel).
 
 Qt 5.15's JPEG plugin carries its own libjpeg-turbo, built without SIMD; this one decodes the
-same DCT-scaled thumbnails, to the same pixels, with less CPU (docs/architecture.md, "Decoding").
+same DCT-scaled thumbnails, to the same pixels, with less CPU (docs/architecture.md, step 9 and
+"JPEG through libjpeg-turbo 3").
 Qt's reader stays the fallback for what is not handed over here or is refused: CMYK, 12-bit and
 truncated files (Qt shows what arrived), or a platform without the wheel.
 

@@ -49,6 +49,8 @@ _MIN_WATCHDOG_MS = 50
 # Originals kept for re-decoding at a new size: typical photos (200-500 KB), not the 3-10 MB
 # camera originals that would take the whole budget for a handful of images.
 ENCODED_ENTRY_MAX_BYTES = 1024 * 1024
+# The request id a decode of an encoded-cache body carries: real requests count from 1.
+_FROM_ENCODED_CACHE = 0
 # Downloaded bodies waiting for a decode thread. Loopback or a fast LAN downloads large JPEGs
 # faster than two cores decode them; without this bound every body of a 60-image gallery of
 # 3 MB originals waited in memory at once (+190 MB). 32 MB keeps the decoders fed.
@@ -259,6 +261,11 @@ class ImageLoader(QObject):
             application.aboutToQuit.connect(self._on_application_quit)
 
         self._schedule_pending = False
+        self._answers: List[Callable[[], None]] = []
+        self._answer_timer = QTimer(self)
+        self._answer_timer.setSingleShot(True)
+        self._answer_timer.setInterval(0)
+        self._answer_timer.timeout.connect(self._give_answers)
         self._watchdog = QTimer(self)
         self._watchdog.timeout.connect(self._check_timeouts)
         self._closed = False
@@ -279,6 +286,9 @@ class ImageLoader(QObject):
             self._transport_options = replace(self._transport_options,
                                               max_connections_per_host=limits.max_connections_per_host)
             self._replace_transports(self._transports.mode)
+        if self._watchdog.isActive():  # checked as often as the new shortest timeout needs
+            self._watchdog.stop()
+            self._arm_watchdog()
         self._request_schedule()
 
     @property
@@ -360,11 +370,11 @@ class ImageLoader(QObject):
             self.stats["memory_hits"] += 1
             # Deliver on the next event-loop turn so callers see the same order of signals
             # whether or not the image was cached.
-            QTimer.singleShot(0, lambda: self._deliver_cached(url, cached))
+            self._answer_soon(lambda: self.thumbnailReady.emit(url, cached))
             return
         parsed = parsed or parse_image_url(url)
         if not parsed.ok:
-            QTimer.singleShot(0, lambda: self.loadFailed.emit(url, parsed.error))
+            self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error))
             return
         job = _Job(url, parsed, priority, self._spec)
         self._jobs[url] = job
@@ -388,9 +398,18 @@ class ImageLoader(QObject):
             return
         job.waiters.append(callback)
 
-    def _deliver_cached(self, url: str, cached: CachedThumbnail) -> None:
-        if not self._closed:
-            self.thumbnailReady.emit(url, cached)
+    def _answer_soon(self, answer: Callable[[], None]) -> None:
+        """Run `answer` on the next event-loop turn, so callers see the same order of signals
+        whether a result was at hand or not. Through a timer the loader owns: a single shot
+        with a lambda fired into a deleted loader and aborted the process."""
+        self._answers.append(answer)
+        self._answer_timer.start()
+
+    def _give_answers(self) -> None:
+        answers, self._answers = self._answers, []
+        for answer in answers:
+            if not self._closed:
+                answer()
 
     def set_priority(self, url: str, priority: Tuple[int, int]) -> None:
         job = self._jobs.get(url)
@@ -412,16 +431,16 @@ class ImageLoader(QObject):
             waiter(None, "cancelled")
         self._release_disk_writes_if_idle()
 
-    def retry(self, url: str, bypass_disk: bool = True,
+    def retry(self, url: str, priority: Tuple[int, int] = (VISIBLE, 0),
               parsed: Optional[ParsedImageUrl] = None) -> None:
         """Load again, from the network, a URL that failed or should be refreshed."""
         self.cancel(url)
         self.encoded.discard(url)
         parsed = parsed or parse_image_url(url)
         if not parsed.ok:
-            QTimer.singleShot(0, lambda: self.loadFailed.emit(url, parsed.error))
+            self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error))
             return
-        job = _Job(url, parsed, (VISIBLE, 0), self._spec, bypass_disk=bypass_disk)
+        job = _Job(url, parsed, priority, self._spec, bypass_disk=True)
         self._jobs[url] = job
         self._start_pipeline(job)
 
@@ -450,8 +469,14 @@ class ImageLoader(QObject):
             self._io.wait_until_idle(DISK_FLUSH_ON_QUIT_S)
             self.close()
 
-    def close(self) -> None:
-        """Stop everything; the loader is not used again."""
+    def close(self, finish_disk_writes: bool = False) -> None:
+        """Stop everything; the loader is not used again. With `finish_disk_writes` the
+        thumbnails held for the disk still reach it: the disk thread writes them in the
+        background, then ends."""
+        if self._closed:
+            return
+        if finish_disk_writes:
+            self._release_disk_writes()
         self._closed = True
         for url in list(self._jobs):
             self.cancel(url)  # a provider waiting for a row hears "cancelled", not nothing
@@ -461,7 +486,7 @@ class ImageLoader(QObject):
         self._held_disk_writes.clear()
         self._held_disk_write_bytes = 0
         self._decoder.close()
-        self._io.close()
+        self._io.close(finish_queued=finish_disk_writes)
 
     # -- pipeline --------------------------------------------------------------------------
     def _start_pipeline(self, job: _Job) -> None:
@@ -480,8 +505,12 @@ class ImageLoader(QObject):
     def _on_io_done(self, token, result) -> None:
         if isinstance(token, _DiskWrite):
             self._disk_write_done(token)
-        elif isinstance(result, tuple):  # else a touch, or a job that failed: nothing to deliver
+        elif isinstance(result, tuple):
             self._on_disk_lookup(token, result)
+        elif isinstance(result, Exception):  # a lookup that raised: go on as if it missed
+            job = self._job_with_token(token)
+            if job is not None and job.stage == _DISK_LOOKUP:
+                self._after_disk_miss(job)
 
     def _on_disk_lookup(self, token, result) -> None:
         url, key, thumbnail = result
@@ -512,7 +541,7 @@ class ImageLoader(QObject):
         body = self.encoded.get(job.url) if use_encoded else None
         if body is not None:
             self.stats["encoded_hits"] += 1
-            self._decode(job, TransferResult(0, job.url, body))
+            self._decode(job, TransferResult(_FROM_ENCODED_CACHE, job.url, body))
             return
         job.stage = _QUEUED
         self._enqueue(job)
@@ -723,7 +752,11 @@ class ImageLoader(QObject):
             delay = max(delay, error.retry_after_s)
         delay = min(delay, self._limits.retry_max_delay_s)
         token = job.token
-        QTimer.singleShot(int(delay * 1000), lambda: self._retry_due(job.url, token))
+        timer = QTimer(self)  # owned, so it dies with the loader instead of firing into it
+        timer.setSingleShot(True)
+        timer.timeout.connect(lambda: self._retry_due(job.url, token))
+        timer.timeout.connect(timer.deleteLater)
+        timer.start(int(delay * 1000))
 
     def _retry_due(self, url: str, token: int) -> None:
         job = self._jobs.get(url)
@@ -800,18 +833,28 @@ class ImageLoader(QObject):
         if was_behind and not self._disk_is_behind():
             self._request_schedule()
 
+    def _job_with_token(self, token) -> Optional[_Job]:
+        """The job a worker's token belongs to (a scan: only for jobs that raised)."""
+        return next((job for job in self._jobs.values() if job.token == token), None)
+
     def _on_decoded(self, token, outcome) -> None:
         self._release_disk_writes_if_idle()  # also after a late or ignored result
+        if isinstance(outcome, Exception):  # decode_thumbnail reports its own errors; a last guard
+            self._release_backlog(token)
+            job = self._job_with_token(token)
+            if job is not None:
+                self._fail(job, f"could not decode: {outcome}")
+            return
         if not isinstance(outcome, tuple):
-            return  # the warm-up job, or a job that raised
+            return  # the warm-up job
         url, spec, result, thumbnail, error = outcome
         self._release_backlog(token)
         if thumbnail is not None:
             self.thumbnails.put(self.key_for(url, spec), thumbnail)
-            if result.request_id:
-                self._store_on_disk(url, spec, thumbnail)
-                if 0 < len(result.body) <= ENCODED_ENTRY_MAX_BYTES:
-                    self.encoded.put(url, result.body)
+            self._store_on_disk(url, spec, thumbnail)
+            downloaded = result.request_id != _FROM_ENCODED_CACHE
+            if downloaded and 0 < len(result.body) <= ENCODED_ENTRY_MAX_BYTES:
+                self.encoded.put(url, result.body)
         job = self._jobs.get(url)
         if job is None or job.token != token:
             return

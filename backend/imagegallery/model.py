@@ -75,7 +75,7 @@ def _ranges(sorted_numbers: List[int]):
 
 class _Row:
     __slots__ = ("url", "parsed", "status", "error", "received", "total", "image_size",
-                 "version", "__weakref__")
+                 "version", "from_network", "__weakref__")
 
     def __init__(self, url: str):
         self.url = url
@@ -88,6 +88,7 @@ class _Row:
         # list was set.
         self.image_size: Optional[QSize] = None
         self.version = 0  # goes up with each new thumbnail, so QML reloads instead of reusing
+        self.from_network = False  # reload() or retryFailed() asked: no cache may answer it
 
 
 class ImageGalleryModel(QAbstractListModel):
@@ -159,6 +160,12 @@ class ImageGalleryModel(QAbstractListModel):
         self._limits = loader.limits if loader is not None else LoadLimits()
         self._loader = loader or ImageLoader(self._limits, transport_mode_from_environment(),
                                              parent=self)
+        if loader is None:
+            # A model QML destroys (a page unloaded) takes its loader along; without this its
+            # decode, disk and transport threads stayed blocked for the life of the process,
+            # and the thumbnails held for the disk were lost. The lambda must not hold `self`.
+            self.destroyed.connect(
+                lambda _=None, own=self._loader: own.close(finish_disk_writes=True))
         self._loader_id = next(_loader_ids)
         _loaders[self._loader_id] = self._loader
         self._loader.thumbnailReady.connect(self._on_thumbnail_ready)
@@ -398,28 +405,34 @@ class ImageGalleryModel(QAbstractListModel):
     def retry(self, row: int) -> None:
         """Load row `row` again from the network, whatever its state."""
         if 0 <= row < len(self._rows):
-            self._reload_url(self._rows[row].url)
+            self._reload([self._rows[row].url])
 
     @pyqtSlot()
     def retryFailed(self) -> None:
-        for url in {row.url for row in self._rows if row.status == self.Status.Error}:
-            self._reload_url(url)
+        self._reload({row.url for row in self._rows if row.status == self.Status.Error})
 
     @pyqtSlot()
     def reload(self) -> None:
         """Fetch every row again from the network (the disk cache is bypassed)."""
-        for url in list(self._rows_by_url):
-            self._reload_url(url)
+        self._reload(list(self._rows_by_url))
 
-    def _reload_url(self, url: str) -> None:
-        rows = self._rows_by_url.get(url, [])
-        if not rows or not self._parsed(rows[0]).ok:
-            return
-        for row in rows:
-            self._set_status(row, self.Status.Loading, "")
-            row.received, row.total = 0, -1
-        self._finished_sent = False
-        self._loader.retry(url, bypass_disk=True, parsed=self._parsed(rows[0]))
+    def _reload(self, urls) -> None:
+        """Back to Null, then requested like a new list: the screen first, the rest through
+        the feed (or, with LoadVisible, once they scroll into view), each from the network."""
+        for url in urls:
+            rows = self._rows_by_url.get(url, [])
+            if not rows or not self._parsed(rows[0]).ok:
+                continue
+            self._loader.cancel(url)
+            for row in rows:
+                self._set_status(row, self.Status.Null, "")
+                row.received, row.total = 0, -1
+                row.from_network = True
+        for number, row in enumerate(self._rows):
+            if row.from_network and row.status == self.Status.Null:
+                self._request_or_queue(row, number)
+        self._schedule_feed()
+        self._loader.dispatch_now()
 
     @pyqtSlot(int, result="QVariantMap")
     def get(self, row: int) -> dict:
@@ -489,10 +502,15 @@ class ImageGalleryModel(QAbstractListModel):
             number = self._number_of(row)
         if not self._wanted(number):
             return
-        if row.status in (self.Status.Null,):
+        if row.status == self.Status.Null:
             self._set_status(row, self.Status.Loading, "")
             self._finished_sent = False
-        self._loader.load(row.url, self._priority_for(number), parsed)
+        if row.from_network:
+            for sibling in self._rows_by_url[row.url]:
+                sibling.from_network = False
+            self._loader.retry(row.url, self._priority_for(number), parsed=parsed)
+        else:
+            self._loader.load(row.url, self._priority_for(number), parsed)
 
     def _number_of(self, row: _Row) -> int:
         if self._index_of is None:
@@ -742,7 +760,8 @@ class ImageGalleryModel(QAbstractListModel):
             if policy == self.LoadPolicy.LoadAll:
                 for number, row in enumerate(self._rows):
                     if row.status == self.Status.Null:
-                        self._request(row, number)
+                        self._request_or_queue(row, number)
+                self._schedule_feed()
 
     loadPolicy = pyqtProperty(int, _get_load_policy, _set_load_policy, notify=loadPolicyChanged)
 
@@ -832,7 +851,29 @@ class ImageGalleryModel(QAbstractListModel):
         schemes = [s.lower().rstrip(":") for s in schemes]
         if schemes != self._allowed_schemes:
             self._allowed_schemes = schemes
+            self._readmit_rows()
             self.settingsChanged.emit()
+
+    def _readmit_rows(self) -> None:
+        """Judge the rows already parsed by the new URL rules (the rest are parsed when they are
+        requested). QML sets `urls` and `allowedSchemes` in either order, and the first screen is
+        requested as soon as the list arrives: a host that narrows the schemes must not see a
+        row it now refuses load, or stay shown."""
+        for url, rows in self._rows_by_url.items():
+            for row in rows:
+                if row.parsed is None:
+                    continue
+                was_allowed = row.parsed.ok
+                row.parsed = None
+                parsed = self._parsed(row)
+                if was_allowed and not parsed.ok:
+                    self._loader.cancel(url)
+                    self._set_status(row, self.Status.Error, parsed.error)
+                elif parsed.ok and not was_allowed:
+                    self._set_status(row, self.Status.Null, "")
+                    self._request_or_queue(row)
+        self._schedule_feed()
+        self._loader.dispatch_now()
 
     allowedSchemes = pyqtProperty("QStringList", _get_allowed_schemes, _set_allowed_schemes,
                                   notify=settingsChanged)
@@ -871,8 +912,10 @@ class ImageGalleryModel(QAbstractListModel):
         self.set_limits(replace(self._limits, **changes))
 
     def set_allow_plain_paths(self, allowed: bool) -> None:
-        """The CLI accepts local paths; rows added from then on are parsed with that rule."""
-        self._allow_plain_paths = allowed
+        """The CLI accepts local paths (a Python-side switch, off by default)."""
+        if allowed != self._allow_plain_paths:
+            self._allow_plain_paths = allowed
+            self._readmit_rows()
 
     @property
     def loader(self) -> ImageLoader:

@@ -165,12 +165,15 @@ class PriorityWorkerPool(QObject):
                 self._condition.wait(remaining)
         return True
 
-    def close(self) -> None:
-        """Drop queued jobs; after it returns nothing more is emitted. Running jobs finish."""
+    def close(self, finish_queued: bool = False) -> None:
+        """After it returns nothing more is emitted. Running jobs finish; queued ones are
+        dropped, or with `finish_queued` still run (nothing is emitted for them either), for
+        work that must not be lost, like thumbnails on their way to the disk."""
         with self._condition:
             self._closed = True
-            self._heap.clear()
-            self._pending.clear()
+            if not finish_queued:
+                self._heap.clear()
+                self._pending.clear()
             self._condition.notify_all()
             # A worker that saw the pool open may be posting its result, which takes microseconds;
             # bounded all the same, since close() runs on the GUI thread.
@@ -192,7 +195,7 @@ class PriorityWorkerPool(QObject):
             with self._condition:
                 while not self._heap and not self._closed:
                     self._condition.wait()
-                if self._closed:
+                if not self._heap:  # closed, and nothing left to finish
                     return
                 _, _, token, fn, args = heapq.heappop(self._heap)
                 if token in self._cancelled:
