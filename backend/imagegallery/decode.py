@@ -18,18 +18,20 @@ import struct
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Optional, Tuple, Union
+from typing import Callable, NamedTuple, Optional, Tuple
 
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QRect, QSize, Qt
 from PyQt5.QtGui import QImage, QImageIOHandler, QImageReader, QTransform
 
 from .limits import LoadLimits
+from .transport.base import Body
 from .units import format_bytes
 
-# A response body: bytes, or the Qt transport's QByteArray (kept, not copied; see decode_thumbnail).
-Body = Union[bytes, QByteArray]
 # Every check of a body's bytes in Python (magic numbers, SVG, HTML) reads at most its start.
 _SNIFF_BYTES = 1024
+# The HTML test reads less than that: a page's tag must start within 512 bytes (the window it has
+# always had), so a body with more leading whitespace is not refused as a web page.
+_HTML_SNIFF_BYTES = 512
 
 FIT = "fit"
 CROP = "crop"
@@ -76,11 +78,14 @@ class DecodeRefused(Exception):
     """Raised inside decoding with the reason shown on the tile."""
 
 
-def undo_content_encoding(body: bytes, encoding: str, max_bytes: int) -> bytes:
-    """Inflate a body the server compressed although we asked for identity, never past max_bytes."""
+def undo_content_encoding(body: Body, encoding: str, max_bytes: int) -> Body:
+    """Inflate a body the server compressed although we asked for identity, never past max_bytes.
+
+    An identity body comes back as bytes, or as the same QByteArray: that one stays shared with
+    the reader's buffer, never copied."""
     encoding = (encoding or "").strip().lower()
     if encoding in ("", "identity"):
-        return body
+        return body if isinstance(body, QByteArray) else bytes(body)
     if encoding in ("gzip", "x-gzip"):
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     elif encoding == "deflate":
@@ -88,7 +93,7 @@ def undo_content_encoding(body: bytes, encoding: str, max_bytes: int) -> bytes:
     else:
         raise DecodeRefused(f"unsupported content encoding '{encoding}'")
     try:
-        data = inflater.decompress(body, max_bytes + 1)
+        data = inflater.decompress(bytes(body), max_bytes + 1)
     except zlib.error as exc:
         raise DecodeRefused(f"corrupt {encoding} body ({exc})") from None
     if len(data) > max_bytes or inflater.unconsumed_tail:
@@ -132,12 +137,8 @@ def decode_thumbnail(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: s
 
 def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, content_type: str,
             content_encoding: str, sandbox) -> DecodedThumbnail:
-    if isinstance(body, QByteArray) and (content_encoding or "").strip().lower() in ("", "identity"):
-        data = body  # shared with the reader's buffer, never copied
-        head = bytes(body.left(_SNIFF_BYTES))
-    else:
-        data = undo_content_encoding(bytes(body), content_encoding, limits.max_response_bytes)
-        head = data[:_SNIFF_BYTES]
+    data = undo_content_encoding(body, content_encoding, limits.max_response_bytes)
+    head = _bytes_at(data, 0, _SNIFF_BYTES)
     if not head:
         raise DecodeRefused("empty response (0 bytes)")
     if _looks_like_svg(head, url, content_type):
@@ -497,8 +498,13 @@ def _apply_transformation(image: QImage, transformation: int) -> QImage:
     return image
 
 
+def _url_path(url: str) -> str:
+    """The URL without its query and fragment, lower-cased, for suffix tests."""
+    return url.split("?", 1)[0].split("#", 1)[0].lower()
+
+
 def _format_hint(url: str, content_type: str) -> bytes:
-    path = url.split("?", 1)[0].split("#", 1)[0].lower()
+    path = _url_path(url)
     for suffix, image_format in _FORMATS_BY_SUFFIX.items():
         if path.endswith(suffix):
             return image_format
@@ -521,21 +527,19 @@ def _format_name_guess(data: bytes, hint: bytes) -> str:
 
 
 def _looks_like_svg(data: bytes, url: str, content_type: str) -> bool:
-    path = url.split("?", 1)[0].split("#", 1)[0].lower()
-    if "svg" in content_type.lower() or path.endswith((".svg", ".svgz")):
+    if "svg" in content_type.lower() or _url_path(url).endswith((".svg", ".svgz")):
         return True
-    head = data[:1024].lower()
+    head = data[:_SNIFF_BYTES].lower()
     return b"<svg" in head or b"<!doctype svg" in head
 
 
 def _looks_like_html(data: bytes, content_type: str) -> bool:
-    head = data[:512].lstrip().lower()
+    head = data[:_HTML_SNIFF_BYTES].lstrip().lower()
     return head.startswith((b"<!doctype html", b"<html")) or "html" in content_type.lower()
 
 
 def _not_an_image_reason(data: bytes, content_type: str) -> str:
-    head = data[:512].lstrip().lower()
-    if head.startswith((b"<!doctype html", b"<html")) or "html" in content_type.lower():
+    if _looks_like_html(data, content_type):
         return "not an image (the server sent a web page)"
     if content_type and not content_type.lower().startswith("image/"):
         return f"not an image ({content_type.split(';')[0].strip()})"

@@ -11,9 +11,12 @@ import enum
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
-from PyQt5.QtCore import QObject, QTimer, pyqtSignal
+from PyQt5.QtCore import QByteArray, QObject, QTimer, pyqtSignal
+
+# A response body: bytes, or the Qt transport's QByteArray (kept, not copied; see TransferResult).
+Body = Union[bytes, QByteArray]
 
 # GUI-thread time finished transfers may take per event-loop turn before the rest wait for the
 # next turn. With 32 connections or HTTP/2, dozens finish together, and handling them back to
@@ -109,7 +112,7 @@ class TransferResult:
 
     request_id: int
     url: str
-    body: bytes = b""
+    body: Body = b""
     http_status: int = 0
     content_type: str = ""
     # Transports ask for identity; a server that compresses anyway is decoded later, in a worker,
@@ -141,8 +144,6 @@ class Transport(QObject):
     progress = pyqtSignal(int, "qlonglong", "qlonglong")
     # TransferResult
     finished = pyqtSignal(object)
-
-    name = "abstract"
 
     def start(self, request: TransferRequest) -> None:
         raise NotImplementedError

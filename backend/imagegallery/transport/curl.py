@@ -187,8 +187,6 @@ class CurlTransport(Transport):
     thread, started on the first `start`; signals arrive on the GUI thread.
     """
 
-    name = "curl"
-
     # Worker -> GUI thread (queued, since the emitter is the worker thread).
     _startedFromWorker = pyqtSignal(int, int, "qlonglong")
     _progressFromWorker = pyqtSignal(int, "qlonglong", "qlonglong")

@@ -41,8 +41,6 @@ def _read_file(request: TransferRequest) -> TransferResult:
 class LocalFileTransport(Transport):
     """Reads file:// URLs in its own worker thread. Thread: GUI thread."""
 
-    name = "file"
-
     def __init__(self, parent=None):
         super().__init__(parent)
         # Reading a file is fast; one thread keeps a slow network share from starving the disk

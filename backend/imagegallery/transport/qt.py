@@ -73,13 +73,12 @@ def qt_has_tls() -> bool:
 
 
 class _Transfer:
-    __slots__ = ("request", "reply", "manager", "body", "total", "started", "reported")
+    __slots__ = ("request", "reply", "manager", "total", "started", "reported")
 
     def __init__(self, request: TransferRequest, reply: QNetworkReply, manager: int):
         self.request = request
         self.reply = reply
         self.manager = manager
-        self.body = QByteArray()
         self.total = -1
         self.started = False
         self.reported = 0
@@ -87,8 +86,6 @@ class _Transfer:
 
 class QtTransport(Transport):
     """QNAM transport. Thread: GUI thread only."""
-
-    name = "qt"
 
     def __init__(self, options: TransportOptions = TransportOptions(), parent=None):
         super().__init__(parent)
@@ -117,6 +114,11 @@ class QtTransport(Transport):
         self._transfers: Dict[int, _Transfer] = {}
         # https requests this Qt cannot run (no TLS), failed on the next event-loop turn.
         self._without_tls: Dict[int, TransferRequest] = {}
+        # Owned, so it dies with the transport: a single shot fired into a deleted one aborted.
+        self._without_tls_timer = QTimer(self)
+        self._without_tls_timer.setSingleShot(True)
+        self._without_tls_timer.setInterval(0)
+        self._without_tls_timer.timeout.connect(self._fail_without_tls)
         self._manager_load = [0] * len(self._managers)
         # Bytes received are read off the replies on a timer, not on readyRead: a body arrives in
         # 16 KB chunks, and a Python slot per chunk was thousands of GIL hand-offs per gallery.
@@ -146,7 +148,7 @@ class QtTransport(Transport):
             # Qt would answer "unsupported protocol"; say what is wrong and what to do. Failing
             # later, not inside start(), keeps the contract: results arrive asynchronously.
             self._without_tls[request.request_id] = request
-            QTimer.singleShot(0, functools.partial(self._fail_without_tls, request.request_id))
+            self._without_tls_timer.start()
             return
         qrequest = QNetworkRequest(QUrl(request.url))
         qrequest.setAttribute(QNetworkRequest.RedirectPolicyAttribute,
@@ -218,9 +220,9 @@ class QtTransport(Transport):
         for request_id in list(self._transfers):
             self.abort(request_id)
 
-    def _fail_without_tls(self, request_id: int) -> None:
-        request = self._without_tls.pop(request_id, None)
-        if request is not None:
+    def _fail_without_tls(self) -> None:
+        while self._without_tls:  # popped one by one: a handler may abort the next one
+            request = self._without_tls.pop(next(iter(self._without_tls)))
             self.finished.emit(TransferResult(request.request_id, request.url, error=TransferError(
                 ErrorKind.TLS, "TLS not available: this Qt build cannot load OpenSSL "
                                "(use the curl transport)")))
@@ -300,12 +302,13 @@ class QtTransport(Transport):
         """Read the finished reply's body (or its error) and emit the result."""
         reply = transfer.reply
         request = transfer.request
+        body = QByteArray()
         if reply.error() == QNetworkReply.NoError or reply.error() >= 200:
             # Read the body before deciding: an HTTP error status arrives as an error code >= 200.
-            transfer.body = reply.readAll()
+            body = reply.readAll()
         status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute) or 0
         error = self._error_for(reply, status)
-        received = transfer.body.size()
+        received = body.size()
         if error is None and received > request.max_response_bytes:
             error = too_large_error(request.max_response_bytes, -1)
         self._transfers.pop(request.request_id, None)
@@ -313,7 +316,7 @@ class QtTransport(Transport):
             result = TransferResult(request.request_id, request.url, http_status=status, error=error)
         else:
             result = TransferResult(
-                request.request_id, request.url, transfer.body, status,
+                request.request_id, request.url, body, status,
                 content_type=_header(reply, b"Content-Type"),
                 content_encoding=_header(reply, b"Content-Encoding"),
                 etag=_header(reply, b"ETag"), last_modified=_header(reply, b"Last-Modified"),
