@@ -162,6 +162,11 @@ def test_a_model_given_a_loader_reports_and_changes_that_loaders_limits(qtbot):
         assert (gallery.property("maxRetries"), gallery.property("maxConnectionsPerHost")) == (5, 3)
         gallery.setProperty("maxRetries", 1)
         assert loader.limits.max_retries == 1
+        other = ImageGalleryModel(loader=loader)  # a second model on the same loader
+        other.setProperty("maxConnectionsPerHost", 8)
+        gallery.setProperty("maxRetries", 2)  # must not put back the 3 connections it first saw
+        assert (loader.limits.max_retries, loader.limits.max_connections_per_host) == (2, 8)
+        assert gallery.property("maxConnectionsPerHost") == 8
     finally:
         loader.close()
 

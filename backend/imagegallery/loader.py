@@ -49,6 +49,10 @@ _MIN_WATCHDOG_MS = 50
 # Originals kept for re-decoding at a new size: typical photos (200-500 KB), not the 3-10 MB
 # camera originals that would take the whole budget for a handful of images.
 ENCODED_ENTRY_MAX_BYTES = 1024 * 1024
+# file:// reads handed to the local transport at once. It reads on one thread (more parallel reads
+# only thrash a disk); the second waits there, so the thread never idles for the GUI thread's next
+# turn, and only one read's time counts against the other's timeout.
+LOCAL_FILE_READS_IN_FLIGHT = 2
 # The request id a decode of an encoded-cache body carries: real requests count from 1.
 _FROM_ENCODED_CACHE = 0
 # Downloaded bodies waiting for a decode thread. Loopback or a fast LAN downloads large JPEGs
@@ -605,7 +609,7 @@ class ImageLoader(QObject):
 
     def _host_cap(self, host: str) -> int:
         if host.startswith("file"):
-            return 4  # local disk: more parallel reads only thrash it
+            return LOCAL_FILE_READS_IN_FLIGHT
         if self._is_multiplexed(host):
             learned = self._stream_caps.get(host)
             configured = self._configured_stream_cap()

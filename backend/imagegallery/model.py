@@ -13,6 +13,7 @@ import itertools
 import time
 import weakref
 from collections import defaultdict, deque
+from dataclasses import replace
 from typing import Dict, Iterable, List, Optional
 
 from PyQt5.QtCore import (Q_ENUM, QAbstractListModel, QByteArray, QModelIndex, QObject, QSize, Qt,
@@ -155,10 +156,9 @@ class ImageGalleryModel(QAbstractListModel):
 
     def __init__(self, parent: Optional[QObject] = None, loader: Optional[ImageLoader] = None):
         super().__init__(parent)
-        # A loader given (shared by several models, say) keeps its limits, so `limits` and the
-        # properties built on it report what that loader really uses.
-        self._limits = loader.limits if loader is not None else LoadLimits()
-        self._loader = loader or ImageLoader(self._limits, transport_mode_from_environment(),
+        # A loader given (shared by several models, say) keeps its limits: `limits` and the
+        # properties built on it always read the loader's, so they report what it really uses.
+        self._loader = loader or ImageLoader(LoadLimits(), transport_mode_from_environment(),
                                              parent=self)
         if loader is None:
             # A model QML destroys (a page unloaded) takes its loader along; without this its
@@ -789,13 +789,13 @@ class ImageGalleryModel(QAbstractListModel):
     transport = pyqtProperty(str, _get_transport, _set_transport, notify=settingsChanged)
 
     def _get_max_connections(self) -> int:
-        return self._limits.max_connections_per_host
+        return self.limits.max_connections_per_host
 
     def _set_max_connections(self, count: int) -> None:
         count = max(1, min(256, int(count)))
-        if count != self._limits.max_connections_per_host:
+        if count != self.limits.max_connections_per_host:
             self._set_limits(max_connections_per_host=count,
-                             max_in_flight=max(self._limits.max_in_flight, count))
+                             max_in_flight=max(self.limits.max_in_flight, count))
 
     maxConnectionsPerHost = pyqtProperty(int, _get_max_connections, _set_max_connections,
                                          notify=settingsChanged)
@@ -825,8 +825,6 @@ class ImageGalleryModel(QAbstractListModel):
 
     def _set_ca_file(self, path: str) -> None:
         if path != self._loader.transport_options.ca_file:
-            from dataclasses import replace
-
             self._loader.set_transport_options(replace(self._loader.transport_options, ca_file=path))
             self.settingsChanged.emit()
 
@@ -880,11 +878,11 @@ class ImageGalleryModel(QAbstractListModel):
 
     def _limit_property(name: str, kind, scale, notify):
         def getter(self):
-            return kind(getattr(self._limits, name) * scale)
+            return kind(getattr(self.limits, name) * scale)
 
         def setter(self, value):
-            value = type(getattr(self._limits, name))(value / scale)
-            if value != getattr(self._limits, name):
+            value = type(getattr(self.limits, name))(value / scale)
+            if value != getattr(self.limits, name):
                 self._set_limits(**{name: value})
 
         return pyqtProperty(kind, getter, setter, notify=notify)
@@ -898,18 +896,15 @@ class ImageGalleryModel(QAbstractListModel):
 
     @property
     def limits(self) -> LoadLimits:
-        return self._limits
+        return self._loader.limits
 
     def set_limits(self, limits: LoadLimits) -> None:
         """Python hosts and tests replace the whole record at once."""
-        self._limits = limits
         self._loader.set_limits(limits)
         self.settingsChanged.emit()
 
     def _set_limits(self, **changes) -> None:
-        from dataclasses import replace
-
-        self.set_limits(replace(self._limits, **changes))
+        self.set_limits(replace(self.limits, **changes))
 
     def set_allow_plain_paths(self, allowed: bool) -> None:
         """The CLI accepts local paths (a Python-side switch, off by default)."""
