@@ -303,17 +303,29 @@ def test_a_disk_that_falls_behind_holds_off_background_downloads_not_the_screen(
         memory.set_budget(budget)
 
 
-def test_a_destroyed_model_ends_its_threads_and_still_writes_its_held_thumbnails(
-        qtbot, green_beside_a_hanging_decode):
-    from PyQt5 import sip
+def test_a_model_let_go_ends_its_threads_and_still_writes_its_held_thumbnails(
+        qtbot, monkeypatch, image_server):
+    import gc
 
-    model, green_key, start = green_beside_a_hanging_decode
-    start()
-    loader = model.loader
+    from imagegallery import sandbox_decode
+    from imagegallery.limits import LoadLimits
+    from imagegallery.sandbox_decode import SandboxDecoder
+
+    monkeypatch.setenv("IMAGEGALLERY_SANDBOX_TEST_FAULTS", "1")
+    monkeypatch.setattr(sandbox_decode, "_shared", SandboxDecoder(processes=1))
+    hang = image_server.add("/hang.tif", b"IMAGEGALLERY-TEST-HANG", "image/tiff")
+    green = image_server.add("/green.png", solid_image_bytes("#00ff00"))
+    model = ImageGalleryModel()
+    model.set_limits(LoadLimits(decode_timeout_s=1.0))
+    model.urls = [hang, green]
+    qtbot.waitUntil(lambda: model.status_of(1) == ImageGalleryModel.Status.Ready, timeout=10000)
+    loader, key = model.loader, model.loader.key_for(green)
     threads = loader._decoder._threads + loader._io._threads
     assert all(thread.is_alive() for thread in threads)
-    assert loader.disk.load(green_key) is None  # held: the other image still decodes
-    sip.delete(model)  # what QML does to a model whose page is unloaded
-    qtbot.waitUntil(lambda: is_green(loader.disk.load(green_key)), timeout=5000)
+    assert loader.disk.load(key) is None  # held: the other image still decodes
+    del model  # what a page QML unloads does to its model's Python side
+    gc.collect()
+    qtbot.waitUntil(lambda: is_green(loader.disk.load(key)), timeout=5000)
     # The hanging decode ends at its 1 s limit; then no thread of the loader is left.
     qtbot.waitUntil(lambda: not any(thread.is_alive() for thread in threads), timeout=5000)
+    sandbox_decode._shared.close()

@@ -82,6 +82,28 @@ Window {
 }
 """
 
+PAGE_QML = """
+import QtQuick 2.15
+import QtQuick.Window 2.15
+import ImageGallery 1.0
+
+Window {
+    id: root
+    width: 580
+    height: 420
+    visible: true
+
+    property var urls: []
+    property bool pageShown: true
+
+    Loader {
+        anchors.fill: parent
+        active: root.pageShown
+        sourceComponent: ImageGallery { objectName: "gallery"; urls: root.urls }
+    }
+}
+"""
+
 
 class Scene:
     """One engine with one window loaded from QML text; closed and freed after the test."""
@@ -376,3 +398,18 @@ def test_hover_highlights_the_tile_and_shows_the_url_as_tooltip(qtbot, scene_fac
         return None
 
     qtbot.waitUntil(lambda: tooltip_text() == urls[1], timeout=5000)
+
+
+def test_a_gallery_page_unloaded_ends_its_models_threads(qtbot, tmp_path, image_server):
+    scene = Scene(qtbot, tmp_path, PAGE_QML, urls=serve_solid_images(image_server, COLORS))
+    try:
+        scene.settle()
+        loader = scene.model().loader
+        threads = loader._decoder._threads + loader._io._threads
+        assert all(thread.is_alive() for thread in threads)
+        scene.window.setProperty("pageShown", False)  # the Loader destroys the gallery
+        qtbot.waitUntil(lambda: not any(thread.is_alive() for thread in threads), timeout=5000)
+    finally:
+        scene.window.close()
+        sip.delete(scene.engine)
+    assert not scene.warnings, scene.warnings

@@ -16,6 +16,7 @@ from collections import defaultdict, deque
 from dataclasses import replace
 from typing import Dict, Iterable, List, Optional
 
+from PyQt5 import sip
 from PyQt5.QtCore import (Q_ENUM, QAbstractListModel, QByteArray, QModelIndex, QObject, QSize, Qt,
                           QTimer, pyqtProperty, pyqtSignal, pyqtSlot)
 
@@ -72,6 +73,15 @@ def _ranges(sorted_numbers: List[int]):
         start = previous = number
     if start is not None:
         yield start, previous
+
+
+def _retire_loader(loader: ImageLoader) -> None:
+    """Close a model's own loader once the model is gone, and delete it on the next event-loop
+    turn: a finalizer may run inside any slot, even one of this loader's transports, and deleting
+    the loader there would pull its replies out from under Qt."""
+    loader.close(finish_disk_writes=True)
+    sip.transferto(loader, None)  # C++ owns it now: dropping the wrapper no longer deletes it
+    loader.deleteLater()
 
 
 class _Row:
@@ -158,14 +168,14 @@ class ImageGalleryModel(QAbstractListModel):
         super().__init__(parent)
         # A loader given (shared by several models, say) keeps its limits: `limits` and the
         # properties built on it always read the loader's, so they report what it really uses.
-        self._loader = loader or ImageLoader(LoadLimits(), transport_mode_from_environment(),
-                                             parent=self)
+        self._loader = loader or ImageLoader(LoadLimits(), transport_mode_from_environment())
         if loader is None:
-            # A model QML destroys (a page unloaded) takes its loader along; without this its
-            # decode, disk and transport threads stayed blocked for the life of the process,
-            # and the thumbnails held for the disk were lost. The lambda must not hold `self`.
-            self.destroyed.connect(
-                lambda _=None, own=self._loader: own.close(finish_disk_writes=True))
+            # The model's own loader ends with it (a page QML unloads takes its model along):
+            # its decode, disk and transport threads stopped never before, and the thumbnails
+            # held for the disk were lost. Not a Qt child closed from `destroyed`: PyQt ran that
+            # slot after freeing it, once the model's Python side had gone first (a segfault).
+            retirement = weakref.finalize(self, _retire_loader, self._loader)
+            retirement.atexit = False  # at exit the application quits first and closes loaders
         self._loader_id = next(_loader_ids)
         _loaders[self._loader_id] = self._loader
         self._loader.thumbnailReady.connect(self._on_thumbnail_ready)
