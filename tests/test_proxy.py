@@ -130,3 +130,21 @@ def test_https_tunnels_through_connect(qtbot, monkeypatch, transport, https_serv
     assert set(proxy.forwarded) == {("CONNECT", f"127.0.0.1:{https_server.port}")}
     assert https_server.http_versions == {"2": 4}
     assert https_server.connections == proxy.count("CONNECT")
+
+
+def test_the_host_applications_own_proxy_setting_is_left_alone(monkeypatch, make_model):
+    from PyQt5.QtNetwork import QNetworkProxyFactory
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    hosts_proxy = QNetworkProxy(QNetworkProxy.HttpProxy, "proxy.example.invalid", 3128)
+    QNetworkProxy.setApplicationProxy(hosts_proxy)
+    try:
+        make_model(transport="qt").loader.transfers_in_flight()  # its Qt transport exists now
+        # What every other manager of the host asks for a URL (Qt skips proxies for loopback).
+        chosen = QNetworkProxyFactory.proxyForQuery(
+            QNetworkProxyQuery(QUrl("http://images.example.invalid/a.jpg")))
+        assert [(p.type(), p.hostName(), p.port()) for p in chosen] == [
+            (QNetworkProxy.HttpProxy, "proxy.example.invalid", 3128)]
+    finally:
+        QNetworkProxy.setApplicationProxy(QNetworkProxy(QNetworkProxy.NoProxy))

@@ -6,6 +6,7 @@ its proxy explicitly makes both agree on every variable.
 """
 from __future__ import annotations
 
+import sys
 import urllib.request
 from typing import Dict, List, Optional
 
@@ -69,3 +70,25 @@ class EnvironmentProxyFactory(QNetworkProxyFactory):
         # HttpProxy: absolute-form GET for http URLs and CONNECT for https, as libcurl does.
         return [QNetworkProxy(QNetworkProxy.HttpProxy, parsed.host(), parsed.port(8080),
                               parsed.userName(), parsed.password())]
+
+
+class SystemProxyFactory(QNetworkProxyFactory):
+    """The platform's proxy settings (the desktop's proxy, a PAC file) for one manager only:
+    `QNetworkProxyFactory.setUseSystemConfiguration(True)` would impose them on every manager in
+    the process, the host application's own included. Thread: the manager's."""
+
+    def queryProxy(self, query: QNetworkProxyQuery = QNetworkProxyQuery()) -> List[QNetworkProxy]:
+        return QNetworkProxyFactory.systemProxyForQuery(query)
+
+
+def proxy_factory_for_qt() -> Optional[QNetworkProxyFactory]:
+    """A new factory for one QNetworkAccessManager, or None to leave it the application's proxy.
+
+    The environment's variables win, so both transports route alike. Without them: on Linux Qt's
+    "system" settings are those same variables, so nothing is set and a proxy the host
+    application chose still applies; elsewhere the platform's settings, as browsers use them.
+    """
+    factory = EnvironmentProxyFactory.from_environment()
+    if factory is None and not sys.platform.startswith("linux"):
+        factory = SystemProxyFactory()
+    return factory

@@ -11,13 +11,13 @@ import math
 from typing import Dict, Optional
 
 from PyQt5.QtCore import QByteArray, QTimer, QUrl, pyqtSlot
-from PyQt5.QtNetwork import (QNetworkAccessManager, QNetworkProxyFactory, QNetworkReply,
+from PyQt5.QtNetwork import (QNetworkAccessManager, QNetworkReply,
                              QNetworkRequest)
 
 from .base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE, ErrorKind,
                    TransferError, TransferRequest, TransferResult, Transport, TransportOptions,
                    TurnBudget, Urgency, http_status_error, too_large_error)
-from .proxy import EnvironmentProxyFactory, proxy_for_url
+from .proxy import EnvironmentProxyFactory, proxy_factory_for_qt, proxy_for_url
 
 # One QNAM opens at most six HTTP/1.1 connections per host (a constant inside Qt). A user who
 # allows more gets one QNAM per six, each with its own connection pool.
@@ -92,17 +92,15 @@ class QtTransport(Transport):
         self._options = options
         count = max(1, math.ceil(options.max_connections_per_host / QNAM_CONNECTIONS_PER_HOST))
         self._managers = [QNetworkAccessManager(self) for _ in range(count)]
-        # HTTP_PROXY/HTTPS_PROXY/ALL_PROXY/NO_PROXY, read by proxy.py for both transports, win over the
-        # desktop's setting so both transports route alike; without them Qt asks the system.
+        # Each manager gets its own proxy factory (proxy.py): the environment's variables, else
+        # the platform's settings, never a process-wide setting the host's managers would share.
         self.uses_environment_proxy = False
         for manager in self._managers:
-            factory = EnvironmentProxyFactory.from_environment()
+            factory = proxy_factory_for_qt()
             if factory is not None:
                 manager.setProxyFactory(factory)  # Qt owns it: one per manager
-                self.uses_environment_proxy = True
+                self.uses_environment_proxy = isinstance(factory, EnvironmentProxyFactory)
             manager.setRedirectPolicy(QNetworkRequest.NoLessSafeRedirectPolicy)
-        if not self.uses_environment_proxy:
-            QNetworkProxyFactory.setUseSystemConfiguration(True)
         # Made at the first https request: asking Qt about TLS loads (or fails to load) OpenSSL,
         # 60 ms on the GUI thread that an http-only gallery should never pay.
         self._ssl_configuration = None
