@@ -46,6 +46,7 @@ def install(engine) -> None:
     Call once per engine, on the GUI thread, before loading QML. QML warnings go to the
     `imagegallery.qml` logger. The engine is deleted when the application quits (see below).
     """
+    from .model import PROVIDER_NAME
     from .provider import ThumbnailImageProvider
     from .qml_paths import qml_import_path
 
@@ -53,7 +54,7 @@ def install(engine) -> None:
 
     register_qml_types()
     provider = ThumbnailImageProvider()
-    engine.addImageProvider("imagegallery", provider)
+    engine.addImageProvider(PROVIDER_NAME, provider)
     address = sip.unwrapinstance(engine)
     _providers[address] = provider
     engine.destroyed.connect(lambda *_: _providers.pop(address, None))

@@ -14,6 +14,7 @@ events, the transports' as signals.
 """
 from __future__ import annotations
 
+import enum
 import heapq
 import itertools
 import random
@@ -63,7 +64,7 @@ DECODE_BACKLOG_BYTES = 32 * 1024 * 1024
 DISK_FLUSH_ON_QUIT_S = 2.0
 # Thumbnails wait for the disk until the loader has nothing in progress. They are the memory
 # cache's own images (shared, not copied), so holding them costs memory only once the cache has
-# evicted them: past this many evicted bytes they go at once. A 1,000-image list at 0 ms latency
+# evicted them: past this many evicted bytes the evicted ones go at once. A 1,000-image list at 0 ms latency
 # holds 105 MB of thumbnails; writing them while it loads took 0.2 s of CPU from the decoders.
 HELD_DISK_WRITES_BYTES = 32 * 1024 * 1024
 # ...and at most this long, so a list that never settles still fills its disk cache.
@@ -74,7 +75,21 @@ HELD_DISK_WRITES_MAX_S = 5.0
 # it start downloads; the rest wait for the disk, so memory is bounded by budgets, not list length.
 QUEUED_DISK_WRITES_BYTES = 64 * 1024 * 1024
 
-_DISK_LOOKUP, _QUEUED, _FETCHING, _BACKOFF, _DECODING = range(5)
+
+class _Stage(enum.IntEnum):
+    """Where a job is; named, so a debugger shows more than a number."""
+    DISK_LOOKUP = 0
+    QUEUED = 1
+    FETCHING = 2
+    BACKOFF = 3
+    DECODING = 4
+
+
+_DISK_LOOKUP, _QUEUED, _FETCHING, _BACKOFF, _DECODING = _Stage
+# The disk thread's order: a lookup first (a row waits on it), then a touch (a revalidated
+# thumbnail's age), then a write; warm-up work after all of them.
+_IO_LOOKUP, _IO_TOUCH, _IO_STORE = 0, 1, 2
+_WARM_UP = (9, 0)
 _SCHEDULE_EVENT = QEvent.Type(QEvent.registerEventType())
 
 
@@ -237,7 +252,6 @@ class ImageLoader(QObject):
         self._stream_caps: Dict[str, _StreamCap] = {}
         # Per multiplexed host with transfers in flight: what arrives on its connection.
         self._link_arrivals: Dict[str, _Arrivals] = {}
-        self._in_flight = 0
         self._sequence = itertools.count()
         self._tokens = itertools.count(1)
         self._request_ids = itertools.count(1)
@@ -248,7 +262,7 @@ class ImageLoader(QObject):
         self._decoder.done.connect(self._on_decoded)
         # Qt loads its image-format plugins at the first decode (tens of ms): do it now, in a
         # worker, so the first thumbnail does not pay for it.
-        self._decoder.submit((9, 0), "warm-up", warm_up_decoders)
+        self._decoder.submit(_WARM_UP, "warm-up", warm_up_decoders)
         self._io = PriorityWorkerPool(1, "disk", self)
         self._held_disk_writes: List[tuple] = []  # (disk, key, thumbnail) while jobs run
         self._held_disk_write_bytes = 0
@@ -259,7 +273,7 @@ class ImageLoader(QObject):
         self._queued_disk_write_bytes = 0
         self._io.done.connect(self._on_io_done)
         if self._transports.mode != "qt":  # https may need the curl transport: import it now
-            self._io.submit((9, 0), "curl-warm-up", preload_curl_transport)
+            self._io.submit(_WARM_UP, "curl-warm-up", preload_curl_transport)
         application = QCoreApplication.instance()
         if application is not None:
             application.aboutToQuit.connect(self._on_application_quit)
@@ -455,7 +469,7 @@ class ImageLoader(QObject):
         return len(self._jobs)
 
     def in_flight(self) -> int:
-        return self._in_flight
+        return len(self._by_request)
 
     def transfers_in_flight(self) -> int:
         """What the transports themselves hold (the soak test checks it drains to zero)."""
@@ -497,7 +511,7 @@ class ImageLoader(QObject):
         job.token = next(self._tokens)
         if self.disk is not None and not job.bypass_disk:
             job.stage = _DISK_LOOKUP
-            self._io.submit((0, job.priority), job.token, self._lookup_disk, job.url,
+            self._io.submit((_IO_LOOKUP, job.priority), job.token, self._lookup_disk, job.url,
                             self.key_for(job.url, job.spec), self.disk)
         else:
             self._after_disk_miss(job)
@@ -590,7 +604,7 @@ class ImageLoader(QObject):
 
     def _schedule(self) -> None:
         self._schedule_pending = False
-        while (self._in_flight < self._limits.max_in_flight
+        while (len(self._by_request) < self._limits.max_in_flight
                and self._decode_backlog_bytes < DECODE_BACKLOG_BYTES):
             best_host, best_entry = None, None
             for host, queue in self._host_queues.items():
@@ -662,7 +676,6 @@ class ImageLoader(QObject):
         job.link = (self._link_arrivals.setdefault(host, _Arrivals(now, now))
                     if self._is_multiplexed(host) else None)
         self._by_request[job.request_id] = job
-        self._in_flight += 1
         self._host_in_flight[host] = self._host_in_flight.get(host, 0) + 1
         self.stats["network_requests"] += 1
         revalidating = job.revalidating is not None
@@ -721,7 +734,7 @@ class ImageLoader(QObject):
                 self._request_schedule()
         if result.ok and result.not_modified and job.revalidating is not None:
             if self.disk is not None:
-                self._io.submit((1, job.priority), ("touch", job.url), self.disk.touch,
+                self._io.submit((_IO_TOUCH, job.priority), ("touch", job.url), self.disk.touch,
                                 self.key_for(job.url, job.spec))
             self._jobs.pop(job.url, None)
             self._release_disk_writes_if_idle()
@@ -826,7 +839,7 @@ class ImageLoader(QObject):
             write = _DiskWrite(next(self._tokens), thumbnail.image.sizeInBytes())
             self._held_disk_write_bytes -= write.size
             self._queued_disk_write_bytes += write.size
-            self._io.submit((2, 0), write, disk.store, key, thumbnail)
+            self._io.submit((_IO_STORE, 0), write, disk.store, key, thumbnail)
 
     def _disk_is_behind(self) -> bool:
         return self._queued_disk_write_bytes >= QUEUED_DISK_WRITES_BYTES
@@ -914,7 +927,6 @@ class ImageLoader(QObject):
     def _release_slot(self, job: _Job) -> None:
         if self._by_request.pop(job.request_id, None) is None:
             return
-        self._in_flight -= 1
         host = job.parsed.host_key
         self._host_in_flight[host] -= 1
         if not self._host_in_flight[host]:

@@ -647,11 +647,9 @@ class ImageGalleryModel(QAbstractListModel):
             if published != self._published:
                 self._published = published
                 self.countsChanged.emit()
-        if not self._finished_sent and self.pendingCount == 0 and self._rows:
-            self._finished_sent = True
-            self.finished.emit()
-        elif (not self._finished_sent and self._load_policy == self.LoadPolicy.LoadVisible
-              and self._counts[self.Status.Loading] == 0 and self._rows):
+        settled = self.pendingCount == 0 or (self._load_policy == self.LoadPolicy.LoadVisible
+                                             and self._counts[self.Status.Loading] == 0)
+        if settled and not self._finished_sent and self._rows:
             self._finished_sent = True
             self.finished.emit()
 
