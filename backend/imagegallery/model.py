@@ -106,6 +106,9 @@ class ImageGalleryModel(QAbstractListModel):
     """A list of image URLs and their thumbnails, for a QML GridView or any Python code.
 
     Thread: GUI thread only. Usable without QML: read `data()` and wait on `finished`.
+    A model makes its own loader, closed when the model goes. One given to several models (the
+    `loader` argument) stays its owner's to close, and serves one thumbnail size and fill mode:
+    the last model to set them wins for all.
     """
 
     class Status(enum.IntEnum):
