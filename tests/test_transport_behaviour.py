@@ -246,3 +246,16 @@ def test_more_than_six_connections_per_host_when_asked(qtbot, make_loader):
     finally:
         loader.close()
         server.stop()
+
+
+def test_a_loader_sizes_its_transports_from_its_limits_whatever_the_options_said():
+    from imagegallery.limits import LoadLimits
+
+    loader = ImageLoader(LoadLimits(max_connections_per_host=32), transport="qt",
+                         disk_cache_dir="", transport_options=TransportOptions(ca_file=""))
+    try:
+        assert loader.transport_options.max_connections_per_host == 32
+        loader.set_transport_options(TransportOptions(max_connections_per_host=6))
+        assert loader.transport_options.max_connections_per_host == 32
+    finally:
+        loader.close()

@@ -230,8 +230,7 @@ class ImageLoader(QObject):
         super().__init__(parent)
         self._limits = limits
         self._spec = ThumbnailSpec(240, 140, FIT)
-        self._transport_options = transport_options or TransportOptions(
-            max_connections_per_host=limits.max_connections_per_host)
+        self._transport_options = self._with_connection_cap(transport_options or TransportOptions())
         self._transports = self._new_transport_set(transport)
         self.http2_cleartext = http2_cleartext
         self.revalidate = revalidate
@@ -301,8 +300,7 @@ class ImageLoader(QObject):
         reconnect = limits.max_connections_per_host != self._limits.max_connections_per_host
         self._limits = limits
         if reconnect:
-            self._transport_options = replace(self._transport_options,
-                                              max_connections_per_host=limits.max_connections_per_host)
+            self._transport_options = self._with_connection_cap(self._transport_options)
             self._replace_transports(self._transports.mode)
         if self._watchdog.isActive():  # checked as often as the new shortest timeout needs
             self._watchdog.stop()
@@ -322,8 +320,13 @@ class ImageLoader(QObject):
             self._replace_transports(mode)
 
     def set_transport_options(self, options: TransportOptions) -> None:
-        self._transport_options = options
+        self._transport_options = self._with_connection_cap(options)
         self._replace_transports(self._transports.mode)
+
+    def _with_connection_cap(self, options: TransportOptions) -> TransportOptions:
+        # The limits decide how many transfers go to a host at once; a transport is sized to
+        # carry that many (QNAMs, libcurl's per-host cap), whatever the options passed in said.
+        return replace(options, max_connections_per_host=self._limits.max_connections_per_host)
 
     def _replace_transports(self, mode: str) -> None:
         """Swap transports; transfers in flight start again on the new ones."""

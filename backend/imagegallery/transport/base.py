@@ -212,6 +212,8 @@ class TurnBudget(QObject):
 class TransportOptions:
     """How a transport connects: shared by both implementations."""
 
+    # Connections a transport opens to one host. A loader sets it from its own limits, which
+    # decide how many transfers it hands a host at once; only a transport made alone uses this.
     max_connections_per_host: int = 6
     # Extra PEM bundle trusted in addition to the system store (private CAs, the tests' CA).
     # Empty: SSL_CERT_FILE is honoured if set.
