@@ -64,8 +64,9 @@ DECODE_BACKLOG_BYTES = 32 * 1024 * 1024
 DISK_FLUSH_ON_QUIT_S = 2.0
 # Thumbnails wait for the disk until the loader has nothing in progress. They are the memory
 # cache's own images (shared, not copied), so holding them costs memory only once the cache has
-# evicted them: past this many evicted bytes the evicted ones go at once. A 1,000-image list at 0 ms latency
-# holds 105 MB of thumbnails; writing them while it loads took 0.2 s of CPU from the decoders.
+# evicted them: past this many evicted bytes the evicted ones go at once. A 1,000-image list at
+# 0 ms latency holds 105 MB of thumbnails; writing them while it loads took 0.2 s of CPU from the
+# decoders.
 HELD_DISK_WRITES_BYTES = 32 * 1024 * 1024
 # ...and at most this long, so a list that never settles still fills its disk cache.
 HELD_DISK_WRITES_MAX_S = 5.0
