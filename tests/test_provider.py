@@ -84,3 +84,29 @@ def test_install_on_a_temporary_engine_wrapper_keeps_the_provider_alive(qtbot, t
     item = view.rootObject()
     qtbot.waitUntil(lambda: item.property("status") == 1, timeout=5000)
     assert item.property("sourceSize").width() == 224
+
+
+def test_an_evicted_plain_path_thumbnail_comes_back_for_the_provider(qtbot, tmp_path):
+    """The CLI lists local files by path; the provider asks again by that text after an
+    eviction, and the loader must judge it by the model's rules, not call it malformed."""
+    from imagegallery.cache import shared_thumbnail_cache
+    from imagegallery.model import ImageGalleryModel
+    from imaging import center_color, close_to, solid_image_bytes
+
+    picture = tmp_path / "local.png"
+    picture.write_bytes(solid_image_bytes("#00ff00"))
+    model = ImageGalleryModel()
+    try:
+        model.set_allow_plain_paths(True)
+        with qtbot.waitSignal(model.finished, timeout=10000):
+            model.urls = [str(picture)]
+        assert model.status_of(0) == ImageGalleryModel.Status.Ready
+        shared_thumbnail_cache().clear()  # evicted, as scrolling through a large folder does
+        answers = []
+        model.loader.load_for_provider(str(picture), model.loader.spec,
+                                       lambda thumbnail, error: answers.append((thumbnail, error)))
+        qtbot.waitUntil(lambda: len(answers) == 1, timeout=10000)
+        thumbnail, error = answers[0]
+        assert error == "" and close_to(center_color(thumbnail.image), "#00ff00")
+    finally:
+        model.loader.close()

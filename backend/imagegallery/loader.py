@@ -235,6 +235,9 @@ class ImageLoader(QObject):
         self._transports = self._new_transport_set(transport)
         self.http2_cleartext = http2_cleartext
         self.revalidate = revalidate
+        # How a URL asked for without its parsed form (an image provider's miss) is judged: by the
+        # rules of the model that listed it, which sets this (the CLI's plain paths among them).
+        self.parse_url: Callable[[str], ParsedImageUrl] = parse_image_url
         self.thumbnails = thumbnail_cache if thumbnail_cache is not None else shared_thumbnail_cache()
         self.encoded = new_encoded_cache()
         self.disk: Optional[DiskThumbnailCache] = None
@@ -394,7 +397,7 @@ class ImageLoader(QObject):
             # whether or not the image was cached.
             self._answer_soon(lambda: self.thumbnailReady.emit(url, cached))
             return
-        parsed = parsed or parse_image_url(url)
+        parsed = parsed or self.parse_url(url)
         if not parsed.ok:
             self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error))
             return
@@ -458,7 +461,7 @@ class ImageLoader(QObject):
         """Load again, from the network, a URL that failed or should be refreshed."""
         self.cancel(url)
         self.encoded.discard(url)
-        parsed = parsed or parse_image_url(url)
+        parsed = parsed or self.parse_url(url)
         if not parsed.ok:
             self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error))
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import itertools
 import time
 import weakref
@@ -195,6 +196,7 @@ class ImageGalleryModel(QAbstractListModel):
         self._load_policy = self.LoadPolicy.LoadAll
         self._allowed_schemes = list(DEFAULT_ALLOWED_SCHEMES)
         self._allow_plain_paths = False
+        self._set_url_rules()
         self._visible_first, self._visible_last = 0, -1
         self._prefetch_rows = 24
 
@@ -474,6 +476,13 @@ class ImageGalleryModel(QAbstractListModel):
         if row.parsed is None:
             row.parsed = parse_image_url(row.url, self._allowed_schemes, self._allow_plain_paths)
         return row.parsed
+
+    def _set_url_rules(self) -> None:
+        # The loader parses by them too, when the image provider asks again for an evicted
+        # thumbnail by its row's text: a plain path failed there as "no scheme".
+        self._loader.parse_url = functools.partial(
+            parse_image_url, allowed_schemes=tuple(self._allowed_schemes),
+            allow_plain_paths=self._allow_plain_paths)
 
     def _request_or_queue(self, row: _Row, number: Optional[int] = None) -> None:
         """Visible and near rows at once; the rest through the feed queue (which is also where
@@ -860,6 +869,7 @@ class ImageGalleryModel(QAbstractListModel):
         schemes = [s.lower().rstrip(":") for s in schemes]
         if schemes != self._allowed_schemes:
             self._allowed_schemes = schemes
+            self._set_url_rules()
             self._readmit_rows()
             self.settingsChanged.emit()
 
@@ -921,6 +931,7 @@ class ImageGalleryModel(QAbstractListModel):
         """The CLI accepts local paths (a Python-side switch, off by default)."""
         if allowed != self._allow_plain_paths:
             self._allow_plain_paths = allowed
+            self._set_url_rules()
             self._readmit_rows()
 
     @property
