@@ -234,3 +234,17 @@ def test_stdin_holds_input_only_for_a_pipe_or_a_non_empty_file(tmp_path):
     finally:
         os.close(write_end)
     assert stdin_holds_input(io.StringIO("http://a/1.png")) is False  # no descriptor
+
+
+def test_the_offline_demo_works_with_a_proxy_set(tmp_path):
+    from servers import free_port_refusing_connections
+
+    dead_proxy = f"http://127.0.0.1:{free_port_refusing_connections()}"
+    env = dict(subprocess_env(), HTTP_PROXY=dead_proxy, http_proxy=dead_proxy)
+    env.pop("NO_PROXY", None)
+    env.pop("no_proxy", None)
+    result = subprocess.run([sys.executable, "-m", "imagegallery", "--screenshot",
+                             str(tmp_path / "demo.png")], stdin=subprocess.DEVNULL, env=env,
+                            capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert "81 of 84 loaded, 3 failed" in result.stderr  # not one went to the dead proxy

@@ -44,6 +44,15 @@ exit status:
 _log = logging.getLogger("imagegallery.app")
 
 
+def _bypass_proxies_for_loopback() -> None:
+    for name in ("NO_PROXY", "no_proxy"):
+        hosts = [h for h in os.environ.get(name, "").split(",") if h.strip()]
+        for loopback in ("127.0.0.1", "localhost"):
+            if loopback not in hosts:
+                hosts.append(loopback)
+        os.environ[name] = ",".join(hosts)
+
+
 class UsageError(Exception):
     """A mistake in the command line or its files, reported as one line and exit status 2."""
 
@@ -330,6 +339,11 @@ class _Session:
                 return self._qml_failed(path)
             return EXIT_OK
 
+        if not self.urls:
+            # The demo's server is on this machine: a proxy from the environment (HTTP_PROXY) must
+            # not carry its requests, or the offline demo fails wherever a proxy is set. Before
+            # the window makes its model: transports read the variables when they are made.
+            _bypass_proxies_for_loopback()
         initial = {"pickMode": bool(self.args.pick), "themeName": self.theme_name or ""}
         if self.theme_loader is not None:
             initial["themeLoader"] = self.theme_loader
