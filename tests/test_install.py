@@ -64,3 +64,27 @@ def test_installed_package_loads_its_qml_from_resources(tmp_path, image_server):
     assert settled[:3] == ["settled", "3", "1"]
     # It ran the installed copy, not the source tree.
     assert settled[3].startswith(str(target))
+
+
+@pytest.mark.slow
+def test_a_wheel_built_from_the_sdist_carries_the_qml(tmp_path):
+    """`python -m build` and `pip install imagegallery-*.tar.gz` build the wheel from the sdist:
+    it must hold resources.qrc and qml/, which setup.py compiles into the package."""
+    import tarfile
+    import zipfile
+
+    sdist = subprocess.run(
+        [sys.executable, "-c", "import sys; from setuptools import build_meta; "
+                               "print(build_meta.build_sdist(sys.argv[1]))", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert sdist.returncode == 0, sdist.stderr[-2000:]
+    with tarfile.open(tmp_path / sdist.stdout.split()[-1]) as archive:
+        archive.extractall(tmp_path / "unpacked")
+    source = next((tmp_path / "unpacked").iterdir())
+    wheel = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(tmp_path / "wheels"), str(source)],
+        capture_output=True, text=True, timeout=300)
+    assert wheel.returncode == 0, wheel.stderr[-2000:]
+    built = next((tmp_path / "wheels").glob("imagegallery-*.whl"))
+    assert "imagegallery/_qml_resources.py" in zipfile.ZipFile(built).namelist()
