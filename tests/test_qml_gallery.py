@@ -287,6 +287,37 @@ def test_multi_selection_toggles_and_none_selects_nothing(qtbot, scene_factory, 
     assert scene.selected() == []
 
 
+def test_a_double_click_in_multi_mode_leaves_the_tile_selected(qtbot, scene_factory, image_server):
+    urls = serve(image_server)
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    gallery, window = scene.gallery, scene.window
+    gallery.setProperty("selectionMode", "multi")
+    for index in (0, 1):
+        QTest.mouseClick(window, Qt.LeftButton, Qt.NoModifier, scene.tile_center(index))
+    assert scene.selected() == [urls[0], urls[1]]
+    for index in (0, 4):  # one already selected, one not
+        with qtbot.waitSignal(gallery.imageActivated, timeout=3000) as activated:
+            QTest.mouseDClick(window, Qt.LeftButton, Qt.NoModifier, scene.tile_center(index))
+        assert activated.args == [index, urls[index]]
+    assert sorted(scene.selected()) == sorted([urls[0], urls[1], urls[4]])
+
+
+def test_selections_of_rows_that_went_away_are_dropped(qtbot, scene_factory, image_server):
+    urls = serve(image_server)
+    scene = scene_factory(MODEL_QML, albumA=urls[:3], albumB=urls[2:6])
+    scene.settle()
+    gallery = scene.gallery
+    gallery.setProperty("selectionMode", "multi")
+    gallery.setProperty("selectedUrls", [urls[0], urls[2]])
+    QMetaObject.invokeMethod(scene.window, "switchAlbum")  # urls[0] is not in the new list
+    assert scene.selected() == [urls[2]]
+    # Settled before the teardown deletes the engine at once: deleting it while the tiles'
+    # asynchronous Loaders still incubate crashes inside Qt (a teardown hazard, not the app's,
+    # which deletes its engine with deleteLater as it quits).
+    scene.settle()
+
+
 def test_url_list_changed_in_qml_reaches_the_model(qtbot, scene_factory, image_server):
     urls = serve(image_server)
     scene = scene_factory(MODEL_QML, albumA=urls[:3], albumB=urls[2:6])

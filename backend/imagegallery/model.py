@@ -17,9 +17,8 @@ from collections import defaultdict, deque
 from dataclasses import replace
 from typing import Dict, Iterable, List, Optional
 
-from PyQt5 import sip
-from PyQt5.QtCore import (Q_ENUM, QAbstractListModel, QByteArray, QModelIndex, QObject, QSize, Qt,
-                          QTimer, pyqtProperty, pyqtSignal, pyqtSlot)
+from PyQt5.QtCore import (Q_ENUM, QAbstractListModel, QByteArray, QCoreApplication, QModelIndex,
+                          QObject, QSize, Qt, QTimer, pyqtProperty, pyqtSignal, pyqtSlot)
 
 from .cache import CachedThumbnail
 from .decode import CROP, FIT, ThumbnailSpec
@@ -81,8 +80,13 @@ def _retire_loader(loader: ImageLoader) -> None:
     turn: a finalizer may run inside any slot, even one of this loader's transports, and deleting
     the loader there would pull its replies out from under Qt."""
     loader.close(finish_disk_writes=True)
-    sip.transferto(loader, None)  # C++ owns it now: dropping the wrapper no longer deletes it
-    loader.deleteLater()
+    application = QCoreApplication.instance()
+    if application is not None:
+        # A Qt child of the application until then, so its Python side lives as long as it does:
+        # with C++ owning it alone, an event still queued for it (posted before the close) found
+        # no Python side to deliver to and crashed.
+        loader.setParent(application)
+        loader.deleteLater()
 
 
 class _Row:

@@ -21,7 +21,7 @@ GridView {
     signal imageClicked(int index, string url)
     signal imageActivated(int index, string url)
 
-    // The model when it is an ImageGalleryModel (a GridView also takes arrays and numbers).
+    // The model when it is an ImageGalleryModel, the only model the tiles can show.
     readonly property var galleryModel: model && typeof model.setVisibleRange === "function" ? model : null
     readonly property size thumbnailSize: galleryModel ? galleryModel.thumbnailSize : Qt.size(240, 140)
     readonly property int columns: Math.max(1, Math.floor(width / (thumbnailSize.width + 2 * Theme.tilePadding + Theme.spacing)))
@@ -59,7 +59,7 @@ GridView {
         showFocus: current && root.activeFocus
 
         onClicked: root._tileClicked(index, url)
-        onDoubleClicked: root.imageActivated(index, url)
+        onDoubleClicked: root._tileDoubleClicked(index, url)
         onRetryRequested: if (root.galleryModel) root.galleryModel.retry(index)
     }
 
@@ -77,6 +77,10 @@ GridView {
     }
 
     onUrlsChanged: _applyUrls()
+    Connections {
+        target: root.galleryModel
+        function onUrlsChanged() { root._dropGoneSelections() }
+    }
     onModelChanged: _applyUrls()
     Component.onCompleted: {
         _completed = true
@@ -176,6 +180,27 @@ GridView {
         else if (selectionMode === "multi")
             toggleSelected(index)
         imageClicked(index, url)
+    }
+
+    function _tileDoubleClicked(index, url) {
+        // The double-click's first click toggled the tile; a double-click means "this one", so in
+        // multi mode it ends selected whichever way that click went (a picker returns it).
+        if (selectionMode === "multi" && !_selectedSet[url])
+            selectedUrls = selectedUrls.concat([url])
+        imageActivated(index, url)
+    }
+
+    // Selected URLs whose rows went away (a new list, a removal) stop counting as selected.
+    function _dropGoneSelections() {
+        if (!galleryModel || selectedUrls.length === 0)
+            return
+        var present = {}
+        var urls = galleryModel.urls
+        for (var i = 0; i < urls.length; ++i)
+            present[urls[i]] = true
+        var kept = selectedUrls.filter(function(url) { return present[url] === true })
+        if (kept.length !== selectedUrls.length)
+            selectedUrls = kept
     }
 
     function _activateCurrent() {
