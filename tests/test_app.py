@@ -248,3 +248,26 @@ def test_the_offline_demo_works_with_a_proxy_set(tmp_path):
                             capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     assert result.returncode == 0, result.stderr
     assert "81 of 84 loaded, 3 failed" in result.stderr  # not one went to the dead proxy
+
+
+@pytest.mark.parametrize("argv", [
+    ["--timeout", "nan", "--screenshot", "x.png"],
+    ["--timeout", "-1", "--screenshot", "x.png"],
+    ["--timeout", "3000000", "--screenshot", "x.png"],
+    ["--qml", __file__, "--screenshot", "x.png"],
+    ["--qml", __file__, "--theme", "dark"],
+    ["--qml", __file__, "http://127.0.0.1:9/a.png"],
+])
+def test_options_that_cannot_work_are_usage_errors(argv, capsys):
+    assert main(argv) == EXIT_USAGE
+    assert "error" in capsys.readouterr().err
+
+
+def test_a_url_list_with_a_byte_order_mark_reads_its_first_url(tmp_path):
+    from imagegallery.app import read_url_list
+
+    listing = tmp_path / "notepad.txt"
+    listing.write_bytes("\ufeffhttp://127.0.0.1:9/a.png\r\nhttp://127.0.0.1:9/b.png\r\n".encode("utf-8"))
+    assert read_url_list(str(listing)) == ["http://127.0.0.1:9/a.png", "http://127.0.0.1:9/b.png"]
+    piped = io.StringIO("\ufeffhttp://127.0.0.1:9/a.png\n")
+    assert read_url_list("-", stdin=piped) == ["http://127.0.0.1:9/a.png"]

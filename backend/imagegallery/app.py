@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="image URLs or local image paths; none runs the offline demo")
     parser.add_argument("-f", "--file", metavar="PATH",
                         help="read URLs from PATH, one a line ('-' reads standard input)")
-    parser.add_argument("--theme", metavar="NAME|PATH", default="light",
+    parser.add_argument("--theme", metavar="NAME|PATH", default=None,
                         help="light, dark, high-contrast, or a theme .qml file "
                              "(reloaded when it changes; see docs/themes.md)")
     parser.add_argument("--thumbnail", metavar="WxH", default="240x140", type=_thumbnail_size,
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="extra CA certificates (PEM) trusted for https")
     parser.add_argument("--screenshot", metavar="OUT.png",
                         help="render once every tile has settled, save the window, exit")
-    parser.add_argument("--timeout", metavar="SECONDS", type=float, default=120.0,
+    parser.add_argument("--timeout", metavar="SECONDS", type=_timeout_seconds, default=120.0,
                         help="give up on --screenshot after this long (default 120)")
     parser.add_argument("--pick", action="store_true",
                         help="image picker: print the chosen URL(s) on stdout and exit "
@@ -92,6 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run any QML file with `import ImageGallery 1.0` available")
     parser.add_argument("--version", action="version", version=f"imagegallery {__version__}")
     return parser
+
+
+# Qt timers take milliseconds in a signed 32-bit int: about 24 days, far past any use here.
+_MAX_TIMEOUT_S = 2_000_000
+
+
+def _timeout_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= _MAX_TIMEOUT_S:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected seconds above 0, at most {_MAX_TIMEOUT_S}, "
+                                         f"not '{text}'")
+    return seconds
 
 
 def _thumbnail_size(text: str):
@@ -117,7 +132,8 @@ def _connection_count(text: str) -> int:
 def parse_url_lines(text: str) -> List[str]:
     """URLs from a list: one a line, blank lines and `#` comment lines skipped."""
     urls = []
-    for line in text.splitlines():
+    # A list saved by Windows Notepad starts with a byte order mark, which strip() keeps.
+    for line in text.lstrip("\ufeff").splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             urls.append(line)
@@ -142,7 +158,7 @@ def read_url_list(path: str, stdin=None) -> List[str]:
         except (OSError, UnicodeDecodeError) as error:
             raise UsageError(f"cannot read the URL list from standard input: {error}") from None
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             return parse_url_lines(handle.read())
     except FileNotFoundError:
         raise UsageError(f"URL list not found: {path}") from None
@@ -363,7 +379,7 @@ class _Session:
         if self.args.transport:
             model.transport = self.args.transport
         if self.args.ca_file:
-            model.caFile = os.path.abspath(self.args.ca_file)
+            model.caFile = os.path.abspath(os.path.expanduser(self.args.ca_file))
 
         self.window.addUrlsRequested.connect(self._on_add_urls)
         self.window.openListRequested.connect(self._on_open_list)
@@ -502,6 +518,19 @@ class _Session:
         self.app.exit(EXIT_SCREENSHOT)
 
 
+def _refuse_options_beside_qml(args) -> None:
+    # --qml runs the user's own window: the gallery window's options have nothing to act on, and
+    # dropping them without a word left a --screenshot run waiting for ever.
+    given = [flag for flag, value in (
+        ("URLs", args.urls), ("--file", args.file), ("--theme", args.theme),
+        ("--thumbnail", args.thumbnail != (240, 140)), ("--max-connections", args.max_connections),
+        ("--transport", args.transport), ("--ca-file", args.ca_file),
+        ("--screenshot", args.screenshot), ("--pick", args.pick)) if value]
+    if given:
+        raise UsageError(f"--qml runs your own QML file; {', '.join(given)} cannot be used with it "
+                         "(set them in that file)")
+
+
 def main(argv: Optional[Sequence[str]] = None, stdin=None) -> int:
     """Run the command line `argv` (default sys.argv[1:]); returns the exit status."""
     parser = build_parser()
@@ -517,7 +546,9 @@ def main(argv: Optional[Sequence[str]] = None, stdin=None) -> int:
             raise UsageError(f"CA file not found: {args.ca_file}")
         if args.screenshot and args.pick:
             raise UsageError("--screenshot and --pick cannot be used together")
-        theme_name, theme_path = resolve_theme(args.theme)
+        if args.qml:
+            _refuse_options_beside_qml(args)
+        theme_name, theme_path = resolve_theme(args.theme or "light")
         urls = [] if args.qml else collect_urls(args, stdin)
     except UsageError as error:
         print(f"imagegallery: error: {error}", file=sys.stderr)
