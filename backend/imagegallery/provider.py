@@ -5,6 +5,12 @@ the memory cache answers at once. A miss (a Ready row whose thumbnail the byte-b
 evicted, scrolled back into view) asks the row's loader, first in its queue, which restores it
 from the disk cache or the encoded bytes it still holds; QML never triggers a download of its own
 and never decodes a full image.
+
+Set these sources through the model's `source` role in QML, not from Python on an Image item:
+Qt's pixmap reader thread cancels a pending response while it holds its own lock, and the
+response's `cancel` needs the GIL, so a Python call that changes an Image's source while a miss
+is pending (it takes that lock with the GIL held) can deadlock. Bindings in QML run without the
+GIL; a reviewer's 5,600 cancellations through the model's roles all completed.
 """
 from __future__ import annotations
 
