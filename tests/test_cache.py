@@ -151,21 +151,30 @@ def test_a_second_run_of_the_app_starts_from_the_disk_cache(tmp_path, image_serv
     assert image_server.total_hits() == hits  # every thumbnail came from the disk cache
 
 
-@pytest.fixture
-def green_beside_a_hanging_decode(qtbot, monkeypatch, image_server):
-    """A gallery of two: a green image, and a decode that hangs until its 1 s limit (so the
-    loader stays busy). Yields (model, the green thumbnail's disk key, start); start() sets the
-    list and returns once green is Ready while the other still decodes."""
-    monkeypatch.setenv("IMAGEGALLERY_SANDBOX_TEST_FAULTS", "1")
+def hanging_decode_and_green(monkeypatch, image_server):
+    """A model (decodes limited to 1 s) and two URLs for it: a file whose sandboxed decode hangs
+    until that limit, and a green image."""
     from imagegallery import sandbox_decode
     from imagegallery.limits import LoadLimits
     from imagegallery.sandbox_decode import SandboxDecoder
 
+    monkeypatch.setenv("IMAGEGALLERY_SANDBOX_TEST_FAULTS", "1")
     monkeypatch.setattr(sandbox_decode, "_shared", SandboxDecoder(processes=1))
     hang = image_server.add("/hang.tif", b"IMAGEGALLERY-TEST-HANG", "image/tiff")
     green = image_server.add("/green.png", solid_image_bytes("#00ff00"))
     model = ImageGalleryModel()
     model.set_limits(LoadLimits(decode_timeout_s=1.0))
+    return model, (hang, green)
+
+
+@pytest.fixture
+def green_beside_a_hanging_decode(qtbot, monkeypatch, image_server):
+    """A gallery of two: a green image, and a decode that hangs until its 1 s limit (so the
+    loader stays busy). Yields (model, the green thumbnail's disk key, start); start() sets the
+    list and returns once green is Ready while the other still decodes."""
+    from imagegallery import sandbox_decode
+
+    model, (hang, green) = hanging_decode_and_green(monkeypatch, image_server)
 
     def start():
         model.urls = [hang, green]
@@ -308,17 +317,11 @@ def test_a_model_let_go_ends_its_threads_and_still_writes_its_held_thumbnails(
     import gc
 
     from imagegallery import sandbox_decode
-    from imagegallery.limits import LoadLimits
-    from imagegallery.sandbox_decode import SandboxDecoder
 
-    monkeypatch.setenv("IMAGEGALLERY_SANDBOX_TEST_FAULTS", "1")
-    monkeypatch.setattr(sandbox_decode, "_shared", SandboxDecoder(processes=1))
-    hang = image_server.add("/hang.tif", b"IMAGEGALLERY-TEST-HANG", "image/tiff")
-    green = image_server.add("/green.png", solid_image_bytes("#00ff00"))
-    model = ImageGalleryModel()
-    model.set_limits(LoadLimits(decode_timeout_s=1.0))
+    model, (hang, green) = hanging_decode_and_green(monkeypatch, image_server)
     model.urls = [hang, green]
-    qtbot.waitUntil(lambda: model.status_of(1) == ImageGalleryModel.Status.Ready, timeout=10000)
+    qtbot.waitUntil(lambda shown=model: shown.status_of(1) == ImageGalleryModel.Status.Ready,
+                    timeout=10000)
     loader, key = model.loader, model.loader.key_for(green)
     threads = loader._decoder._threads + loader._io._threads
     assert all(thread.is_alive() for thread in threads)
