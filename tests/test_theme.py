@@ -195,3 +195,17 @@ def test_example_theme_loads(qtbot, probe):
     with qtbot.waitSignal(loader.loaded, timeout=5000):
         probe.setProperty("themePath", os.path.join(here, "examples", "themes", "Sunset.qml"))
     assert probe.property("currentName") == "sunset"
+
+
+@pytest.mark.qt_log_ignore("ReferenceError: nope")  # the engine also logs what the loader refuses
+def test_a_binding_that_throws_is_refused_like_a_typo(qtbot, probe, tmp_path):
+    loader = probe.property("loader")
+    path = write(tmp_path / "Throws.qml",
+                 'import ImageGallery 1.0\nThemeData {\n    accent: "#00ff00"\n    radius: nope.x\n}\n')
+    with qtbot.waitSignal(loader.failed, timeout=5000) as failed:
+        probe.setProperty("themePath", path)
+    message = failed.args[0]
+    assert message.startswith(f"{path}:4:") and "nope" in message
+    assert "?v=" not in message
+    assert loader.theme is None
+    assert color(probe, "accent") == "#2f6fed"  # the built-in stays

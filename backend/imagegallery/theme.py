@@ -215,10 +215,16 @@ class ThemeLoader(QObject):
             return
         if status != QQmlComponent.Ready:
             return
-        theme = component.create()
+        theme, runtime_errors = self._create_watching_errors(component)
         if theme is None:
             self._fail(self._messages(component.errors(), path) or f"{path}: could not create the theme")
             component.deleteLater()
+            return
+        if runtime_errors:
+            # A binding that throws (`radius: nope.x`) still creates the object, with that value
+            # left unset: refused like a compile error, so a typo never passes as a theme.
+            theme.deleteLater()
+            self._fail(self._messages(runtime_errors, path))
             return
         if not _is_theme_data(theme):
             theme.deleteLater()
@@ -233,6 +239,24 @@ class ThemeLoader(QObject):
         self._set_status(self.Status.Ready, "")
         _log.info("theme loaded from %s", path)
         self.loaded.emit()
+
+    @staticmethod
+    def _create_watching_errors(component: QQmlComponent):
+        """Create the theme object, with the errors its own file's bindings raised meanwhile
+        (the engine reports them as warnings, not as the component's errors)."""
+        theme_file = component.url().adjusted(QUrl.RemoveQuery)
+        raised: List[QQmlError] = []
+
+        def collect(errors):
+            raised.extend(e for e in errors if e.url().adjusted(QUrl.RemoveQuery) == theme_file)
+
+        engine = component.engine()
+        engine.warnings.connect(collect)
+        try:
+            theme = component.create()
+        finally:
+            engine.warnings.disconnect(collect)
+        return theme, raised
 
     @staticmethod
     def _messages(errors: List[QQmlError], path: str) -> str:
