@@ -498,7 +498,7 @@ class _Session:
     def _take_screenshot(self) -> None:
         self.window.frameSwapped.disconnect(self._take_screenshot)
         image = grab_window(self.window)
-        path = self.args.screenshot
+        path = os.path.expanduser(self.args.screenshot)
         if image.isNull():
             print("imagegallery: error: could not grab the window", file=sys.stderr)
             self.app.exit(EXIT_SCREENSHOT)
@@ -516,6 +516,21 @@ class _Session:
         print(f"imagegallery: error: the gallery did not settle within {self.args.timeout:g} s "
               f"({self.model.pendingCount} still loading); no screenshot taken", file=sys.stderr)
         self.app.exit(EXIT_SCREENSHOT)
+
+
+def _check_screenshot_path(path: str) -> None:
+    # Checked before loading, not after: a gallery takes up to --timeout to settle, and then
+    # "could not save" said neither why nor what would do.
+    from PyQt5.QtGui import QImageWriter
+
+    folder = os.path.dirname(os.path.abspath(os.path.expanduser(path)))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--screenshot: folder not found: {folder}")
+    suffix = os.path.splitext(path)[1].lstrip(".").lower()
+    writable = sorted(bytes(f).decode() for f in QImageWriter.supportedImageFormats())
+    if suffix not in writable:
+        raise UsageError(f"--screenshot: cannot write '{suffix or 'no extension'}' pictures; "
+                         f"end the name with one of .{', .'.join(writable)}")
 
 
 def _refuse_options_beside_qml(args) -> None:
@@ -546,6 +561,8 @@ def main(argv: Optional[Sequence[str]] = None, stdin=None) -> int:
             raise UsageError(f"CA file not found: {args.ca_file}")
         if args.screenshot and args.pick:
             raise UsageError("--screenshot and --pick cannot be used together")
+        if args.screenshot:
+            _check_screenshot_path(args.screenshot)
         if args.qml:
             _refuse_options_beside_qml(args)
         theme_name, theme_path = resolve_theme(args.theme or "light")
