@@ -273,3 +273,27 @@ def test_a_url_list_with_a_byte_order_mark_reads_its_first_url(tmp_path):
     assert read_url_list(str(listing)) == ["http://127.0.0.1:9/a.png", "http://127.0.0.1:9/b.png"]
     piped = io.StringIO("\ufeffhttp://127.0.0.1:9/a.png\n")
     assert read_url_list("-", stdin=piped) == ["http://127.0.0.1:9/a.png"]
+
+
+def test_a_list_the_window_cannot_read_says_why_in_the_window(qtbot, image_server, tmp_path):
+    from PyQt5.QtCore import QCoreApplication
+
+    from imagegallery.app import _Session, build_parser
+
+    first = image_server.add("/0.png", solid_image_bytes("#ff0000"))
+    args = build_parser().parse_args([first])
+    session = _Session(QCoreApplication.instance(), args, [first], "light", None)
+    try:
+        assert session.start() == 0
+        window = session.window
+        window.openListRequested.emit(str(tmp_path / "missing.txt"))
+        assert "URL list not found" in window.property("listError")
+        listing = tmp_path / "more.txt"
+        listing.write_text(image_server.add("/1.png", solid_image_bytes("#00ff00")) + "\n")
+        window.openListRequested.emit(listing.as_uri())
+        assert window.property("listError") == ""
+        assert session.model.count == 2
+        with qtbot.waitSignal(session.model.finished, timeout=10000):
+            pass
+    finally:
+        session.close()

@@ -448,7 +448,9 @@ class _Session:
             urls = read_url_list(path)
         except UsageError as error:
             _log.warning("%s", error)
+            self.window.setProperty("listError", str(error))  # in the window, not only the log
             return
+        self.window.setProperty("listError", "")
         if urls:
             self.model.append(urls)
 

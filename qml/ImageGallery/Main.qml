@@ -14,6 +14,7 @@ ApplicationWindow {
 
     // Set by the app.
     property var themeLoader: null  // a ThemeLoader for --theme PATH, or null
+    property string listError: ""  // why the last list opened from the toolbar could not be read
     property bool fileThemeActive: !!themeLoader
     property bool pickMode: false
     property string themeName: ""  // a built-in theme to start with
@@ -239,6 +240,16 @@ ApplicationWindow {
                     width: parent.width * imageModel.progress
                     color: Theme.progress
                 }
+            }
+            Text {
+                objectName: "listError"
+                visible: root.listError !== ""
+                elide: Text.ElideLeft
+                Layout.maximumWidth: statusRow.width / 3
+                text: root.listError
+                color: Theme.error
+                font.family: Theme.fontFamily
+                font.pixelSize: Theme.smallFontPixelSize
             }
             Text {
                 objectName: "themeError"
