@@ -268,7 +268,9 @@ def tiles_settled(window) -> bool:
     """True when every tile shows its final face: the image drawn, or the error."""
     from PyQt5.QtQuick import QQuickItem
 
-    ready, error = 1, 3  # Image.status values, which the model's status role shares
+    from .model import ImageGalleryModel
+
+    ready, error = ImageGalleryModel.Status.Ready, ImageGalleryModel.Status.Error
     for tile in image_buttons(window):
         if not tile.isVisible():
             continue
