@@ -278,7 +278,7 @@ def test_a_url_list_with_a_byte_order_mark_reads_its_first_url(tmp_path):
 def test_a_list_the_window_cannot_read_says_why_in_the_window(qtbot, image_server, tmp_path):
     from PyQt5.QtCore import QCoreApplication
 
-    from imagegallery.app import _Session, build_parser
+    from imagegallery.app import _Session, build_parser, tiles_settled
 
     first = image_server.add("/0.png", solid_image_bytes("#ff0000"))
     args = build_parser().parse_args([first])
@@ -295,5 +295,7 @@ def test_a_list_the_window_cannot_read_says_why_in_the_window(qtbot, image_serve
         assert session.model.count == 2
         with qtbot.waitSignal(session.model.finished, timeout=10000):
             pass
+        # Every tile's face made before the engine goes: deleting it mid-incubation warns.
+        qtbot.waitUntil(lambda: tiles_settled(window), timeout=10000)
     finally:
         session.close()
