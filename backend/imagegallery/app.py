@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--theme", metavar="NAME|PATH", default=None,
                         help="light, dark, high-contrast, or a theme .qml file "
                              "(reloaded when it changes; see docs/themes.md)")
-    parser.add_argument("--thumbnail", metavar="WxH", default="240x140", type=_thumbnail_size,
+    parser.add_argument("--thumbnail", metavar="WxH", default=None, type=_thumbnail_size,
                         help="thumbnail box in logical pixels (default 240x140)")
     parser.add_argument("--max-connections", metavar="N", type=_connection_count,
                         help="requests at once per host (default: the loader's)")
@@ -374,8 +374,8 @@ class _Session:
 
         self.model = model = self.window.property("galleryModel")
         model.set_allow_plain_paths(True)
-        width, height = self.args.thumbnail
-        model.thumbnailSize = QSize(width, height)
+        if self.args.thumbnail:  # else the model's own default
+            model.thumbnailSize = QSize(*self.args.thumbnail)
         if self.args.max_connections:
             model.maxConnectionsPerHost = self.args.max_connections
         if self.args.transport:
@@ -542,7 +542,7 @@ def _refuse_options_beside_qml(args) -> None:
     # dropping them without a word left a --screenshot run waiting for ever.
     given = [flag for flag, value in (
         ("URLs", args.urls), ("--file", args.file), ("--theme", args.theme),
-        ("--thumbnail", args.thumbnail != (240, 140)), ("--max-connections", args.max_connections),
+        ("--thumbnail", args.thumbnail), ("--max-connections", args.max_connections),
         ("--transport", args.transport), ("--ca-file", args.ca_file),
         ("--screenshot", args.screenshot), ("--pick", args.pick)) if value]
     if given:
