@@ -22,7 +22,8 @@ QtObject {
     readonly property color window: Theme.window
     readonly property color accent: Theme.accent
     readonly property int radius: Theme.radius
-    readonly property string currentName: Theme.current.name
+    // Theme.current is null for a moment while a custom theme object is destroyed (Theme.qml).
+    readonly property string currentName: Theme.current ? Theme.current.name : ""
     readonly property var loader: loader
 
     function useBuiltIn(name) { Theme.custom = null; Theme.name = name }
@@ -36,7 +37,7 @@ QtObject {
         property: "custom"
         value: loader.theme
         when: loader.theme !== null
-        restoreMode: Binding.RestoreNone
+        restoreMode: Binding.RestoreBindingOrValue  // as docs/themes.md shows
     }
 }
 """
@@ -209,3 +210,17 @@ def test_a_binding_that_throws_is_refused_like_a_typo(qtbot, probe, tmp_path):
     assert "?v=" not in message
     assert loader.theme is None
     assert color(probe, "accent") == "#2f6fed"  # the built-in stays
+
+
+def test_theme_object_destroyed_falls_back_without_errors(qtbot, probe, tmp_path):
+    # What happens as an application quits: the ThemeLoader, and with it the theme object that
+    # Theme.custom holds, goes before the Theme singleton. The built-in must take over without
+    # a binding reading a property of null (34 TypeErrors on the way out before).
+    path = write(tmp_path / "Mine.qml", GOOD_THEME % "#123456")
+    loader = probe.property("loader")
+    with qtbot.waitSignal(loader.loaded, timeout=5000):
+        probe.setProperty("themePath", path)
+    assert color(probe, "accent") == "#123456"
+    with qtbot.waitSignal(loader.destroyed, timeout=5000):
+        loader.deleteLater()
+    assert color(probe, "accent") == "#2f6fed"  # light's, and the probe fixture asserts no warnings

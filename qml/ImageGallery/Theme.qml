@@ -14,47 +14,55 @@ QtObject {
     property string name: "light"
     property QtObject custom: null  // a ThemeData, possibly from a ThemeLoader's engine
 
-    readonly property QtObject current: custom ? custom
-                                       : name === "dark" ? dark
-                                       : name === "high-contrast" ? highContrast
-                                       : light
+    // The theme shown. Null for a moment when the object in `custom` is destroyed (a
+    // ThemeLoader's theme, as the application quits): Qt clears this property, and re-runs the
+    // bindings that read it, before this binding picks a built-in again. So the properties
+    // below read pick() instead, and a component should read them, not `current`.
+    readonly property QtObject current: pick()
+
+    function pick() {
+        return custom ? custom
+             : name === "dark" ? dark
+             : name === "high-contrast" ? highContrast
+             : light
+    }
 
     readonly property ThemeData light: Light {}
     readonly property ThemeData dark: Dark {}
     readonly property ThemeData highContrast: HighContrast {}
 
-    readonly property color window: current.window
-    readonly property color surface: current.surface
-    readonly property color text: current.text
-    readonly property color textMuted: current.textMuted
-    readonly property color border: current.border
-    readonly property color accent: current.accent
-    readonly property color accentText: current.accentText
-    readonly property color button: current.button
-    readonly property color buttonText: current.buttonText
-    readonly property color field: current.field
-    readonly property color fieldText: current.fieldText
-    readonly property color focusRing: current.focusRing
-    readonly property color tile: current.tile
-    readonly property color tileHover: current.tileHover
-    readonly property color tilePressed: current.tilePressed
-    readonly property color tileSelected: current.tileSelected
-    readonly property color tileBorder: current.tileBorder
-    readonly property color placeholder: current.placeholder
-    readonly property color progressTrack: current.progressTrack
-    readonly property color progress: current.progress
-    readonly property color error: current.error
-    readonly property color errorSurface: current.errorSurface
-    readonly property int spacing: current.spacing
-    readonly property int spacingSmall: current.spacingSmall
-    readonly property int tilePadding: current.tilePadding
-    readonly property int radius: current.radius
-    readonly property int radiusSmall: current.radiusSmall
-    readonly property int borderWidth: current.borderWidth
-    readonly property int focusWidth: current.focusWidth
-    readonly property int toolBarHeight: current.toolBarHeight
-    readonly property int progressHeight: current.progressHeight
-    readonly property string fontFamily: current.fontFamily
-    readonly property int fontPixelSize: current.fontPixelSize
-    readonly property int smallFontPixelSize: current.smallFontPixelSize
+    readonly property color window: pick().window
+    readonly property color surface: pick().surface
+    readonly property color text: pick().text
+    readonly property color textMuted: pick().textMuted
+    readonly property color border: pick().border
+    readonly property color accent: pick().accent
+    readonly property color accentText: pick().accentText
+    readonly property color button: pick().button
+    readonly property color buttonText: pick().buttonText
+    readonly property color field: pick().field
+    readonly property color fieldText: pick().fieldText
+    readonly property color focusRing: pick().focusRing
+    readonly property color tile: pick().tile
+    readonly property color tileHover: pick().tileHover
+    readonly property color tilePressed: pick().tilePressed
+    readonly property color tileSelected: pick().tileSelected
+    readonly property color tileBorder: pick().tileBorder
+    readonly property color placeholder: pick().placeholder
+    readonly property color progressTrack: pick().progressTrack
+    readonly property color progress: pick().progress
+    readonly property color error: pick().error
+    readonly property color errorSurface: pick().errorSurface
+    readonly property int spacing: pick().spacing
+    readonly property int spacingSmall: pick().spacingSmall
+    readonly property int tilePadding: pick().tilePadding
+    readonly property int radius: pick().radius
+    readonly property int radiusSmall: pick().radiusSmall
+    readonly property int borderWidth: pick().borderWidth
+    readonly property int focusWidth: pick().focusWidth
+    readonly property int toolBarHeight: pick().toolBarHeight
+    readonly property int progressHeight: pick().progressHeight
+    readonly property string fontFamily: pick().fontFamily
+    readonly property int fontPixelSize: pick().fontPixelSize
+    readonly property int smallFontPixelSize: pick().smallFontPixelSize
 }
