@@ -201,3 +201,133 @@ def test_reload_fetches_the_rows_on_screen_first(qtbot, model, image_server):
     assert sorted(started) == sorted(urls)  # every row again, from the network
     assert set(started[:4]) == set(urls[30:34])
     assert model.loadedCount == 40 and image_server.total_hits() == 80
+
+
+# -- edits and shared loaders: rows that must not be stranded --------------------------------
+
+def test_a_url_one_model_drops_still_loads_for_another_on_the_same_loader(qtbot, image_server):
+    from imagegallery.loader import ImageLoader
+
+    image_server.latency = 0.5
+    url = image_server.add("/a.png", solid_image_bytes("#ff0000"))
+    loader = ImageLoader()
+    first, second = ImageGalleryModel(loader=loader), ImageGalleryModel(loader=loader)
+    try:
+        first.urls = [url]
+        second.urls = [url]
+        qtbot.waitUntil(lambda: loader.in_flight() == 1, timeout=5000)
+        first.urls = []  # the first model's cancel must not take the second one's job
+        with qtbot.waitSignal(second.finished, timeout=5000):
+            pass
+        assert second.status_of(0) == Status.Ready
+        assert close_to(center_color(second.thumbnail(0)), "#ff0000")
+        assert image_server.total_hits() == 1
+    finally:
+        loader.close()
+
+
+def test_rows_waiting_for_the_feed_load_after_the_busy_rows_are_removed(qtbot, image_server):
+    from imagegallery import model as model_module
+
+    body = solid_image_bytes("#00ff00", 16, 16)
+    image_server.latency = 5.0  # the loader fills up with slow requests
+    urls = [image_server.add(f"/{i}.png", body) for i in range(model_module.MAX_LOADER_JOBS + 20)]
+    gallery = ImageGalleryModel()
+    try:
+        gallery.urls = urls
+        qtbot.waitUntil(lambda: gallery.loader.active_jobs() >= model_module.MAX_LOADER_JOBS,
+                        timeout=10000)
+        image_server.latency = 0.0
+        # Their jobs are cancelled and send no result, which is what restarted the feed.
+        with qtbot.waitSignal(gallery.finished, timeout=10000):
+            gallery.urls = urls[model_module.MAX_LOADER_JOBS:]
+        assert gallery.loadedCount == 20 and gallery.pendingCount == 0
+    finally:
+        gallery.loader.close()
+
+
+def test_load_visible_requests_rows_a_removal_moves_onto_the_screen(qtbot, image_server):
+    body = solid_image_bytes("#0000ff", 16, 16)
+    urls = [image_server.add(f"/{i}.png", body) for i in range(200)]
+    gallery = ImageGalleryModel()
+    try:
+        gallery.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+        gallery.setVisibleRange(0, 11)
+        with qtbot.waitSignal(gallery.finished, timeout=10000):
+            gallery.urls = urls
+        # A filter narrows the list; the view reports the same range, which changes nothing.
+        gallery.urls = urls[100:]
+        gallery.setVisibleRange(0, 11)
+        qtbot.waitUntil(lambda: all(gallery.status_of(r) == Status.Ready for r in range(12)),
+                        timeout=5000)
+    finally:
+        gallery.loader.close()
+
+
+def test_load_visible_edits_off_screen_send_no_second_finished(qtbot, image_server):
+    body = solid_image_bytes("#0000ff", 16, 16)
+    urls = [image_server.add(f"/{i}.png", body) for i in range(100)]
+    gallery = ImageGalleryModel()
+    try:
+        gallery.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+        gallery.prefetchRows = 0
+        gallery.setVisibleRange(0, 3)
+        with qtbot.waitSignal(gallery.finished, timeout=10000):
+            gallery.urls = urls
+        hits = image_server.total_hits()
+        with qtbot.assertNotEmitted(gallery.finished, wait=300):
+            gallery.remove(80)
+            gallery.append(image_server.url("/99.png"))
+        assert image_server.total_hits() == hits  # nothing was loaded, so nothing finished
+    finally:
+        gallery.loader.close()
+
+
+def test_progress_forgets_a_partial_download_the_new_schemes_refuse(qtbot, model):
+    import socket
+
+    server = FaultServer()
+    silent = socket.socket()  # an https peer that accepts and never speaks: stays Loading
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        model.urls = [server.url("/half/a.png"), f"https://127.0.0.1:{silent.getsockname()[1]}/b.png"]
+        qtbot.waitUntil(lambda: model.data(model.index(0), ImageGalleryModel.ProgressRole) >= 0.5,
+                        timeout=5000)
+        model.allowedSchemes = ["https"]  # row 0 is refused: settled, with nothing in flight
+        assert model.status_of(0) == Status.Error and model.status_of(1) == Status.Loading
+        assert model.progress == 0.5  # one of two rows settled, the other at 0 bytes
+    finally:
+        model.loader.close()
+        server.stop()
+        silent.close()
+
+
+def test_bad_property_values_from_qml_are_refused_with_a_warning(tmp_path):
+    # In a child process: an exception raised in a property write from QML aborts the process.
+    import subprocess
+    import sys
+
+    script = tmp_path / "bad_values.py"
+    script.write_text(
+        "from PyQt5.QtCore import QByteArray, QUrl\n"
+        "from PyQt5.QtGui import QGuiApplication\n"
+        "from PyQt5.QtQml import QQmlComponent, QQmlEngine\n"
+        "import imagegallery\n"
+        "app = QGuiApplication(['bad_values', '-platform', 'offscreen'])\n"
+        "engine = QQmlEngine()\n"
+        "imagegallery.install(engine)\n"
+        "component = QQmlComponent(engine)\n"
+        "component.setData(QByteArray(b'import ImageGallery 1.0\\nImageGalleryModel {'\n"
+        "    b' transport: \"HTTP\"; maxImagePixels: Infinity; maxResponseBytes: NaN;'\n"
+        "    b' maxRetries: -1; connectTimeout: 0; idleTimeout: 5000 }'), QUrl('inline.qml'))\n"
+        "model = component.create()\n"
+        "print(model.property('transport'), model.property('maxImagePixels'),\n"
+        "      model.property('maxRetries'), model.property('connectTimeout'),\n"
+        "      model.property('idleTimeout'))\n"
+        "model.loader.close()\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["auto", "100000000.0", "2", "15000", "5000"]  # the rest kept
+    for name in ("transport", "maxImagePixels", "maxResponseBytes", "maxRetries", "connectTimeout"):
+        assert f"ImageGalleryModel.{name} must be" in done.stderr

@@ -20,7 +20,7 @@ import itertools
 import random
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
 from PyQt5.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, pyqtSignal
 
@@ -164,6 +164,9 @@ class _Job:
     revalidating: Optional[CachedThumbnail] = None
     bypass_disk: bool = False
     waiters: List[Callable[[Optional[CachedThumbnail], str], None]] = field(default_factory=list)
+    # The models (their claim numbers) that asked for it: with a loader shared by several
+    # models, one model's cancel must not drop what another still shows as Loading.
+    claimants: Set[int] = field(default_factory=set)
 
 
 class _StreamCap:
@@ -365,7 +368,12 @@ class ImageLoader(QObject):
         self._spec = spec
         for job in list(self._jobs.values()):
             job.spec = spec
-            if job.stage in (_DISK_LOOKUP, _DECODING):
+            if job.revalidating is not None:
+                # What it delivered has the old size, and a "not modified" brings no bytes to
+                # decode at the new one: start over as a plain load.
+                job.revalidating, job.etag, job.last_modified = None, "", ""
+                self._restart(job)
+            elif job.stage in (_DISK_LOOKUP, _DECODING):
                 self._restart(job)
 
     def set_disk_cache_dir(self, directory: str) -> None:
@@ -382,13 +390,22 @@ class ImageLoader(QObject):
 
     # -- what consumers ask for ------------------------------------------------------------
     def load(self, url: str, priority: Tuple[int, int] = (BACKGROUND, 0),
-             parsed: Optional[ParsedImageUrl] = None) -> None:
-        """Make the thumbnail for `url` available; emits thumbnailReady or loadFailed once."""
+             parsed: Optional[ParsedImageUrl] = None, claimant: Optional[int] = None) -> None:
+        """Make the thumbnail for `url` available; emits thumbnailReady or loadFailed once.
+
+        `claimant` names the consumer (a model's claim number) for `cancel`."""
         if self._closed:
             return
         job = self._jobs.get(url)
         if job is not None:
+            if claimant is not None:
+                job.claimants.add(claimant)
             self.set_priority(url, priority)
+            if job.revalidating is not None:
+                # Delivered already; the server is only being asked whether it changed. A newcomer
+                # gets the thumbnail now instead of waiting on an answer that may change nothing.
+                thumbnail = job.revalidating
+                self._answer_soon(lambda: self.thumbnailReady.emit(url, thumbnail))
             return
         cached = self.cached(url)
         if cached is not None and not self.revalidate:
@@ -402,6 +419,8 @@ class ImageLoader(QObject):
             self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error))
             return
         job = _Job(url, parsed, priority, self._spec)
+        if claimant is not None:
+            job.claimants.add(claimant)
         self._jobs[url] = job
         self._start_pipeline(job)
 
@@ -446,26 +465,37 @@ class ImageLoader(QObject):
         if job.stage == _QUEUED:
             self._enqueue(job)  # the old heap entry goes stale and is skipped
 
-    def cancel(self, url: str) -> None:
-        """No one needs `url` any more: drop it from the queue, abort its transfer or decode."""
-        job = self._jobs.pop(url, None)
+    def cancel(self, url: str, claimant: Optional[int] = None) -> None:
+        """`claimant` (or, without one, everyone) no longer needs `url`: once no claimant is
+        left, drop it from the queue and abort its transfer or decode."""
+        job = self._jobs.get(url)
         if job is None:
             return
+        if claimant is not None:
+            job.claimants.discard(claimant)
+            if job.claimants:
+                return
+        del self._jobs[url]
         self._stop(job)
         for waiter in job.waiters:
             waiter(None, "cancelled")
         self._release_disk_writes_if_idle()
 
     def retry(self, url: str, priority: Tuple[int, int] = (VISIBLE, 0),
-              parsed: Optional[ParsedImageUrl] = None) -> None:
-        """Load again, from the network, a URL that failed or should be refreshed."""
+              parsed: Optional[ParsedImageUrl] = None, claimant: Optional[int] = None) -> None:
+        """Load again, from the network, a URL that failed or should be refreshed. The new job
+        serves everyone the old one did."""
+        old = self._jobs.get(url)
+        claimants = set(old.claimants) if old is not None else set()
+        if claimant is not None:
+            claimants.add(claimant)
         self.cancel(url)
         self.encoded.discard(url)
         parsed = parsed or self.parse_url(url)
         if not parsed.ok:
             self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error))
             return
-        job = _Job(url, parsed, priority, self._spec, bypass_disk=True)
+        job = _Job(url, parsed, priority, self._spec, bypass_disk=True, claimants=claimants)
         self._jobs[url] = job
         self._start_pipeline(job)
 
@@ -743,8 +773,7 @@ class ImageLoader(QObject):
             if self.disk is not None:
                 self._io.submit((_IO_TOUCH, job.priority), ("touch", job.url), self.disk.touch,
                                 self.key_for(job.url, job.spec))
-            self._jobs.pop(job.url, None)
-            self._release_disk_writes_if_idle()
+            self._end_revalidation(job)
             return
         if not result.ok:
             self._on_transfer_error(job, result.error)
@@ -754,9 +783,7 @@ class ImageLoader(QObject):
 
     def _on_transfer_error(self, job: _Job, error: TransferError) -> None:
         if job.revalidating is not None:
-            # The cached thumbnail is shown already; a failed revalidation keeps it.
-            self._jobs.pop(job.url, None)
-            self._release_disk_writes_if_idle()
+            self._end_revalidation(job)  # a failed check keeps the thumbnail shown
             return
         if error.transient and job.attempt < self._limits.max_retries:
             self._schedule_retry(job, error)
@@ -894,6 +921,15 @@ class ImageLoader(QObject):
         self.thumbnailReady.emit(job.url, thumbnail)
         for waiter in waiters:
             waiter(thumbnail, "")
+        self._release_disk_writes_if_idle()
+
+    def _end_revalidation(self, job: _Job) -> None:
+        """The thumbnail delivered from disk stands: the screen keeps it, and only those who
+        began to wait on the job since (the provider) are answered."""
+        self._jobs.pop(job.url, None)
+        waiters, job.waiters = job.waiters, []
+        for waiter in waiters:
+            waiter(job.revalidating, "")
         self._release_disk_writes_if_idle()
 
     def _fail(self, job: _Job, reason: str) -> None:

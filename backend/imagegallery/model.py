@@ -11,6 +11,8 @@ import base64
 import enum
 import functools
 import itertools
+import logging
+import math
 import time
 import weakref
 from collections import defaultdict, deque
@@ -73,6 +75,10 @@ def _ranges(sorted_numbers: List[int]):
         start = previous = number
     if start is not None:
         yield start, previous
+
+
+_log = logging.getLogger("imagegallery.model")
+_MODEL_CLAIMS = itertools.count(1)  # each model's claim number in its loader
 
 
 def _retire_loader(loader: ImageLoader) -> None:
@@ -177,6 +183,9 @@ class ImageGalleryModel(QAbstractListModel):
         # A loader given (shared by several models, say) keeps its limits: `limits` and the
         # properties built on it always read the loader's, so they report what it really uses.
         self._loader = loader or ImageLoader(LoadLimits(), transport_mode_from_environment())
+        # This model's name in the loader's claims: with a shared loader, the URLs this model
+        # drops stay loading while another model still wants them.
+        self._claim = next(_MODEL_CLAIMS)
         if loader is None:
             # The model's own loader ends with it (a page QML unloads takes its model along):
             # its decode, disk and transport threads stopped never before, and the thumbnails
@@ -388,9 +397,14 @@ class ImageGalleryModel(QAbstractListModel):
                 if not siblings:
                     del self._rows_by_url[row.url]
                     self._fraction.pop(row.url, None)
-                    self._loader.cancel(row.url)
+                    self._loader.cancel(row.url, self._claim)
 
     def _after_structure_change(self) -> None:
+        # Rows a removal or an insertion moved onto the screen or into the margin: the view
+        # reports the same range as before, so nothing else would request or promote them.
+        margin = self._prefetch_rows
+        self._rescore(range(max(0, self._visible_first - margin),
+                            min(len(self._rows), self._visible_last + margin + 1)))
         # The new rows' requests are queued with their priorities: send them before the view
         # spends this turn building delegates for the rows.
         self._loader.dispatch_now()
@@ -398,8 +412,10 @@ class ImageGalleryModel(QAbstractListModel):
         self._counts_dirty = True
         # Rows that settled during this change (URLs refused when parsed) still owe a `finished`:
         # a list of nothing but junk must not leave a waiter hanging.
-        self._finished_sent = (self._counts[self.Status.Null] + self._counts[self.Status.Loading] == 0
-                               and not self._dirty)
+        self._finished_sent = self._settled() and not self._dirty
+        # The feed waits for results once the loader is full; the jobs of removed rows were
+        # cancelled and will send none.
+        self._schedule_feed()
         self._schedule_flush()
 
     @pyqtSlot("QStringList")
@@ -442,7 +458,8 @@ class ImageGalleryModel(QAbstractListModel):
             rows = self._rows_by_url.get(url, [])
             if not rows or not self._parsed(rows[0]).ok:
                 continue
-            self._loader.cancel(url)
+            self._loader.cancel(url, self._claim)
+            self._drop_fraction(url)
             for row in rows:
                 self._set_status(row, self.Status.Null, "")
                 row.received, row.total = 0, -1
@@ -534,9 +551,9 @@ class ImageGalleryModel(QAbstractListModel):
         if row.from_network:
             for sibling in self._rows_by_url[row.url]:
                 sibling.from_network = False
-            self._loader.retry(row.url, self._priority_for(number), parsed=parsed)
+            self._loader.retry(row.url, self._priority_for(number), parsed, self._claim)
         else:
-            self._loader.load(row.url, self._priority_for(number), parsed)
+            self._loader.load(row.url, self._priority_for(number), parsed, self._claim)
 
     def _number_of(self, row: _Row) -> int:
         if self._index_of is None:
@@ -558,7 +575,12 @@ class ImageGalleryModel(QAbstractListModel):
         affected = set(range(max(0, first - margin), min(count, last + margin + 1)))
         if old_last >= old_first:
             affected.update(range(max(0, old_first - margin), min(count, old_last + margin + 1)))
-        for number in sorted(affected):
+        self._rescore(sorted(affected))
+
+    def _rescore(self, numbers) -> None:
+        """Request the rows in `numbers` now wanted, re-prioritise the rest, and under
+        LoadVisible cancel those that left the screen and its margin."""
+        for number in numbers:
             row = self._rows[number]
             if not self._parsed(row).ok:
                 continue
@@ -569,7 +591,7 @@ class ImageGalleryModel(QAbstractListModel):
                     self._loader.set_priority(row.url, self._priority_for(number))
             elif row.status == self.Status.Loading and self._load_policy == self.LoadPolicy.LoadVisible:
                 if not any(self._wanted(self._number_of(r)) for r in self._rows_by_url[row.url]):
-                    self._loader.cancel(row.url)
+                    self._loader.cancel(row.url, self._claim)
                     for sibling in self._rows_by_url[row.url]:
                         self._set_status(sibling, self.Status.Null, "")
                         sibling.received, sibling.total = 0, -1
@@ -663,11 +685,14 @@ class ImageGalleryModel(QAbstractListModel):
             if published != self._published:
                 self._published = published
                 self.countsChanged.emit()
-        settled = self.pendingCount == 0 or (self._load_policy == self.LoadPolicy.LoadVisible
-                                             and self._counts[self.Status.Loading] == 0)
-        if settled and not self._finished_sent and self._rows:
+        if self._settled() and not self._finished_sent and self._rows:
             self._finished_sent = True
             self.finished.emit()
+
+    def _settled(self) -> bool:
+        """Nothing left to load: every row (LoadAll), or every row requested (LoadVisible)."""
+        return self.pendingCount == 0 or (self._load_policy == self.LoadPolicy.LoadVisible
+                                          and self._counts[self.Status.Loading] == 0)
 
     # -- counts ----------------------------------------------------------------------------
     @pyqtProperty(int, notify=countChanged)
@@ -768,7 +793,8 @@ class ImageGalleryModel(QAbstractListModel):
         for number in range(first, last + 1):
             row = self._rows[number]
             if row.status == self.Status.Ready:
-                self._loader.load(row.url, self._priority_for(number), self._parsed(row))
+                self._loader.load(row.url, self._priority_for(number), self._parsed(row),
+                                  self._claim)
         if self._rows:
             self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1), [self.SourceRole])
 
@@ -804,8 +830,12 @@ class ImageGalleryModel(QAbstractListModel):
         return self._loader.transport_mode
 
     def _set_transport(self, mode: str) -> None:
+        mode = mode.strip().lower()
         if mode not in TRANSPORT_MODES:
-            raise ValueError(f"transport must be one of {', '.join(TRANSPORT_MODES)}")
+            # A warning, not an exception: see _limit_property.
+            _log.warning("ImageGalleryModel.transport must be one of %s, not %r: kept at %r",
+                         ", ".join(TRANSPORT_MODES), mode, self._loader.transport_mode)
+            return
         if mode != self._loader.transport_mode:
             self._loader.set_transport_mode(mode)
             self.settingsChanged.emit()
@@ -890,7 +920,8 @@ class ImageGalleryModel(QAbstractListModel):
                 row.parsed = None
                 parsed = self._parsed(row)
                 if was_allowed and not parsed.ok:
-                    self._loader.cancel(url)
+                    self._loader.cancel(url, self._claim)
+                    self._drop_fraction(url)
                     self._set_status(row, self.Status.Error, parsed.error)
                 elif parsed.ok and not was_allowed:
                     self._set_status(row, self.Status.Null, "")
@@ -901,22 +932,32 @@ class ImageGalleryModel(QAbstractListModel):
     allowedSchemes = pyqtProperty("QStringList", _get_allowed_schemes, _set_allowed_schemes,
                                   notify=settingsChanged)
 
-    def _limit_property(name: str, kind, scale, notify):
+    def _limit_property(qml_name: str, name: str, kind, scale, least, notify):
         def getter(self):
             return kind(getattr(self.limits, name) * scale)
 
         def setter(self, value):
+            # Refused with a warning, not an exception: one raised in a property write from QML
+            # aborts the whole process (PyQt5's default for exceptions Qt cannot pass on).
+            if not math.isfinite(value) or value < least:
+                _log.warning("ImageGalleryModel.%s must be a number of at least %s, not %r: "
+                             "kept at %s", qml_name, least, value, getter(self))
+                return
             value = type(getattr(self.limits, name))(value / scale)
             if value != getattr(self.limits, name):
                 self._set_limits(**{name: value})
 
         return pyqtProperty(kind, getter, setter, notify=notify)
 
-    maxRetries = _limit_property("max_retries", int, 1, settingsChanged)
-    maxImagePixels = _limit_property("max_pixels", float, 1, settingsChanged)
-    maxResponseBytes = _limit_property("max_response_bytes", float, 1, settingsChanged)
-    connectTimeout = _limit_property("connect_timeout_s", int, 1000, settingsChanged)  # ms
-    idleTimeout = _limit_property("idle_timeout_s", int, 1000, settingsChanged)  # ms
+    maxRetries = _limit_property("maxRetries", "max_retries", int, 1, 0, settingsChanged)
+    maxImagePixels = _limit_property("maxImagePixels", "max_pixels", float, 1, 1,
+                                     settingsChanged)
+    maxResponseBytes = _limit_property("maxResponseBytes", "max_response_bytes", float, 1, 1,
+                                       settingsChanged)
+    connectTimeout = _limit_property("connectTimeout", "connect_timeout_s", int, 1000, 1,
+                                     settingsChanged)  # ms
+    idleTimeout = _limit_property("idleTimeout", "idle_timeout_s", int, 1000, 1,
+                                  settingsChanged)  # ms
     del _limit_property
 
     @property
