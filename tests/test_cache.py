@@ -332,3 +332,80 @@ def test_a_model_let_go_ends_its_threads_and_still_writes_its_held_thumbnails(
     # The hanging decode ends at its 1 s limit; then no thread of the loader is left.
     qtbot.waitUntil(lambda: not any(thread.is_alive() for thread in threads), timeout=5000)
     sandbox_decode._shared.close()
+
+
+def _revalidated_after(image_server, qtbot, delay_s):
+    """A URL whose 304 comes `delay_s` late, with its thumbnail already in the disk cache."""
+    import time
+
+    body = solid_image_bytes("#ff0000")
+    state = {"delay": 0.0}
+
+    def versioned(handler):
+        if handler.headers.get("If-None-Match") == '"v1"':
+            time.sleep(state["delay"])
+            handler.send_response(304)
+            handler.send_header("ETag", '"v1"')
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+        else:
+            handler._send(200, body, "image/png", {"ETag": '"v1"'})
+
+    url = image_server.add_handler("/versioned.png", versioned)
+    first = ImageGalleryModel()
+    with qtbot.waitSignal(first.finished, timeout=10000):
+        first.urls = [url]
+    qtbot.waitUntil(lambda: first.loader.pending_worker_jobs() == 0, timeout=10000)
+    first.loader.close()
+    shared_thumbnail_cache().clear()
+    state["delay"] = delay_s
+    return url
+
+
+def test_a_row_added_while_its_url_revalidates_gets_the_thumbnail(qtbot, image_server):
+    url = _revalidated_after(image_server, qtbot, 1.0)
+    gallery = ImageGalleryModel()
+    gallery.revalidate = True
+    try:
+        with qtbot.waitSignal(gallery.finished, timeout=10000):
+            gallery.urls = [url]  # Ready from the disk; the server's 304 is a second away
+        with qtbot.waitSignal(gallery.finished, timeout=5000):
+            gallery.append(url)  # the same image again: it must not wait on the 304
+        assert gallery.status_of(1) == ImageGalleryModel.Status.Ready
+        assert close_to(center_color(gallery.thumbnail(1)), "#ff0000")
+    finally:
+        gallery.loader.close()
+
+
+def test_a_new_size_during_revalidation_is_decoded_and_given_to_the_provider(qtbot, image_server):
+    url = _revalidated_after(image_server, qtbot, 1.0)
+    gallery = ImageGalleryModel()
+    gallery.revalidate = True
+    try:
+        with qtbot.waitSignal(gallery.finished, timeout=10000):
+            gallery.urls = [url]
+        gallery.thumbnailSize = QSize(120, 70)
+        answers = []
+        # What the image provider does when QML asks for the new source and memory misses:
+        gallery.loader.load_for_provider(url, gallery.loader.spec,
+                                         lambda thumbnail, error: answers.append((thumbnail, error)))
+        qtbot.waitUntil(lambda: len(answers) == 1, timeout=5000)
+        thumbnail, error = answers[0]
+        assert error == "" and thumbnail.image.width() <= 120 and thumbnail.image.height() <= 70
+    finally:
+        gallery.loader.close()
+
+
+def test_encoded_bytes_are_counted_as_the_memory_they_hold(qtbot, image_server, make_model):
+    # Qt's readAll() grows its buffer as it reads: a 3 KB body sat in 32 KB, and the encoded
+    # cache's 64 MB budget, counted by length, could hold several times that.
+    from imaging import noisy_photo_bytes
+
+    urls = [image_server.add("/tiny.png", solid_image_bytes("#123456", 32, 32)),
+            image_server.add("/photo.jpg", noisy_photo_bytes(2, 1000, 750), "image/jpeg")]
+    gallery = make_model()
+    with qtbot.waitSignal(gallery.finished, timeout=10000):
+        gallery.urls = urls
+    for url in urls:
+        body, _ = gallery.loader.encoded._entries[url]
+        assert body.capacity() == len(body) > 0
