@@ -218,13 +218,17 @@ def resolve_theme(value: str):
 
 # -- Qt side ---------------------------------------------------------------------------------
 def _application():
-    from PyQt5.QtCore import QCoreApplication, Qt
+    from PyQt5.QtCore import QCoreApplication, QLoggingCategory, Qt
     from PyQt5.QtGui import QGuiApplication
 
     existing = QGuiApplication.instance()
     if existing is not None:
         return existing
     QCoreApplication.setAttribute(Qt.AA_EnableHighDpiScaling)
+    # Qt 5.15 warns once that it cannot load OpenSSL 3 ("Incompatible version of OpenSSL"); the
+    # app fetches https through libcurl instead, so to its users the line is only noise. Rules
+    # the user sets (QT_LOGGING_RULES) still win.
+    QLoggingCategory.setFilterRules("qt.network.ssl.warning=false")
     app = QGuiApplication([sys.argv[0] if sys.argv else "imagegallery"])
     app.setApplicationName("imagegallery")
     app.setApplicationVersion(__version__)

@@ -97,7 +97,8 @@ def render_demo_image(number: int) -> Tuple[bytes, str]:
         font.setBold(True)
         painter.setFont(font)
         painter.setPen(QColor(255, 255, 255, 230))
-        painter.drawText(QRectF(0, height * 0.78, width, height * 0.2), Qt.AlignCenter, f"#{number + 1}")
+        painter.drawText(QRectF(0, height * 0.78, width, height * 0.2), Qt.AlignCenter,
+                         f"#{number}")  # the number in its URL, which the tooltip shows
     painter.end()
 
     fmt = "PNG" if number % 5 == 0 else "JPEG"

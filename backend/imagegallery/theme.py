@@ -263,7 +263,10 @@ class ThemeLoader(QObject):
         return "\n".join(format_qml_error(error, path) for error in errors)
 
     def _fail(self, message: str) -> None:
-        _log.warning("theme not loaded, keeping the current one: %s", message)
+        if self._theme is None:
+            _log.warning("theme not loaded: %s", message)
+        else:
+            _log.warning("theme not reloaded, keeping the current one: %s", message)
         self._set_status(self.Status.Error, message)
         self.failed.emit(message)
 
