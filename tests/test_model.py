@@ -331,3 +331,22 @@ def test_bad_property_values_from_qml_are_refused_with_a_warning(tmp_path):
     assert done.stdout.split() == ["auto", "100000000.0", "2", "15000", "5000"]  # the rest kept
     for name in ("transport", "maxImagePixels", "maxResponseBytes", "maxRetries", "connectTimeout"):
         assert f"ImageGalleryModel.{name} must be" in done.stderr
+
+
+def test_a_fifo_or_a_device_in_the_list_fails_its_row_and_no_other(qtbot, model, tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)  # opening it to read would wait for a writer that never comes
+    colors = ["#ff0000", "#00ff00", "#0000ff"]
+    files = []
+    for number, color in enumerate(colors):
+        path = tmp_path / f"{number}.png"
+        path.write_bytes(solid_image_bytes(color))
+        files.append(path.as_uri())
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [fifo.as_uri(), "file:///dev/zero"] + files
+    assert [model.get(row)["errorString"] for row in (0, 1)] == ["not a regular file"] * 2
+    for row, color in enumerate(colors, start=2):
+        assert model.status_of(row) == Status.Ready
+        assert close_to(center_color(model.thumbnail(row)), color)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from typing import Set
 
 from PyQt5.QtCore import QUrl
@@ -13,29 +14,37 @@ from .base import ErrorKind, TransferError, TransferRequest, TransferResult, Tra
 def _read_file(request: TransferRequest) -> TransferResult:
     path = QUrl(request.url).toLocalFile()
     try:
-        size = os.path.getsize(path)
-        if size > request.max_response_bytes:
-            return TransferResult(request.request_id, request.url,
-                                  error=too_large_error(request.max_response_bytes, size))
-        with open(path, "rb") as handle:
-            # Read one byte past the cap: a file that grew since stat() is still caught.
+        # Non-blocking: opening a FIFO for reading waits for a writer, and this one thread reads
+        # every local file of the gallery (a FIFO in a list stopped all the rows after it).
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(descriptor, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                return _local_error(request, "is a folder, not a file")
+            if not stat.S_ISREG(info.st_mode):  # a FIFO, a socket, /dev/zero
+                return _local_error(request, "not a regular file")
+            if info.st_size > request.max_response_bytes:
+                return TransferResult(request.request_id, request.url,
+                                      error=too_large_error(request.max_response_bytes, info.st_size))
+            # Read one byte past the cap: a file that grew since fstat() is still caught.
             body = handle.read(request.max_response_bytes + 1)
     except FileNotFoundError:
-        return TransferResult(request.request_id, request.url,
-                              error=TransferError(ErrorKind.LOCAL_FILE, "file not found"))
+        return _local_error(request, "file not found")
     except IsADirectoryError:
-        return TransferResult(request.request_id, request.url,
-                              error=TransferError(ErrorKind.LOCAL_FILE, "is a folder, not a file"))
+        return _local_error(request, "is a folder, not a file")
     except PermissionError:
-        return TransferResult(request.request_id, request.url,
-                              error=TransferError(ErrorKind.LOCAL_FILE, "permission denied"))
+        return _local_error(request, "permission denied")
     except OSError as exc:
-        return TransferResult(request.request_id, request.url,
-                              error=TransferError(ErrorKind.LOCAL_FILE, exc.strerror or "cannot read file"))
+        return _local_error(request, exc.strerror or "cannot read file")
     if len(body) > request.max_response_bytes:
         return TransferResult(request.request_id, request.url,
                               error=too_large_error(request.max_response_bytes))
     return TransferResult(request.request_id, request.url, body)
+
+
+def _local_error(request: TransferRequest, message: str) -> TransferResult:
+    return TransferResult(request.request_id, request.url,
+                          error=TransferError(ErrorKind.LOCAL_FILE, message))
 
 
 class LocalFileTransport(Transport):
