@@ -206,6 +206,20 @@ class FaultServer:
                 break
         return False
 
+    def _fault_endless_chunked(self, path, sock):
+        """A chunked body of 64 KB chunks that never ends (no length to refuse it by)."""
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        chunk = b"%x\r\n" % 65536 + bytes(65536) + b"\r\n"
+        sock.settimeout(5)
+        while not self.stopping.is_set():
+            try:
+                sock.sendall(chunk)
+            except OSError:
+                break
+            self.sent[path] += 65536
+        return False
+
     def _fault_gzip_bomb(self, path, sock):
         if self._gzip_bomb is None:
             self._gzip_bomb = gzip_bomb()

@@ -64,6 +64,11 @@ _PROXY_EQUIVALENTS = {
 }
 
 
+# How far past the byte cap Qt may read before it stops (see QtTransport.start): more than the
+# largest piece Qt appends to its buffer at once.
+_READ_BUFFER_MARGIN = 1024 * 1024
+
+
 @functools.lru_cache(maxsize=1)
 def qt_has_tls() -> bool:
     """Whether this Qt can speak TLS (False for PyQt5 wheels on OpenSSL 3 systems)."""
@@ -186,11 +191,14 @@ class QtTransport(Transport):
         self._manager_load[manager] += 1
         reply = self._managers[manager].get(qrequest)
         # Qt keeps the body in its own buffer until the reply finishes, and stops reading the
-        # socket once that holds one byte past the cap, which the progress poll then sees.
+        # socket once that is full, past the cap, which the progress poll then sees. Not one
+        # byte past it: Qt fills its buffer a piece at a time and stops short of a piece that
+        # would not fit, so an endless chunked body of 64 KB chunks sat at exactly the cap,
+        # never over it, and its row loaded for ever.
         # Reading chunk by chunk on readyRead cost the GUI thread a reallocation per chunk (the
         # largest item in its profile on multi-megabyte images); one readAll at the end is one
         # allocation of the known size.
-        reply.setReadBufferSize(request.max_response_bytes + 1)
+        reply.setReadBufferSize(request.max_response_bytes + _READ_BUFFER_MARGIN)
         transfer = _Transfer(request, reply, manager)
         self._transfers[request.request_id] = transfer
         # Bound methods through a dict of live replies: a lambda (or partial) connected to a
