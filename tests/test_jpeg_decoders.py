@@ -13,7 +13,8 @@ from PyQt5.QtCore import QByteArray, QSize
 from PyQt5.QtGui import QColor, QImage, QPainter
 
 from imagegallery import jpeg_turbo
-from imagegallery.decode import CROP, FIT, ThumbnailSpec, _read_jpeg_header, decode_thumbnail
+from imagegallery.decode import (CROP, FIT, SCALE_IN_READER_PIXELS, ThumbnailSpec, _read_jpeg_header,
+                                 decode_thumbnail)
 from imagegallery.limits import LoadLimits
 
 from corpus_files import CORPUS
@@ -198,3 +199,42 @@ def test_the_header_walk_reads_the_frame_header_libjpeg_turbo_reads():
         compared += 1
     assert compared >= 4
     assert _read_jpeg_header(quadrants_jpeg(400, 300, orientation=6)).transformation == 4
+
+
+@pytest.mark.parametrize("width,height", [(1200, 800), (3000, 2000)], ids=["small", "large"])
+def test_png_thumbnails_are_the_same_scaled_in_python_or_in_the_reader(width, height):
+    # Above SCALE_IN_READER_PIXELS (4 MP) a PNG is scaled inside QImageReader.read(), off the
+    # GIL; below, in two steps in Python. Both give the same box and the same picture.
+    assert (width * height > SCALE_IN_READER_PIXELS) == (width == 3000)
+    image = QImage(width, height, QImage.Format_RGB32)
+    image.fill(QColor("#0000ff"))
+    painter = QPainter(image)
+    painter.fillRect(0, 0, width // 2, height, QColor("#ff0000"))  # left half red
+    painter.end()
+    body = encode(image, "PNG")
+    fitted = decode_thumbnail(body, ThumbnailSpec(240, 140, FIT), LoadLimits())
+    cropped = decode_thumbnail(body, ThumbnailSpec(100, 100, CROP), LoadLimits())
+    assert fitted.ok and cropped.ok
+    assert (fitted.image.width(), fitted.image.height()) == (210, 140)  # 3:2 inside 240x140
+    assert (cropped.image.width(), cropped.image.height()) == (100, 100)  # the centre square
+    assert fitted.original_size.width() == width
+    for thumbnail in (fitted.image, cropped.image):
+        assert close_to(QColor(thumbnail.pixel(5, thumbnail.height() // 2)), "#ff0000")
+        right = QColor(thumbnail.pixel(thumbnail.width() - 5, thumbnail.height() // 2))
+        assert close_to(right, "#0000ff")
+        assert thumbnail.format() == QImage.Format_RGB32
+
+
+def test_a_gif_is_judged_by_its_screen_not_its_first_frame():
+    # 35 bytes: a 1x1 frame on a 12,000 x 12,000 logical screen. Qt reports the frame's size
+    # and paints it on a screen-sized canvas: 576 MB, for a 1x1 thumbnail.
+    def gif(screen_width, screen_height):
+        return (b"GIF89a" + struct.pack("<HH", screen_width, screen_height) + b"\x80\x00\x00"
+                + b"\x00\x00\x00\xff\xff\xff" + b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1)
+                + b"\x00" + b"\x02\x02\x44\x01\x00" + b"\x3b")
+
+    refused = decode_thumbnail(gif(12000, 12000), ThumbnailSpec(240, 140), LoadLimits())
+    assert refused.error == "image too large (12000x12000, limit 100 megapixels and 32768 px a side)"
+    # Within the budget it is scaled as the picture Qt paints: the whole screen, not the frame.
+    shown = decode_thumbnail(gif(400, 200), ThumbnailSpec(240, 140), LoadLimits())
+    assert shown.ok and (shown.image.width(), shown.image.height()) == (240, 120)
