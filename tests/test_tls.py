@@ -317,3 +317,44 @@ def test_http2_servers_are_told_which_streams_are_on_screen(qtbot, transport, ra
         assert weights == {"/0.jpg": 256, "/1.jpg": 256, "/2.jpg": 128, "/3.jpg": 1,
                            "/4.jpg": 1}
 
+
+
+def test_an_http_url_that_moved_to_https_loads_through_libcurl(qtbot, https_server, test_ca,
+                                                                image_server, make_model):
+    if qt_has_tls():
+        pytest.skip("this Qt has TLS: it follows the redirect itself")
+    secure = serve(https_server, COLORS[:2])
+    moved = []
+    for number, target in enumerate(secure):
+        def redirect(handler, target=target):
+            handler.send_response(301)
+            handler.send_header("Location", target)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+        moved.append(image_server.add_handler(f"/moved/{number}.png", redirect))
+    model = make_model(caFile=test_ca.ca_file)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = moved
+    assert statuses(model) == [Status.Ready] * 2, reasons(model)
+    for row, color in enumerate(COLORS[:2]):
+        assert close_to(center_color(model.thumbnail(row)), color)
+    assert model.loader.stats["retries"] == 0  # handed over, not retried
+
+
+def test_forcing_qt_for_an_http_url_that_moved_to_https_says_why(qtbot, https_server,
+                                                                   image_server, make_model):
+    if qt_has_tls():
+        pytest.skip("this Qt has TLS")
+    target = serve(https_server, COLORS[:1])[0]
+
+    def redirect(handler):
+        handler.send_response(302)
+        handler.send_header("Location", target)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    model = make_model(transport="qt")
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [image_server.add_handler("/moved.png", redirect)]
+    assert reasons(model) == [f"redirected to {target}, and this transport has no TLS "
+                              "(IMAGEGALLERY_TRANSPORT=qt?)"]

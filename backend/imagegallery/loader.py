@@ -167,6 +167,9 @@ class _Job:
     # The models (their claim numbers) that asked for it: with a loader shared by several
     # models, one model's cancel must not drop what another still shows as Loading.
     claimants: Set[int] = field(default_factory=set)
+    # Fetched through the transport that speaks TLS: its http URL redirected to https, which
+    # the scheme's own transport could not follow.
+    over_tls_transport: bool = False
 
 
 class _StreamCap:
@@ -700,7 +703,8 @@ class ImageLoader(QObject):
         return host in self._http2_hosts or (self.http2_cleartext and host.startswith("http:"))
 
     def _start_transfer(self, job: _Job) -> None:
-        transport = self._transports.for_scheme(job.parsed.scheme)
+        transport = self._transports.for_scheme("https" if job.over_tls_transport
+                                                else job.parsed.scheme)
         job.request_id = next(self._request_ids)
         job.transport = transport
         job.stage = _FETCHING
@@ -784,6 +788,17 @@ class ImageLoader(QObject):
     def _on_transfer_error(self, job: _Job, error: TransferError) -> None:
         if job.revalidating is not None:
             self._end_revalidation(job)  # a failed check keeps the thumbnail shown
+            return
+        if error.kind is ErrorKind.REDIRECT_NEEDS_TLS:
+            if not job.over_tls_transport and self._transports.for_scheme("https") is not job.transport:
+                # From the start again through libcurl, which follows the redirect itself.
+                job.over_tls_transport = True
+                job.stage = _QUEUED
+                job.token = next(self._tokens)
+                self._enqueue(job)
+                return
+            self._fail(job, f"{error.message}, and this transport has no TLS "
+                            "(IMAGEGALLERY_TRANSPORT=qt?)")
             return
         if error.transient and job.attempt < self._limits.max_retries:
             self._schedule_retry(job, error)

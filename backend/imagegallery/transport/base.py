@@ -35,6 +35,9 @@ class ErrorKind(enum.Enum):
     HTTP_STATUS = "HTTP error"
     TOO_LARGE = "too large"
     REDIRECT = "redirect refused"
+    # Redirected to https, which this transport cannot speak: the loader hands the URL to one
+    # that can (Qt without OpenSSL 3 meets an http URL that moved to https).
+    REDIRECT_NEEDS_TLS = "redirect needs TLS"
     PROXY = "proxy error"
     PROTOCOL = "protocol error"
     LOCAL_FILE = "file error"

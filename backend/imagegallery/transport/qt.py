@@ -154,8 +154,11 @@ class QtTransport(Transport):
             self._without_tls_timer.start()
             return
         qrequest = QNetworkRequest(QUrl(request.url))
+        # Where Qt has no TLS each hop is ours to allow (_on_redirected): a hop to https must not
+        # reach Qt's TLS at all. Elsewhere Qt follows them, never from https down to http.
         qrequest.setAttribute(QNetworkRequest.RedirectPolicyAttribute,
-                              QNetworkRequest.NoLessSafeRedirectPolicy)
+                              QNetworkRequest.NoLessSafeRedirectPolicy if qt_has_tls()
+                              else QNetworkRequest.UserVerifiedRedirectPolicy)
         qrequest.setMaximumRedirectsAllowed(request.max_redirects)
         qrequest.setAttribute(QNetworkRequest.CacheLoadControlAttribute,
                               QNetworkRequest.AlwaysNetwork)
@@ -207,6 +210,8 @@ class QtTransport(Transport):
         reply.setProperty("imagegallery_request_id", request.request_id)
         reply.metaDataChanged.connect(self._on_meta_data)
         reply.finished.connect(self._on_finished)
+        if not qt_has_tls():
+            reply.redirected.connect(self._on_redirected)
         if not self._progress_poll.isActive():
             self._progress_poll.start()
 
@@ -266,6 +271,20 @@ class QtTransport(Transport):
         # and the byte cap still applies to it.
         if total > transfer.request.max_response_bytes:
             self._fail(transfer, too_large_error(transfer.request.max_response_bytes, total))
+
+    @pyqtSlot(QUrl)
+    def _on_redirected(self, target: QUrl) -> None:
+        # Connected only where Qt has no TLS. Left to Qt, a hop to https failed as "connection
+        # reset", retried twice, and http links that moved to https are common: the loader
+        # hands such a URL to the transport that speaks TLS instead.
+        transfer = self._transfer_for_sender()
+        if transfer is None:
+            return
+        if target.scheme() == "https":
+            self._fail(transfer, TransferError(
+                ErrorKind.REDIRECT_NEEDS_TLS, f"redirected to {target.toString()}"))
+        else:
+            transfer.reply.redirectAllowed.emit()
 
     def _poll_progress(self) -> None:
         if not self._transfers:
@@ -368,10 +387,13 @@ class QtTransport(Transport):
     def _dispose(self, transfer: _Transfer) -> None:
         reply = transfer.reply
         self._manager_load[transfer.manager] -= 1
-        for signal in (reply.metaDataChanged, reply.finished):
+        # Only our slots: Qt may have connections of its own to the reply's signals.
+        for signal, slot in ((reply.metaDataChanged, self._on_meta_data),
+                             (reply.finished, self._on_finished),
+                             (reply.redirected, self._on_redirected)):
             try:
-                signal.disconnect()
-            except TypeError:
+                signal.disconnect(slot)
+            except TypeError:  # not connected (redirected is, only where Qt has no TLS)
                 pass
         # Deleting a reply ends its transfer (its destructor tells Qt's HTTP thread to abort).
         # abort() would instead record a cancellation error, and Qt warns "this method must only
