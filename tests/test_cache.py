@@ -88,13 +88,16 @@ def test_warm_start_shows_every_thumbnail_with_the_server_stopped(qtbot, image_s
     second.loader.close()
 
 
-def test_revalidation_keeps_a_current_thumbnail_and_replaces_a_changed_one(qtbot, image_server):
-    current = {"etag": '"v1"', "body": solid_image_bytes("#ff0000")}
-    conditional = []
+def _versioned_url_in_disk_cache(qtbot, image_server, current, conditional=None):
+    """A URL served with `current`'s ETag and body (a 304, `delay_s` late, when asked with the
+    ETag), loaded once so its thumbnail is in the disk cache and not in memory."""
+    import time
 
     def versioned(handler):
-        conditional.append(handler.headers.get("If-None-Match", ""))
+        if conditional is not None:
+            conditional.append(handler.headers.get("If-None-Match", ""))
         if handler.headers.get("If-None-Match") == current["etag"]:
+            time.sleep(current.get("delay_s", 0))
             handler.send_response(304)
             handler.send_header("ETag", current["etag"])
             handler.send_header("Content-Length", "0")
@@ -109,6 +112,13 @@ def test_revalidation_keeps_a_current_thumbnail_and_replaces_a_changed_one(qtbot
     qtbot.waitUntil(lambda: first.loader.pending_worker_jobs() == 0, timeout=10000)
     first.loader.close()
     shared_thumbnail_cache().clear()
+    return url
+
+
+def test_revalidation_keeps_a_current_thumbnail_and_replaces_a_changed_one(qtbot, image_server):
+    current = {"etag": '"v1"', "body": solid_image_bytes("#ff0000")}
+    conditional = []
+    url = _versioned_url_in_disk_cache(qtbot, image_server, current, conditional)
 
     unchanged = ImageGalleryModel()
     unchanged.revalidate = True
@@ -335,30 +345,10 @@ def test_a_model_let_go_ends_its_threads_and_still_writes_its_held_thumbnails(
 
 
 def _revalidated_after(image_server, qtbot, delay_s):
-    """A URL whose 304 comes `delay_s` late, with its thumbnail already in the disk cache."""
-    import time
-
-    body = solid_image_bytes("#ff0000")
-    state = {"delay": 0.0}
-
-    def versioned(handler):
-        if handler.headers.get("If-None-Match") == '"v1"':
-            time.sleep(state["delay"])
-            handler.send_response(304)
-            handler.send_header("ETag", '"v1"')
-            handler.send_header("Content-Length", "0")
-            handler.end_headers()
-        else:
-            handler._send(200, body, "image/png", {"ETag": '"v1"'})
-
-    url = image_server.add_handler("/versioned.png", versioned)
-    first = ImageGalleryModel()
-    with qtbot.waitSignal(first.finished, timeout=10000):
-        first.urls = [url]
-    qtbot.waitUntil(lambda: first.loader.pending_worker_jobs() == 0, timeout=10000)
-    first.loader.close()
-    shared_thumbnail_cache().clear()
-    state["delay"] = delay_s
+    """A URL with its thumbnail in the disk cache, whose server answers 304 `delay_s` late."""
+    current = {"etag": '"v1"', "body": solid_image_bytes("#ff0000")}
+    url = _versioned_url_in_disk_cache(qtbot, image_server, current)
+    current["delay_s"] = delay_s
     return url
 
 

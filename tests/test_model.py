@@ -226,61 +226,49 @@ def test_a_url_one_model_drops_still_loads_for_another_on_the_same_loader(qtbot,
         loader.close()
 
 
-def test_rows_waiting_for_the_feed_load_after_the_busy_rows_are_removed(qtbot, image_server):
-    from imagegallery import model as model_module
+def test_rows_waiting_for_the_feed_load_after_the_busy_rows_are_removed(qtbot, image_server,
+                                                                        model):
+    from imagegallery.model import MAX_LOADER_JOBS
 
     body = solid_image_bytes("#00ff00", 16, 16)
     image_server.latency = 5.0  # the loader fills up with slow requests
-    urls = [image_server.add(f"/{i}.png", body) for i in range(model_module.MAX_LOADER_JOBS + 20)]
-    gallery = ImageGalleryModel()
-    try:
-        gallery.urls = urls
-        qtbot.waitUntil(lambda: gallery.loader.active_jobs() >= model_module.MAX_LOADER_JOBS,
-                        timeout=10000)
-        image_server.latency = 0.0
-        # Their jobs are cancelled and send no result, which is what restarted the feed.
-        with qtbot.waitSignal(gallery.finished, timeout=10000):
-            gallery.urls = urls[model_module.MAX_LOADER_JOBS:]
-        assert gallery.loadedCount == 20 and gallery.pendingCount == 0
-    finally:
-        gallery.loader.close()
+    urls = [image_server.add(f"/{i}.png", body) for i in range(MAX_LOADER_JOBS + 20)]
+    model.urls = urls
+    qtbot.waitUntil(lambda: model.loader.active_jobs() >= MAX_LOADER_JOBS, timeout=10000)
+    image_server.latency = 0.0
+    # Their jobs are cancelled and send no result, which is what restarted the feed.
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls[MAX_LOADER_JOBS:]
+    assert model.loadedCount == 20 and model.pendingCount == 0
 
 
-def test_load_visible_requests_rows_a_removal_moves_onto_the_screen(qtbot, image_server):
+def test_load_visible_requests_rows_a_removal_moves_onto_the_screen(qtbot, image_server, model):
     body = solid_image_bytes("#0000ff", 16, 16)
     urls = [image_server.add(f"/{i}.png", body) for i in range(200)]
-    gallery = ImageGalleryModel()
-    try:
-        gallery.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
-        gallery.setVisibleRange(0, 11)
-        with qtbot.waitSignal(gallery.finished, timeout=10000):
-            gallery.urls = urls
-        # A filter narrows the list; the view reports the same range, which changes nothing.
-        gallery.urls = urls[100:]
-        gallery.setVisibleRange(0, 11)
-        qtbot.waitUntil(lambda: all(gallery.status_of(r) == Status.Ready for r in range(12)),
-                        timeout=5000)
-    finally:
-        gallery.loader.close()
+    model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    model.setVisibleRange(0, 11)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+    # A filter narrows the list; the view reports the same range, which changes nothing.
+    model.urls = urls[100:]
+    model.setVisibleRange(0, 11)
+    qtbot.waitUntil(lambda: all(model.status_of(r) == Status.Ready for r in range(12)),
+                    timeout=5000)
 
 
-def test_load_visible_edits_off_screen_send_no_second_finished(qtbot, image_server):
+def test_load_visible_edits_off_screen_send_no_second_finished(qtbot, image_server, model):
     body = solid_image_bytes("#0000ff", 16, 16)
     urls = [image_server.add(f"/{i}.png", body) for i in range(100)]
-    gallery = ImageGalleryModel()
-    try:
-        gallery.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
-        gallery.prefetchRows = 0
-        gallery.setVisibleRange(0, 3)
-        with qtbot.waitSignal(gallery.finished, timeout=10000):
-            gallery.urls = urls
-        hits = image_server.total_hits()
-        with qtbot.assertNotEmitted(gallery.finished, wait=300):
-            gallery.remove(80)
-            gallery.append(image_server.url("/99.png"))
-        assert image_server.total_hits() == hits  # nothing was loaded, so nothing finished
-    finally:
-        gallery.loader.close()
+    model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    model.prefetchRows = 0
+    model.setVisibleRange(0, 3)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+    hits = image_server.total_hits()
+    with qtbot.assertNotEmitted(model.finished, wait=300):
+        model.remove(80)
+        model.append(image_server.url("/99.png"))
+    assert image_server.total_hits() == hits  # nothing was loaded, so nothing finished
 
 
 def test_progress_forgets_a_partial_download_the_new_schemes_refuse(qtbot, model):
