@@ -174,6 +174,20 @@ def test_redirect_loop_ends_with_too_many_redirects(qtbot, image_server, make_lo
     assert 4 <= image_server.hits["/loop"] <= 8
 
 
+def test_a_redirect_to_another_scheme_is_refused_and_says_where(qtbot, transport, image_server,
+                                                               make_loader):
+    loader = make_loader(replace(FAST, max_retries=2))
+    urls = {scheme: image_server.add(f"/to-{scheme}", b"", "text/plain", 302, {"Location": target})
+            for scheme, target in (("file", "file:///etc/passwd"), ("data", "data:image/png;base64,AA"),
+                                   ("ftp", "ftp://127.0.0.1/x.png"))}
+    for scheme, url in urls.items():
+        assert load(qtbot, loader, url) == f"redirect to {scheme}: refused"
+        assert image_server.hits[f"/to-{scheme}"] == 1  # not retried: it would go the same way
+    if transport == "qt":  # (libcurl treats a 3xx without Location as the answer itself)
+        bare = image_server.add("/bare-302", b"", "text/plain", 302)
+        assert load(qtbot, loader, bare) == "HTTP 302 redirect without a usable Location"
+
+
 def test_https_to_http_redirect_is_refused(qtbot, transport, https_server, image_server, test_ca,
                                            make_loader):
     if transport == "qt" and not qt_has_tls():

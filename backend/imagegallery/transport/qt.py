@@ -210,8 +210,7 @@ class QtTransport(Transport):
         reply.setProperty("imagegallery_request_id", request.request_id)
         reply.metaDataChanged.connect(self._on_meta_data)
         reply.finished.connect(self._on_finished)
-        if not qt_has_tls():
-            reply.redirected.connect(self._on_redirected)
+        reply.redirected.connect(self._on_redirected)
         if not self._progress_poll.isActive():
             self._progress_poll.start()
 
@@ -274,17 +273,18 @@ class QtTransport(Transport):
 
     @pyqtSlot(QUrl)
     def _on_redirected(self, target: QUrl) -> None:
-        # Connected only where Qt has no TLS. Left to Qt, a hop to https failed as "connection
-        # reset", retried twice, and http links that moved to https are common: the loader
-        # hands such a URL to the transport that speaks TLS instead.
         transfer = self._transfer_for_sender()
         if transfer is None:
             return
-        if target.scheme() == "https":
-            self._fail(transfer, TransferError(
-                ErrorKind.REDIRECT_NEEDS_TLS, f"redirected to {target.toString()}"))
-        else:
-            transfer.reply.redirectAllowed.emit()
+        if not qt_has_tls():  # (a hop to another scheme fails in Qt first: see _error_for)
+            if target.scheme().lower() == "https":
+                # Left to Qt, the hop failed as "connection reset", retried twice, and http links
+                # that moved to https are common: the loader hands the URL to the transport that
+                # speaks TLS instead.
+                self._fail(transfer, TransferError(
+                    ErrorKind.REDIRECT_NEEDS_TLS, f"redirected to {target.toString()}"))
+            else:
+                transfer.reply.redirectAllowed.emit()  # UserVerifiedRedirectPolicy: see start()
 
     def _poll_progress(self) -> None:
         if not self._transfers:
@@ -364,6 +364,12 @@ class QtTransport(Transport):
             return _http_error(reply, status)
         if status >= 400:
             return _http_error(reply, status)
+        if code == QNetworkReply.ProtocolUnknownError and 300 <= status < 400:
+            # Qt's "unsupported protocol", a kind worth a retry, for a redirect it will not
+            # follow: say which, in the curl transport's words, and do not retry it.
+            scheme = QUrl(_header(reply, b"Location")).scheme().lower()
+            return TransferError(ErrorKind.REDIRECT, f"redirect to {scheme}: refused" if scheme
+                                 else f"HTTP {status} redirect without a usable Location")
         if code in _ERROR_KINDS:
             kind, message = _ERROR_KINDS[code]
             if code in _PROXY_EQUIVALENTS and self.uses_environment_proxy \
@@ -393,7 +399,7 @@ class QtTransport(Transport):
                              (reply.redirected, self._on_redirected)):
             try:
                 signal.disconnect(slot)
-            except TypeError:  # not connected (redirected is, only where Qt has no TLS)
+            except TypeError:  # not connected
                 pass
         # Deleting a reply ends its transfer (its destructor tells Qt's HTTP thread to abort).
         # abort() would instead record a cancellation error, and Qt warns "this method must only
