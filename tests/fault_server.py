@@ -194,30 +194,23 @@ class FaultServer:
         """Declare 10 GB and keep sending zeros while the client reads."""
         sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n"
                      b"Content-Length: 10737418240\r\n\r\n")
-        block = bytes(64 * 1024)
-        sock.settimeout(5)
-        while not self.stopping.is_set():
-            try:
-                sock.sendall(block)
-            except OSError:
-                break
-            self.sent[path] += len(block)
-            if self.sent[path] >= 10737418240:
-                break
-        return False
+        return self._stream(path, sock, bytes(64 * 1024), 64 * 1024, until=10737418240)
 
     def _fault_endless_chunked(self, path, sock):
         """A chunked body of 64 KB chunks that never ends (no length to refuse it by)."""
         sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n")
-        chunk = b"%x\r\n" % 65536 + bytes(65536) + b"\r\n"
+        return self._stream(path, sock, b"%x\r\n" % 65536 + bytes(65536) + b"\r\n", 65536)
+
+    def _stream(self, path, sock, piece: bytes, body_bytes: int, until: float = float("inf")):
+        """Send `piece` (`body_bytes` of body each) while the client reads, until stopped."""
         sock.settimeout(5)
-        while not self.stopping.is_set():
+        while not self.stopping.is_set() and self.sent[path] < until:
             try:
-                sock.sendall(chunk)
+                sock.sendall(piece)
             except OSError:
                 break
-            self.sent[path] += 65536
+            self.sent[path] += body_bytes
         return False
 
     def _fault_gzip_bomb(self, path, sock):

@@ -352,38 +352,32 @@ def _revalidated_after(image_server, qtbot, delay_s):
     return url
 
 
-def test_a_row_added_while_its_url_revalidates_gets_the_thumbnail(qtbot, image_server):
+def test_a_row_added_while_its_url_revalidates_gets_the_thumbnail(qtbot, image_server,
+                                                                  make_model):
     url = _revalidated_after(image_server, qtbot, 1.0)
-    gallery = ImageGalleryModel()
-    gallery.revalidate = True
-    try:
-        with qtbot.waitSignal(gallery.finished, timeout=10000):
-            gallery.urls = [url]  # Ready from the disk; the server's 304 is a second away
-        with qtbot.waitSignal(gallery.finished, timeout=5000):
-            gallery.append(url)  # the same image again: it must not wait on the 304
-        assert gallery.status_of(1) == ImageGalleryModel.Status.Ready
-        assert close_to(center_color(gallery.thumbnail(1)), "#ff0000")
-    finally:
-        gallery.loader.close()
+    gallery = make_model(revalidate=True)
+    with qtbot.waitSignal(gallery.finished, timeout=10000):
+        gallery.urls = [url]  # Ready from the disk; the server's 304 is a second away
+    with qtbot.waitSignal(gallery.finished, timeout=5000):
+        gallery.append(url)  # the same image again: it must not wait on the 304
+    assert gallery.status_of(1) == ImageGalleryModel.Status.Ready
+    assert close_to(center_color(gallery.thumbnail(1)), "#ff0000")
 
 
-def test_a_new_size_during_revalidation_is_decoded_and_given_to_the_provider(qtbot, image_server):
+def test_a_new_size_during_revalidation_is_decoded_and_given_to_the_provider(qtbot, image_server,
+                                                                             make_model):
     url = _revalidated_after(image_server, qtbot, 1.0)
-    gallery = ImageGalleryModel()
-    gallery.revalidate = True
-    try:
-        with qtbot.waitSignal(gallery.finished, timeout=10000):
-            gallery.urls = [url]
-        gallery.thumbnailSize = QSize(120, 70)
-        answers = []
-        # What the image provider does when QML asks for the new source and memory misses:
-        gallery.loader.load_for_provider(url, gallery.loader.spec,
-                                         lambda thumbnail, error: answers.append((thumbnail, error)))
-        qtbot.waitUntil(lambda: len(answers) == 1, timeout=5000)
-        thumbnail, error = answers[0]
-        assert error == "" and thumbnail.image.width() <= 120 and thumbnail.image.height() <= 70
-    finally:
-        gallery.loader.close()
+    gallery = make_model(revalidate=True)
+    with qtbot.waitSignal(gallery.finished, timeout=10000):
+        gallery.urls = [url]
+    gallery.thumbnailSize = QSize(120, 70)
+    answers = []
+    # What the image provider does when QML asks for the new source and memory misses:
+    gallery.loader.load_for_provider(url, gallery.loader.spec,
+                                     lambda thumbnail, error: answers.append((thumbnail, error)))
+    qtbot.waitUntil(lambda: len(answers) == 1, timeout=5000)
+    thumbnail, error = answers[0]
+    assert error == "" and thumbnail.image.width() <= 120 and thumbnail.image.height() <= 70
 
 
 def test_encoded_bytes_are_counted_as_the_memory_they_hold(qtbot, image_server, make_model):
