@@ -156,8 +156,40 @@ class Server:
             time.sleep(0.05)
 
 
+def qt_platform_error(display_env: Dict[str, str]) -> Optional[str]:
+    """Why a Qt GUI process cannot start with these settings, or None when it can."""
+    env = dict(os.environ, **display_env)
+    probe = subprocess.run([sys.executable, "-c",
+                            "from PyQt5.QtGui import QGuiApplication; QGuiApplication([])"],
+                           env=env, capture_output=True, timeout=60)
+    if probe.returncode == 0:
+        return None
+    lines = [line for line in probe.stderr.decode(errors="replace").splitlines() if line.strip()]
+    return " ".join(lines[:2]) or f"exit status {probe.returncode}"
+
+
+def missing_xcb_libraries() -> List[str]:
+    """The shared libraries Qt's xcb platform plugin needs and this machine lacks."""
+    import PyQt5
+
+    qt = os.path.join(os.path.dirname(PyQt5.__file__), "Qt5")
+    missing = set()
+    for library in (os.path.join(qt, "plugins", "platforms", "libqxcb.so"),
+                    os.path.join(qt, "lib", "libQt5XcbQpa.so.5")):
+        try:
+            listing = subprocess.run(["ldd", library], capture_output=True, text=True).stdout
+        except OSError:
+            return []
+        missing.update(line.split()[0] for line in listing.splitlines() if "not found" in line)
+    return sorted(missing)
+
+
 def start_display() -> Dict[str, str]:
-    """Xvfb when available (a real X window); else Qt's offscreen platform."""
+    """Xvfb when available and Qt's xcb plugin loads there (a real X window); else offscreen.
+
+    A fresh machine with Xvfb but without the xcb libraries would otherwise start every client
+    only to see it abort, and a whole run would end as a table of crashes.
+    """
     env = {"QT_QUICK_BACKEND": "software"}
     xvfb = shutil.which("Xvfb")
     if xvfb:
@@ -172,9 +204,21 @@ def start_display() -> Dict[str, str]:
                     break
                 time.sleep(0.1)
             if process.poll() is None:
-                env.update(DISPLAY=f":{number}", QT_QPA_PLATFORM="xcb")
-                start_display.process = process
-                return env
+                xcb = dict(env, DISPLAY=f":{number}", QT_QPA_PLATFORM="xcb")
+                error = qt_platform_error(xcb)
+                if error is None:
+                    start_display.process = process
+                    return xcb
+                process.terminate()
+                process.wait(5)
+                missing = missing_xcb_libraries()
+                log(f"Qt cannot open a window on Xvfb ({error})"
+                    + (f"; missing: {', '.join(missing)} (Debian/Ubuntu: apt-get install -y "
+                       "libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 "
+                       "libxcb-render-util0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0)"
+                       if missing else "")
+                    + ". Measuring offscreen instead.")
+                break
     env["QT_QPA_PLATFORM"] = "offscreen"
     return env
 
@@ -307,6 +351,9 @@ def main() -> None:
     decode_s = measure_decode(manifest, root)
     display_env = {"QT_QUICK_BACKEND": "software", "QT_QPA_PLATFORM": "offscreen"} if (
         args.offscreen) else start_display()
+    error = qt_platform_error(display_env)
+    if error is not None:
+        sys.exit(f"bench: Qt cannot start here ({error}); see .ci/run for the system packages")
     scratch = tempfile.mkdtemp(prefix="imagegallery-bench-")
     servers = {False: Server(root, free_port())}
     if any(WORKLOADS[w].get("tls") for w in plan):
@@ -354,8 +401,13 @@ def main() -> None:
     with open(os.path.join(RESULTS_DIR, "latest.json"), "w") as handle:
         json.dump(runs, handle, indent=1)
     if not args.quick and not args.workloads and not args.clients and rounds >= 3:
-        with open(os.path.join(HERE, "RESULTS.md"), "w") as handle:
-            handle.write(report)
+        failed = sum(1 for clients in runs.values() for results in clients.values()
+                     for result in results if "error" in result)
+        if failed:  # the committed table is replaced only by a complete run
+            log(f"bench/RESULTS.md left as it was: {failed} client run(s) failed")
+        else:
+            with open(os.path.join(HERE, "RESULTS.md"), "w") as handle:
+                handle.write(report)
 
 
 def run_one(server: Server, name: str, workload: dict, client: str, urls: List[str],
