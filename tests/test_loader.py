@@ -208,3 +208,25 @@ def test_a_worker_that_raises_fails_its_row_and_the_rest_still_load(qtbot, monke
     assert model.status_of(1) == Status.Ready
     assert model.status_of(2) == Status.Ready  # a lookup that raised counts as a miss
     assert model.loader._decode_backlog_bytes == 0
+
+
+def test_the_tls_check_runs_on_the_io_thread_before_any_request(qtbot, monkeypatch):
+    # Qt's first answer loads OpenSSL (3-5 ms); asked at the first request, it landed in the
+    # GUI thread's turn that builds a new list's first tiles.
+    import threading
+
+    from PyQt5.QtNetwork import QSslSocket
+
+    from imagegallery.transport.qt import qt_has_tls
+
+    asked_on = []
+    supports_ssl = QSslSocket.supportsSsl
+    monkeypatch.setattr(QSslSocket, "supportsSsl", staticmethod(
+        lambda: asked_on.append(threading.current_thread()) or supports_ssl()))
+    qt_has_tls.cache_clear()
+    model = ImageGalleryModel()
+    try:
+        qtbot.waitUntil(lambda: qt_has_tls.cache_info().currsize == 1, timeout=5000)
+        assert asked_on and threading.main_thread() not in asked_on
+    finally:
+        model.loader.close()

@@ -30,6 +30,7 @@ from .decode import FIT, ThumbnailSpec, decode_thumbnail, warm_up_decoders
 from .limits import LoadLimits
 from .transport.base import (ErrorKind, TransferError, TransferRequest, TransferResult, Transport,
                              TransportOptions, Urgency)
+from .transport.qt import qt_has_tls
 from .transport.select import TransportSet, preload_curl_transport, transport_name_for
 from .units import format_bytes, format_seconds
 from .url_policy import ParsedImageUrl, parse_image_url
@@ -283,6 +284,10 @@ class ImageLoader(QObject):
         self._io.done.connect(self._on_io_done)
         if self._transports.mode != "qt":  # https may need the curl transport: import it now
             self._io.submit(_WARM_UP, "curl-warm-up", preload_curl_transport)
+        # The Qt transport asks whether Qt has TLS when it starts a request, and the first answer
+        # costs 3-5 ms (Qt tries to load OpenSSL): inside the turn that builds a new list's first
+        # tiles. The question is thread-safe, so the I/O thread asks it first.
+        self._io.submit(_WARM_UP, "tls-check", qt_has_tls)
         application = QCoreApplication.instance()
         if application is not None:
             application.aboutToQuit.connect(self._on_application_quit)
