@@ -74,6 +74,7 @@ class Meter:
         self.t0 = 0.0
         self.last_tick = 0.0
         self.max_gap = 0.0
+        self.max_gap_at = 0.0  # when the longest gap began, from t0: says which work caused it
         self.settled: Dict[int, float] = {}
         self.failed = 0
         self.first: Optional[float] = None
@@ -103,7 +104,8 @@ class Meter:
 
     def tick(self) -> None:
         now = time.perf_counter()
-        self.max_gap = max(self.max_gap, now - self.last_tick)
+        if now - self.last_tick > self.max_gap:
+            self.max_gap, self.max_gap_at = now - self.last_tick, self.last_tick - self.t0
         self.last_tick = now
         self.check()
 
@@ -144,11 +146,13 @@ class Meter:
             return
         self.finished = True
         now = time.perf_counter()
-        self.max_gap = max(self.max_gap, now - self.last_tick)  # a loop that never yielded
+        if now - self.last_tick > self.max_gap:  # a loop that never yielded
+            self.max_gap, self.max_gap_at = now - self.last_tick, self.last_tick - self.t0
         self.timer.stop()
         self.deadline.stop()
         self.results.update({
-            "first": self.first, "stall": self.max_gap, "rss_start": self.rss_start,
+            "first": self.first, "stall": self.max_gap, "stall_at": self.max_gap_at,
+            "rss_start": self.rss_start,
             "rss_peak": _peak_rss(), "settled": len(self.settled), "failed": self.failed,
             "cpu_start": self.cpu_start, "cpu_end": _cpu_by_thread()})
         from PyQt5.QtCore import QTimer
