@@ -3,6 +3,7 @@
 Everything is found through objectNames and checked through signals, model state and the
 pixels of a rendered window.
 """
+import math
 import os
 
 import pytest
@@ -178,6 +179,24 @@ def scene_factory(qtbot, tmp_path):
 
 def serve(server, colors=COLORS, size=(320, 200)):
     return serve_solid_images(server, colors, *size)
+
+
+def test_a_new_views_first_tiles_come_without_the_buffer_rows(qtbot, scene_factory, image_server):
+    # Built in the same turn as the tiles on screen, the two buffer rows made the GUI thread's
+    # longest gap of a load longer; they follow a frame later.
+    urls = [image_server.url(f"/missing/{index}.png") for index in range(80)]
+    scene = scene_factory()
+    gallery, window = scene.gallery, scene.window
+    tiles_per_frame = []
+    window.frameSwapped.connect(lambda: tiles_per_frame.append(len(image_buttons(window))))
+    window.setProperty("urls", urls)
+    columns, cell_height = gallery.property("columns"), gallery.property("cellHeight")
+    rows_on_screen = math.ceil(gallery.height() / cell_height)
+    qtbot.waitUntil(lambda: bool(tiles_per_frame) and tiles_per_frame[-1] >= columns * (rows_on_screen + 2),
+                    timeout=5000)
+    first = next(count for count in tiles_per_frame if count)
+    assert first < columns * (rows_on_screen + 1)  # the screen's rows, no buffer row
+    assert gallery.property("cacheBuffer") == 2 * cell_height
 
 
 def test_urls_set_from_qml_create_a_model_that_loads_them(qtbot, scene_factory, image_server):

@@ -44,8 +44,20 @@ GridView {
     focus: true
     activeFocusOnTab: true
     boundsBehavior: Flickable.StopAtBounds
-    // The model decides what to load; a larger buffer would only hold more idle tiles.
-    cacheBuffer: cellHeight * 2
+    // The model decides what to load; a larger buffer would only hold more idle tiles. Two rows
+    // beyond the screen are built ahead so that a scroll finds its next tiles made, but not in
+    // the view's first frame with tiles: Qt builds the buffer's tiles in the same turn as the
+    // visible ones (36 instead of 28 in a 4x6 window), and that turn is the GUI thread's longest
+    // of a load. The buffer follows a frame later.
+    cacheBuffer: _firstTilesShown ? cellHeight * 2 : 0
+    property bool _firstTilesShown: false
+    Connections {
+        target: root._firstTilesShown ? null : root.Window.window
+        function onFrameSwapped() {
+            if (root.count > 0)
+                root._firstTilesShown = true
+        }
+    }
 
     delegate: ImageButton {
         required property int index
