@@ -379,7 +379,8 @@ def start_quick(app, config, meter, view, root, kind):
 
         model.dataChanged.connect(on_changed)
         meter.keep.append(on_changed)
-        meter.extra_check = lambda: _tiles_on_screen_ready(view)
+        on_screen = min(len(urls), COLUMNS * ROWS)
+        meter.extra_check = lambda: _tiles_on_screen_ready(view, on_screen)
         meter.begin(_initial_target(config, len(urls)))
         model.setProperty("urls", urls)
     else:
@@ -388,24 +389,27 @@ def start_quick(app, config, meter, view, root, kind):
     meter.grid = grid
 
 
-def _tiles_on_screen_ready(view) -> bool:
-    """Every ImageButton inside the window's rectangle shows its thumbnail (or its error)."""
+def _tiles_on_screen_ready(view, expected: int) -> bool:
+    """At least `expected` ImageButtons inside the window's rectangle, each showing its
+    thumbnail (or its error): a tile still being made is not there to be asked."""
     from PyQt5.QtCore import QPointF
-    from PyQt5.QtQuick import QQuickItem
+    from imagegallery.app import image_buttons
 
     content = view.contentItem()
-    for tile in content.findChildren(QQuickItem, "imageButton"):
+    shown = 0
+    for tile in image_buttons(view):  # the visual tree: delegates have no QObject parent
         if not tile.isVisible():
             continue
         corner = tile.mapToItem(content, QPointF(0, 0))
         if corner.y() + tile.height() <= 0 or corner.y() >= WINDOW_H:
             continue
+        shown += 1
         status = tile.property("status")
         if status == 3:
             continue
         if not tile.property("ready"):
             return False
-    return True
+    return shown >= expected
 
 
 def _initial_target(config, count):
