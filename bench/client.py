@@ -380,7 +380,7 @@ def start_quick(app, config, meter, view, root, kind):
         model.dataChanged.connect(on_changed)
         meter.keep.append(on_changed)
         on_screen = min(len(urls), COLUMNS * ROWS)
-        meter.extra_check = lambda: _tiles_on_screen_ready(view, on_screen)
+        meter.extra_check = lambda: _tiles_on_screen_ready(view, grid, on_screen)
         meter.begin(_initial_target(config, len(urls)))
         model.setProperty("urls", urls)
     else:
@@ -389,27 +389,43 @@ def start_quick(app, config, meter, view, root, kind):
     meter.grid = grid
 
 
-def _tiles_on_screen_ready(view, expected: int) -> bool:
+def _tiles_on_screen_ready(view, grid, expected: int) -> bool:
     """At least `expected` ImageButtons inside the window's rectangle, each showing its
-    thumbnail (or its error): a tile still being made is not there to be asked."""
+    thumbnail (or its error): a tile still being made is not there to be asked.
+
+    Runs on the GUI thread at every tick once the rows are Ready, so it looks only at the
+    view's delegates and a level or two inside them (a delegate can wrap its tile in a
+    Loader), not at the whole item tree, which would cost the gallery a stall of its own.
+    """
     from PyQt5.QtCore import QPointF
-    from imagegallery.app import image_buttons
 
     content = view.contentItem()
     shown = 0
-    for tile in image_buttons(view):  # the visual tree: delegates have no QObject parent
-        if not tile.isVisible():
+    for delegate in grid.property("contentItem").childItems():
+        tile = _image_button_in(delegate)
+        if tile is None or not tile.isVisible():
             continue
         corner = tile.mapToItem(content, QPointF(0, 0))
         if corner.y() + tile.height() <= 0 or corner.y() >= WINDOW_H:
             continue
         shown += 1
-        status = tile.property("status")
-        if status == 3:
+        if tile.property("status") == 3:
             continue
         if not tile.property("ready"):
             return False
     return shown >= expected
+
+
+def _image_button_in(item, depth: int = 3):
+    if item.objectName() == "imageButton":
+        return item
+    if depth == 0:
+        return None
+    for child in item.childItems():
+        found = _image_button_in(child, depth - 1)
+        if found is not None:
+            return found
+    return None
 
 
 def _initial_target(config, count):

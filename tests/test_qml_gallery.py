@@ -14,7 +14,7 @@ from PyQt5.QtQml import QQmlApplicationEngine
 from PyQt5.QtTest import QTest
 
 import imagegallery
-from imagegallery.app import grab_window, image_buttons, tiles_settled
+from imagegallery.app import gallery_cells, grab_window, image_buttons, tiles_settled
 from imaging import close_to, serve_solid_images, solid_image_bytes
 
 COLORS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00", "#00ffff", "#ff00ff"]
@@ -181,22 +181,42 @@ def serve(server, colors=COLORS, size=(320, 200)):
     return serve_solid_images(server, colors, *size)
 
 
-def test_a_new_views_first_tiles_come_without_the_buffer_rows(qtbot, scene_factory, image_server):
-    # Built in the same turn as the tiles on screen, the two buffer rows made the GUI thread's
+def test_a_new_views_first_cells_come_without_the_buffer_rows(qtbot, scene_factory, image_server):
+    # Built in the same turn as the cells on screen, the two buffer rows made the GUI thread's
     # longest gap of a load longer; they follow a frame later.
     urls = [image_server.url(f"/missing/{index}.png") for index in range(80)]
     scene = scene_factory()
     gallery, window = scene.gallery, scene.window
-    tiles_per_frame = []
-    window.frameSwapped.connect(lambda: tiles_per_frame.append(len(image_buttons(window))))
+    cells_per_frame = []
+    window.frameSwapped.connect(lambda: cells_per_frame.append(len(gallery_cells(window))))
     window.setProperty("urls", urls)
     columns, cell_height = gallery.property("columns"), gallery.property("cellHeight")
     rows_on_screen = math.ceil(gallery.height() / cell_height)
-    qtbot.waitUntil(lambda: bool(tiles_per_frame) and tiles_per_frame[-1] >= columns * (rows_on_screen + 2),
+    qtbot.waitUntil(lambda: bool(cells_per_frame) and cells_per_frame[-1] >= columns * (rows_on_screen + 2),
                     timeout=5000)
-    first = next(count for count in tiles_per_frame if count)
+    first = next(count for count in cells_per_frame if count)
     assert first < columns * (rows_on_screen + 1)  # the screen's rows, no buffer row
     assert gallery.property("cacheBuffer") == 2 * cell_height
+
+
+def test_a_new_lists_tiles_are_made_after_its_first_frame(qtbot, scene_factory, image_server):
+    # A screen of tiles made in one turn was the GUI thread's longest gap of a load (each tile
+    # reads its roles through Python) and held up the first replies. The first frame has the
+    # bare cells; the tiles are made between the frames that follow, and then show every image.
+    urls = serve(image_server)
+    scene = scene_factory()
+    window = scene.window
+    frames = []
+    window.frameSwapped.connect(
+        lambda: frames.append((len(gallery_cells(window)), len(image_buttons(window)))))
+    window.setProperty("urls", urls)
+    scene.settle()
+    first_cells, first_tiles = next(frame for frame in frames if any(frame))
+    assert first_cells > 0 and first_tiles == 0
+    assert len(image_buttons(window)) == len(gallery_cells(window)) == len(urls)
+    image = scene.grab()
+    for index, color in enumerate(COLORS):
+        assert close_to(QColor(image.pixel(scene.tile_center(index))), color), index
 
 
 def test_urls_set_from_qml_create_a_model_that_loads_them(qtbot, scene_factory, image_server):

@@ -257,34 +257,48 @@ def _install_interrupt(app) -> None:
 
 def image_buttons(window) -> list:
     """The ImageButton tiles the gallery has created (visible ones and its cache buffer)."""
+    return _items_named(window.contentItem(), "imageButton")
+
+
+def gallery_cells(window) -> list:
+    """The gallery's cells in use, one per row on screen or in its cache buffer; each holds
+    an ImageButton once that has been made (ImageGallery.qml)."""
+    return [cell for cell in _items_named(window.contentItem(), "galleryCell") if cell.isVisible()]
+
+
+def _items_named(root, object_name: str) -> list:
+    """Items under `root` in the visual tree (a view's delegates have no QObject parent)."""
     from PyQt5.QtQuick import QQuickItem
 
-    found, stack = [], [window.contentItem()]
+    found, stack = [], [root]
     while stack:
         item = stack.pop()
-        if item.objectName() == "imageButton":
+        if item.objectName() == object_name:
             found.append(item)
         stack.extend(child for child in item.childItems() if isinstance(child, QQuickItem))
     return found
 
 
 def tiles_settled(window) -> bool:
-    """True when every tile shows its final face: the image drawn, or the error."""
+    """True when every cell of the gallery shows its tile's final face: the image drawn, or
+    the error."""
     from PyQt5.QtQuick import QQuickItem
 
     from .model import ImageGalleryModel
 
     ready, error = ImageGalleryModel.Status.Ready, ImageGalleryModel.Status.Error
-    for tile in image_buttons(window):
-        if not tile.isVisible():
-            continue
-        status = tile.property("status")
+    for cell in gallery_cells(window):
+        # The tile and its face are made asynchronously (ImageGallery.qml, ImageButton.qml):
+        # wait for them, not only for the row.
+        tiles = _items_named(cell, "imageButton")
+        if not tiles:
+            return False
+        status = tiles[0].property("status")
         if status not in (ready, error):
             return False
-        # A tile's face is made asynchronously (ImageButton.qml): wait for it, not only the row.
-        if status == ready and not tile.property("ready"):
+        if status == ready and not tiles[0].property("ready"):
             return False
-        if status == error and tile.findChild(QQuickItem, "errorFace") is None:
+        if status == error and tiles[0].findChild(QQuickItem, "errorFace") is None:
             return False
     return True
 
