@@ -293,12 +293,13 @@ def tiles_settled(window) -> bool:
         tiles = _items_named(cell, "imageButton")
         if not tiles:
             return False
-        status = tiles[0].property("status")
+        tile = tiles[0]
+        status = tile.property("status")
         if status not in (ready, error):
             return False
-        if status == ready and not tiles[0].property("ready"):
+        if status == ready and not tile.property("ready"):
             return False
-        if status == error and tiles[0].findChild(QQuickItem, "errorFace") is None:
+        if status == error and tile.findChild(QQuickItem, "errorFace") is None:
             return False
     return True
 
