@@ -12,6 +12,7 @@ Every client shows a real window of 4 x 6 tiles (1040x960) and is measured the s
 "Ready" per client: naive/qnam: the pixmap is set on its widget; qtquick: Image.status is Ready
 in its delegate; gallery: the model row is Ready *and* every tile on screen shows its thumbnail
 (ImageButton.ready), so the gallery is never credited before the user could see the picture.
+The gallery's first thumbnail likewise counts when a tile shows it, not when its row is Ready.
 
 In `screens` mode (W5) only the 24 tiles on screen count: the first screen, then the view jumps
 to the end and the new screen is timed from the jump.
