@@ -419,10 +419,7 @@ def _tiles_on_screen_ready(view, grid, expected: int) -> bool:
 
     content = view.contentItem()
     shown = 0
-    for delegate in grid.property("contentItem").childItems():
-        tile = _image_button_in(delegate)
-        if tile is None or not tile.isVisible():
-            continue
+    for tile in _visible_tiles(grid):
         corner = tile.mapToItem(content, QPointF(0, 0))
         if corner.y() + tile.height() <= 0 or corner.y() >= WINDOW_H:
             continue
@@ -435,11 +432,15 @@ def _tiles_on_screen_ready(view, grid, expected: int) -> bool:
 
 
 def _a_tile_shows_its_thumbnail(grid) -> bool:
+    return any(tile.property("ready") for tile in _visible_tiles(grid))
+
+
+def _visible_tiles(grid):
+    """The ImageButtons the view's delegates hold, skipping delegates parked for reuse."""
     for delegate in grid.property("contentItem").childItems():
         tile = _image_button_in(delegate)
-        if tile is not None and tile.isVisible() and tile.property("ready"):
-            return True
-    return False
+        if tile is not None and tile.isVisible():
+            yield tile
 
 
 def _image_button_in(item, depth: int = 3):
