@@ -26,7 +26,7 @@ def test_every_image_loads_with_the_right_pixels_and_size(qtbot, model, image_se
         assert close_to(center_color(image), color)
         index = model.index(row)
         assert model.data(index, ImageGalleryModel.ImageSizeRole) == QSize(320, 200)
-        assert model.data(index, ImageGalleryModel.SourceRole).startswith("image://imagegallery/")
+        assert model.data(index, ImageGalleryModel.SourceRole).startswith("image://imagegallery-memory/")
     assert model.progress == 1.0
 
 

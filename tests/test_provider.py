@@ -1,9 +1,11 @@
-"""The image provider: QML shows the model's thumbnails, and an evicted one comes back."""
+"""The image providers: QML shows the model's thumbnails, at once when they are in memory,
+and an evicted one comes back."""
 import pytest
 from PyQt5.QtCore import QUrl
 from PyQt5.QtQml import QQmlComponent, QQmlEngine
 
 import imagegallery
+from imagegallery import loader as loader_module
 from imagegallery.cache import shared_thumbnail_cache
 from imagegallery.model import ImageGalleryModel
 from imaging import center_color, close_to, solid_image_bytes
@@ -11,6 +13,11 @@ from imaging import center_color, close_to, solid_image_bytes
 QML = b"""
 import QtQuick 2.15
 Image { asynchronous: true; cache: false }
+"""
+# As the gallery's tiles load their thumbnails.
+SYNCHRONOUS_QML = b"""
+import QtQuick 2.15
+Image { asynchronous: false; cache: false }
 """
 
 
@@ -22,9 +29,9 @@ def engine(qtbot):
     engine.clearComponentCache()
 
 
-def make_image_item(engine):
+def make_image_item(engine, qml=QML):
     component = QQmlComponent(engine)
-    component.setData(QML, QUrl("inline.qml"))
+    component.setData(qml, QUrl("inline.qml"))
     item = component.create()
     assert item is not None, component.errorString()
     return item
@@ -39,6 +46,62 @@ def test_qml_image_shows_the_models_thumbnail(qtbot, engine, image_server, make_
     item.setProperty("source", model.data(model.index(0), ImageGalleryModel.SourceRole))
     qtbot.waitUntil(lambda: item.property("status") == 1, timeout=5000)
     assert item.property("sourceSize").width() == 224
+
+
+def loaded_model(qtbot, make_model, image_server, path, color):
+    model = make_model()
+    url = image_server.add(path, solid_image_bytes(color))
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [url]
+    return model
+
+
+def test_a_thumbnail_in_memory_is_shown_in_the_turn_its_source_is_set(qtbot, engine, image_server,
+                                                                      make_model):
+    # The asynchronous provider's answer came back through Qt's pixmap reader thread and the GUI
+    # thread's queue: 9-24 ms while a new list built its tiles, and a placeholder flash for a
+    # tile scrolled back into view.
+    model = loaded_model(qtbot, make_model, image_server, "/green.png", "#00ff00")
+    source = model.data(model.index(0), ImageGalleryModel.SourceRole)
+    assert source.startswith("image://imagegallery-memory/")
+    item = make_image_item(engine, SYNCHRONOUS_QML)
+    item.setProperty("source", source)
+    assert item.property("status") == 1
+    assert item.property("sourceSize").width() == 224
+
+
+def test_a_thumbnail_evicted_after_its_source_was_given_is_still_shown(qtbot, engine, image_server,
+                                                                       make_model):
+    model = loaded_model(qtbot, make_model, image_server, "/green.png", "#00ff00")
+    source = model.data(model.index(0), ImageGalleryModel.SourceRole)
+    shared_thumbnail_cache().clear()  # the byte budget let it go before the tile loaded it
+    item = make_image_item(engine, SYNCHRONOUS_QML)
+    item.setProperty("source", source)
+    assert item.property("status") == 1
+    assert item.property("sourceSize").width() == 224
+    assert image_server.hits["/green.png"] == 1
+
+
+def test_a_memory_source_nothing_holds_any_more_brings_its_thumbnail_back(
+        qtbot, engine, image_server, make_model, monkeypatch):
+    monkeypatch.setattr(loader_module, "PROMISED_THUMBNAILS", 0)  # nothing kept for the view
+    model = loaded_model(qtbot, make_model, image_server, "/green.png", "#00ff00")
+    qtbot.waitUntil(lambda: model.loader.pending_worker_jobs() == 0, timeout=5000)  # on disk now
+    stale = model.data(model.index(0), ImageGalleryModel.SourceRole)
+    shared_thumbnail_cache().clear()
+    item = make_image_item(engine, SYNCHRONOUS_QML)
+    with qtbot.waitSignal(model.dataChanged, timeout=5000):
+        item.setProperty("source", stale)
+        # A transparent stand-in, not an Error and a QML warning, for a thumbnail that exists.
+        assert item.property("status") == 1
+        assert item.property("sourceSize").width() == 1
+    fresh = model.data(model.index(0), ImageGalleryModel.SourceRole)
+    assert fresh != stale and fresh.startswith("image://imagegallery-memory/")
+    item.setProperty("source", fresh)
+    assert item.property("status") == 1
+    assert item.property("sourceSize").width() == 224
+    assert image_server.hits["/green.png"] == 1  # back from the disk cache
+    assert close_to(center_color(model.thumbnail(0)), "#00ff00")
 
 
 def test_evicted_thumbnail_is_restored_without_a_second_download(qtbot, engine, image_server,
@@ -62,6 +125,14 @@ def test_bad_image_id_is_an_error_not_a_crash(qtbot, engine):
     item = make_image_item(engine)
     item.setProperty("source", "image://imagegallery/not-a-valid-id")
     qtbot.waitUntil(lambda: item.property("status") == 3, timeout=5000)
+
+
+@pytest.mark.qt_log_ignore("Failed to get image from provider")
+@pytest.mark.parametrize("image_id", ["not-a-valid-id", "999999/240x140/fit/1/aHR0cDovL3g"])
+def test_a_memory_source_that_names_nothing_is_an_error_not_a_crash(qtbot, engine, image_id):
+    item = make_image_item(engine, SYNCHRONOUS_QML)
+    item.setProperty("source", "image://imagegallery-memory/" + image_id)  # the second: no loader
+    assert item.property("status") == 3
 
 
 def test_install_on_a_temporary_engine_wrapper_keeps_the_provider_alive(qtbot, tmp_path,

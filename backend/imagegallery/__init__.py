@@ -46,17 +46,19 @@ def install(engine) -> None:
     Call once per engine, on the GUI thread, before loading QML. QML warnings go to the
     `imagegallery.qml` logger. The engine is deleted when the application quits (see below).
     """
-    from .model import PROVIDER_NAME
-    from .provider import ThumbnailImageProvider
+    from .model import MEMORY_PROVIDER_NAME, PROVIDER_NAME
+    from .provider import MemoryThumbnailProvider, ThumbnailImageProvider
     from .qml_paths import qml_import_path
 
     from PyQt5 import sip
 
     register_qml_types()
     provider = ThumbnailImageProvider()
+    memory_provider = MemoryThumbnailProvider(provider.relay)
     engine.addImageProvider(PROVIDER_NAME, provider)
+    engine.addImageProvider(MEMORY_PROVIDER_NAME, memory_provider)
     address = sip.unwrapinstance(engine)
-    _providers[address] = provider
+    _providers[address] = (provider, memory_provider)
     engine.destroyed.connect(lambda *_: _providers.pop(address, None))
     engine.addImportPath(qml_import_path())
     if hasattr(engine, "warnings"):

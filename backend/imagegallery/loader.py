@@ -18,7 +18,9 @@ import enum
 import heapq
 import itertools
 import random
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
@@ -76,6 +78,11 @@ HELD_DISK_WRITES_MAX_S = 5.0
 # of thumbnails the memory cache had already let go. Past this bound only rows on screen or near
 # it start downloads; the rest wait for the disk, so memory is bounded by budgets, not list length.
 QUEUED_DISK_WRITES_BYTES = 64 * 1024 * 1024
+# Thumbnails whose in-memory source the loader last gave a view (see `thumbnail_to_show`), held
+# so that the memory cache evicting one between the view's asking and its Image's loading
+# cannot leave the Image without a picture. Only what the cache evicted costs memory here: at
+# most this many thumbnails (about 33 MB of 240x140 tiles), and only while the cache thrashes.
+PROMISED_THUMBNAILS = 256
 
 
 class _Stage(enum.IntEnum):
@@ -246,6 +253,8 @@ class ImageLoader(QObject):
         # rules of the model that listed it, which sets this (the CLI's plain paths among them).
         self.parse_url: Callable[[str], ParsedImageUrl] = parse_image_url
         self.thumbnails = thumbnail_cache if thumbnail_cache is not None else shared_thumbnail_cache()
+        self._promised: "OrderedDict[ThumbnailKey, CachedThumbnail]" = OrderedDict()
+        self._promised_lock = threading.Lock()  # an Image with asynchronous: true reads off-thread
         self.encoded = new_encoded_cache()
         self.disk: Optional[DiskThumbnailCache] = None
         self.set_disk_cache_dir(default_disk_cache_dir() if disk_cache_dir is None else disk_cache_dir)
@@ -395,6 +404,29 @@ class ImageLoader(QObject):
     def cached(self, url: str) -> Optional[CachedThumbnail]:
         """The thumbnail for `url` at the current spec if it is in memory (no I/O)."""
         return self.thumbnails.get(self.key_for(url))
+
+    def thumbnail_to_show(self, url: str) -> Optional[CachedThumbnail]:
+        """The thumbnail for `url` if it is in memory, promised to the view that asks: until
+        PROMISED_THUMBNAILS later promises, `promised_thumbnail` finds it even if the memory
+        cache has let it go. The model asks this for a row's source, which it points at the
+        synchronous image provider when the answer is a thumbnail."""
+        key = self.key_for(url)
+        thumbnail = self.thumbnails.get(key)
+        if thumbnail is not None:
+            with self._promised_lock:
+                self._promised[key] = thumbnail
+                self._promised.move_to_end(key)
+                if len(self._promised) > PROMISED_THUMBNAILS:
+                    self._promised.popitem(last=False)
+        return thumbnail
+
+    def promised_thumbnail(self, key: ThumbnailKey) -> Optional[CachedThumbnail]:
+        """The thumbnail under `key` from the memory cache, or from what was promised. Thread: any."""
+        thumbnail = self.thumbnails.get(key)
+        if thumbnail is not None:
+            return thumbnail
+        with self._promised_lock:
+            return self._promised.get(key)
 
     # -- what consumers ask for ------------------------------------------------------------
     def load(self, url: str, priority: Tuple[int, int] = (BACKGROUND, 0),
@@ -548,6 +580,8 @@ class ImageLoader(QObject):
         self._held_disk_writes_deadline.stop()
         self._held_disk_writes.clear()
         self._held_disk_write_bytes = 0
+        with self._promised_lock:
+            self._promised.clear()
         self._decoder.close()
         self._io.close(finish_queued=finish_disk_writes)
 

@@ -1,10 +1,16 @@
-"""The image provider behind `image://imagegallery/...`: it serves thumbnails, never fetches.
+"""The image providers behind a row's `source`: they serve thumbnails, never fetch.
 
-Sources look like image://imagegallery/<loader>/<W>x<H>/<fill>/<version>/<base64 url>. A hit in
-the memory cache answers at once. A miss (a Ready row whose thumbnail the byte-bounded cache
-evicted, scrolled back into view) asks the row's loader, first in its queue, which restores it
-from the disk cache or the encoded bytes it still holds; QML never triggers a download of its own
-and never decodes a full image.
+Sources look like image://<provider>/<loader>/<W>x<H>/<fill>/<version>/<base64 url>, where the
+model picks the provider when QML reads the row:
+- `imagegallery-memory` (MemoryThumbnailProvider) when the thumbnail is in memory: a plain,
+  synchronous provider, so the Image shows it in the same turn, on the GUI thread, and a tile
+  that scrolls back into view never flashes its placeholder. It only looks the image up; the
+  loader keeps what it promised the view (`thumbnail_to_show`) for the rare eviction between
+  the model's answer and the Image's request.
+- `imagegallery` (ThumbnailImageProvider) otherwise: a Ready row whose thumbnail the
+  byte-bounded cache evicted. It asks the row's loader, first in its queue, which restores it
+  from the disk cache or the encoded bytes it still holds, off the GUI thread; QML never
+  triggers a download of its own and never decodes a full image.
 
 Set these sources through the model's `source` role in QML, not from Python on an Image item:
 Qt's pixmap reader thread cancels a pending response while it holds its own lock, and the
@@ -15,15 +21,40 @@ GIL; a reviewer's 5,600 cancellations through the model's roles all completed.
 from __future__ import annotations
 
 import threading
-from typing import Optional
+from typing import NamedTuple, Optional, Tuple
 
-from PyQt5.QtCore import QObject, QSize, pyqtSignal
+from PyQt5.QtCore import QObject, QSize, Qt, pyqtSignal
 from PyQt5.QtGui import QImage
-from PyQt5.QtQuick import QQuickAsyncImageProvider, QQuickImageResponse, QQuickTextureFactory
+from PyQt5.QtQuick import (QQuickAsyncImageProvider, QQuickImageProvider, QQuickImageResponse,
+                           QQuickTextureFactory)
 
 from .cache import CachedThumbnail, ThumbnailKey, shared_thumbnail_cache
 from .decode import ThumbnailSpec
+from .loader import URGENT
 from .model import decode_source_url, loader_for_id
+
+
+class ThumbnailRequest(NamedTuple):
+    """What a source's image id names."""
+
+    loader_id: int
+    url: str
+    spec: ThumbnailSpec
+
+    @property
+    def key(self) -> ThumbnailKey:
+        return ThumbnailKey(self.url, self.spec.width, self.spec.height, self.spec.fill_mode)
+
+
+def parse_image_id(image_id: str) -> Optional[ThumbnailRequest]:
+    """<loader>/<W>x<H>/<fill>/<version>/<base64 url>, or None if it is not one."""
+    try:
+        loader_text, size_text, fill_mode, _version, encoded = image_id.split("/", 4)
+        width, height = (int(part) for part in size_text.split("x"))
+        return ThumbnailRequest(int(loader_text), decode_source_url(encoded),
+                                ThumbnailSpec(width, height, fill_mode))
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 class ThumbnailResponse(QQuickImageResponse):
@@ -62,10 +93,14 @@ class _GuiThreadRelay(QObject):
     """Carries provider misses to the GUI thread, where the loaders live."""
 
     miss = pyqtSignal(int, str, object, object)  # loader id, url, spec, response
+    reload = pyqtSignal(int, str)  # loader id, url
 
     def __init__(self):
         super().__init__()
         self.miss.connect(self._on_miss)
+        # Queued even from the GUI thread: a synchronous provider's miss is reported from
+        # inside QML's loading of an Image, where the model must not change under it.
+        self.reload.connect(self._on_reload, Qt.QueuedConnection)
 
     def _on_miss(self, loader_id: int, url: str, spec: ThumbnailSpec, response: ThumbnailResponse):
         loader = loader_for_id(loader_id)
@@ -78,13 +113,20 @@ class _GuiThreadRelay(QObject):
 
         loader.load_for_provider(url, spec, deliver)
 
+    def _on_reload(self, loader_id: int, url: str):
+        loader = loader_for_id(loader_id)
+        if loader is not None:
+            # The loader emits thumbnailReady once it has the thumbnail back in memory; the
+            # model then gives the row a new source, which the memory provider can answer.
+            loader.load(url, URGENT)
+
 
 class ThumbnailImageProvider(QQuickAsyncImageProvider):
     """Registered as "imagegallery" by `install(engine)`. Thread: Qt's pixmap reader thread."""
 
     def __init__(self):
         super().__init__()
-        self._relay = _GuiThreadRelay()  # created on the GUI thread, with install()
+        self.relay = _GuiThreadRelay()  # created on the GUI thread, with install()
         self._cache = shared_thumbnail_cache()
         # QML owns each response once returned, but PyQt must keep the Python half alive until it
         # has finished; finished responses are dropped from here.
@@ -94,17 +136,44 @@ class ThumbnailImageProvider(QQuickAsyncImageProvider):
         response = ThumbnailResponse()
         self._responses.add(response)
         response.finished.connect(lambda r=response: self._responses.discard(r))
-        try:
-            loader_text, size_text, fill_mode, _version, encoded = image_id.split("/", 4)
-            width, height = (int(part) for part in size_text.split("x"))
-            url = decode_source_url(encoded)
-            loader_id = int(loader_text)
-        except (ValueError, UnicodeDecodeError):
+        request = parse_image_id(image_id)
+        if request is None:
             response.complete(None, f"bad image id '{image_id}'")
             return response
-        cached = self._cache.get(ThumbnailKey(url, width, height, fill_mode))
+        cached = self._cache.get(request.key)
         if cached is not None:
             response.complete(cached.image)
         else:
-            self._relay.miss.emit(loader_id, url, ThumbnailSpec(width, height, fill_mode), response)
+            self.relay.miss.emit(request.loader_id, request.url, request.spec, response)
         return response
+
+
+class MemoryThumbnailProvider(QQuickImageProvider):
+    """Registered as "imagegallery-memory" by `install(engine)`, for thumbnails in memory.
+
+    Thread: the GUI thread (an Image with asynchronous: false; Qt's pixmap reader thread if
+    true). Only looks up an image: no I/O, no decoding.
+    """
+
+    def __init__(self, relay: _GuiThreadRelay):
+        super().__init__(QQuickImageProvider.Image)
+        self._relay = relay
+
+    def requestImage(self, image_id: str, requested_size: QSize) -> Tuple[QImage, QSize]:
+        request = parse_image_id(image_id)
+        loader = loader_for_id(request.loader_id) if request is not None else None
+        thumbnail = loader.promised_thumbnail(request.key) if loader is not None else None
+        if thumbnail is not None:
+            return thumbnail.image, thumbnail.image.size()
+        if request is None or loader is None:
+            # A null image: QML reports "Failed to get image from provider" and the Image's
+            # status is Error, as for any other source that names nothing.
+            return QImage(), QSize()
+        # Neither in memory nor promised any more (hundreds of tiles were shown since the
+        # model gave out this source). A null image would be an Error and a QML warning for a
+        # thumbnail that exists, so the tile gets a transparent pixel for now and the loader
+        # brings the thumbnail back, which gives the row a new source.
+        self._relay.reload.emit(request.loader_id, request.url)
+        blank = QImage(1, 1, QImage.Format_ARGB32_Premultiplied)
+        blank.fill(Qt.transparent)
+        return blank, blank.size()

@@ -118,7 +118,10 @@ Item {
                     anchors.fill: parent
                     // The source changes whenever the thumbnail does; an empty source (not Ready) clears it.
                     source: root.status === Image.Ready ? root.source : ""
-                    asynchronous: true
+                    // A thumbnail in memory is shown at once, in this turn: its provider only looks
+                    // it up. One that must come back from the disk cache is loaded asynchronously
+                    // whatever this says: its provider is an asynchronous one.
+                    asynchronous: false
                     fillMode: root.fillMode
                     smooth: true
                 }
