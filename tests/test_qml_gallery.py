@@ -10,7 +10,7 @@ import pytest
 from PyQt5 import sip
 from PyQt5.QtCore import QMetaObject, QObject, QPoint, QPointF, Qt, Q_ARG, Q_RETURN_ARG, QVariant
 from PyQt5.QtGui import QColor
-from PyQt5.QtQml import QQmlApplicationEngine
+from PyQt5.QtQml import QQmlApplicationEngine, QQmlIncubationController
 from PyQt5.QtTest import QTest
 
 import imagegallery
@@ -217,6 +217,52 @@ def test_a_new_lists_tiles_are_made_after_its_first_frame(qtbot, scene_factory, 
     image = scene.grab()
     for index, color in enumerate(COLORS):
         assert close_to(QColor(image.pixel(scene.tile_center(index))), color), index
+
+
+class HeldIncubation(QQmlIncubationController):
+    """Makes asynchronous objects only when the test says, a millisecond's worth at a time."""
+
+
+def test_a_new_lists_tiles_are_made_top_row_first(qtbot, tmp_path, image_server):
+    # Qt makes asynchronous objects newest first: tiles started as their cells were made came
+    # bottom row first, and the first rows' thumbnails, often the first to arrive, waited
+    # 20-50 ms for their tiles.
+    urls = [image_server.url(f"/missing/{index}.png") for index in range(80)]
+    engine = QQmlApplicationEngine()
+    incubation = HeldIncubation()
+    engine.setIncubationController(incubation)  # the window keeps an engine's own controller
+    imagegallery.install(engine)
+    path = tmp_path / "Scene.qml"
+    path.write_text(GALLERY_QML)
+    engine.load(str(path))
+    window = engine.rootObjects()[0]
+    try:
+        qtbot.waitUntil(window.isExposed, timeout=5000)
+        window.setProperty("urls", urls)
+        qtbot.waitUntil(lambda: len(gallery_cells(window)) > 0 and incubation.incubatingObjectCount() > 0,
+                        timeout=5000)
+        cells = len(gallery_cells(window))
+
+        def made_some():
+            incubation.incubateFor(1)
+            return bool(image_buttons(window))
+
+        qtbot.waitUntil(made_some, timeout=5000)
+        made = sorted(tile.property("index") for tile in image_buttons(window))
+        assert made == list(range(len(made))) and len(made) < cells
+
+        def made_all():  # the buffer rows' cells come a frame later, and their tiles after
+            incubation.incubateFor(5)
+            return (incubation.incubatingObjectCount() == 0
+                    and len(image_buttons(window)) == len(gallery_cells(window)))
+
+        qtbot.waitUntil(made_all, timeout=5000)
+        made = sorted(tile.property("index") for tile in image_buttons(window))
+        assert made == list(range(len(gallery_cells(window)))) and len(made) >= cells
+    finally:
+        window.property("galleryModel").loader.close()
+        window.close()
+        sip.delete(engine)
 
 
 def test_urls_set_from_qml_create_a_model_that_loads_them(qtbot, scene_factory, image_server):

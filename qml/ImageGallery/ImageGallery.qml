@@ -73,10 +73,15 @@ GridView {
 
         width: root.cellWidth - Theme.spacing
         height: root.cellHeight - Theme.spacing
+        Component.onCompleted: root._queueTile(tileLoader)
+        Component.onDestruction: root._forgetTile(tileLoader)
 
         Loader {
+            id: tileLoader
+            readonly property int index: cell.index
             anchors.fill: parent
             asynchronous: true
+            active: false  // started by _startTiles, in the order the screen should fill
             sourceComponent: ImageButton {
                 readonly property int index: cell.index
 
@@ -255,6 +260,32 @@ GridView {
         } else if (galleryModel && galleryModel.urls !== urls) {
             galleryModel.urls = urls
         }
+    }
+
+    // Qt makes asynchronous objects newest first: tiles started in the order their cells were
+    // made (top row first) appeared bottom row first, and the first rows' thumbnails, often
+    // the first to arrive, waited 20-50 ms for their tiles. So the cells made in one turn
+    // start their tiles together, last row first.
+    property var _tilesToStart: []
+
+    function _queueTile(loader) {
+        _tilesToStart.push(loader)
+        if (_tilesToStart.length === 1)
+            Qt.callLater(_startTiles)
+    }
+
+    function _forgetTile(loader) {
+        var at = _tilesToStart.indexOf(loader)
+        if (at >= 0)
+            _tilesToStart.splice(at, 1)
+    }
+
+    function _startTiles() {
+        var loaders = _tilesToStart
+        _tilesToStart = []
+        loaders.sort(function(a, b) { return b.index - a.index })
+        for (var i = 0; i < loaders.length; ++i)
+            loaders[i].active = true
     }
 
     function _scheduleVisibleRange() {
