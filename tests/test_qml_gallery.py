@@ -33,6 +33,7 @@ Window {
 
     property var urls: []
     readonly property var galleryModel: gallery.galleryModel
+    readonly property color tileColor: Theme.tile
 
     function setTheme(name) { Theme.name = name }
 
@@ -284,6 +285,21 @@ def test_a_new_lists_tiles_are_made_top_row_first(qtbot, held_scene, image_serve
     make_every_tile(qtbot, window, incubation)  # and the buffer rows', made a frame later
     made = sorted(tile_in(cell).property("index") for cell in gallery_cells(window))
     assert made == list(range(len(made))) and len(made) > cells
+
+
+def test_a_cell_shows_a_tiles_face_while_its_tile_is_being_made(qtbot, held_scene, image_server):
+    window, incubation = held_scene
+    window.setProperty("urls", [image_server.url(f"/missing/{index}.png") for index in range(8)])
+    qtbot.waitUntil(lambda: len(gallery_cells(window)) == 8, timeout=5000)
+    cells = gallery_cells(window)
+    assert all(tile_in(cell) is None for cell in cells)  # nothing made: incubation is held
+    # The dark theme: the light one's tile and window colours differ by less than close_to sees.
+    QMetaObject.invokeMethod(window, "setTheme", Q_ARG(QVariant, "dark"))
+    tile_color, window_color = window.property("tileColor").name(), window.property("color").name()
+    image = grab_window(window)
+    for cell in cells:
+        center = QColor(image.pixel(cell.mapToScene(QPointF(cell.width() / 2, cell.height() / 2)).toPoint()))
+        assert close_to(center, tile_color) and not close_to(center, window_color), cell.property("index")
 
 
 def test_tiles_scrolled_back_into_view_show_their_thumbnails_as_they_are_made(

@@ -60,16 +60,24 @@ GridView {
         }
     }
 
-    // A cell per row, made at once, holding only a Loader; its tile (an ImageButton) is made
-    // asynchronously, in the idle time between frames. A new list makes a screen of cells in
-    // one turn on the GUI thread, and every reply that finishes meanwhile waits: made there,
-    // a tile cost about 0.4 ms (its five roles are read through Python), 27 ms for a 7x7
-    // window. The cell reads no role; the tile reads them from `model` once it is made.
-    delegate: Item {
+    // A cell per row, made at once: a plain rectangle holding a Loader. Its tile (an
+    // ImageButton) is made asynchronously, in the idle time between frames. A new list makes a
+    // screen of cells in one turn on the GUI thread, and every reply that finishes meanwhile
+    // waits: made there, a tile cost about 0.4 ms (its five roles are read through Python),
+    // 27 ms for a 7x7 window. The cell reads no role; the tile reads them from `model` once it
+    // is made.
+    delegate: Rectangle {
         id: cell
         objectName: "galleryCell"
         required property int index
         required property var model
+        readonly property bool _tileMade: tileLoader.status === Loader.Ready
+
+        // The tile's colour until the tile is made, a frame or two later: without it a new list,
+        // or a jump to rows whose cells are new, showed bare window there for those frames. A
+        // plain rectangle: rounded and bordered like the tile's face, 49 of them cost the
+        // software renderer 2-3 ms more in a new list's first frame.
+        color: _tileMade ? "transparent" : Theme.tile
 
         width: root.cellWidth - Theme.spacing
         height: root.cellHeight - Theme.spacing
