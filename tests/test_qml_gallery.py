@@ -14,7 +14,7 @@ from PyQt5.QtQml import QQmlApplicationEngine, QQmlIncubationController
 from PyQt5.QtTest import QTest
 
 import imagegallery
-from imagegallery.app import gallery_cells, grab_window, image_buttons, tiles_settled
+from imagegallery.app import cell_tile, gallery_cells, grab_window, image_buttons, tiles_settled
 from imaging import close_to, serve_solid_images, solid_image_bytes
 
 COLORS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00", "#00ffff", "#ff00ff"]
@@ -245,22 +245,11 @@ def held_scene(qtbot, tmp_path):
     sip.delete(engine)
 
 
-def tile_in(cell):
-    """The ImageButton a gallery cell holds, or None while it is being made."""
-    stack = list(cell.childItems())
-    while stack:
-        item = stack.pop()
-        if item.objectName() == "imageButton":
-            return item
-        stack.extend(item.childItems())
-    return None
-
-
 def make_every_tile(qtbot, window, incubation):
     def made_all():
         incubation.incubateFor(5)
         return (incubation.incubatingObjectCount() == 0
-                and all(tile_in(cell) is not None for cell in gallery_cells(window)))
+                and all(cell_tile(cell) is not None for cell in gallery_cells(window)))
 
     qtbot.waitUntil(made_all, timeout=5000)
 
@@ -283,7 +272,7 @@ def test_a_new_lists_tiles_are_made_top_row_first(qtbot, held_scene, image_serve
     made = sorted(tile.property("index") for tile in image_buttons(window))
     assert made == list(range(len(made))) and len(made) < cells
     make_every_tile(qtbot, window, incubation)  # and the buffer rows', made a frame later
-    made = sorted(tile_in(cell).property("index") for cell in gallery_cells(window))
+    made = sorted(cell_tile(cell).property("index") for cell in gallery_cells(window))
     assert made == list(range(len(made))) and len(made) > cells
 
 
@@ -292,7 +281,7 @@ def test_a_cell_shows_a_tiles_face_while_its_tile_is_being_made(qtbot, held_scen
     window.setProperty("urls", [image_server.url(f"/missing/{index}.png") for index in range(8)])
     qtbot.waitUntil(lambda: len(gallery_cells(window)) == 8, timeout=5000)
     cells = gallery_cells(window)
-    assert all(tile_in(cell) is None for cell in cells)  # nothing made: incubation is held
+    assert all(cell_tile(cell) is None for cell in cells)  # nothing made: incubation is held
     # The dark theme: the light one's tile and window colours differ by less than close_to sees.
     QMetaObject.invokeMethod(window, "setTheme", Q_ARG(QVariant, "dark"))
     tile_color, window_color = window.property("tileColor").name(), window.property("color").name()
@@ -325,7 +314,7 @@ def test_tiles_scrolled_back_into_view_show_their_thumbnails_as_they_are_made(
     QMetaObject.invokeMethod(gallery, "_startTiles")
     while incubation.incubatingObjectCount():
         incubation.incubateFor(5)
-    tiles = [tile_in(cell) for cell in gallery_cells(window)]
+    tiles = [cell_tile(cell) for cell in gallery_cells(window)]
     assert tiles and all(tile is not None and tile.property("ready") for tile in tiles)
     image = grab_window(window)
     for tile in tiles:

@@ -266,6 +266,12 @@ def gallery_cells(window) -> list:
     return [cell for cell in _items_named(window.contentItem(), "galleryCell") if cell.isVisible()]
 
 
+def cell_tile(cell):
+    """The ImageButton a gallery cell holds, or None while it is being made."""
+    tiles = _items_named(cell, "imageButton")
+    return tiles[0] if tiles else None
+
+
 def _items_named(root, object_name: str) -> list:
     """Items under `root` in the visual tree (a view's delegates have no QObject parent)."""
     from PyQt5.QtQuick import QQuickItem
@@ -290,10 +296,9 @@ def tiles_settled(window) -> bool:
     for cell in gallery_cells(window):
         # The tile and its face are made asynchronously (ImageGallery.qml, ImageButton.qml):
         # wait for them, not only for the row.
-        tiles = _items_named(cell, "imageButton")
-        if not tiles:
+        tile = cell_tile(cell)
+        if tile is None:
             return False
-        tile = tiles[0]
         status = tile.property("status")
         if status not in (ready, error):
             return False
