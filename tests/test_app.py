@@ -116,6 +116,39 @@ def subprocess_env():
     return env
 
 
+# Counts the threads numpy's import starts, after the app's own set-up has run.
+BLAS_THREADS_SCRIPT = textwrap.dedent("""
+    import os
+    from imagegallery import app
+    if os.environ.get("CALL_SETUP"):
+        app._one_blas_thread()
+    before = len(os.listdir("/proc/self/task"))
+    import numpy
+    print(len(os.listdir("/proc/self/task")) - before, os.environ.get("OPENBLAS_NUM_THREADS"))
+""")
+
+
+def threads_numpy_starts(**variables):
+    env = subprocess_env()
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    env.pop("OMP_NUM_THREADS", None)
+    env.update(variables)
+    result = subprocess.run([sys.executable, "-c", BLAS_THREADS_SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    started, setting = result.stdout.split()
+    return int(started), setting
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task") or (os.cpu_count() or 1) < 2,
+                    reason="counts threads through Linux's /proc, on more than one core")
+def test_the_app_starts_no_blas_threads_unless_the_user_asks():
+    assert threads_numpy_starts()[0] >= 1  # what numpy does left alone: the check can fail
+    assert threads_numpy_starts(CALL_SETUP="1") == (0, "1")
+    started, setting = threads_numpy_starts(CALL_SETUP="1", OPENBLAS_NUM_THREADS="2")
+    assert (started, setting) == (1, "2")
+
+
 COLORS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00"]
 
 
