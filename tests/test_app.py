@@ -117,12 +117,12 @@ def subprocess_env():
     return env
 
 
-# Counts the threads numpy's import starts, after the app's own set-up has run.
+# Counts the threads numpy's import starts, after the app has made its application.
 BLAS_THREADS_SCRIPT = textwrap.dedent("""
     import os
     from imagegallery import app
     if os.environ.get("CALL_SETUP"):
-        app._one_blas_thread()
+        qt_app = app._application()
     before = len(os.listdir("/proc/self/task"))
     import numpy
     print(len(os.listdir("/proc/self/task")) - before, os.environ.get("OPENBLAS_NUM_THREADS"))

@@ -224,8 +224,8 @@ def _one_blas_thread() -> None:
     starts a thread for every core but one; each spins about 0.1 s of CPU waiting for matrix
     work this app never gives it, at start-up, while the first screen loads (measured on two
     cores: the decode threads' start-up CPU went from 0.16-0.20 s to 0.06-0.11 s). Read once,
-    when numpy loads; set here, before any thread exists. The library leaves it to the
-    application: one thread could slow a host's own numpy.
+    when numpy loads; set before the app's QGuiApplication and any thread exist. The library
+    leaves it to the application: one thread could slow a host's own numpy.
     """
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -237,6 +237,9 @@ def _application():
     existing = QGuiApplication.instance()
     if existing is not None:
         return existing
+    # Only for a process the app starts: a host (or a test) that calls main() in-process with
+    # its own application keeps its environment.
+    _one_blas_thread()
     QCoreApplication.setAttribute(Qt.AA_EnableHighDpiScaling)
     # Qt 5.15 warns once that it cannot load OpenSSL 3 ("Incompatible version of OpenSSL"); the
     # app fetches https through libcurl instead, so to its users the line is only noise. Rules
@@ -615,7 +618,6 @@ def main(argv: Optional[Sequence[str]] = None, stdin=None) -> int:
         print("imagegallery: no URLs given: showing the offline demo (to read URLs from standard "
               "input, add --file -)", file=sys.stderr)
 
-    _one_blas_thread()
     app = _application()
     session = _Session(app, args, urls, theme_name, theme_path)
     try:
