@@ -139,6 +139,32 @@ def test_visible_rows_load_first(qtbot, model, image_server):
     assert set(order[:10]) == set(range(50, 60)), order[:12]
 
 
+def test_rows_are_asked_for_nearest_the_screen_first(qtbot, model, image_server, monkeypatch):
+    # The loader starts a transfer as soon as a row's disk lookup misses, so the order the model
+    # asks in is the order rows take connections: the screen's own rows before the margin above
+    # it, for a new list shown mid-way and after a jump.
+    urls = [image_server.add(f"/{i}.png", solid_image_bytes("#808080", 32, 32)) for i in range(200)]
+    model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    model.prefetchRows = 5
+    asked = []
+    load = model.loader.load
+
+    def recording_load(url, *args, **kwargs):
+        asked.append(int(url.rsplit("/", 1)[1][:-4]))
+        load(url, *args, **kwargs)
+
+    monkeypatch.setattr(model.loader, "load", recording_load)
+    model.setVisibleRange(50, 59)
+    with qtbot.waitSignal(model.finished, timeout=20000):
+        model.urls = urls
+    assert asked == list(range(50, 60)) + [49, 60, 48, 61, 47, 62, 46, 63, 45, 64]
+    asked.clear()
+    with qtbot.waitSignal(model.finished, timeout=20000):
+        model.setVisibleRange(150, 159)
+    assert asked == list(range(150, 160)) + [149, 160, 148, 161, 147, 162, 146, 163, 145, 164]
+    assert all(model.status_of(row) == Status.Ready for row in range(145, 165))
+
+
 def test_load_visible_policy_loads_only_the_screen_and_margin(qtbot, model, image_server):
     urls = [image_server.add(f"/{i}.png", solid_image_bytes("#808080", 32, 32)) for i in range(500)]
     model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible

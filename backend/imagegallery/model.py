@@ -17,7 +17,7 @@ import time
 import weakref
 from collections import defaultdict, deque
 from dataclasses import replace
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from PyQt5.QtCore import (Q_ENUM, QAbstractListModel, QByteArray, QCoreApplication, QModelIndex,
                           QObject, QSize, Qt, QTimer, pyqtProperty, pyqtSignal, pyqtSlot)
@@ -340,9 +340,8 @@ class ImageGalleryModel(QAbstractListModel):
             self._rows = [row if row is not None else next(fresh) for row in target]
             self._index_of = None
             self.endResetModel()
-            for row in self._rows:
-                if row.status == self.Status.Null:
-                    self._request_or_queue(row)
+            self._request_or_queue((number, row) for number, row in enumerate(self._rows)
+                                   if row.status == self.Status.Null)
             self._schedule_feed()
         else:
             position = 0
@@ -377,7 +376,7 @@ class ImageGalleryModel(QAbstractListModel):
         # The rows on screen and within the prefetch margin load now, the rest through the feed.
         near_first = max(first, self._visible_first - self._prefetch_rows)
         near_last = min(last, self._visible_last + self._prefetch_rows)
-        for number in range(near_first, near_last + 1):
+        for number in sorted(range(near_first, near_last + 1), key=self._priority_for):
             self._request(new_rows[number - first], number)
         if self._load_policy == self.LoadPolicy.LoadAll:
             if near_first > near_last:  # none near the screen
@@ -470,9 +469,8 @@ class ImageGalleryModel(QAbstractListModel):
                 self._set_status(row, self.Status.Null, "")
                 row.received, row.total = 0, -1
                 row.from_network = True
-        for number, row in enumerate(self._rows):
-            if row.from_network and row.status == self.Status.Null:
-                self._request_or_queue(row, number)
+        self._request_or_queue((number, row) for number, row in enumerate(self._rows)
+                               if row.from_network and row.status == self.Status.Null)
         self._schedule_feed()
         self._loader.dispatch_now()
 
@@ -511,16 +509,24 @@ class ImageGalleryModel(QAbstractListModel):
             parse_image_url, allowed_schemes=tuple(self._allowed_schemes),
             allow_plain_paths=self._allow_plain_paths)
 
-    def _request_or_queue(self, row: _Row, number: Optional[int] = None) -> None:
-        """Visible and near rows at once; the rest through the feed queue (which is also where
-        their URLs get parsed: 5,000 parses at once would stall the GUI thread for 70 ms).
-        The caller schedules the feed once, after its loop."""
-        if number is None:
-            number = self._number_of(row)
-        if self._priority_for(number)[0] != BACKGROUND:
+    def _request_or_queue(self, numbered_rows: Iterable[Tuple[int, _Row]]) -> None:
+        """Visible and near rows at once, nearest the screen first; the rest, in order, through
+        the feed queue (which is also where their URLs get parsed: 5,000 parses at once would
+        stall the GUI thread for 70 ms). The caller schedules the feed once, after.
+
+        Nearest first because the loader starts a transfer as soon as a near row's disk lookup
+        misses: requested in row order, the margin above the screen took connections before the
+        screen's own rows were even queued."""
+        near = []
+        for number, row in numbered_rows:
+            priority = self._priority_for(number)
+            if priority[0] != BACKGROUND:
+                near.append((priority, number, row))
+            elif self._load_policy == self.LoadPolicy.LoadAll:
+                self._feed_queue.append(row)
+        near.sort(key=lambda entry: entry[:2])
+        for _, number, row in near:
             self._request(row, number)
-        elif self._load_policy == self.LoadPolicy.LoadAll:
-            self._feed_queue.append(row)
 
     def _schedule_feed(self) -> None:
         if self._feed_queue and not self._feed_timer.isActive():
@@ -584,9 +590,10 @@ class ImageGalleryModel(QAbstractListModel):
         self._rescore(sorted(affected))
 
     def _rescore(self, numbers) -> None:
-        """Request the rows in `numbers` now wanted, re-prioritise the rest, and under
-        LoadVisible cancel those that left the screen and its margin."""
-        for number in numbers:
+        """Request the rows in `numbers` now wanted (nearest the screen first, as
+        _request_or_queue does), re-prioritise the rest, and under LoadVisible cancel those that
+        left the screen and its margin."""
+        for number in sorted(numbers, key=self._priority_for):
             row = self._rows[number]
             if not self._parsed(row).ok:
                 continue
@@ -814,9 +821,8 @@ class ImageGalleryModel(QAbstractListModel):
             self._load_policy = policy
             self.loadPolicyChanged.emit()
             if policy == self.LoadPolicy.LoadAll:
-                for number, row in enumerate(self._rows):
-                    if row.status == self.Status.Null:
-                        self._request_or_queue(row, number)
+                self._request_or_queue((number, row) for number, row in enumerate(self._rows)
+                                       if row.status == self.Status.Null)
                 self._schedule_feed()
 
     loadPolicy = pyqtProperty(int, _get_load_policy, _set_load_policy, notify=loadPolicyChanged)
@@ -918,6 +924,7 @@ class ImageGalleryModel(QAbstractListModel):
         requested). QML sets `urls` and `allowedSchemes` in either order, and the first screen is
         requested as soon as the list arrives: a host that narrows the schemes must not see a
         row it now refuses load, or stay shown."""
+        admitted = []
         for url, rows in self._rows_by_url.items():
             for row in rows:
                 if row.parsed is None:
@@ -931,7 +938,8 @@ class ImageGalleryModel(QAbstractListModel):
                     self._set_status(row, self.Status.Error, parsed.error)
                 elif parsed.ok and not was_allowed:
                     self._set_status(row, self.Status.Null, "")
-                    self._request_or_queue(row)
+                    admitted.append((self._number_of(row), row))
+        self._request_or_queue(admitted)
         self._schedule_feed()
         self._loader.dispatch_now()
 
