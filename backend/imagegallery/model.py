@@ -587,7 +587,7 @@ class ImageGalleryModel(QAbstractListModel):
         affected = set(range(max(0, first - margin), min(count, last + margin + 1)))
         if old_last >= old_first:
             affected.update(range(max(0, old_first - margin), min(count, old_last + margin + 1)))
-        self._rescore(sorted(affected))
+        self._rescore(affected)
 
     def _rescore(self, numbers) -> None:
         """Request the rows in `numbers` now wanted (nearest the screen first, as
