@@ -376,7 +376,7 @@ class ImageGalleryModel(QAbstractListModel):
         # The rows on screen and within the prefetch margin load now, the rest through the feed.
         near_first = max(first, self._visible_first - self._prefetch_rows)
         near_last = min(last, self._visible_last + self._prefetch_rows)
-        for number in sorted(range(near_first, near_last + 1), key=self._priority_for):
+        for number in sorted(range(near_first, near_last + 1), key=self._request_order):
             self._request(new_rows[number - first], number)
         if self._load_policy == self.LoadPolicy.LoadAll:
             if near_first > near_last:  # none near the screen
@@ -519,14 +519,17 @@ class ImageGalleryModel(QAbstractListModel):
         screen's own rows were even queued."""
         near = []
         for number, row in numbered_rows:
-            priority = self._priority_for(number)
-            if priority[0] != BACKGROUND:
-                near.append((priority, number, row))
+            if self._priority_for(number)[0] != BACKGROUND:
+                near.append((self._request_order(number), row))
             elif self._load_policy == self.LoadPolicy.LoadAll:
                 self._feed_queue.append(row)
-        near.sort(key=lambda entry: entry[:2])
-        for _, number, row in near:
+        near.sort(key=lambda entry: entry[0])
+        for (_, number), row in near:
             self._request(row, number)
+
+    def _request_order(self, number: int):
+        """Sort key for asking: the screen first, then the margin by distance, above first."""
+        return self._priority_for(number), number
 
     def _schedule_feed(self) -> None:
         if self._feed_queue and not self._feed_timer.isActive():
@@ -593,7 +596,7 @@ class ImageGalleryModel(QAbstractListModel):
         """Request the rows in `numbers` now wanted (nearest the screen first, as
         _request_or_queue does), re-prioritise the rest, and under LoadVisible cancel those that
         left the screen and its margin."""
-        for number in sorted(numbers, key=self._priority_for):
+        for number in sorted(numbers, key=self._request_order):
             row = self._rows[number]
             if not self._parsed(row).ok:
                 continue
