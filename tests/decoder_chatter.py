@@ -29,6 +29,7 @@ DECODER_CHATTER = (
     r"^Maximum supported image dimension",
     r"^Sampling factors too large",
     r"^Invalid component ID",
+    r"^Invalid progressive",
     r"^Application transferred too few scanlines",
     r"^Arithmetic",
     r"^Corrupt data",

@@ -357,7 +357,7 @@ def _decode_jpeg_with_turbo(data: Body, spec: ThumbnailSpec,
                             limits: LoadLimits) -> Optional[DecodedThumbnail]:
     """A JPEG thumbnail from libjpeg-turbo, or None to leave the file to Qt's reader (no
     simplejpeg, CMYK, a header or a scan it refuses; Qt then gives the tile its answer)."""
-    from . import jpeg_turbo  # here, not at the top: the sandbox child never loads numpy
+    from . import jpeg_scans, jpeg_turbo  # here: the sandbox child never loads numpy
 
     if not jpeg_turbo.available():
         return None
@@ -371,7 +371,16 @@ def _decode_jpeg_with_turbo(data: Body, spec: ThumbnailSpec,
     rotated = bool(transformation & int(QImageIOHandler.TransformationRotate90))
     display = stored.transposed() if rotated else stored
     scaled, clip = _as_stored(*target_geometry(display, spec), rotated)
-    image = jpeg_turbo.decode_jpeg_scaled(data, scaled)
+    image = None
+    eighth = QSize(-(-stored.width() // 8), -(-stored.height() // 8))
+    if header.progressive and eighth.width() >= scaled.width() \
+            and eighth.height() >= scaled.height():
+        # libjpeg-turbo decodes this at 1/8 scale, which reads few of a progressive file's scans.
+        cut = jpeg_scans.scans_for_eighth_scale(data)
+        if cut is not None:
+            image = jpeg_turbo.decode_jpeg_scaled(cut, scaled, decoded_size=eighth)
+    if image is None:
+        image = jpeg_turbo.decode_jpeg_scaled(data, scaled)
     if image is None:
         return None
     # What Qt's reader does: scale and clip as stored, then turn the result upright.
@@ -419,6 +428,7 @@ class _JpegHeader(NamedTuple):
     components: int
     precision: int  # bits a sample
     transformation: int  # the EXIF orientation as a Qt transformation, 0 when none
+    progressive: bool  # a progressive Huffman frame (SOF2), whose scans jpeg_scans can cut
 
 
 # The frame header markers: SOF0-SOF15 but for DHT, JPG and DAC, which share their range.
@@ -434,7 +444,7 @@ def _read_jpeg_header(data: Body) -> _JpegHeader:
     milliseconds to get it back while another thread runs Python, and a decoder pays that per
     image.
     """
-    stored, components, precision, transformation = None, 0, 0, 0
+    stored, components, precision, transformation, progressive = None, 0, 0, 0, False
     exif_read = False
     position = 2  # after SOI
     for _ in range(128):  # a dozen segments in practice; bounded against crafted files
@@ -452,13 +462,14 @@ def _read_jpeg_header(data: Body) -> _JpegHeader:
             break
         if marker in _FRAME_MARKERS and stored is None and len(header) == 10:
             precision, components = header[4], header[9]
+            progressive = marker == 0xC2
             stored = QSize(int.from_bytes(header[7:9], "big"), int.from_bytes(header[5:7], "big"))
         elif marker == 0xE1 and not exif_read and header[4:10] == b"Exif\0\0":
             exif_read = True
             exif = _bytes_at(data, position + 4, length - 2)
             transformation = _EXIF_TO_QT.get(_exif_orientation(exif), 0)
         position += 2 + length
-    return _JpegHeader(stored, components, precision, transformation)
+    return _JpegHeader(stored, components, precision, transformation, progressive)
 
 
 def _bytes_at(data: Body, start: int, count: int) -> bytes:

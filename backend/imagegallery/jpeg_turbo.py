@@ -29,11 +29,14 @@ def available() -> bool:
     return simplejpeg is not None
 
 
-def decode_jpeg_scaled(data, size: QSize) -> Optional[QImage]:
+def decode_jpeg_scaled(data, size: QSize,
+                       decoded_size: Optional[QSize] = None) -> Optional[QImage]:
     """`data` (bytes, or an unshared QByteArray: read in place) decoded at `size`, Format_RGB32.
 
     libjpeg-turbo picks the smallest DCT scale at least `size`; a smooth scale makes up the rest,
-    as Qt's plugin does. None when the decoder refuses the file. Releases the GIL while decoding.
+    as Qt's plugin does. None when the decoder refuses the file, or when `decoded_size` is given
+    and the DCT scale gave another size (a file cut down for one scale is wrong at any other).
+    Releases the GIL while decoding.
     """
     if simplejpeg is None:
         return None
@@ -45,6 +48,9 @@ def decode_jpeg_scaled(data, size: QSize) -> Optional[QImage]:
     except ValueError:  # what simplejpeg raises for any file it will not decode
         return None
     height, width = pixels.shape[:2]
+    if decoded_size is not None and (width, height) != (decoded_size.width(),
+                                                        decoded_size.height()):
+        return None
     # The QImage borrows the array's memory; scaled() and copy() make one that owns its pixels.
     borrowed = QImage(pixels.data, width, height, pixels.strides[0], QImage.Format_RGB32)
     if borrowed.size() == size:

@@ -1,0 +1,153 @@
+"""A progressive JPEG decoded at 1/8 scale from only the scans that scale reads.
+
+The cut-down file must give exactly the pixels of the whole file, be what the decoder is handed
+when it applies, and be refused (the whole file decoded) whenever it does not: a baseline file,
+a larger scale, restart intervals, a truncated file, a hostile one.
+"""
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize
+from PyQt5.QtGui import QImage, QImageWriter
+
+from imagegallery import jpeg_scans, jpeg_turbo
+from imagegallery.decode import CROP, FIT, ThumbnailSpec, decode_thumbnail
+from imagegallery.limits import LoadLimits
+
+from decoder_chatter import DECODER_CHATTER
+from imaging import noisy_photo_bytes
+
+
+def progressive(data: bytes, grayscale: bool = False, quality: int = 85) -> bytes:
+    """`data` re-encoded as a progressive JPEG by Qt's writer (libjpeg's standard scan script:
+    DC first with successive approximation, then AC bands per component)."""
+    image = QImage.fromData(data)
+    if grayscale:
+        image = image.convertToFormat(QImage.Format_Grayscale8)
+    out = QByteArray()
+    buffer = QBuffer(out)
+    buffer.open(QIODevice.WriteOnly)
+    writer = QImageWriter(buffer, b"jpeg")
+    writer.setQuality(quality)
+    writer.setProgressiveScanWrite(True)
+    assert writer.write(image), writer.errorString()
+    buffer.close()
+    return bytes(out)
+
+
+class RecordingDecoder:
+    """simplejpeg, recording how many bytes each decode was handed."""
+
+    def __init__(self, real):
+        self.real = real
+        self.sizes = []
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def decode_jpeg(self, data, *args, **kwargs):
+        self.sizes.append(len(data))
+        return self.real.decode_jpeg(data, *args, **kwargs)
+
+
+@pytest.fixture
+def decoder(monkeypatch):
+    assert jpeg_turbo.available(), "simplejpeg is a dependency: pip install -e .[test]"
+    recording = RecordingDecoder(jpeg_turbo.simplejpeg)
+    monkeypatch.setattr(jpeg_turbo, "simplejpeg", recording)
+    return recording
+
+
+def whole_file_thumbnail(monkeypatch, data, spec):
+    with monkeypatch.context() as patch:
+        patch.setattr(jpeg_scans, "scans_for_eighth_scale", lambda data: None)
+        return decode_thumbnail(data, spec, LoadLimits())
+
+
+@pytest.mark.parametrize("grayscale", [False, True], ids=["colour-4:2:0", "grayscale"])
+@pytest.mark.parametrize("spec", [ThumbnailSpec(240, 140, FIT), ThumbnailSpec(100, 100, CROP)],
+                         ids=["fit", "crop"])
+def test_a_progressive_photo_decodes_from_its_dc_scans_to_the_same_pixels(
+        decoder, monkeypatch, grayscale, spec):
+    data = progressive(noisy_photo_bytes(seed=11), grayscale)
+    thumbnail = decode_thumbnail(QByteArray(data), spec, LoadLimits())
+    assert thumbnail.ok, thumbnail.error
+    # The decoder was handed the cut-down file, a fraction of the whole.
+    assert len(decoder.sizes) == 1 and decoder.sizes[0] < len(data) / 2
+    reference = whole_file_thumbnail(monkeypatch, data, spec)
+    assert reference.ok, reference.error
+    assert decoder.sizes[-1] == len(data)  # the reference decoded everything
+    assert thumbnail.image.size() == reference.image.size()
+    assert thumbnail.image == reference.image  # every pixel
+    assert thumbnail.original_size == reference.original_size == QSize(1600, 1200)
+
+
+def test_a_thumbnail_needing_more_than_an_eighth_decodes_the_whole_file(decoder):
+    data = progressive(noisy_photo_bytes(seed=12))
+    # 1600x1200 into 480x280 is 373x280: libjpeg decodes at 1/4, which reads the AC scans.
+    thumbnail = decode_thumbnail(data, ThumbnailSpec(480, 280), LoadLimits())
+    assert thumbnail.ok and thumbnail.image.size() == QSize(373, 280)
+    assert decoder.sizes == [len(data)]
+
+
+def test_a_baseline_jpeg_is_not_cut():
+    assert jpeg_scans.scans_for_eighth_scale(noisy_photo_bytes(seed=13)) is None
+
+
+def test_restart_intervals_and_truncation_leave_the_file_whole():
+    data = progressive(noisy_photo_bytes(seed=14))
+    assert jpeg_scans.scans_for_eighth_scale(data) is not None
+    # A DRI segment (restart every 4 MCUs) right after SOI.
+    with_restarts = data[:2] + b"\xff\xdd\x00\x04\x00\x04" + data[2:]
+    assert jpeg_scans.scans_for_eighth_scale(with_restarts) is None
+    assert jpeg_scans.scans_for_eighth_scale(data[:len(data) // 2]) is None  # no end of image
+
+
+@pytest.mark.qt_log_ignore("Corrupt JPEG data")  # Qt's plugin says what it skipped
+def test_a_truncated_progressive_jpeg_still_shows_what_arrived(decoder):
+    data = progressive(noisy_photo_bytes(seed=15))
+    thumbnail = decode_thumbnail(data[:len(data) * 2 // 3], ThumbnailSpec(240, 140), LoadLimits())
+    # As for a truncated baseline file: libjpeg-turbo refuses it, Qt's reader shows the scans
+    # that arrived.
+    assert thumbnail.ok, thumbnail.error
+    assert thumbnail.image.size() == QSize(187, 140)
+
+
+_SEED = None
+
+
+def small_progressive() -> bytes:
+    global _SEED
+    if _SEED is None:
+        _SEED = progressive(noisy_photo_bytes(seed=16, width=320, height=240))
+    return _SEED
+
+
+@st.composite
+def mutated_progressive(draw):
+    data = bytearray(small_progressive())
+    for _ in range(draw(st.integers(1, 4))):
+        position = draw(st.integers(0, len(data) - 1))
+        operation = draw(st.sampled_from(["flip", "truncate", "overwrite", "delete"]))
+        if operation == "flip":
+            data[position] ^= 1 << draw(st.integers(0, 7))
+        elif operation == "truncate":
+            del data[position:]
+        elif operation == "overwrite":
+            data[position:position + 4] = draw(st.binary(min_size=4, max_size=4))
+        else:
+            del data[position:position + draw(st.integers(1, 64))]
+        if not data:
+            break
+    return bytes(data)
+
+
+@pytest.mark.qt_log_ignore(*DECODER_CHATTER)
+@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_progressive())
+def test_a_damaged_progressive_jpeg_gets_an_image_or_a_reason(data):
+    cut = jpeg_scans.scans_for_eighth_scale(data)  # never raises
+    assert cut is None or (cut.startswith(b"\xff\xd8") and cut.endswith(b"\xff\xd9"))
+    # 320x240 into 40x30 is the 1/8 scale, so every example goes through the cut.
+    thumbnail = decode_thumbnail(data, ThumbnailSpec(40, 30), LoadLimits())
+    assert thumbnail.ok or thumbnail.error
