@@ -11,6 +11,8 @@ Layout in the cache folder (default ~/.cache/imagegallery-bench/corpus-v1):
     mix/000.png|gif|webp|jpg     100 files, a quarter of each format
     small/000.jpg .. 099.jpg     320x240, about 20 KB: pre-made thumbnails, where per-image
                                  overhead, not decoding, is the cost
+    progressive/0000.jpg .. 0199.jpg  the photos' scenes saved as progressive JPEGs (as many
+                                 sites and CDNs serve them), in the same 200-400 KB band
     manifest.json                name -> bytes, written last (its presence means "complete";
                                  kinds added to the corpus later are generated into it)
 """
@@ -89,19 +91,23 @@ def _qimage(rgb: np.ndarray):
     return image.copy()  # own the pixels; `data` is freed on return
 
 
-def _encode(image, fmt: bytes, quality: int = -1) -> bytes:
+def _encode(image, fmt: bytes, quality: int = -1, progressive: bool = False) -> bytes:
     from PyQt5.QtCore import QBuffer, QByteArray, QIODevice
+    from PyQt5.QtGui import QImageWriter
 
     array = QByteArray()
     buffer = QBuffer(array)
     buffer.open(QIODevice.WriteOnly)
-    if not image.save(buffer, fmt.decode(), quality):
-        raise RuntimeError(f"Qt cannot write {fmt!r}")
+    writer = QImageWriter(buffer, fmt)
+    writer.setQuality(quality)
+    writer.setProgressiveScanWrite(progressive)
+    if not writer.write(image):
+        raise RuntimeError(f"Qt cannot write {fmt!r}: {writer.errorString()}")
     buffer.close()
     return bytes(array)
 
 
-def _photo(index: int) -> bytes:
+def _photo(index: int, progressive: bool = False) -> bytes:
     rng = np.random.default_rng([SEED, 1, index])
     noise = float(rng.uniform(10, 18))
     image = _qimage(_scene(rng, 1600, 1200, noise))
@@ -110,7 +116,7 @@ def _photo(index: int) -> bytes:
     # Bisect the quality: the band is what matters, not any particular quality value.
     while low <= high:
         quality = (low + high) // 2
-        data = _encode(image, b"jpg", quality)
+        data = _encode(image, b"jpg", quality, progressive)
         if PHOTO_BYTES[0] <= len(data) <= PHOTO_BYTES[1]:
             return data
         best = data
@@ -184,6 +190,8 @@ def _job(task: Tuple[str, int]) -> Tuple[str, bytes]:
         return f"large/{index:02d}.jpg", _large(index)
     if kind == "small":
         return f"small/{index:03d}.jpg", _small(index)
+    if kind == "progressive":
+        return f"progressive/{index:04d}.jpg", _photo(index, progressive=True)
     fmt, data = _mix(index)
     return f"mix/{index:03d}.{fmt}", data
 
@@ -196,7 +204,8 @@ def ensure(directory: str = "", workers: int = 0, log=print) -> Dict[str, int]:
     if os.path.exists(manifest_path):
         with open(manifest_path) as handle:
             manifest = json.load(handle)
-    counts = {"photo": PHOTO_COUNT, "large": LARGE_COUNT, "mix": MIX_COUNT, "small": SMALL_COUNT}
+    counts = {"photo": PHOTO_COUNT, "large": LARGE_COUNT, "mix": MIX_COUNT, "small": SMALL_COUNT,
+              "progressive": PHOTO_COUNT}
     tasks: List[Tuple[str, int]] = [(kind, i) for kind, count in counts.items()
                                     if not names(manifest, kind) for i in range(count)]
     if not tasks:
@@ -222,6 +231,6 @@ def names(manifest: Dict[str, int], kind: str) -> List[str]:
 
 if __name__ == "__main__":
     result = ensure(sys.argv[1] if len(sys.argv) > 1 else "")
-    for kind in ("photo", "large", "mix", "small"):
+    for kind in ("photo", "large", "mix", "small", "progressive"):
         sizes = [result[n] for n in names(result, kind)]
         print(f"{kind}: {len(sizes)} files, {min(sizes)}-{max(sizes)} bytes, total {sum(sizes)}")
