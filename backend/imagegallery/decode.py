@@ -23,6 +23,7 @@ from typing import Callable, NamedTuple, Optional, Tuple
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QRect, QSize, Qt
 from PyQt5.QtGui import QImage, QImageIOHandler, QImageReader, QTransform
 
+from . import jpeg_scans
 from .limits import LoadLimits
 from .transport.base import Body
 from .units import format_bytes
@@ -357,7 +358,7 @@ def _decode_jpeg_with_turbo(data: Body, spec: ThumbnailSpec,
                             limits: LoadLimits) -> Optional[DecodedThumbnail]:
     """A JPEG thumbnail from libjpeg-turbo, or None to leave the file to Qt's reader (no
     simplejpeg, CMYK, a header or a scan it refuses; Qt then gives the tile its answer)."""
-    from . import jpeg_scans, jpeg_turbo  # here: the sandbox child never loads numpy
+    from . import jpeg_turbo  # here, not at the top: the sandbox child never loads numpy
 
     if not jpeg_turbo.available():
         return None
@@ -431,8 +432,6 @@ class _JpegHeader(NamedTuple):
     progressive: bool  # a progressive Huffman frame (SOF2), whose scans jpeg_scans can cut
 
 
-# The frame header markers: SOF0-SOF15 but for DHT, JPG and DAC, which share their range.
-_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 def _read_jpeg_header(data: Body) -> _JpegHeader:
@@ -460,9 +459,9 @@ def _read_jpeg_header(data: Body) -> _JpegHeader:
         length = int.from_bytes(header[2:4], "big")
         if length < 2:
             break
-        if marker in _FRAME_MARKERS and stored is None and len(header) == 10:
+        if marker in jpeg_scans.FRAME_MARKERS and stored is None and len(header) == 10:
             precision, components = header[4], header[9]
-            progressive = marker == 0xC2
+            progressive = marker == jpeg_scans.SOF_PROGRESSIVE_HUFFMAN
             stored = QSize(int.from_bytes(header[7:9], "big"), int.from_bytes(header[5:7], "big"))
         elif marker == 0xE1 and not exif_read and header[4:10] == b"Exif\0\0":
             exif_read = True

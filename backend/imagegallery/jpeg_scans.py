@@ -31,9 +31,9 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 # A marker that can end a scan's entropy-coded data: not a stuffed 0xFF00, not a restart
 # marker (0xD0-0xD7), not a fill byte (0xFF).
 _MARKER_AFTER_SCAN = re.compile(rb"\xff[\xc0-\xcf\xd8-\xfe]")
-_SOF_PROGRESSIVE_HUFFMAN = 0xC2
-# Every other frame header: baseline, extended, lossless, arithmetic, hierarchical.
-_OTHER_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC, _SOF_PROGRESSIVE_HUFFMAN}
+# The frame header markers: SOF0-SOF15 but for DHT, JPG and DAC, which share their range.
+FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+SOF_PROGRESSIVE_HUFFMAN = 0xC2
 _SOS, _EOI, _DRI = 0xDA, 0xD9, 0xDD
 # A progressive file has a dozen scans and a few tables between them; a crafted file with
 # thousands of segments is decoded whole instead of walked in Python.
@@ -85,9 +85,9 @@ def _cut(data: memoryview) -> Optional[bytes]:
         end = position + 2 + int.from_bytes(data[position + 2:position + 4], "big")
         if end > len(data):
             return None
-        if marker in _OTHER_FRAME_MARKERS:
-            return None
-        if marker == _SOF_PROGRESSIVE_HUFFMAN:
+        if marker in FRAME_MARKERS:
+            if marker != SOF_PROGRESSIVE_HUFFMAN:
+                return None  # baseline, extended, lossless, arithmetic, hierarchical
             components = _frame_components(data[position:end])
         elif marker == _DRI and int.from_bytes(data[position + 4:position + 6], "big"):
             return None  # restart markers inside scans: not handled, decode it whole
