@@ -5,7 +5,7 @@ several interleaved rounds, and prints medians, each client's ratio to Qt Quick'
 measured in the same round, the physical floor, and the targets of issue 5 with pass/fail.
 Writes bench/results/latest.md (and bench/RESULTS.md after a full run).
 
-    python -m bench                 full: 3 rounds of W1-W9 (about 11 minutes on 2 cores)
+    python -m bench                 full: 3 rounds of W1-W9 (about 12 minutes on 2 cores)
     python -m bench --quick         1 round, W1 W2 W3 W5 W6 W7, fewer clients (about 2 minutes)
     python -m bench -w W1,W4 -r 2   chosen workloads and rounds
 """
