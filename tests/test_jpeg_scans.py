@@ -60,7 +60,7 @@ def decoder(monkeypatch):
 
 def whole_file_thumbnail(monkeypatch, data, spec):
     with monkeypatch.context() as patch:
-        patch.setattr(jpeg_scans, "scans_for_eighth_scale", lambda data: None)
+        patch.setattr(jpeg_scans.ProgressiveScans, "for_eighth_scale", lambda scans: None)
         return decode_thumbnail(data, spec, LoadLimits())
 
 
@@ -90,17 +90,43 @@ def test_a_thumbnail_needing_more_than_an_eighth_decodes_the_whole_file(decoder)
     assert decoder.sizes == [len(data)]
 
 
+def cut(data: bytes):
+    return jpeg_scans.ProgressiveScans(data, LoadLimits().max_jpeg_scans).for_eighth_scale()
+
+
 def test_a_baseline_jpeg_is_not_cut():
-    assert jpeg_scans.scans_for_eighth_scale(noisy_photo_bytes(seed=13)) is None
+    assert cut(noisy_photo_bytes(seed=13)) is None
 
 
 def test_restart_intervals_and_truncation_leave_the_file_whole():
     data = progressive(noisy_photo_bytes(seed=14))
-    assert jpeg_scans.scans_for_eighth_scale(data) is not None
+    assert cut(data) is not None
     # A DRI segment (restart every 4 MCUs) right after SOI.
     with_restarts = data[:2] + b"\xff\xdd\x00\x04\x00\x04" + data[2:]
-    assert jpeg_scans.scans_for_eighth_scale(with_restarts) is None
-    assert jpeg_scans.scans_for_eighth_scale(data[:len(data) // 2]) is None  # no end of image
+    assert cut(with_restarts) is None
+    assert cut(data[:len(data) // 2]) is None  # no end of image
+
+
+def with_last_scan_repeated(data: bytes, times: int) -> bytes:
+    last_scan = data.rindex(b"\xff\xda")
+    return data[:-2] + data[last_scan:-2] * times + b"\xff\xd9"
+
+
+@pytest.mark.qt_log_ignore(*DECODER_CHATTER)
+def test_a_progressive_jpeg_of_too_many_scans_is_refused_before_decoding(decoder):
+    data = progressive(noisy_photo_bytes(seed=17, width=320, height=240))
+    scans = jpeg_scans.ProgressiveScans(data, 500).scans
+    bomb = with_last_scan_repeated(data, 501 - scans)  # one scan over the limit
+    assert jpeg_scans.ProgressiveScans(bomb, 500).scans == 501
+    refused = decode_thumbnail(bomb, ThumbnailSpec(40, 30), LoadLimits())
+    assert not refused.ok
+    assert refused.error == "progressive JPEG with over 500 scans (each is a pass over the whole image)"
+    assert decoder.sizes == []  # neither libjpeg-turbo nor Qt was given it
+    # At the limit, or with the limit raised, it is decoded (repeated scans are a warning, so
+    # libjpeg-turbo refuses it and Qt's reader shows it).
+    at_limit = with_last_scan_repeated(data, 500 - scans)
+    assert decode_thumbnail(at_limit, ThumbnailSpec(40, 30), LoadLimits()).ok
+    assert decode_thumbnail(bomb, ThumbnailSpec(40, 30), LoadLimits(max_jpeg_scans=600)).ok
 
 
 @pytest.mark.qt_log_ignore("Corrupt JPEG data")  # Qt's plugin says what it skipped
@@ -146,8 +172,8 @@ def mutated_progressive(draw):
 @settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_progressive())
 def test_a_damaged_progressive_jpeg_gets_an_image_or_a_reason(data):
-    cut = jpeg_scans.scans_for_eighth_scale(data)  # never raises
-    assert cut is None or (cut.startswith(b"\xff\xd8") and cut.endswith(b"\xff\xd9"))
+    smaller = cut(data)  # never raises
+    assert smaller is None or (smaller.startswith(b"\xff\xd8") and smaller.endswith(b"\xff\xd9"))
     # 320x240 into 40x30 is the 1/8 scale, so every example goes through the cut.
     thumbnail = decode_thumbnail(data, ThumbnailSpec(40, 30), LoadLimits())
     assert thumbnail.ok or thumbnail.error

@@ -18,8 +18,10 @@ Two details of libjpeg (and libjpeg-turbo) decide what must stay:
   at) is added. It is made of end-of-band runs, and it tells libjpeg those coefficients are
   known to be zero.
 
+The same walk counts the scans, for the decoder's limit on them (LoadLimits.max_jpeg_scans).
+
 Everything here is byte work on the caller's thread (a decoder). It reads each segment header
-and finds each scan's end, so it costs about 1 ms per MB. Anything unexpected returns None, and
+and finds each scan's end, so it costs about 1 ms per MB. Anything unexpected means no cut, and
 the caller decodes the whole file: arithmetic coding, restart intervals, a truncated file, no
 progressive frame.
 """
@@ -34,10 +36,9 @@ _MARKER_AFTER_SCAN = re.compile(rb"\xff[\xc0-\xcf\xd8-\xfe]")
 # The frame header markers: SOF0-SOF15 but for DHT, JPG and DAC, which share their range.
 FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 SOF_PROGRESSIVE_HUFFMAN = 0xC2
+# Progressive frames, Huffman or arithmetic coded: the ones whose scan count is unbounded.
+PROGRESSIVE_FRAME_MARKERS = frozenset({SOF_PROGRESSIVE_HUFFMAN, 0xC6, 0xCA, 0xCE})
 _SOS, _EOI, _DRI = 0xDA, 0xD9, 0xDD
-# A progressive file has a dozen scans and a few tables between them; a crafted file with
-# thousands of segments is decoded whole instead of walked in Python.
-_MAX_SEGMENTS = 512
 # The coefficients libjpeg's block smoothing reads (zigzag 1-9, jdcoefct.c SAVED_COEFS).
 _SMOOTHED_LAST_COEFFICIENT = 9
 # AC Huffman table 0 with fifteen 4-bit codes, 0000-1110, for EOB0-EOB14: EOBr is a run of
@@ -53,60 +54,99 @@ class _Component(NamedTuple):
     needs_ac: bool  # read by the inverse DCT libjpeg uses for it at 1/8 scale
 
 
-def scans_for_eighth_scale(data) -> Optional[bytes]:
-    """`data` (bytes or QByteArray) as a smaller JPEG that decodes at 1/8 scale to the same
-    pixels, or None when it is not a progressive JPEG this can cut down."""
-    try:
-        return _cut(memoryview(data))  # a QByteArray is read in place
-    except (IndexError, ValueError):  # a segment running past the end, a malformed header
-        return None
+class _Segment(NamedTuple):
+    marker: int
+    start: int
+    end: int  # past the segment, and for a scan past its entropy-coded data
+    first_coefficient: int = 0  # of a scan: 0 for a DC scan
+    components: Tuple[int, ...] = ()  # of a scan
 
 
-def _cut(data: memoryview) -> Optional[bytes]:
-    if data[:2] != b"\xff\xd8":
-        return None
-    kept: List = [data[:2]]
-    components: Dict[int, _Component] = {}
-    position = 2
-    for _ in range(_MAX_SEGMENTS):
-        if data[position] != 0xFF:
+class ProgressiveScans:
+    """The segments of a progressive JPEG, from one walk over them: how many scans it has
+    (for the decoder's scan limit) and the file cut down for a 1/8-scale decode.
+
+    The walk stops after `max_scans` + 1 scans: past that the count is all that matters. It
+    reads a QByteArray in place.
+    """
+
+    def __init__(self, data, max_scans: int):
+        self._data = memoryview(data)
+        self._segments: List[_Segment] = []
+        self.scans = 0
+        self.complete = False  # the walk reached the end-of-image marker
+        try:
+            self._walk(max_scans)
+        except (IndexError, ValueError):  # a segment running past the end, a malformed header
+            self.complete = False
+
+    def _walk(self, max_scans: int) -> None:
+        data = self._data
+        if data[:2] != b"\xff\xd8":
+            return
+        position = 2
+        # Tables and markers between scans are a few per scan; thousands of them are as hostile
+        # as thousands of scans, and walking them is Python time.
+        for _ in range(4 * max_scans + 64):
+            if data[position] != 0xFF:
+                return
+            marker = data[position + 1]
+            if marker == 0xFF:  # a fill byte before a marker
+                position += 1
+                continue
+            if marker == _EOI:
+                self.complete = True
+                return
+            end = position + 2 + int.from_bytes(data[position + 2:position + 4], "big")
+            if end > len(data):
+                return
+            if marker != _SOS:
+                self._segments.append(_Segment(marker, position, end))
+                position = end
+                continue
+            self.scans += 1
+            if self.scans > max_scans:
+                return
+            scan_end = _MARKER_AFTER_SCAN.search(data, end)
+            if scan_end is None:
+                return  # truncated
+            components = tuple(data[position + 5 + 2 * i] for i in range(data[position + 4]))
+            self._segments.append(_Segment(marker, position, scan_end.start(), data[end - 3],
+                                           components))
+            position = scan_end.start()
+
+    def for_eighth_scale(self) -> Optional[bytes]:
+        """The file as a smaller JPEG that decodes at 1/8 scale to the same pixels, or None
+        when it cannot be cut down (see the module's docstring)."""
+        if not self.complete:
             return None
-        marker = data[position + 1]
-        if marker == 0xFF:  # a fill byte before a marker
-            position += 1
-            continue
-        if marker == _EOI:
-            if not components or all(c.needs_ac for c in components.values()):
-                return None  # nothing was dropped
-            kept.append(_END_OF_BAND_TABLE)
-            kept.extend(_empty_ac_scan(c) for c in components.values() if not c.needs_ac)
-            kept.append(b"\xff\xd9")
-            return b"".join(kept)
-        end = position + 2 + int.from_bytes(data[position + 2:position + 4], "big")
-        if end > len(data):
+        data = self._data
+        components: Dict[int, _Component] = {}
+        kept: List = [data[:2]]
+        try:
+            for segment in self._segments:
+                if segment.marker in FRAME_MARKERS:
+                    if segment.marker != SOF_PROGRESSIVE_HUFFMAN:
+                        return None  # baseline, arithmetic, lossless, hierarchical
+                    components = _frame_components(data[segment.start:segment.end])
+                elif segment.marker == _DRI and int.from_bytes(
+                        data[segment.start + 4:segment.start + 6], "big"):
+                    return None  # restart markers inside scans: not handled
+                elif segment.marker == _SOS:
+                    if not components:
+                        return None  # a scan before the frame header
+                    if segment.first_coefficient != 0 and not any(
+                            components[c].needs_ac for c in segment.components if c in components):
+                        continue  # an AC scan nothing reads at 1/8 scale
+                kept.append(data[segment.start:segment.end])
+        except (IndexError, ValueError):  # a malformed frame header
             return None
-        if marker in FRAME_MARKERS:
-            if marker != SOF_PROGRESSIVE_HUFFMAN:
-                return None  # baseline, extended, lossless, arithmetic, hierarchical
-            components = _frame_components(data[position:end])
-        elif marker == _DRI and int.from_bytes(data[position + 4:position + 6], "big"):
-            return None  # restart markers inside scans: not handled, decode it whole
-        if marker != _SOS:
-            kept.append(data[position:end])
-            position = end
-            continue
-        if not components:
-            return None
-        scan_components = [data[position + 5 + 2 * i] for i in range(data[position + 4])]
-        first_coefficient = data[end - 3]
-        scan_end = _MARKER_AFTER_SCAN.search(data, end)
-        if scan_end is None:
-            return None  # truncated
-        if first_coefficient == 0 or any(components[c].needs_ac for c in scan_components
-                                         if c in components):
-            kept.append(data[position:scan_end.start()])
-        position = scan_end.start()
-    return None
+        if not components or all(c.needs_ac for c in components.values()):
+            return None  # nothing was dropped
+        kept.append(_END_OF_BAND_TABLE)
+        kept.extend(_empty_ac_scan(c) for c in components.values() if not c.needs_ac)
+        kept.append(b"\xff\xd9")
+        return b"".join(kept)
 
 
 def _frame_components(frame_header: memoryview) -> Dict[int, _Component]:

@@ -43,6 +43,11 @@ class LoadLimits:
     retry_base_delay_s: float = 0.5
     retry_max_delay_s: float = 30.0
 
+    # A progressive JPEG is decoded scan by scan, each scan a pass over the whole image, and an
+    # in-process decode cannot be stopped: a small file of thousands of scans holds a decoder
+    # for minutes. Encoders write 3-60 scans (libjpeg's default script 10).
+    max_jpeg_scans: int = 500
+
     # Rare formats (TIFF, ICNS, TGA, ICO, PNM, ...) decode in a sandbox process (sandbox_decode.py).
     # A decode running longer than this is killed: a thumbnail of an image inside the pixel budget
     # takes well under a second; a hang must not hold a decode thread for ever.
