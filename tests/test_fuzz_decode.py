@@ -25,6 +25,7 @@ pytestmark = [
 # Seeds for both paths; small files keep each example fast.
 SEEDS = {
     "jpeg": "libjpeg-turbo/testorig.jpg",
+    "jpeg-progressive": "qtbase/jpeg_exif_orientation_value_6_motorola.jpg",
     "png": "pngsuite/basi6a16.png",
     "gif": "qtbase/four-frames.gif",
     "webp": "pillow/hopper_orientation_6.webp",
@@ -35,7 +36,7 @@ SEEDS = {
     "wbmp": "qtimageformats/qt-logo-small.wbmp",
     "icns": "pillow/oom-8ed3316a4109213ca96fb8a256a0bfefdece1461.icns",
 }
-SUFFIX = {"tiff-orientation": "tiff"}
+SUFFIX = {"tiff-orientation": "tiff", "jpeg-progressive": "jpg"}
 # Tight enough that a mutated header cannot make one example slow; large enough for the seeds.
 LIMITS = LoadLimits(max_pixels=4_000_000, max_side=4096, decode_timeout_s=5.0,
                     max_response_bytes=4 * 1024 * 1024)
@@ -97,7 +98,8 @@ def test_every_seed_decodes_and_takes_the_intended_path(qtbot):
     for name in SEEDS:
         data = seed_bytes(name)
         in_process = sniff_in_process_format(data)
-        assert bool(in_process) == (name in ("jpeg", "png", "gif", "webp", "bmp")), name
+        assert bool(in_process) == (name in ("jpeg", "jpeg-progressive", "png", "gif", "webp",
+                                             "bmp")), name
         if name != "icns":  # that one is a crafted header with no image behind it
             url = f"http://fuzz.invalid/x.{SUFFIX.get(name, name)}"
             assert decode_thumbnail(data, SPEC, LIMITS, url).ok, name

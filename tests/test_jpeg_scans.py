@@ -169,7 +169,8 @@ def mutated_progressive(draw):
 
 
 @pytest.mark.qt_log_ignore(*DECODER_CHATTER)
-@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=2000, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_progressive())
 def test_a_damaged_progressive_jpeg_gets_an_image_or_a_reason(data):
     smaller = cut(data)  # never raises
