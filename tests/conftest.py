@@ -67,3 +67,37 @@ def model(qtbot):
     gallery = ImageGalleryModel()
     yield gallery
     gallery.loader.close()
+
+
+class CountingDecoder:
+    """simplejpeg, with a count of the decodes it did, of those it refused, and the bytes each
+    was handed."""
+
+    def __init__(self, real):
+        self.real = real
+        self.decodes = 0
+        self.refusals = 0
+        self.sizes = []
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def decode_jpeg(self, data, *args, **kwargs):
+        self.decodes += 1
+        self.sizes.append(len(data))
+        try:
+            return self.real.decode_jpeg(data, *args, **kwargs)
+        except ValueError:
+            self.refusals += 1
+            raise
+
+
+@pytest.fixture
+def turbo(monkeypatch):
+    """libjpeg-turbo's decoder (simplejpeg), counted."""
+    from imagegallery import jpeg_turbo
+
+    assert jpeg_turbo.available(), "simplejpeg is a dependency: pip install -e .[test]"
+    counting = CountingDecoder(jpeg_turbo.simplejpeg)
+    monkeypatch.setattr(jpeg_turbo, "simplejpeg", counting)
+    return counting

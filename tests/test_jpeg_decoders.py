@@ -21,34 +21,6 @@ from corpus_files import CORPUS
 from imaging import close_to, encode, noisy_photo_bytes
 
 
-class CountingDecoder:
-    """simplejpeg, with a count of the decodes it did and of those it refused."""
-
-    def __init__(self, real):
-        self.real = real
-        self.decodes = 0
-        self.refusals = 0
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-    def decode_jpeg(self, *args, **kwargs):
-        self.decodes += 1
-        try:
-            return self.real.decode_jpeg(*args, **kwargs)
-        except ValueError:
-            self.refusals += 1
-            raise
-
-
-@pytest.fixture
-def turbo(monkeypatch):
-    assert jpeg_turbo.available(), "simplejpeg is a dependency: pip install -e .[test]"
-    counting = CountingDecoder(jpeg_turbo.simplejpeg)
-    monkeypatch.setattr(jpeg_turbo, "simplejpeg", counting)
-    return counting
-
-
 def decode_with_qt_only(monkeypatch, data, spec):
     with monkeypatch.context() as patch:
         patch.setattr(jpeg_turbo, "simplejpeg", None)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize
 from PyQt5.QtGui import QImage, QImageWriter
 
-from imagegallery import jpeg_scans, jpeg_turbo
+from imagegallery import jpeg_scans
 from imagegallery.decode import CROP, FIT, ThumbnailSpec, decode_thumbnail
 from imagegallery.limits import LoadLimits
 
@@ -35,29 +35,6 @@ def progressive(data: bytes, grayscale: bool = False, quality: int = 85) -> byte
     return bytes(out)
 
 
-class RecordingDecoder:
-    """simplejpeg, recording how many bytes each decode was handed."""
-
-    def __init__(self, real):
-        self.real = real
-        self.sizes = []
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-    def decode_jpeg(self, data, *args, **kwargs):
-        self.sizes.append(len(data))
-        return self.real.decode_jpeg(data, *args, **kwargs)
-
-
-@pytest.fixture
-def decoder(monkeypatch):
-    assert jpeg_turbo.available(), "simplejpeg is a dependency: pip install -e .[test]"
-    recording = RecordingDecoder(jpeg_turbo.simplejpeg)
-    monkeypatch.setattr(jpeg_turbo, "simplejpeg", recording)
-    return recording
-
-
 def whole_file_thumbnail(monkeypatch, data, spec):
     with monkeypatch.context() as patch:
         patch.setattr(jpeg_scans.ProgressiveScans, "for_eighth_scale", lambda scans: None)
@@ -68,26 +45,26 @@ def whole_file_thumbnail(monkeypatch, data, spec):
 @pytest.mark.parametrize("spec", [ThumbnailSpec(240, 140, FIT), ThumbnailSpec(100, 100, CROP)],
                          ids=["fit", "crop"])
 def test_a_progressive_photo_decodes_from_its_dc_scans_to_the_same_pixels(
-        decoder, monkeypatch, grayscale, spec):
+        turbo, monkeypatch, grayscale, spec):
     data = progressive(noisy_photo_bytes(seed=11), grayscale)
     thumbnail = decode_thumbnail(QByteArray(data), spec, LoadLimits())
     assert thumbnail.ok, thumbnail.error
     # The decoder was handed the cut-down file, a fraction of the whole.
-    assert len(decoder.sizes) == 1 and decoder.sizes[0] < len(data) / 2
+    assert len(turbo.sizes) == 1 and turbo.sizes[0] < len(data) / 2
     reference = whole_file_thumbnail(monkeypatch, data, spec)
     assert reference.ok, reference.error
-    assert decoder.sizes[-1] == len(data)  # the reference decoded everything
+    assert turbo.sizes[-1] == len(data)  # the reference decoded everything
     assert thumbnail.image.size() == reference.image.size()
     assert thumbnail.image == reference.image  # every pixel
     assert thumbnail.original_size == reference.original_size == QSize(1600, 1200)
 
 
-def test_a_thumbnail_needing_more_than_an_eighth_decodes_the_whole_file(decoder):
+def test_a_thumbnail_needing_more_than_an_eighth_decodes_the_whole_file(turbo):
     data = progressive(noisy_photo_bytes(seed=12))
     # 1600x1200 into 480x280 is 373x280: libjpeg decodes at 1/4, which reads the AC scans.
     thumbnail = decode_thumbnail(data, ThumbnailSpec(480, 280), LoadLimits())
     assert thumbnail.ok and thumbnail.image.size() == QSize(373, 280)
-    assert decoder.sizes == [len(data)]
+    assert turbo.sizes == [len(data)]
 
 
 def cut(data: bytes):
@@ -113,7 +90,7 @@ def with_last_scan_repeated(data: bytes, times: int) -> bytes:
 
 
 @pytest.mark.qt_log_ignore(*DECODER_CHATTER)
-def test_a_progressive_jpeg_of_too_many_scans_is_refused_before_decoding(decoder):
+def test_a_progressive_jpeg_of_too_many_scans_is_refused_before_decoding(turbo):
     data = progressive(noisy_photo_bytes(seed=17, width=320, height=240))
     scans = jpeg_scans.ProgressiveScans(data, 500).scans
     bomb = with_last_scan_repeated(data, 501 - scans)  # one scan over the limit
@@ -121,7 +98,7 @@ def test_a_progressive_jpeg_of_too_many_scans_is_refused_before_decoding(decoder
     refused = decode_thumbnail(bomb, ThumbnailSpec(40, 30), LoadLimits())
     assert not refused.ok
     assert refused.error == "progressive JPEG with over 500 scans (each is a pass over the whole image)"
-    assert decoder.sizes == []  # neither libjpeg-turbo nor Qt was given it
+    assert turbo.sizes == []  # neither libjpeg-turbo nor Qt was given it
     # At the limit, or with the limit raised, it is decoded (repeated scans are a warning, so
     # libjpeg-turbo refuses it and Qt's reader shows it).
     at_limit = with_last_scan_repeated(data, 500 - scans)
@@ -130,7 +107,7 @@ def test_a_progressive_jpeg_of_too_many_scans_is_refused_before_decoding(decoder
 
 
 @pytest.mark.qt_log_ignore("Corrupt JPEG data")  # Qt's plugin says what it skipped
-def test_a_truncated_progressive_jpeg_still_shows_what_arrived(decoder):
+def test_a_truncated_progressive_jpeg_still_shows_what_arrived(turbo):
     data = progressive(noisy_photo_bytes(seed=15))
     thumbnail = decode_thumbnail(data[:len(data) * 2 // 3], ThumbnailSpec(240, 140), LoadLimits())
     # As for a truncated baseline file: libjpeg-turbo refuses it, Qt's reader shows the scans
