@@ -443,8 +443,6 @@ class _JpegHeader(NamedTuple):
     progressive: bool  # a progressive frame: its scans are counted, and maybe cut
 
 
-
-
 def _read_jpeg_header(data: Body) -> _JpegHeader:
     """The frame header and EXIF orientation of a JPEG, from one walk over its segment headers
     before the first scan (where Qt's plugin reads them too), reading only the EXIF segment
