@@ -4,6 +4,8 @@ The cut-down file must give exactly the pixels of the whole file, be what the de
 when it applies, and be refused (the whole file decoded) whenever it does not: a baseline file,
 a larger scale, restart intervals, a truncated file, a hostile one.
 """
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,9 +13,10 @@ from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize
 from PyQt5.QtGui import QImage, QImageWriter
 
 from imagegallery import jpeg_scans
-from imagegallery.decode import CROP, FIT, ThumbnailSpec, decode_thumbnail
+from imagegallery.decode import CROP, FIT, ThumbnailSpec, _read_jpeg_header, decode_thumbnail
 from imagegallery.limits import LoadLimits
 
+from corpus_files import CORPUS, corpus_bytes
 from decoder_chatter import DECODER_CHATTER
 from imaging import noisy_photo_bytes
 
@@ -57,6 +60,36 @@ def test_a_progressive_photo_decodes_from_its_dc_scans_to_the_same_pixels(
     assert thumbnail.image.size() == reference.image.size()
     assert thumbnail.image == reference.image  # every pixel
     assert thumbnail.original_size == reference.original_size == QSize(1600, 1200)
+
+
+def corpus_progressive_jpegs():
+    if not os.path.isdir(CORPUS):
+        return []
+    found = []
+    for folder, _, names in sorted(os.walk(CORPUS)):
+        for name in sorted(names):
+            path = os.path.relpath(os.path.join(folder, name), CORPUS)
+            data = corpus_bytes(path)
+            if data[:3] == b"\xff\xd8\xff" and cut(data) is not None:
+                found.append(path)
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir(CORPUS), reason=f"the shared corpus is not at {CORPUS}")
+def test_every_progressive_jpeg_of_the_corpus_gives_the_same_pixels_cut_down(turbo, monkeypatch):
+    paths = corpus_progressive_jpegs()
+    assert len(paths) >= 3, paths  # an ICC-profiled photo and two EXIF-oriented files
+    for path in paths:
+        data = corpus_bytes(path)
+        size = _read_jpeg_header(data).stored
+        # The largest thumbnail that is still decoded at 1/8 scale.
+        spec = ThumbnailSpec(-(-size.width() // 8), -(-size.height() // 8))
+        decodes = len(turbo.sizes)
+        thumbnail = decode_thumbnail(data, spec, LoadLimits())
+        assert thumbnail.ok, (path, thumbnail.error)
+        assert turbo.sizes[decodes] < len(data), path  # it was cut
+        reference = whole_file_thumbnail(monkeypatch, data, spec)
+        assert thumbnail.image == reference.image, path
 
 
 def test_a_thumbnail_needing_more_than_an_eighth_decodes_the_whole_file(turbo):
