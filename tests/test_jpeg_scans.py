@@ -4,6 +4,7 @@ The cut-down file must give exactly the pixels of the whole file, be what the de
 when it applies, and be refused (the whole file decoded) whenever it does not: a baseline file,
 a larger scale, restart intervals, a truncated file, a hostile one.
 """
+import functools
 import os
 
 import pytest
@@ -36,6 +37,10 @@ def progressive(data: bytes, grayscale: bool = False, quality: int = 85) -> byte
     assert writer.write(image), writer.errorString()
     buffer.close()
     return bytes(out)
+
+
+def cut(data: bytes):
+    return jpeg_scans.ProgressiveScans(data, LoadLimits().max_jpeg_scans).for_eighth_scale()
 
 
 def whole_file_thumbnail(monkeypatch, data, spec):
@@ -100,10 +105,6 @@ def test_a_thumbnail_needing_more_than_an_eighth_decodes_the_whole_file(turbo):
     assert turbo.sizes == [len(data)]
 
 
-def cut(data: bytes):
-    return jpeg_scans.ProgressiveScans(data, LoadLimits().max_jpeg_scans).for_eighth_scale()
-
-
 def test_a_baseline_jpeg_is_not_cut():
     assert cut(noisy_photo_bytes(seed=13)) is None
 
@@ -149,14 +150,9 @@ def test_a_truncated_progressive_jpeg_still_shows_what_arrived(turbo):
     assert thumbnail.image.size() == QSize(187, 140)
 
 
-_SEED = None
-
-
+@functools.lru_cache(maxsize=1)
 def small_progressive() -> bytes:
-    global _SEED
-    if _SEED is None:
-        _SEED = progressive(noisy_photo_bytes(seed=16, width=320, height=240))
-    return _SEED
+    return progressive(noisy_photo_bytes(seed=16, width=320, height=240))
 
 
 @st.composite
