@@ -162,8 +162,8 @@ def test_a_second_run_of_the_app_starts_from_the_disk_cache(tmp_path, image_serv
 
 
 def hanging_decode_and_green(monkeypatch, image_server):
-    """A model (decodes limited to 1 s) and two URLs for it: a file whose sandboxed decode hangs
-    until that limit, and a green image."""
+    """A model and two URLs for it: a file whose sandboxed decode hangs until the test ends it
+    (`end_the_hanging_decode`), and a green image."""
     from imagegallery import sandbox_decode
     from imagegallery.limits import LoadLimits
     from imagegallery.sandbox_decode import SandboxDecoder
@@ -173,22 +173,31 @@ def hanging_decode_and_green(monkeypatch, image_server):
     hang = image_server.add("/hang.tif", b"IMAGEGALLERY-TEST-HANG", "image/tiff")
     green = image_server.add("/green.png", solid_image_bytes("#00ff00"))
     model = ImageGalleryModel()
-    model.set_limits(LoadLimits(decode_timeout_s=1.0))
+    # Longer than any test runs: ended by hand, so no timing decides what a test sees.
+    model.set_limits(LoadLimits(decode_timeout_s=60.0))
     return model, (hang, green)
+
+
+def end_the_hanging_decode():
+    """Stop the sandbox and its child: the hanging decode ends at once, as a crash."""
+    from imagegallery import sandbox_decode
+
+    sandbox_decode._shared.close()
 
 
 @pytest.fixture
 def green_beside_a_hanging_decode(qtbot, monkeypatch, image_server):
-    """A gallery of two: a green image, and a decode that hangs until its 1 s limit (so the
-    loader stays busy). Yields (model, the green thumbnail's disk key, start); start() sets the
-    list and returns once green is Ready while the other still decodes."""
+    """A gallery of two: a green image, and a decode that hangs until `end_the_hanging_decode`
+    (so the loader stays busy). Yields (model, the green thumbnail's disk key, start); start()
+    sets the list and returns once green is Ready and the other hangs in the sandbox's child."""
     from imagegallery import sandbox_decode
 
     model, (hang, green) = hanging_decode_and_green(monkeypatch, image_server)
 
     def start():
         model.urls = [hang, green]
-        qtbot.waitUntil(lambda: model.status_of(1) == ImageGalleryModel.Status.Ready, timeout=10000)
+        qtbot.waitUntil(lambda: model.status_of(1) == ImageGalleryModel.Status.Ready
+                        and sandbox_decode._shared.spawned == 1, timeout=10000)
         assert model.status_of(0) == ImageGalleryModel.Status.Loading  # still decoding
 
     yield model, model.loader.key_for(green), start
@@ -205,7 +214,7 @@ def test_disk_writes_wait_until_the_loader_has_nothing_left(qtbot, green_beside_
     start()
     assert model.loader.disk.load(green_key) is None  # held back while the loader works
     with qtbot.waitSignal(model.finished, timeout=10000):
-        pass
+        end_the_hanging_decode()
     qtbot.waitUntil(lambda: model.loader.pending_worker_jobs() == 0, timeout=10000)
     assert is_green(model.loader.disk.load(green_key))
 
@@ -249,7 +258,7 @@ def test_held_disk_writes_go_after_their_time_limit(qtbot, monkeypatch,
     model, green_key, start = green_beside_a_hanging_decode
     start()
     qtbot.waitUntil(lambda: model.loader.disk.load(green_key) is not None, timeout=5000)
-    assert model.status_of(0) == ImageGalleryModel.Status.Loading  # the hanging decode (1 s)
+    assert model.status_of(0) == ImageGalleryModel.Status.Loading  # the hanging decode
     assert is_green(model.loader.disk.load(green_key))
 
 
@@ -261,14 +270,15 @@ def test_quitting_writes_the_held_thumbnails_and_stops_every_worker(
     assert loader.disk.load(green_key) is None  # held: the other image still decodes
     loader._on_application_quit()  # what QCoreApplication.aboutToQuit runs
     assert is_green(loader.disk.load(green_key))
-    # The hanging decode ends (its 1 s limit) after the quit: its result is never delivered.
+    # The hanging decode ends after the quit: its result is never delivered.
     failures = []
     loader.loadFailed.connect(lambda url, reason: failures.append(reason))
-    assert loader._decoder.wait_until_idle(5.0)  # the decode job has returned: nothing runs
+    end_the_hanging_decode()
+    assert loader._sandboxed.wait_until_idle(5.0)  # the decode job has returned: nothing runs
     QCoreApplication.processEvents()  # anything it had posted would be delivered now
     from imagegallery import sandbox_decode
 
-    assert sandbox_decode._shared.timeouts == 1
+    assert sandbox_decode._shared.crashes == 1
     assert failures == []
     assert model.status_of(0) == ImageGalleryModel.Status.Loading
 
@@ -330,18 +340,17 @@ def test_a_model_let_go_ends_its_threads_and_still_writes_its_held_thumbnails(
 
     model, (hang, green) = hanging_decode_and_green(monkeypatch, image_server)
     model.urls = [hang, green]
-    qtbot.waitUntil(lambda shown=model: shown.status_of(1) == ImageGalleryModel.Status.Ready,
-                    timeout=10000)
+    qtbot.waitUntil(lambda shown=model: shown.status_of(1) == ImageGalleryModel.Status.Ready
+                    and sandbox_decode._shared.spawned == 1, timeout=10000)
     loader, key = model.loader, model.loader.key_for(green)
-    threads = loader._decoder._threads + loader._io._threads
+    threads = loader._decoder._threads + loader._sandboxed._threads + loader._io._threads
     assert all(thread.is_alive() for thread in threads)
     assert loader.disk.load(key) is None  # held: the other image still decodes
     del model  # what a page QML unloads does to its model's Python side
     gc.collect()
     qtbot.waitUntil(lambda: is_green(loader.disk.load(key)), timeout=5000)
-    # The hanging decode ends at its 1 s limit; then no thread of the loader is left.
+    end_the_hanging_decode()  # then no thread of the loader is left
     qtbot.waitUntil(lambda: not any(thread.is_alive() for thread in threads), timeout=5000)
-    sandbox_decode._shared.close()
 
 
 def _revalidated_after(image_server, qtbot, delay_s):

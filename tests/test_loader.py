@@ -216,10 +216,10 @@ def test_a_worker_that_raises_fails_its_row_and_the_rest_still_load(qtbot, monke
     missing_disk = image_server.add("/lookup.png", solid_image_bytes("#0000ff"))
     real_decode, real_load = loader.decode_thumbnail, cache.DiskThumbnailCache.load
 
-    def decode(body, spec, limits, url, *rest):
+    def decode(body, spec, limits, url, *rest, **options):
         if url == broken:
             raise RuntimeError("decoder bug")
-        return real_decode(body, spec, limits, url, *rest)
+        return real_decode(body, spec, limits, url, *rest, **options)
 
     def load(disk, key):
         if key[0] == missing_disk:

@@ -185,3 +185,34 @@ def test_a_late_decode_never_touches_another_row(qtbot, monkeypatch, image_serve
     finally:
         model.loader.close()
         sandbox_decode._shared.close()
+
+
+def test_decoders_stuck_in_the_sandbox_hold_back_no_other_thumbnail(qtbot, monkeypatch,
+                                                                  image_server):
+    """On one decode thread (one core), two files whose sandboxed decodes hang, one in each
+    child, while the in-process formats load: every one of those is Ready long before the
+    hanging decodes' limit."""
+    monkeypatch.setenv("IMAGEGALLERY_SANDBOX_TEST_FAULTS", "1")
+    from imagegallery import loader as loader_module
+    from imagegallery import sandbox_decode
+
+    monkeypatch.setattr(loader_module, "default_decode_threads", lambda: 1)
+    monkeypatch.setattr(sandbox_decode, "_shared", SandboxDecoder(processes=2))
+    model = ImageGalleryModel()
+    model.set_limits(LoadLimits(decode_timeout_s=60.0))  # far past the test's own timeouts
+    try:
+        assert len(model.loader._decoder._threads) == 1
+        hanging = [image_server.add(f"/hang{i}.tif", b"IMAGEGALLERY-TEST-HANG", "image/tiff")
+                   for i in range(2)]
+        colors = ["#ff0000", "#00ff00", "#0000ff", "#ffff00"]
+        shown = [image_server.add(f"/{i}.png", solid_image_bytes(color), "image/png")
+                 for i, color in enumerate(colors)]
+        model.urls = hanging + shown
+        qtbot.waitUntil(lambda: sandbox_decode._shared.spawned == 2 and all(
+            model.status_of(row) == Status.Ready for row in range(2, 6)), timeout=10000)
+        assert [model.status_of(row) for row in range(2)] == [Status.Loading] * 2
+        for row, color in enumerate(colors, start=2):
+            assert close_to(center_color(model.thumbnail(row)), color)
+    finally:
+        model.loader.close()
+        sandbox_decode._shared.close()

@@ -73,6 +73,9 @@ class DecodedThumbnail:
     image: Optional[QImage]
     original_size: QSize
     error: str = ""
+    # Set, with no image and no error, by `decode_thumbnail(defer_sandbox=True)` when the bytes
+    # are for the sandbox: calling it decodes them there (blocking, like `decode_thumbnail`).
+    decode_in_sandbox: Optional[Callable[[], "DecodedThumbnail"]] = None
 
     @property
     def ok(self) -> bool:
@@ -126,14 +129,24 @@ def target_geometry(original: QSize, spec: ThumbnailSpec) -> Tuple[QSize, Option
 
 def decode_thumbnail(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str = "",
                      content_type: str = "", content_encoding: str = "",
-                     sandbox=None) -> DecodedThumbnail:
+                     sandbox=None, defer_sandbox: bool = False) -> DecodedThumbnail:
     """Decode `body` into a thumbnail for `spec`. Never raises; thread-safe; may block for up to
-    `limits.decode_timeout_s` on the sandbox, so never call it from the GUI thread."""
+    `limits.decode_timeout_s` on the sandbox, so never call it from the GUI thread.
+
+    With `defer_sandbox`, bytes for the sandbox are not decoded: the result carries
+    `decode_in_sandbox` instead, for the caller to run on a thread of its own. A child stuck
+    until its time limit then holds that thread, not one the in-process formats need: on one
+    core (one decode thread) a hanging TIFF held back every other thumbnail for 10 s."""
+    # A QByteArray from the Qt transport goes to QImageReader's buffer as it is (shared);
+    # Python looks only at its first kilobyte. Copying it to bytes and back cost two memcpys
+    # of every body (about 3 ms of a 30 ms decode for a 3 MB JPEG).
+    return _with_reason_for_failure(_decode, body, spec, limits, url, content_type,
+                                    content_encoding, sandbox, defer_sandbox)
+
+
+def _with_reason_for_failure(decode: Callable[..., DecodedThumbnail], *args) -> DecodedThumbnail:
     try:
-        # A QByteArray from the Qt transport goes to QImageReader's buffer as it is (shared);
-        # Python looks only at its first kilobyte. Copying it to bytes and back cost two memcpys
-        # of every body (about 3 ms of a 30 ms decode for a 3 MB JPEG).
-        return _decode(body, spec, limits, url, content_type, content_encoding, sandbox)
+        return decode(*args)
     except DecodeRefused as refused:
         return DecodedThumbnail(None, QSize(), str(refused))
     except Exception as unexpected:  # a decoder bug must cost one tile, not the process
@@ -141,7 +154,7 @@ def decode_thumbnail(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: s
 
 
 def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, content_type: str,
-            content_encoding: str, sandbox) -> DecodedThumbnail:
+            content_encoding: str, sandbox, defer_sandbox: bool) -> DecodedThumbnail:
     data = undo_content_encoding(body, content_encoding, limits.max_response_bytes)
     head = _bytes_at(data, 0, _SNIFF_BYTES)
     if not head:
@@ -168,8 +181,11 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
                                autodetect=False, content_type=content_type)
     if _looks_like_html(head, content_type):
         raise DecodeRefused(_not_an_image_reason(head, content_type))
-    return _decode_in_sandbox(bytes(data), spec, limits, _format_hint(url, content_type),
-                              content_type, sandbox)
+    in_sandbox = (bytes(data), spec, limits, _format_hint(url, content_type), content_type, sandbox)
+    if defer_sandbox:
+        return DecodedThumbnail(None, QSize(), decode_in_sandbox=lambda: _with_reason_for_failure(
+            _decode_in_sandbox, *in_sandbox))
+    return _decode_in_sandbox(*in_sandbox)
 
 
 def sniff_in_process_format(data: bytes) -> bytes:

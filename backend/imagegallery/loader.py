@@ -28,8 +28,9 @@ from PyQt5.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, pyqtSign
 
 from .cache import (ByteBoundedLRU, CachedThumbnail, DiskThumbnailCache, ThumbnailKey,
                     default_disk_cache_dir, new_encoded_cache, shared_thumbnail_cache)
-from .decode import FIT, ThumbnailSpec, decode_thumbnail, warm_up_decoders
+from .decode import FIT, DecodedThumbnail, ThumbnailSpec, decode_thumbnail, warm_up_decoders
 from .limits import LoadLimits
+from .sandbox_decode import SANDBOX_PROCESSES
 from .transport.base import (ErrorKind, TransferError, TransferRequest, TransferResult, Transport,
                              TransportOptions, Urgency)
 from .transport.qt import qt_has_tls
@@ -226,6 +227,14 @@ class _DiskWrite(NamedTuple):
     size: int
 
 
+class _ForTheSandbox(NamedTuple):
+    """A decode thread's answer for bytes the sandbox must decode: what the sandbox thread needs."""
+    url: str
+    spec: ThumbnailSpec
+    result: TransferResult
+    decode: Callable[[], DecodedThumbnail]
+
+
 class ImageLoader(QObject):
     """Downloads, decodes and caches thumbnails for URLs; see the module docstring.
 
@@ -282,6 +291,10 @@ class ImageLoader(QObject):
         # Qt loads its image-format plugins at the first decode (tens of ms): do it now, in a
         # worker, so the first thumbnail does not pay for it.
         self._decoder.submit(_WARM_UP, "warm-up", warm_up_decoders)
+        # Bytes for the sandbox are decoded from threads of their own, one per child process: a
+        # child can hang until its time limit, and it must not hold a thread the other decodes need.
+        self._sandboxed = PriorityWorkerPool(SANDBOX_PROCESSES, "sandbox", self)
+        self._sandboxed.done.connect(self._on_decoded)
         self._io = PriorityWorkerPool(1, "disk", self)
         self._held_disk_writes: List[tuple] = []  # (disk, key, thumbnail) while jobs run
         self._held_disk_write_bytes = 0
@@ -553,7 +566,8 @@ class ImageLoader(QObject):
         return sum(transport.in_flight() for transport in self._transports.active())
 
     def pending_worker_jobs(self) -> int:
-        return self._decoder.pending() + self._io.pending() + len(self._held_disk_writes)
+        return (self._decoder.pending() + self._sandboxed.pending() + self._io.pending()
+                + len(self._held_disk_writes))
 
     def _on_application_quit(self) -> None:
         """Let the last thumbnails reach the disk (bounded: a stuck disk never holds up quit),
@@ -583,6 +597,7 @@ class ImageLoader(QObject):
         with self._promised_lock:
             self._promised.clear()
         self._decoder.close()
+        self._sandboxed.close()
         self._io.close(finish_queued=finish_disk_writes)
 
     # -- pipeline --------------------------------------------------------------------------
@@ -883,7 +898,19 @@ class ImageLoader(QObject):
     @staticmethod
     def _decode_job(url: str, spec: ThumbnailSpec, limits: LoadLimits, result: TransferResult):
         decoded = decode_thumbnail(result.body, spec, limits, url, result.content_type,
-                                   result.content_encoding)
+                                   result.content_encoding, defer_sandbox=True)
+        if decoded.decode_in_sandbox is not None:
+            return _ForTheSandbox(url, spec, result, decoded.decode_in_sandbox)
+        return ImageLoader._decode_outcome(url, spec, result, decoded)
+
+    @staticmethod
+    def _sandbox_job(handed_over: "_ForTheSandbox"):
+        return ImageLoader._decode_outcome(handed_over.url, handed_over.spec, handed_over.result,
+                                           handed_over.decode())
+
+    @staticmethod
+    def _decode_outcome(url: str, spec: ThumbnailSpec, result: TransferResult,
+                        decoded: DecodedThumbnail):
         thumbnail = None
         if decoded.ok:
             thumbnail = CachedThumbnail(decoded.image, decoded.original_size, result.etag,
@@ -950,6 +977,13 @@ class ImageLoader(QObject):
             if job is not None:
                 self._fail(job, f"could not decode: {outcome}")
             return
+        if isinstance(outcome, _ForTheSandbox):
+            job = self._jobs.get(outcome.url)
+            if job is None or job.token != token:
+                self._release_backlog(token)
+            else:  # same token: the job is still decoding, and cancelled as one
+                self._sandboxed.submit(job.priority, token, self._sandbox_job, outcome)
+            return
         if not isinstance(outcome, tuple):
             return  # the warm-up job
         url, spec, result, thumbnail, error = outcome
@@ -1003,6 +1037,7 @@ class ImageLoader(QObject):
             self._abort_transfer(job)
         elif job.stage == _DECODING:
             self._decoder.cancel(job.token)
+            self._sandboxed.cancel(job.token)
             self._release_backlog(job.token)
         elif job.stage == _DISK_LOOKUP:
             self._io.cancel(job.token)

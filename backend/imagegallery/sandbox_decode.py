@@ -6,15 +6,15 @@ input in the wild and are less hardened than libjpeg, libpng, giflib-style GIF, 
 A segfault cannot be caught in-process, so those bytes are decoded here, in a small persistent
 child process:
 
-- the parent (a decode worker thread, never the GUI thread) sends the bytes and the limits through
-  a pipe and gets back the thumbnail as raw pixels plus the original size;
+- the parent (one of a loader's sandbox threads, never the GUI thread) sends the bytes and the
+  limits through a pipe and gets back the thumbnail as raw pixels plus the original size;
 - the child runs the very same header check (pixel budget from `QImageReader.size()`) before any
   read, under an address-space limit (`RLIMIT_AS`) and without core dumps;
 - a decode that outlasts its time limit gets the child killed; a child that dies (crash, out of
   memory) is replaced by a fresh one for the next decode. Either way the tile gets a reason
   ("decoder crashed (tiff)", "decoder timed out after 10 s (tiff)") and nothing else is lost.
 
-A few children serve all decode threads (`SANDBOX_PROCESSES`); each is recycled after
+A few children serve every loader's sandbox threads (`SANDBOX_PROCESSES`); each is recycled after
 `MAX_DECODES_PER_CHILD` decodes so a slow leak in a plugin cannot grow without bound.
 
 Protocol (both ways): two little-endian uint32 (JSON header length, payload length), the JSON
