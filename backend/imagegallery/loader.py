@@ -904,7 +904,7 @@ class ImageLoader(QObject):
         return ImageLoader._decode_outcome(url, spec, result, decoded)
 
     @staticmethod
-    def _sandbox_job(handed_over: "_ForTheSandbox"):
+    def _sandbox_job(handed_over: _ForTheSandbox):
         return ImageLoader._decode_outcome(handed_over.url, handed_over.spec, handed_over.result,
                                            handed_over.decode())
 
