@@ -81,10 +81,8 @@ class Meter:
         self.first: Optional[float] = None
         # The gallery's first thumbnail counts when a tile shows it (ImageButton.ready), the
         # moment Qt Quick's is counted at (Image.status Ready), not when its row is Ready, a
-        # provider round trip and possibly the tile's making earlier. Checked when a row turns
-        # Ready, after the view has seen the change (a tile that exists shows a thumbnail from
-        # memory in that same call), then at every tick: a tile made later reads up to a tick
-        # (5 ms) late, against the gallery.
+        # provider round trip and possibly the tile's making earlier. Polled at every tick
+        # once a row is Ready, so it reads up to a tick (5 ms) late, against the gallery.
         self.first_row: Optional[float] = None
         self.first_shown_check = None
         self.target: set = set()
@@ -129,13 +127,12 @@ class Meter:
             return
         elapsed = self.now()
         self.settled[index] = elapsed
-        if not ok:
-            self.failed += 1
-        elif self.first_row is None:
+        if ok and self.first_row is None:
             self.first_row = elapsed
             if self.first_shown_check is None:
                 self.first = elapsed
-        self.check_first_shown()
+        if not ok:
+            self.failed += 1
         self.check()
 
     def unsettle(self, index: int) -> None:
