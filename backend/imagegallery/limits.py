@@ -50,7 +50,7 @@ class LoadLimits:
 
     # Rare formats (TIFF, ICNS, TGA, ICO, PNM, ...) decode in a sandbox process (sandbox_decode.py).
     # A decode running longer than this is killed: a thumbnail of an image inside the pixel budget
-    # takes well under a second; a hang must not hold a decode thread for ever.
+    # takes well under a second; a hang must not hold a sandbox child (two serve the process) for ever.
     decode_timeout_s: float = 10.0
     # What one sandboxed decode may allocate on top of the child's start-up footprint (an address
     # space limit): room for a full-size decode inside the pixel budget (400 MB of ARGB plus the
