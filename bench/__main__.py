@@ -342,7 +342,10 @@ def main() -> None:
             for w in selected}
     if args.clients:
         wanted = set(args.clients.split(",")) | {"qtquick", "qtquick-alone", "gallery-alone"}
+        if "gallery" in wanted:  # W6's two runs are the gallery's
+            wanted |= {"gallery-warm", "gallery-offline"}
         plan = {w: [c for c in cs if c in wanted] for w, cs in plan.items()}
+        plan = {w: cs for w, cs in plan.items() if cs}  # e.g. W6 with -c gallery-32
     if "W6" in plan and "W1" not in plan:
         plan = {"W1": ["gallery"], **plan}  # W6 re-opens the cache W1's gallery run filled
 
