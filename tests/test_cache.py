@@ -46,6 +46,51 @@ def test_disk_cache_round_trips_pixels_and_metadata(tmp_path):
     assert disk.load(ThumbnailKey("http://h/a.jpg", 100, 100, "fit")) is None  # another size
 
 
+def test_disk_cache_files_are_jpegs_qts_reader_reads_and_older_qt_written_ones_still_load(
+        tmp_path, turbo):
+    from PyQt5.QtGui import QImageReader
+
+    disk = DiskThumbnailCache(str(tmp_path))
+    key = ThumbnailKey("http://h/a.jpg", 240, 140, "fit")
+    disk.store(key, CachedThumbnail(solid(187, 140, "#3366aa"), QSize(1600, 1200), '"v: 2"',
+                                    "Wed, 21 Oct 2015 07:28:00 GMT"))
+    # Written and read back through libjpeg-turbo (simplejpeg), its texts as comment segments...
+    assert disk.load(key).etag == '"v: 2"' and turbo.decodes == 1
+    # ...that Qt's reader gives back as the image's texts, as it does for its own writer's.
+    reader = QImageReader(disk._path(key))
+    assert reader.format() == b"jpeg"
+    assert reader.text(DiskThumbnailCache.ORIGINAL_SIZE) == "1600x1200"
+    assert reader.text(DiskThumbnailCache.ETAG) == '"v: 2"'
+    assert reader.text(DiskThumbnailCache.LAST_MODIFIED) == "Wed, 21 Oct 2015 07:28:00 GMT"
+    assert close_to(center_color(reader.read()), "#3366aa")
+
+    # A cache left by an earlier version, whose files Qt's writer made, still loads whole.
+    written_by_qt = solid(187, 140, "#aa6633")
+    written_by_qt.setText(DiskThumbnailCache.ORIGINAL_SIZE, "800x600")
+    written_by_qt.setText(DiskThumbnailCache.ETAG, 'W/"old"')
+    assert written_by_qt.save(disk._path(key), b"jpeg", 90)
+    loaded = disk.load(key)
+    assert loaded.original_size == QSize(800, 600) and loaded.etag == 'W/"old"'
+    assert loaded.last_modified == "" and loaded.image.format() == QImage.Format_RGB32
+    assert close_to(center_color(loaded.image), "#aa6633") and turbo.decodes == 2
+
+
+def test_a_damaged_disk_cache_file_is_dropped_so_the_image_is_fetched_again(tmp_path):
+    disk = DiskThumbnailCache(str(tmp_path))
+    cut, junk = (ThumbnailKey(f"http://h/{name}.jpg", 240, 140, "fit") for name in ("cut", "junk"))
+    for key in (cut, junk):
+        disk.store(key, CachedThumbnail(solid(187, 140, "#3366aa"), QSize(1600, 1200)))
+    with open(disk._path(cut), "rb") as handle:
+        whole = handle.read()
+    with open(disk._path(cut), "wb") as handle:
+        handle.write(whole[:len(whole) // 2])  # as a full disk or a crash elsewhere could leave it
+    with open(disk._path(junk), "wb") as handle:
+        handle.write(b"\xff\xd8 not a JPEG after all")
+    for key in (cut, junk):
+        assert disk.load(key) is None
+        assert not os.path.exists(disk._path(key))
+
+
 def test_disk_cache_trims_to_budget_and_age(tmp_path):
     disk = DiskThumbnailCache(str(tmp_path), budget_bytes=10_000, max_age_s=3600)
     keys = [ThumbnailKey(f"http://h/{i}.jpg", 240, 140, "fit") for i in range(6)]

@@ -6,7 +6,8 @@ same DCT-scaled thumbnails, to the same pixels, with less CPU (docs/architecture
 Qt's reader stays the fallback for what is not handed over here or is refused: CMYK, 12-bit and
 truncated files (Qt shows what arrived), or a platform without the wheel.
 
-Imported from a decoder thread, never from the sandbox child (numpy takes about 70 ms to load).
+Imported from a decoder thread or the disk thread (the disk cache's JPEGs go through it too), never
+from the sandbox child (numpy takes about 70 ms to load).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from PyQt5.QtCore import QSize, Qt
 from PyQt5.QtGui import QImage
 
 try:
+    import numpy
     import simplejpeg
 except Exception:  # ImportError, or numpy failing to load: Qt's decoder does the work instead
     simplejpeg = None
@@ -56,3 +58,40 @@ def decode_jpeg_scaled(data, size: QSize,
     if borrowed.size() == size:
         return borrowed.copy()
     return borrowed.scaled(size, Qt.IgnoreAspectRatio, Qt.SmoothTransformation)
+
+
+def encode_rgb32(image: QImage, quality: int) -> Optional[bytes]:
+    """An opaque `image` as a baseline JPEG (4:2:0), or None without the wheel.
+
+    Five times cheaper than Qt's writer (no SIMD): 0.16 against 0.8 ms for a 187x140
+    thumbnail, the disk cache's every write. Releases the GIL while encoding.
+    """
+    if simplejpeg is None:
+        return None
+    if image.format() != QImage.Format_RGB32:
+        image = image.convertToFormat(QImage.Format_RGB32)
+    pointer = image.constBits()
+    pointer.setsize(image.sizeInBytes())
+    # Rows may be padded (bytesPerLine): view them whole, then cut each to the image's width.
+    rows = numpy.frombuffer(pointer, numpy.uint8).reshape(image.height(), image.bytesPerLine())
+    pixels = rows[:, :image.width() * 4].reshape(image.height(), image.width(), 4)
+    return simplejpeg.encode_jpeg(pixels, quality=quality, colorspace=_RGB32_BYTE_ORDER,
+                                  colorsubsampling="420")
+
+
+def decode_rgb32(data: bytes) -> Optional[QImage]:
+    """A whole JPEG at its own size, Format_RGB32; None without the wheel or for a file the
+    decoder refuses or warns about (a damaged file is then treated as one)."""
+    if simplejpeg is None:
+        return None
+    try:
+        pixels = simplejpeg.decode_jpeg(data, colorspace=_RGB32_BYTE_ORDER, strict=True)
+    except ValueError:
+        return None
+    height, width = pixels.shape[:2]
+    return QImage(pixels.data, width, height, pixels.strides[0], QImage.Format_RGB32).copy()
+
+
+# The module's last statement: `cache` reads the disk's JPEGs through this module only once it
+# is here, so a thread that finds LOADED never waits on the import another thread is running.
+LOADED = True
