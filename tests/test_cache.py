@@ -77,8 +77,9 @@ def test_disk_cache_files_are_jpegs_qts_reader_reads_and_older_qt_written_ones_s
 
 def test_a_damaged_disk_cache_file_is_dropped_so_the_image_is_fetched_again(tmp_path):
     disk = DiskThumbnailCache(str(tmp_path))
-    cut, junk = (ThumbnailKey(f"http://h/{name}.jpg", 240, 140, "fit") for name in ("cut", "junk"))
-    for key in (cut, junk):
+    cut, junk, huge = (ThumbnailKey(f"http://h/{name}.jpg", 240, 140, "fit")
+                       for name in ("cut", "junk", "huge"))
+    for key in (cut, junk, huge):
         disk.store(key, CachedThumbnail(solid(187, 140, "#3366aa"), QSize(1600, 1200)))
     with open(disk._path(cut), "rb") as handle:
         whole = handle.read()
@@ -86,7 +87,12 @@ def test_a_damaged_disk_cache_file_is_dropped_so_the_image_is_fetched_again(tmp_
         handle.write(whole[:len(whole) // 2])  # as a full disk or a crash elsewhere could leave it
     with open(disk._path(junk), "wb") as handle:
         handle.write(b"\xff\xd8 not a JPEG after all")
-    for key in (cut, junk):
+    with open(disk._path(huge), "rb") as handle:
+        whole = handle.read()
+    frame = whole.index(b"\xff\xc0")  # its height and width, now 65,000 a side: 17 GB of pixels
+    with open(disk._path(huge), "wb") as handle:
+        handle.write(whole[:frame + 5] + b"\xfd\xe8\xfd\xe8" + whole[frame + 9:])
+    for key in (cut, junk, huge):
         assert disk.load(key) is None
         assert not os.path.exists(disk._path(key))
 

@@ -196,21 +196,22 @@ class DiskThumbnailCache:
             self._remove(path)
             return None
         try:
-            thumbnail = self._read_file(path)
+            thumbnail = self._read_file(path, QSize(key[1], key[2]))
         except OSError:
             return None
         if thumbnail is None:
             self._remove(path)  # damaged: fetch again rather than fail
         return thumbnail
 
-    def _read_file(self, path: str) -> Optional[CachedThumbnail]:
+    def _read_file(self, path: str, box: QSize) -> Optional[CachedThumbnail]:
+        """The thumbnail in `path`, None if it is damaged; it is never larger than `box`."""
         jpeg_turbo = _jpeg_turbo_if_loaded()
         buffer = None
         if jpeg_turbo is not None and jpeg_turbo.available():
             with open(path, "rb") as handle:
                 data = handle.read()
             if data[:2] == _JPEG_START:
-                image = jpeg_turbo.decode_rgb32(data)
+                image = jpeg_turbo.decode_rgb32(data, box)
                 # It refuses, or warns about, any damage, where Qt's reader would show a part.
                 return None if image is None else self._thumbnail(image, _jpeg_comments(data))
             buffer = QBuffer()  # a PNG (with alpha): Qt reads the bytes already here

@@ -79,12 +79,16 @@ def encode_rgb32(image: QImage, quality: int) -> Optional[bytes]:
                                   colorsubsampling="420")
 
 
-def decode_rgb32(data: bytes) -> Optional[QImage]:
-    """A whole JPEG at its own size, Format_RGB32; None without the wheel or for a file the
-    decoder refuses or warns about (a damaged file is then treated as one)."""
+def decode_rgb32(data: bytes, max_size: QSize) -> Optional[QImage]:
+    """A whole JPEG at its own size, Format_RGB32; None without the wheel, for a file the
+    decoder refuses or warns about (a damaged file is then treated as one), or for one larger
+    than `max_size` (a damaged size field must not allocate gigabytes)."""
     if simplejpeg is None:
         return None
     try:
+        height, width = simplejpeg.decode_jpeg_header(data)[:2]
+        if width > max_size.width() or height > max_size.height():
+            return None
         pixels = simplejpeg.decode_jpeg(data, colorspace=_RGB32_BYTE_ORDER, strict=True)
     except ValueError:
         return None
