@@ -204,7 +204,8 @@ class DiskThumbnailCache:
         return thumbnail
 
     def _read_file(self, path: str, box: QSize) -> Optional[CachedThumbnail]:
-        """The thumbnail in `path`, None if it is damaged; it is never larger than `box`."""
+        """The thumbnail in `path`, or None for a damaged file (a JPEG larger than `box`, the
+        most a thumbnail for its key can be, is one)."""
         jpeg_turbo = _jpeg_turbo_if_loaded()
         buffer = None
         if jpeg_turbo is not None and jpeg_turbo.available():

@@ -72,9 +72,8 @@ def encode_rgb32(image: QImage, quality: int) -> Optional[bytes]:
         image = image.convertToFormat(QImage.Format_RGB32)
     pointer = image.constBits()
     pointer.setsize(image.sizeInBytes())
-    # Rows may be padded (bytesPerLine): view them whole, then cut each to the image's width.
-    rows = numpy.frombuffer(pointer, numpy.uint8).reshape(image.height(), image.bytesPerLine())
-    pixels = rows[:, :image.width() * 4].reshape(image.height(), image.width(), 4)
+    # Rows of 4-byte pixels need no padding: Qt pads a row to 4 bytes.
+    pixels = numpy.frombuffer(pointer, numpy.uint8).reshape(image.height(), image.width(), 4)
     return simplejpeg.encode_jpeg(pixels, quality=quality, colorspace=_RGB32_BYTE_ORDER,
                                   colorsubsampling="420")
 
