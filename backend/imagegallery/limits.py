@@ -68,15 +68,3 @@ class LoadLimits:
     # Across all hosts: per-host caps bind first; this bounds sockets and buffers when a list
     # spans many hosts.
     max_in_flight: int = 64
-
-    def with_timeouts_scaled(self, factor: float) -> "LoadLimits":
-        """A copy with every timeout multiplied by `factor` (tests shorten them)."""
-        from dataclasses import replace
-
-        return replace(
-            self,
-            connect_timeout_s=self.connect_timeout_s * factor,
-            idle_timeout_s=self.idle_timeout_s * factor,
-            slow_window_s=self.slow_window_s * factor,
-            decode_timeout_s=self.decode_timeout_s * factor,
-        )
