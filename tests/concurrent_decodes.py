@@ -1,15 +1,19 @@
-"""Run as a script: decode small images from four threads at once and print how many failed.
+"""Run as a script: decode small images from four threads at once, while a fifth reads
+thumbnails back from a disk cache, and print how many failed.
 
 Every decode makes a QImageReader handler over a QBuffer made in Python (by the format named
-and by sniffing the content); the warm-up job makes some too. Run in a child process by
-test_decode_threads.py, because a deadlock here would hang whatever process it happens in.
+and by sniffing the content); the warm-up job makes some too, and the disk cache makes one for
+each PNG it reads. Run in a child process by test_decode_threads.py, because a deadlock here
+would hang whatever process it happens in.
 """
 import sys
+import tempfile
 import threading
 
-from PyQt5.QtCore import QBuffer, QByteArray, QIODevice
+from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize
 from PyQt5.QtGui import QGuiApplication, QImage
 
+from imagegallery.cache import CachedThumbnail, DiskThumbnailCache, ThumbnailKey
 from imagegallery.decode import ThumbnailSpec, decode_thumbnail, warm_up_decoders
 from imagegallery.limits import LoadLimits
 
@@ -44,12 +48,29 @@ def main() -> None:
             if not decode_thumbnail(body, spec, limits, url, content_type).ok:
                 failed.append(number)
 
+    warm_up_decoders()  # as a loader does at start: the disk cache reads JPEGs through libjpeg-turbo
+    disk = DiskThumbnailCache(tempfile.mkdtemp(prefix="concurrent-decodes-"))
+    keys = [ThumbnailKey(f"http://h/{name}", 64, 48, "fit") for name in ("opaque.jpg", "alpha.png")]
+    for key, image_format in zip(keys, (QImage.Format_RGB32, QImage.Format_ARGB32_Premultiplied)):
+        image = QImage(64, 48, image_format)
+        image.fill(0x80336699)
+        disk.store(key, CachedThumbnail(image, QSize(640, 480)))
+    read = []
+
+    def read_many() -> None:
+        for number in range(decodes_per_thread):
+            if disk.load(keys[number % len(keys)]) is None:
+                failed.append(number)
+            read.append(number)
+
     threads = [threading.Thread(target=decode_many, args=(offset,)) for offset in range(THREADS)]
+    threads.append(threading.Thread(target=read_many))
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    print(f"decoded {THREADS * decodes_per_thread}, failed {len(failed)}")
+    print(f"decoded {THREADS * decodes_per_thread}, read {len(read)} from the disk cache, "
+          f"failed {len(failed)}")
     del application
 
 

@@ -13,7 +13,7 @@ from PyQt5.QtCore import QByteArray, QSize
 from PyQt5.QtGui import QColor, QImage, QPainter
 
 from imagegallery import jpeg_turbo
-from imagegallery.decode import (CROP, FIT, SCALE_IN_READER_PIXELS, ThumbnailSpec, _read_jpeg_header,
+from imagegallery.decode import (CROP, FIT, SCALE_IN_READER_PIXELS, ThumbnailSpec, read_jpeg_header,
                                  decode_thumbnail)
 from imagegallery.limits import LoadLimits
 
@@ -165,12 +165,12 @@ def test_the_header_walk_reads_the_frame_header_libjpeg_turbo_reads():
             height, width, colorspace, _ = jpeg_turbo.simplejpeg.decode_jpeg_header(data)
         except ValueError:
             continue  # libjpeg-turbo refuses the header: the file goes to Qt either way
-        header = _read_jpeg_header(data)
+        header = read_jpeg_header(data)
         assert (header.stored.width(), header.stored.height()) == (width, height), name
         assert header.components == channels[colorspace], name
         compared += 1
     assert compared >= 4
-    assert _read_jpeg_header(quadrants_jpeg(400, 300, orientation=6)).transformation == 4
+    assert read_jpeg_header(quadrants_jpeg(400, 300, orientation=6)).transformation == 4
 
 
 @pytest.mark.parametrize("width,height", [(1200, 800), (3000, 2000)], ids=["small", "large"])

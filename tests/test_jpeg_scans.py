@@ -14,7 +14,7 @@ from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize
 from PyQt5.QtGui import QImage, QImageWriter
 
 from imagegallery import jpeg_scans
-from imagegallery.decode import CROP, FIT, ThumbnailSpec, _read_jpeg_header, decode_thumbnail
+from imagegallery.decode import CROP, FIT, ThumbnailSpec, read_jpeg_header, decode_thumbnail
 from imagegallery.limits import LoadLimits
 
 from corpus_files import CORPUS, corpus_bytes
@@ -86,7 +86,7 @@ def test_every_progressive_jpeg_of_the_corpus_gives_the_same_pixels_cut_down(tur
     assert len(paths) >= 3, paths  # an ICC-profiled photo and two EXIF-oriented files
     for path in paths:
         data = corpus_bytes(path)
-        size = _read_jpeg_header(data).stored
+        size = read_jpeg_header(data).stored
         # The largest thumbnail that is still decoded at 1/8 scale.
         spec = ThumbnailSpec(-(-size.width() // 8), -(-size.height() // 8))
         decodes = len(turbo.sizes)

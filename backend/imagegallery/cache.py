@@ -15,6 +15,8 @@ from typing import Callable, Dict, Generic, Hashable, Optional, Tuple, TypeVar
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize
 from PyQt5.QtGui import QImage, QImageReader
 
+from .decode import read_jpeg_header
+
 
 V = TypeVar("V")
 
@@ -110,7 +112,8 @@ class ThumbnailKey(tuple):
         return tuple.__new__(cls, (url, int(width), int(height), fill_mode))
 
     def disk_name(self) -> str:
-        """File name on disk. Hashing runs in the I/O worker, never on the GUI thread."""
+        """The hash the entry's file is named after (`DiskThumbnailCache._path` adds the shard
+        folder and the suffix). Hashing runs in the I/O worker, never on the GUI thread."""
         digest = hashlib.sha256(f"{self[0]}\n{self[1]}x{self[2]}\n{self[3]}".encode()).hexdigest()
         return digest
 
@@ -204,21 +207,24 @@ class DiskThumbnailCache:
         return thumbnail
 
     def _read_file(self, path: str, box: QSize) -> Optional[CachedThumbnail]:
-        """The thumbnail in `path`, or None for a damaged file (a JPEG larger than `box`, the
-        most a thumbnail for its key can be, is one)."""
+        """The thumbnail in `path`, or None for a damaged file. Once a decode thread has loaded
+        `jpeg_turbo`, a JPEG is damaged if libjpeg-turbo refuses or warns about it, or if its
+        size is larger than `box`, the most a thumbnail for its key can be."""
         jpeg_turbo = _jpeg_turbo_if_loaded()
-        buffer = None
         if jpeg_turbo is not None and jpeg_turbo.available():
             with open(path, "rb") as handle:
                 data = handle.read()
             if data[:2] == _JPEG_START:
-                image = jpeg_turbo.decode_rgb32(data, box)
-                # It refuses, or warns about, any damage, where Qt's reader would show a part.
-                return None if image is None else self._thumbnail(image, _jpeg_comments(data))
-            buffer = QBuffer()  # a PNG (with alpha): Qt reads the bytes already here
-            buffer.setData(data)
-            buffer.open(QIODevice.ReadOnly)
-        reader = QImageReader(buffer if buffer is not None else path)  # JPEG or PNG, by content
+                header = read_jpeg_header(data, with_comments=True)
+                stored = header.stored
+                if stored is None or stored.isEmpty() or stored.width() > box.width() \
+                        or stored.height() > box.height():
+                    return None  # a damaged size field must not allocate gigabytes
+                image = jpeg_turbo.decode_jpeg_scaled(data, stored)
+                return None if image is None else self._thumbnail(image, header.comments)
+        # A PNG (with alpha), or no libjpeg-turbo yet. Qt reads the file itself: a QBuffer made
+        # in Python here deadlocked against the decode threads (see decode._HANDLER_CREATION).
+        reader = QImageReader(path)  # JPEG or PNG, by content
         image = reader.read()
         if image.isNull():
             return None
@@ -343,11 +349,10 @@ class DiskThumbnailCache:
             pass
 
 
-# Metadata travels in JPEG comment segments, one "key: value" each, as Qt's writer puts a
-# QImage's texts there and its reader gives them back: a cache written by either reads in both.
+# Metadata travels in JPEG comment segments, one "key: value" each, the form Qt's writer gives a
+# QImage's texts: Qt reads the files written here, and a cache Qt's writer made reads here.
 _JPEG_START = b"\xff\xd8"
 _JPEG_COMMENT = 0xFE
-_JPEG_START_OF_SCAN = 0xDA
 _JPEG_QUALITY = 90
 _MAX_SEGMENT_PAYLOAD = 65533
 
@@ -372,21 +377,3 @@ def _with_jpeg_comments(jpeg: bytes, texts: Dict[str, str]) -> bytes:
             segments.append(bytes((0xFF, _JPEG_COMMENT)) + (len(payload) + 2).to_bytes(2, "big")
                             + payload)
     return jpeg[:position] + b"".join(segments) + jpeg[position:]
-
-
-def _jpeg_comments(jpeg: bytes) -> Dict[str, str]:
-    """The "key: value" comment segments before the first scan, read as Qt's reader reads them."""
-    texts: Dict[str, str] = {}
-    position = 2
-    while position + 4 <= len(jpeg) and jpeg[position] == 0xFF:
-        marker = jpeg[position + 1]
-        if marker == _JPEG_START_OF_SCAN:
-            break
-        length = int.from_bytes(jpeg[position + 2:position + 4], "big")
-        if marker == _JPEG_COMMENT:
-            text = jpeg[position + 4:position + 2 + length].decode("utf-8", "replace")
-            name, separator, value = text.partition(": ")
-            if separator and " " not in name:
-                texts[name] = value
-        position += 2 + length
-    return texts

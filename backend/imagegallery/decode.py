@@ -18,7 +18,7 @@ import struct
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QRect, QSize, Qt
 from PyQt5.QtGui import QImage, QImageIOHandler, QImageReader, QTransform
@@ -163,7 +163,7 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
         raise DecodeRefused(SVG_REFUSED)
     image_format = sniff_in_process_format(head)
     if image_format == b"jpeg":
-        header = _read_jpeg_header(data)
+        header = read_jpeg_header(data)
         scans = None
         if header.progressive:
             # Every scan is a pass over the whole image, for libjpeg-turbo and Qt alike, and
@@ -380,7 +380,7 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
     return DecodedThumbnail(image, display)
 
 
-def _decode_jpeg_with_turbo(data: Body, header: _JpegHeader,
+def _decode_jpeg_with_turbo(data: Body, header: JpegHeader,
                             scans: Optional[jpeg_scans.ProgressiveScans], spec: ThumbnailSpec,
                             limits: LoadLimits) -> Optional[DecodedThumbnail]:
     """A JPEG thumbnail from libjpeg-turbo, or None to leave the file to Qt's reader (no
@@ -445,11 +445,12 @@ def _downscale(image: QImage, size: QSize) -> QImage:
     return image.scaled(size, Qt.IgnoreAspectRatio, Qt.SmoothTransformation)
 
 
+_JPEG_COMMENT = 0xFE
 # EXIF orientation (1-8) as Qt's QImageIOHandler::Transformations (the table Qt uses for JPEG).
 _EXIF_TO_QT = {1: 0, 2: 1, 3: 3, 4: 2, 5: 6, 6: 4, 7: 5, 8: 7}
 
 
-class _JpegHeader(NamedTuple):
+class JpegHeader(NamedTuple):
     """What a JPEG's segments before its first scan say."""
 
     stored: Optional[QSize]  # from the frame header (SOFn); None when there is none
@@ -457,18 +458,22 @@ class _JpegHeader(NamedTuple):
     precision: int  # bits a sample
     transformation: int  # the EXIF orientation as a Qt transformation, 0 when none
     progressive: bool  # a progressive frame: its scans are counted, and maybe cut
+    # Comment segments of the "key: value" form Qt's writer makes of a QImage's texts (the disk
+    # cache keeps its metadata there); read only when asked for.
+    comments: Dict[str, str]
 
 
-def _read_jpeg_header(data: Body) -> _JpegHeader:
+def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
     """The frame header and EXIF orientation of a JPEG, from one walk over its segment headers
     before the first scan (where Qt's plugin reads them too), reading only the EXIF segment
-    whole.
+    whole, and with `with_comments` the comment segments.
 
     Python, not libjpeg-turbo's header parse: a 2.5 us call that gives up the GIL can wait
     milliseconds to get it back while another thread runs Python, and a decoder pays that per
     image.
     """
     stored, components, precision, transformation, progressive = None, 0, 0, 0, False
+    comments: Dict[str, str] = {}
     exif_read = False
     position = 2  # after SOI
     for _ in range(128):  # a dozen segments in practice; bounded against crafted files
@@ -492,8 +497,14 @@ def _read_jpeg_header(data: Body) -> _JpegHeader:
             exif_read = True
             exif = _bytes_at(data, position + 4, length - 2)
             transformation = _EXIF_TO_QT.get(_exif_orientation(exif), 0)
+        elif marker == _JPEG_COMMENT and with_comments:
+            # Split where Qt's reader splits them: the key ends at the first ": ", has no space.
+            text = _bytes_at(data, position + 4, length - 2).decode("utf-8", "replace")
+            name, separator, value = text.partition(": ")
+            if separator and " " not in name:
+                comments[name] = value
         position += 2 + length
-    return _JpegHeader(stored, components, precision, transformation, progressive)
+    return JpegHeader(stored, components, precision, transformation, progressive, comments)
 
 
 def _bytes_at(data: Body, start: int, count: int) -> bytes:

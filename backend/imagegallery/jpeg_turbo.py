@@ -3,8 +3,9 @@
 Qt 5.15's JPEG plugin carries its own libjpeg-turbo, built without SIMD; this one decodes the
 same DCT-scaled thumbnails, to the same pixels, with less CPU (docs/architecture.md, step 9 and
 "JPEG through libjpeg-turbo 3").
-Qt's reader stays the fallback for what is not handed over here or is refused: CMYK, 12-bit and
-truncated files (Qt shows what arrived), or a platform without the wheel.
+For downloads, Qt's reader stays the fallback for what is not handed over here or is refused:
+CMYK, 12-bit and truncated files (Qt shows what arrived), or a platform without the wheel. The disk
+cache writes its JPEG thumbnails here and reads them back here; one refused is fetched again.
 
 Imported from a decoder thread or the disk thread (the disk cache's JPEGs go through it too), never
 from the sandbox child (numpy takes about 70 ms to load).
@@ -66,33 +67,17 @@ def encode_rgb32(image: QImage, quality: int) -> Optional[bytes]:
     Five times cheaper than Qt's writer (no SIMD): 0.16 against 0.8 ms for a 187x140
     thumbnail, the disk cache's every write. Releases the GIL while encoding.
     """
-    if simplejpeg is None:
+    if simplejpeg is None or image.isNull():
         return None
     if image.format() != QImage.Format_RGB32:
         image = image.convertToFormat(QImage.Format_RGB32)
     pointer = image.constBits()
     pointer.setsize(image.sizeInBytes())
-    # Rows of 4-byte pixels need no padding: Qt pads a row to 4 bytes.
-    pixels = numpy.frombuffer(pointer, numpy.uint8).reshape(image.height(), image.width(), 4)
+    # With the image's own row stride: one made over another buffer may pad its rows.
+    pixels = numpy.ndarray((image.height(), image.width(), 4), numpy.uint8, pointer,
+                           strides=(image.bytesPerLine(), 4, 1))
     return simplejpeg.encode_jpeg(pixels, quality=quality, colorspace=_RGB32_BYTE_ORDER,
                                   colorsubsampling="420")
-
-
-def decode_rgb32(data: bytes, max_size: QSize) -> Optional[QImage]:
-    """A whole JPEG at its own size, Format_RGB32; None without the wheel, for a file the
-    decoder refuses or warns about (a damaged file is then treated as one), or for one larger
-    than `max_size` (a damaged size field must not allocate gigabytes)."""
-    if simplejpeg is None:
-        return None
-    try:
-        height, width = simplejpeg.decode_jpeg_header(data)[:2]
-        if width > max_size.width() or height > max_size.height():
-            return None
-        pixels = simplejpeg.decode_jpeg(data, colorspace=_RGB32_BYTE_ORDER, strict=True)
-    except ValueError:
-        return None
-    height, width = pixels.shape[:2]
-    return QImage(pixels.data, width, height, pixels.strides[0], QImage.Format_RGB32).copy()
 
 
 # The module's last statement: `cache` reads the disk's JPEGs through this module only once it
