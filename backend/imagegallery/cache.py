@@ -15,7 +15,7 @@ from typing import Callable, Dict, Generic, Hashable, Optional, Tuple, TypeVar
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize
 from PyQt5.QtGui import QImage, QImageReader
 
-from .decode import read_jpeg_header
+from .decode import ThumbnailSpec, read_jpeg_header
 
 
 V = TypeVar("V")
@@ -110,6 +110,10 @@ class ThumbnailKey(tuple):
 
     def __new__(cls, url: str, width: int, height: int, fill_mode: str):
         return tuple.__new__(cls, (url, int(width), int(height), fill_mode))
+
+    @classmethod
+    def for_spec(cls, url: str, spec: ThumbnailSpec) -> "ThumbnailKey":
+        return cls(url, spec.width, spec.height, spec.fill_mode)
 
     def disk_name(self) -> str:
         """The hash the entry's file is named after (`DiskThumbnailCache._path` adds the shard

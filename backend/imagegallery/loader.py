@@ -411,8 +411,7 @@ class ImageLoader(QObject):
         self.disk = DiskThumbnailCache(directory) if directory else None
 
     def key_for(self, url: str, spec: Optional[ThumbnailSpec] = None) -> ThumbnailKey:
-        spec = spec or self._spec
-        return ThumbnailKey(url, spec.width, spec.height, spec.fill_mode)
+        return ThumbnailKey.for_spec(url, spec or self._spec)
 
     def cached(self, url: str) -> Optional[CachedThumbnail]:
         """The thumbnail for `url` at the current spec if it is in memory (no I/O)."""

@@ -43,7 +43,7 @@ class ThumbnailRequest(NamedTuple):
 
     @property
     def key(self) -> ThumbnailKey:
-        return ThumbnailKey(self.url, self.spec.width, self.spec.height, self.spec.fill_mode)
+        return ThumbnailKey.for_spec(self.url, self.spec)
 
 
 def parse_image_id(image_id: str) -> Optional[ThumbnailRequest]:
