@@ -2,9 +2,10 @@
 thumbnails back from a disk cache, and print how many failed.
 
 Every decode makes a QImageReader handler over a QBuffer made in Python (by the format named
-and by sniffing the content); the warm-up job makes some too, and the disk cache makes one for
-each PNG it reads. Run in a child process by test_decode_threads.py, because a deadlock here
-would hang whatever process it happens in.
+and by sniffing the content); the warm-up job makes some too. The disk cache reads its PNGs
+through Qt from the file (a QBuffer of its own there deadlocked against these threads) and its
+JPEGs through libjpeg-turbo. Run in a child process by test_decode_threads.py, because a
+deadlock here would hang whatever process it happens in.
 """
 import sys
 import tempfile
