@@ -111,6 +111,12 @@ def test_http_error_status_gives_the_reason(qtbot, image_server, make_loader):
     assert load(qtbot, loader, image_server.url("/missing.png")) == "HTTP 404 Not Found"
 
 
+def test_a_retry_after_that_only_looks_like_a_number_is_ignored(qtbot, image_server, make_loader):
+    # "\xb2" is "²" in Latin-1, a digit to str.isdigit and not to float: it aborted the process.
+    url = image_server.add("/busy", b"busy", "text/plain", 503, {"Retry-After": "\xb2"})
+    assert load(qtbot, make_loader(), url) == "HTTP 503 Service Unavailable"
+
+
 def test_refused_connection(qtbot, make_loader):
     loader = make_loader()
     url = f"http://127.0.0.1:{free_port_refusing_connections()}/a.png"

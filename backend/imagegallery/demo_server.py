@@ -174,7 +174,8 @@ class DemoServer:
     def respond(self, path: str) -> Tuple[int, bytes, str]:
         name = path.rsplit("/", 1)[-1]
         stem = name.split(".", 1)[0]
-        if not path.startswith("/demo/") or not stem.isdigit() or int(stem) >= self.count:
+        if not path.startswith("/demo/") or not (stem.isascii() and stem.isdigit()) \
+                or int(stem) >= self.count:
             return 404, b"not found", "text/plain"
         number = int(stem)
         kind = _BROKEN.get(number)

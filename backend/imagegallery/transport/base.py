@@ -256,7 +256,7 @@ def parse_retry_after(value: str) -> Optional[float]:
     value = (value or "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit alone also takes "²", which float refuses
         return float(value)
     from datetime import datetime, timezone
     from email.utils import parsedate_to_datetime

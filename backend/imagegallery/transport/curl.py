@@ -92,7 +92,8 @@ class _Transfer:
         if line.startswith(b"HTTP/"):
             # A new response begins: an interim 1xx, a redirect hop's, or the final one.
             parts = line.decode("latin-1").split(None, 2)
-            self.status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+            code = parts[1] if len(parts) > 1 else ""
+            self.status = int(code) if code.isascii() and code.isdigit() else 0
             self.reason = parts[2].strip() if len(parts) > 2 else ""
             self.headers = {}
             return None
