@@ -97,6 +97,28 @@ def test_a_damaged_disk_cache_file_is_dropped_so_the_image_is_fetched_again(tmp_
         assert not os.path.exists(disk._path(key))
 
 
+def test_damaged_texts_in_a_disk_cache_file_are_left_out_and_the_thumbnail_kept(tmp_path, turbo):
+    disk = DiskThumbnailCache(str(tmp_path))
+    key = ThumbnailKey("http://h/a.jpg", 240, 140, "fit")
+    disk.store(key, CachedThumbnail(solid(187, 140, "#3366aa"), QSize(1600, 1200), '"v1"',
+                                    "Wed, 21 Oct 2015 07:28:00 GMT"))
+    with open(disk._path(key), "rb") as handle:
+        whole = handle.read()
+    # Same lengths, so the segments still parse: a flipped bit makes the ETag's "1" a byte that
+    # is not UTF-8, the date gets a header break, and the size superscript digits ("²³x¹²").
+    damaged = whole.replace(b'"v1"', b'"v\xb1"').replace(b"07:28:00", b"07:2\r\n00") \
+        .replace(b"1600x1200", "²³x¹²".encode())
+    assert len(damaged) == len(whole)
+    with open(disk._path(key), "wb") as handle:
+        handle.write(damaged)
+    loaded = disk.load(key)
+    # Sent back to the server, the validators would not encode (the revalidating request aborted
+    # the process) or would break the request's headers; without them the image is fetched whole.
+    assert (loaded.etag, loaded.last_modified) == ("", "")
+    assert loaded.original_size == QSize(187, 140)
+    assert close_to(center_color(loaded.image), "#3366aa")
+
+
 def test_disk_cache_trims_to_budget_and_age(tmp_path):
     disk = DiskThumbnailCache(str(tmp_path), budget_bytes=10_000, max_age_s=3600)
     keys = [ThumbnailKey(f"http://h/{i}.jpg", 240, 140, "fit") for i in range(6)]

@@ -240,9 +240,10 @@ class DiskThumbnailCache:
         if image.format() != wanted:
             image = image.convertToFormat(wanted)  # what the scene graph uploads as is
         width, _, height = texts.get(self.ORIGINAL_SIZE, "").partition("x")
-        original = QSize(int(width), int(height)) if width.isdigit() and height.isdigit() else image.size()
-        return CachedThumbnail(image, original, texts.get(self.ETAG, ""),
-                               texts.get(self.LAST_MODIFIED, ""))
+        original = QSize(int(width), int(height)) if _is_number(width) and _is_number(height) \
+            else image.size()
+        return CachedThumbnail(image, original, _header_value_or_empty(texts.get(self.ETAG, "")),
+                               _header_value_or_empty(texts.get(self.LAST_MODIFIED, "")))
 
     def store(self, key: ThumbnailKey, thumbnail: CachedThumbnail) -> None:
         path = self._path(key)
@@ -367,6 +368,22 @@ def _jpeg_turbo_if_loaded():
     by Qt meanwhile, came at 32-61 ms instead of 107-153 ms (50 thumbnails, four runs)."""
     module = sys.modules.get(f"{__package__}.jpeg_turbo")
     return module if getattr(module, "LOADED", False) else None
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # isdigit alone also takes "²", which int refuses
+
+
+def _header_value_or_empty(text: str) -> str:
+    """`text` if it can go back to the server as a header value, else "" (no validator).
+
+    A server's validators arrive as Latin-1 header text and are stored as such; one a damaged
+    file changed into a control character (a header break) or into text outside Latin-1 (a
+    byte that is not UTF-8 reads as U+FFFD) would make the revalidating request fail to encode.
+    """
+    if all(" " <= char <= "~" or "\x80" <= char <= "\xff" for char in text):
+        return text
+    return ""
 
 
 def _with_jpeg_comments(jpeg: bytes, texts: Dict[str, str]) -> bytes:
