@@ -215,6 +215,42 @@ def test_revalidation_keeps_a_current_thumbnail_and_replaces_a_changed_one(qtbot
     changed.loader.close()
 
 
+def test_a_long_list_revalidating_from_a_warm_cache_settles_every_row(qtbot, monkeypatch,
+                                                                       image_server):
+    """A model feeds a long list to its loader as room frees. A revalidation that keeps the
+    disk's thumbnail (a 304) ends without a result; the feed must still go on after it."""
+    from imagegallery import model as model_module
+
+    asked = []
+
+    def current(handler):
+        if handler.headers.get("If-None-Match") == '"v1"':
+            asked.append(handler.path)
+            handler.send_response(304)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+        else:
+            handler._send(200, solid_image_bytes("#00a0ff", 32, 20), "image/png", {"ETag": '"v1"'})
+
+    urls = [image_server.add_handler(f"/{i}.png", current) for i in range(60)]
+    warm = ImageGalleryModel()
+    with qtbot.waitSignal(warm.finished, timeout=10000):
+        warm.urls = urls
+    qtbot.waitUntil(lambda: warm.loader.pending_worker_jobs() == 0, timeout=10000)
+    warm.loader.close()
+    shared_thumbnail_cache().clear()
+
+    monkeypatch.setattr(model_module, "MAX_LOADER_JOBS", 5)  # 600: the same, with 700 URLs
+    revalidating = ImageGalleryModel()
+    revalidating.revalidate = True
+    revalidating.setVisibleRange(0, 3)  # the rest go through the feed
+    with qtbot.waitSignal(revalidating.finished, timeout=10000):
+        revalidating.urls = urls
+    assert revalidating.loadedCount == 60
+    qtbot.waitUntil(lambda: len(asked) == 60, timeout=10000)  # each asked with its ETag
+    revalidating.loader.close()
+
+
 def test_a_second_run_of_the_app_starts_from_the_disk_cache(tmp_path, image_server):
     import subprocess
     import sys

@@ -245,6 +245,9 @@ class ImageLoader(QObject):
     loadFailed = pyqtSignal(str, str)  # url, reason a person understands
     loadStarted = pyqtSignal(str)  # url: a transfer began (the row shows Loading)
     loadProgress = pyqtSignal(str, "qlonglong", "qlonglong")  # url, received, total or -1
+    # A job left the loader (loaded, failed, cancelled, or a revalidation that kept the disk's
+    # thumbnail and so said nothing): a model feeding a long list waits for room on this.
+    jobEnded = pyqtSignal()
 
     def __init__(self, limits: LoadLimits = LoadLimits(), transport: str = "auto",
                  transport_options: Optional[TransportOptions] = None,
@@ -531,7 +534,7 @@ class ImageLoader(QObject):
         self._stop(job)
         for waiter in job.waiters:
             waiter(None, "cancelled")
-        self._release_disk_writes_if_idle()
+        self._job_ended()
 
     def retry(self, url: str, priority: Tuple[int, int] = (VISIBLE, 0),
               parsed: Optional[ParsedImageUrl] = None, claimant: Optional[int] = None) -> None:
@@ -1008,7 +1011,8 @@ class ImageLoader(QObject):
         self.thumbnailReady.emit(job.url, thumbnail)
         for waiter in waiters:
             waiter(thumbnail, "")
-        self._release_disk_writes_if_idle()
+        if not keep_job:
+            self._job_ended()
 
     def _end_revalidation(self, job: _Job) -> None:
         """The thumbnail delivered from disk stands: the screen keeps it, and only those who
@@ -1017,7 +1021,7 @@ class ImageLoader(QObject):
         waiters, job.waiters = job.waiters, []
         for waiter in waiters:
             waiter(job.revalidating, "")
-        self._release_disk_writes_if_idle()
+        self._job_ended()
 
     def _fail(self, job: _Job, reason: str) -> None:
         self._jobs.pop(job.url, None)
@@ -1025,6 +1029,10 @@ class ImageLoader(QObject):
         self.loadFailed.emit(job.url, reason)
         for waiter in waiters:
             waiter(None, reason)
+        self._job_ended()
+
+    def _job_ended(self) -> None:
+        self.jobEnded.emit()
         self._release_disk_writes_if_idle()
 
     def _restart(self, job: _Job) -> None:

@@ -203,6 +203,7 @@ class ImageGalleryModel(QAbstractListModel):
         self._loader.loadFailed.connect(self._on_load_failed)
         self._loader.loadStarted.connect(self._on_load_started)
         self._loader.loadProgress.connect(self._on_load_progress)
+        self._loader.jobEnded.connect(self._schedule_feed)
 
         self._rows: List[_Row] = []
         self._rows_by_url: Dict[str, List[_Row]] = defaultdict(list)
@@ -549,7 +550,7 @@ class ImageGalleryModel(QAbstractListModel):
             self._request(row, number)
         if out_of_time:
             self._schedule_feed()
-        # Otherwise the loader is full: results call _schedule_feed as they settle.
+        # Otherwise the loader is full: its jobEnded calls _schedule_feed as room frees.
 
     def _request(self, row: _Row, number: Optional[int] = None) -> None:
         parsed = self._parsed(row)
@@ -647,7 +648,6 @@ class ImageGalleryModel(QAbstractListModel):
         if not rows:
             return  # the row went away while the work finished: drop it, touch nothing else
         self._drop_fraction(url)
-        self._schedule_feed()
         for row in rows:
             row.image_size = QSize(thumbnail.original_size)
             row.version += 1  # a new source URL: QML reloads instead of showing a stale pixmap
@@ -663,7 +663,6 @@ class ImageGalleryModel(QAbstractListModel):
         if not rows:
             return
         self._drop_fraction(url)
-        self._schedule_feed()
         for row in rows:
             self._set_status(row, self.Status.Error, reason)
 
