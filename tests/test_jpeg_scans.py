@@ -140,6 +140,37 @@ def test_a_progressive_jpeg_of_too_many_scans_is_refused_before_decoding(turbo):
     assert decode_thumbnail(bomb, ThumbnailSpec(40, 30), LoadLimits(max_jpeg_scans=600)).ok
 
 
+def _with_stray_byte(data: bytes, where: str) -> bytes:
+    if where == "after the start of image":
+        at = 2
+    elif where == "after the JFIF header":
+        assert data[2:4] == b"\xff\xe0"
+        at = 4 + int.from_bytes(data[4:6], "big")
+    else:  # after a Huffman table between two scans
+        table = data.index(b"\xff\xc4", data.index(b"\xff\xda"))
+        at = table + 2 + int.from_bytes(data[table + 2:table + 4], "big")
+    return data[:at] + b"\x00" + data[at:]
+
+
+@pytest.mark.qt_log_ignore(*DECODER_CHATTER)
+@pytest.mark.parametrize("where", ["after the start of image", "after the JFIF header",
+                                   "after a Huffman table between two scans"])
+def test_a_stray_byte_does_not_hide_a_jpegs_scans_from_the_limit(turbo, where):
+    # libjpeg skips a byte that is not a marker, with a warning, and decodes on. The walks
+    # stopped there, counted too few scans, and Qt's reader decoded every one: a 97 KB file of
+    # 1,010 scans held a decoder for 11.7 s.
+    data = progressive(noisy_photo_bytes(seed=17, width=320, height=240))
+    scans = jpeg_scans.ProgressiveScans(data, 500).scans
+    bomb = _with_stray_byte(with_last_scan_repeated(data, 501 - scans), where)
+    refused = decode_thumbnail(bomb, ThumbnailSpec(40, 30), LoadLimits())
+    assert refused.error == "progressive JPEG with over 500 scans (each is a pass over the whole image)"
+    assert turbo.sizes == []
+    # The same byte in a file within the limit does not stop it from showing.
+    if where != "after the start of image":  # (that one is no JPEG to the sniffer: the sandbox's)
+        assert decode_thumbnail(_with_stray_byte(data, where), ThumbnailSpec(40, 30),
+                                LoadLimits()).ok
+
+
 @pytest.mark.qt_log_ignore("Corrupt JPEG data")  # Qt's plugin says what it skipped
 def test_a_truncated_progressive_jpeg_still_shows_what_arrived(turbo):
     data = progressive(noisy_photo_bytes(seed=15))

@@ -15,7 +15,7 @@ from typing import Callable, Dict, Generic, Hashable, Optional, Tuple, TypeVar
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize
 from PyQt5.QtGui import QImage, QImageReader
 
-from .decode import ThumbnailSpec, read_jpeg_header
+from .decode import JPEG_START, ThumbnailSpec, read_jpeg_header
 
 
 V = TypeVar("V")
@@ -218,7 +218,7 @@ class DiskThumbnailCache:
         if jpeg_turbo is not None and jpeg_turbo.available():
             with open(path, "rb") as handle:
                 data = handle.read()
-            if data[:2] == _JPEG_START:
+            if data[:2] == JPEG_START:
                 header = read_jpeg_header(data, with_comments=True)
                 stored = header.stored
                 if stored is None or stored.isEmpty() or stored.width() > box.width() \
@@ -356,7 +356,6 @@ class DiskThumbnailCache:
 
 # Metadata travels in JPEG comment segments, one "key: value" each, the form Qt's writer gives a
 # QImage's texts: Qt reads the files written here, and a cache Qt's writer made reads here.
-_JPEG_START = b"\xff\xd8"
 _JPEG_COMMENT = 0xFE
 _JPEG_QUALITY = 90
 _MAX_SEGMENT_PAYLOAD = 65533

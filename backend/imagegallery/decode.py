@@ -30,6 +30,7 @@ from .units import format_bytes
 
 # Every check of a body's bytes in Python (magic numbers, SVG, HTML) reads at most its start.
 _SNIFF_BYTES = 1024
+JPEG_START = b"\xff\xd8"  # SOI, the first two bytes of every JPEG
 # The HTML test reads less than that: a page's tag must start within 512 bytes (the window it has
 # always had), so a body with more leading whitespace is not refused as a web page.
 _HTML_SNIFF_BYTES = 512
@@ -162,20 +163,20 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
     if _looks_like_svg(head, url, content_type):
         raise DecodeRefused(SVG_REFUSED)
     image_format = sniff_in_process_format(head)
-    if image_format == b"jpeg":
+    if head[:2] == JPEG_START:  # sniffed as JPEG, or one whose first marker is garbled
         header = read_jpeg_header(data)
-        scans = None
-        if header.progressive:
-            # Every scan is a pass over the whole image, for libjpeg-turbo and Qt alike, and
-            # neither can be stopped once started: a 62 KB file of 1,000 scans held a decoder
-            # for 2.2 s.
-            scans = jpeg_scans.ProgressiveScans(data, limits.max_jpeg_scans)
-            if scans.scans > limits.max_jpeg_scans:
-                raise DecodeRefused(f"progressive JPEG with over {limits.max_jpeg_scans} scans "
-                                    "(each is a pass over the whole image)")
-        thumbnail = _decode_jpeg_with_turbo(data, header, scans, spec, limits)
-        if thumbnail is not None:
-            return thumbnail
+        scans = jpeg_scans.ProgressiveScans(data, limits.max_jpeg_scans) if header.progressive \
+            else None
+        # Every scan is a pass over the whole image, for libjpeg-turbo and Qt alike, and
+        # neither can be stopped once started: a 62 KB file of 1,000 scans held a decoder
+        # for 2.2 s.
+        if _most_scans(data, header, scans, limits.max_jpeg_scans) > limits.max_jpeg_scans:
+            raise DecodeRefused(f"progressive JPEG with over {limits.max_jpeg_scans} scans "
+                                "(each is a pass over the whole image)")
+        if image_format == b"jpeg":
+            thumbnail = _decode_jpeg_with_turbo(data, header, scans, spec, limits)
+            if thumbnail is not None:
+                return thumbnail
     if image_format:
         return _decode_with_qt(data, spec, limits.max_pixels, limits.max_side, image_format,
                                autodetect=False, content_type=content_type)
@@ -378,6 +379,27 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
     if image.format() != wanted:
         image = image.convertToFormat(wanted)
     return DecodedThumbnail(image, display)
+
+
+def _most_scans(data: Body, header: "JpegHeader",
+                scans: Optional[jpeg_scans.ProgressiveScans], limit: int) -> int:
+    """How many scans the decoders may find in this JPEG: the walk's count where it reached the
+    end (or the limit), else every start-of-scan marker in the file.
+
+    The walks stop at a byte that is not a marker, where libjpeg skips it with a warning and
+    decodes on, so a stray byte before the frame or between segments hid a thousand scans from
+    the limit. Entropy-coded data never holds 0xFF 0xDA (it stuffs every 0xFF), so the markers
+    found bound the count from above. A sequential frame needs none of this: each of its scans
+    codes every block, so its decode costs in proportion to its bytes, which are capped.
+    """
+    if scans is not None and (scans.complete or scans.scans > limit):
+        return scans.scans
+    if scans is None and header.stored is not None:
+        return 0
+    start_of_scan = b"\xff\xda"
+    if isinstance(data, QByteArray):
+        return data.count(QByteArray(start_of_scan))
+    return bytes(data).count(start_of_scan)
 
 
 def _decode_jpeg_with_turbo(data: Body, header: JpegHeader,
