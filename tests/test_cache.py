@@ -509,5 +509,5 @@ def test_encoded_bytes_are_counted_as_the_memory_they_hold(qtbot, image_server, 
     with qtbot.waitSignal(gallery.finished, timeout=10000):
         gallery.urls = urls
     for url in urls:
-        body, _ = gallery.loader.encoded._entries[url]
+        body = gallery.loader.encoded._entries[url][0].body
         assert body.capacity() == len(body) > 0

@@ -100,6 +100,25 @@ def test_thumbnail_size_change_redecodes_without_downloading(qtbot, model, image
     assert image_server.total_hits() == hits
 
 
+def test_a_redecode_for_a_new_size_keeps_what_the_response_said(qtbot, model, image_server):
+    """The body kept for re-decoding is kept with its headers: a gzip-encoded PNG is inflated
+    again (it was taken for compressed SVG and refused), and the ETag stays with the thumbnail
+    (a revalidation later asked with none and downloaded the image whole)."""
+    import gzip
+
+    url = image_server.add("/zipped.png", gzip.compress(solid_image_bytes("#20c040", 320, 200)),
+                           "image/png", headers={"Content-Encoding": "gzip", "ETag": '"v7"'})
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [url]
+    model.thumbnailSize = QSize(100, 100)
+    qtbot.waitUntil(lambda: model.loader.stats["encoded_hits"] == 1
+                    and not model.loader.is_loading(url), timeout=10000)
+    assert model.status_of(0) == Status.Ready, model.data(model.index(0), ImageGalleryModel.ErrorStringRole)
+    assert model.thumbnail(0).width() == 100 and close_to(center_color(model.thumbnail(0)), "#20c040")
+    assert model.loader.thumbnails.get(model.loader.key_for(url)).etag == '"v7"'
+    assert image_server.total_hits() == 1
+
+
 def test_model_passes_qt_model_tester_through_list_edits(qtbot, qtmodeltester, model, image_server):
     urls = serve_colors(image_server)
     qtmodeltester.check(model, force_py=True)

@@ -138,8 +138,10 @@ def new_thumbnail_cache(budget_bytes: int = DEFAULT_THUMBNAIL_BUDGET) -> ByteBou
     return ByteBoundedLRU(budget_bytes, lambda entry: entry.image.sizeInBytes() + 256)
 
 
-def new_encoded_cache(budget_bytes: int = DEFAULT_ENCODED_BUDGET) -> ByteBoundedLRU[bytes]:
-    return ByteBoundedLRU(budget_bytes, lambda data: len(data) + 64)
+def new_encoded_cache(budget_bytes: int = DEFAULT_ENCODED_BUDGET) -> ByteBoundedLRU:
+    """Downloaded responses by URL (a transport's TransferResult: the body as sent, and the
+    headers a decode needs again, its content type and encoding, and its validators)."""
+    return ByteBoundedLRU(budget_bytes, lambda response: len(response.body) + 256)
 
 
 _shared_thumbnail_cache: Optional[ByteBoundedLRU[CachedThumbnail]] = None

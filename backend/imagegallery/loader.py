@@ -652,10 +652,10 @@ class ImageLoader(QObject):
             self._schedule()
 
     def _after_disk_miss(self, job: _Job, use_encoded: bool = True) -> None:
-        body = self.encoded.get(job.url) if use_encoded else None
-        if body is not None:
+        response = self.encoded.get(job.url) if use_encoded else None
+        if response is not None:
             self.stats["encoded_hits"] += 1
-            self._decode(job, TransferResult(_FROM_ENCODED_CACHE, job.url, body))
+            self._decode(job, replace(response, request_id=_FROM_ENCODED_CACHE))
             return
         job.stage = _QUEUED
         self._enqueue(job)
@@ -995,7 +995,7 @@ class ImageLoader(QObject):
             self._store_on_disk(url, spec, thumbnail)
             downloaded = result.request_id != _FROM_ENCODED_CACHE
             if downloaded and 0 < len(result.body) <= ENCODED_ENTRY_MAX_BYTES:
-                self.encoded.put(url, result.body)
+                self.encoded.put(url, result)
         job = self._jobs.get(url)
         if job is None or job.token != token:
             return
