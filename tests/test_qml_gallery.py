@@ -457,6 +457,11 @@ def test_selections_of_rows_that_went_away_are_dropped(qtbot, scene_factory, ima
     gallery.setProperty("selectedUrls", [urls[0], urls[2]])
     QMetaObject.invokeMethod(scene.window, "switchAlbum")  # urls[0] is not in the new list
     assert scene.selected() == [urls[2]]
+    # All of a list selected is those URLs, not whatever the list holds later.
+    QMetaObject.invokeMethod(gallery, "selectAll")
+    assert scene.selected() == urls[2:6]
+    QMetaObject.invokeMethod(scene.window, "switchAlbum")
+    assert scene.selected() == [urls[2]]
     # Settled before the teardown deletes the engine at once: deleting it while the tiles'
     # asynchronous Loaders still incubate crashes inside Qt (a teardown hazard, not the app's,
     # which deletes its engine with deleteLater as it quits).

@@ -216,8 +216,10 @@ GridView {
     }
 
     function selectAll() {
+        // A copy: the property itself reads as a live view of the model's list, and a later
+        // list would look selected.
         if (selectionMode === "multi" && galleryModel)
-            selectedUrls = galleryModel.urls
+            selectedUrls = galleryModel.urls.slice()
     }
 
     function _tileClicked(index, url) {
@@ -243,7 +245,7 @@ GridView {
         if (!galleryModel || selectedUrls.length === 0)
             return
         var present = {}
-        var urls = galleryModel.urls
+        var urls = galleryModel.urls.slice()  // read once: each index of the view reads it all
         for (var i = 0; i < urls.length; ++i)
             present[urls[i]] = true
         var kept = selectedUrls.filter(function(url) { return present[url] === true })
