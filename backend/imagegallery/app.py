@@ -248,6 +248,10 @@ def _application():
     app = QGuiApplication([sys.argv[0] if sys.argv else "imagegallery"])
     app.setApplicationName("imagegallery")
     app.setApplicationVersion(__version__)
+    # Qt Quick's file dialog ("Open list...") keeps its size in QSettings, which without an
+    # organization warns on every open and writes under "Unknown Organization".
+    app.setOrganizationName("imagegallery")
+    app.setOrganizationDomain("imagegallery.invalid")
     return app
 
 
