@@ -135,6 +135,22 @@ def test_model_passes_qt_model_tester_through_list_edits(qtbot, qtmodeltester, m
     assert model.status_of(0) == Status.Ready
 
 
+def test_every_new_list_ends_in_finished_even_with_nothing_left_to_load(qtbot, model,
+                                                                        image_server):
+    urls = serve_colors(image_server, COLORS[:3])
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+    hits = image_server.total_hits()
+    # "Set urls, wait for finished()" waited for ever when every row was kept, settled.
+    with qtbot.waitSignal(model.finished, timeout=3000):
+        model.urls = list(reversed(urls))
+    with qtbot.waitSignal(model.finished, timeout=3000):
+        model.urls = urls[1:]
+    with qtbot.waitSignal(model.finished, timeout=3000):
+        model.urls = []
+    assert image_server.total_hits() == hits
+
+
 def test_retry_and_reload_fetch_again(qtbot, model, image_server):
     url = serve_colors(image_server, ["#ff0000"])[0]
     with qtbot.waitSignal(model.finished, timeout=10000):

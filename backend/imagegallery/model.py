@@ -302,6 +302,10 @@ class ImageGalleryModel(QAbstractListModel):
         if urls == self._get_urls():
             return
         self._replace_rows(urls)
+        # A new list owes a `finished` once it has settled, also one of rows that had settled
+        # already (reordered, some removed, or none left): "set urls, wait for finished()" must
+        # never wait for ever. Edits (append, remove) owe one only if they started loads.
+        self._finished_sent = False
         self.urlsChanged.emit()
 
     urls = pyqtProperty("QStringList", _get_urls, _set_urls, notify=urlsChanged)
@@ -700,7 +704,7 @@ class ImageGalleryModel(QAbstractListModel):
             if published != self._published:
                 self._published = published
                 self.countsChanged.emit()
-        if self._settled() and not self._finished_sent and self._rows:
+        if self._settled() and not self._finished_sent:
             self._finished_sent = True
             self.finished.emit()
 
