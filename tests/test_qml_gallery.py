@@ -254,6 +254,28 @@ def make_every_tile(qtbot, window, incubation):
     qtbot.waitUntil(made_all, timeout=5000)
 
 
+def test_thumbnails_larger_than_the_memory_cache_show_without_reloading_for_ever(
+        qtbot, scene_factory, image_server):
+    from imagegallery.cache import shared_thumbnail_cache
+
+    thumbnails = shared_thumbnail_cache()
+    budget = thumbnails.budget_bytes
+    thumbnails.set_budget(20_000)  # under one 120x80 thumbnail (37.5 KB): none is kept
+    try:
+        colors = COLORS[:3]
+        scene = scene_factory(urls=serve(image_server, colors))
+        scene.settle()
+        image = scene.grab()
+        for index, color in enumerate(colors):
+            assert close_to(QColor(image.pixel(scene.tile_center(index))), color), index
+        # Each new thumbnail made the tile ask the provider again, which loaded it again from
+        # the disk and announced it again: 833 reloads in 3 s.
+        with qtbot.assertNotEmitted(scene.model().loader.thumbnailReady, wait=500):
+            pass
+    finally:
+        thumbnails.set_budget(budget)
+
+
 def test_a_new_lists_tiles_are_made_top_row_first(qtbot, held_scene, image_server):
     # Qt makes asynchronous objects newest first: tiles started as their cells were made came
     # bottom row first, and the first rows' thumbnails, often the first to arrive, waited

@@ -652,9 +652,16 @@ class ImageGalleryModel(QAbstractListModel):
         if not rows:
             return  # the row went away while the work finished: drop it, touch nothing else
         self._drop_fraction(url)
+        # A new version is a new source URL: QML reloads instead of showing a stale pixmap. A
+        # Ready row's tile shows this URL already, so it asks again (for a picture that may have
+        # changed) only if the provider can answer from memory: a thumbnail larger than the
+        # memory cache's whole budget is never kept there, the provider would load it again,
+        # it would come back here, and so on (833 reloads in 3 s with a 20 KB budget).
+        ask_again = self._loader.key_for(url) in self._loader.thumbnails
         for row in rows:
             row.image_size = QSize(thumbnail.original_size)
-            row.version += 1  # a new source URL: QML reloads instead of showing a stale pixmap
+            if ask_again or row.status != self.Status.Ready:
+                row.version += 1
             if row.total <= 0:
                 row.total = row.received = max(row.received, 0)
             self._set_status(row, self.Status.Ready, "")
