@@ -990,14 +990,19 @@ class ImageLoader(QObject):
             return  # the warm-up job
         url, spec, result, thumbnail, error = outcome
         self._release_backlog(token)
-        if thumbnail is not None:
-            self.thumbnails.put(self.key_for(url, spec), thumbnail)
+        job = self._jobs.get(url)
+        current = job is not None and job.token == token
+        key = self.key_for(url, spec)
+        # A result nobody waits for any more (its row went away) still fills the caches, but it
+        # never replaces a newer load's: reload() and retry() fetch again on purpose, and their
+        # thumbnail, in memory or still on its way, must not lose to this older one finishing last.
+        if thumbnail is not None and (current or (job is None and key not in self.thumbnails)):
+            self.thumbnails.put(key, thumbnail)
             self._store_on_disk(url, spec, thumbnail)
             downloaded = result.request_id != _FROM_ENCODED_CACHE
             if downloaded and 0 < len(result.body) <= ENCODED_ENTRY_MAX_BYTES:
                 self.encoded.put(url, result)
-        job = self._jobs.get(url)
-        if job is None or job.token != token:
+        if not current:
             return
         if thumbnail is None:
             self._fail(job, error)
