@@ -72,9 +72,13 @@ class _Child:
         self._in = self.process.stdin.fileno()
         self._out = self.process.stdout.fileno()
         os.set_blocking(self._in, False)
-        header, _ = self._read_frame(time.monotonic() + STARTUP_TIMEOUT_S)
-        if header.get("stage") != "ready":
-            raise SandboxFailure("decoder failed to start")
+        try:
+            header, _ = self._read_frame(time.monotonic() + STARTUP_TIMEOUT_S)
+            if header.get("stage") != "ready":
+                raise SandboxFailure("decoder failed to start")
+        except BaseException:
+            self.kill()  # not left running, nor its pipes open, by a start that failed
+            raise
 
     def alive(self) -> bool:
         return self.process.poll() is None
