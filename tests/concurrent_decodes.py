@@ -1,5 +1,6 @@
-"""Run as a script: decode small images from four threads at once, while a fifth reads
-thumbnails back from a disk cache, and print how many failed.
+"""Run as a script, `concurrent_decodes.py DECODES_PER_THREAD CACHE_DIR`: decode small images
+from four threads at once, while a fifth reads thumbnails back from a disk cache in CACHE_DIR,
+and print how many failed.
 
 Every decode makes a QImageReader handler over a QBuffer made in Python (by the format named
 and by sniffing the content); the warm-up job makes some too. The disk cache reads its PNGs
@@ -8,7 +9,6 @@ JPEGs through libjpeg-turbo. Run in a child process by test_decode_threads.py, b
 deadlock here would hang whatever process it happens in.
 """
 import sys
-import tempfile
 import threading
 
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize
@@ -50,7 +50,7 @@ def main() -> None:
                 failed.append(number)
 
     warm_up_decoders()  # as a loader does at start: the disk cache reads JPEGs through libjpeg-turbo
-    disk = DiskThumbnailCache(tempfile.mkdtemp(prefix="concurrent-decodes-"))
+    disk = DiskThumbnailCache(sys.argv[2])
     keys = [ThumbnailKey(f"http://h/{name}", 64, 48, "fit") for name in ("opaque.jpg", "alpha.png")]
     for key, image_format in zip(keys, (QImage.Format_RGB32, QImage.Format_ARGB32_Premultiplied)):
         image = QImage(64, 48, image_format)

@@ -15,7 +15,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def test_four_threads_decoding_at_once_all_finish(tmp_path):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(tmp_path))
     try:
-        run = subprocess.run([sys.executable, os.path.join(HERE, "concurrent_decodes.py"), "300"],
+        run = subprocess.run([sys.executable, os.path.join(HERE, "concurrent_decodes.py"), "300",
+                              str(tmp_path / "cache")],
                              env=env, capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired:
         raise AssertionError("decoding from four threads deadlocked (no exit in 60 s)") from None
