@@ -119,6 +119,17 @@ def test_damaged_texts_in_a_disk_cache_file_are_left_out_and_the_thumbnail_kept(
     assert close_to(center_color(loaded.image), "#3366aa")
 
 
+def test_a_disk_cache_folder_that_cannot_be_written_says_so_once(tmp_path, caplog):
+    (tmp_path / "a-file").write_bytes(b"")
+    disk = DiskThumbnailCache(str(tmp_path / "a-file" / "cache"))  # under a file: never a folder
+    for name in ("a", "b"):
+        disk.store(ThumbnailKey(f"http://h/{name}.jpg", 240, 140, "fit"),
+                   CachedThumbnail(solid(187, 140, "#3366aa"), QSize(1600, 1200)))
+    warnings = [r.getMessage() for r in caplog.records if r.name == "imagegallery.cache"]
+    assert len(warnings) == 1 and "a-file/cache cannot be written" in warnings[0]
+    assert disk.load(ThumbnailKey("http://h/a.jpg", 240, 140, "fit")) is None
+
+
 def test_disk_cache_trims_to_budget_and_age(tmp_path):
     disk = DiskThumbnailCache(str(tmp_path), budget_bytes=10_000, max_age_s=3600)
     keys = [ThumbnailKey(f"http://h/{i}.jpg", 240, 140, "fit") for i in range(6)]

@@ -268,6 +268,17 @@ def test_more_than_six_connections_per_host_when_asked(qtbot, make_loader):
         server.stop()
 
 
+def test_an_unknown_transport_in_the_environment_is_named_and_replaced(monkeypatch, caplog):
+    from imagegallery.transport.select import transport_mode_from_environment
+
+    monkeypatch.setenv("IMAGEGALLERY_TRANSPORT", "bogus")
+    assert transport_mode_from_environment() == "auto"
+    assert "IMAGEGALLERY_TRANSPORT must be one of auto, qt, curl, not 'bogus': using 'auto'" \
+        in caplog.text
+    monkeypatch.setenv("IMAGEGALLERY_TRANSPORT", " Curl ")
+    assert transport_mode_from_environment() == "curl"
+
+
 def test_a_loader_sizes_its_transports_from_its_limits_whatever_the_options_said():
     from imagegallery.limits import LoadLimits
 

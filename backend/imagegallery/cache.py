@@ -5,6 +5,7 @@ Budgets are in bytes, not entries, because a 64x64 icon and a 480x280 tile diffe
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sys
 import threading
@@ -16,6 +17,8 @@ from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize
 from PyQt5.QtGui import QImage, QImageReader
 
 from .decode import JPEG_START, ThumbnailSpec, read_jpeg_header
+
+_log = logging.getLogger("imagegallery.cache")
 
 
 V = TypeVar("V")
@@ -187,6 +190,7 @@ class DiskThumbnailCache:
         self.budget_bytes = budget_bytes
         self.max_age_s = max_age_s
         self._writes_since_trim = self.TRIM_EVERY_WRITES  # trim at the first write
+        self._write_failure_reported = False
         # Only the loader's one disk thread stores today, but `loader.disk` is public: the lock
         # keeps the trim counter right if two threads ever store into one cache.
         self._lock = threading.Lock()
@@ -258,8 +262,14 @@ class DiskThumbnailCache:
             with open(temporary, "wb") as handle:
                 handle.write(data)
             os.replace(temporary, path)
-        except OSError:
-            return  # a full or read-only disk costs the cache, never the image
+        except OSError as error:
+            # A full or read-only disk costs the cache, never the image; said once per cache,
+            # so a folder that cannot be written is not a silent cold start every time.
+            if not self._write_failure_reported:
+                self._write_failure_reported = True
+                _log.warning("disk cache %s cannot be written (%s): thumbnails are kept in memory "
+                             "only", self.directory, error.strerror or error)
+            return
         with self._lock:
             self._writes_since_trim += 1
             due = self._writes_since_trim >= self.TRIM_EVERY_WRITES

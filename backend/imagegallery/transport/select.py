@@ -6,6 +6,7 @@ Local files always go through the file transport.
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Dict, List
 
@@ -33,7 +34,13 @@ def preload_curl_transport() -> None:
 
 def transport_mode_from_environment(default: str = "auto") -> str:
     mode = os.environ.get(TRANSPORT_ENVIRONMENT_VARIABLE, "").strip().lower()
-    return mode if mode in TRANSPORT_MODES else default
+    if mode in TRANSPORT_MODES:
+        return mode
+    if mode:
+        logging.getLogger("imagegallery.transport").warning(
+            "%s must be one of %s, not %r: using %r", TRANSPORT_ENVIRONMENT_VARIABLE,
+            ", ".join(TRANSPORT_MODES), mode, default)
+    return default
 
 
 def transport_name_for(scheme: str, mode: str) -> str:
