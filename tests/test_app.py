@@ -309,6 +309,39 @@ def test_a_url_list_with_a_byte_order_mark_reads_its_first_url(tmp_path):
     assert read_url_list("-", stdin=piped) == ["http://127.0.0.1:9/a.png"]
 
 
+def test_revalidate_asks_the_server_about_each_disk_cached_thumbnail(qtbot, image_server, tmp_path,
+                                                                     monkeypatch):
+    from PyQt5.QtCore import QCoreApplication
+
+    from imagegallery.app import _Session, build_parser, tiles_settled
+    from imagegallery.cache import shared_thumbnail_cache
+
+    monkeypatch.setenv("IMAGEGALLERY_CACHE_DIR", str(tmp_path / "cache"))
+    asked = []
+
+    def tagged(handler):
+        asked.append(handler.headers.get("If-None-Match"))
+        handler._send(200, solid_image_bytes("#ff0000"), "image/png", {"ETag": '"v1"'})
+
+    url = image_server.add_handler("/tagged.png", tagged)
+    for arguments in ([url], ["--revalidate", url]):
+        session = _Session(QCoreApplication.instance(), build_parser().parse_args(arguments), [url],
+                           "light", None)
+        try:
+            assert session.start() == 0
+            with qtbot.waitSignal(session.model.finished, timeout=10000):
+                pass
+            qtbot.waitUntil(lambda: tiles_settled(session.window), timeout=10000)
+            loader = session.model.loader
+            qtbot.waitUntil(lambda: not loader.active_jobs() and not loader.pending_worker_jobs(),
+                            timeout=10000)  # revalidated, and written to disk
+        finally:
+            session.close()
+        shared_thumbnail_cache().clear()  # as a new process starts
+    # The second run showed the disk's thumbnail and then asked whether it changed.
+    assert asked == [None, '"v1"']
+
+
 def test_a_list_the_window_cannot_read_says_why_in_the_window(qtbot, image_server, tmp_path):
     from PyQt5.QtCore import QCoreApplication
 

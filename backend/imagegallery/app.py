@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "or auto (default)")
     parser.add_argument("--ca-file", metavar="PATH",
                         help="extra CA certificates (PEM) trusted for https")
+    parser.add_argument("--revalidate", action="store_true",
+                        help="show disk-cached thumbnails at once, then ask each server whether "
+                             "its image changed (ETag/Last-Modified) and replace what did")
     parser.add_argument("--screenshot", metavar="OUT.png",
                         help="render once every tile has settled, save the window, exit")
     parser.add_argument("--timeout", metavar="SECONDS", type=_timeout_seconds, default=120.0,
@@ -426,6 +429,8 @@ class _Session:
             model.transport = self.args.transport
         if self.args.ca_file:
             model.caFile = os.path.abspath(os.path.expanduser(self.args.ca_file))
+        if self.args.revalidate:
+            model.revalidate = True
 
         self.window.addUrlsRequested.connect(self._on_add_urls)
         self.window.openListRequested.connect(self._on_open_list)
@@ -588,7 +593,8 @@ def _refuse_options_beside_qml(args) -> None:
         ("URLs", args.urls), ("--file", args.file), ("--theme", args.theme),
         ("--thumbnail", args.thumbnail), ("--max-connections", args.max_connections),
         ("--transport", args.transport), ("--ca-file", args.ca_file),
-        ("--screenshot", args.screenshot), ("--pick", args.pick)) if value]
+        ("--revalidate", args.revalidate), ("--screenshot", args.screenshot),
+        ("--pick", args.pick)) if value]
     if given:
         raise UsageError(f"--qml runs your own QML file; {', '.join(given)} cannot be used with it "
                          "(set them in that file)")
