@@ -37,9 +37,10 @@ ApplicationWindow {
     }
 
     header: ToolBar {
+        // Sized by its row (a single child without anchors): filling a fixed-height bar left
+        // the buttons sticking out of it.
         RowLayout {
-            anchors.fill: parent
-            anchors.margins: Theme.spacing
+            width: parent.width
             Repeater {
                 model: Object.keys(root.albums)
                 Button {

@@ -1,4 +1,5 @@
 """The smallest Python host: `python examples/host.py examples/PhotoPicker.qml`."""
+import os
 import sys
 
 from PyQt5.QtGui import QGuiApplication
@@ -9,5 +10,6 @@ import imagegallery
 app = QGuiApplication(sys.argv)
 engine = QQmlApplicationEngine()
 imagegallery.install(engine)  # ImageGallery 1.0: types, image provider, QML import path
-engine.load(sys.argv[1] if len(sys.argv) > 1 else "examples/PhotoPicker.qml")
+here = os.path.dirname(os.path.abspath(__file__))  # not the working folder: run it from anywhere
+engine.load(sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "PhotoPicker.qml"))
 sys.exit(app.exec_() if engine.rootObjects() else 3)
