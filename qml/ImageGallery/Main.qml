@@ -160,6 +160,11 @@ ApplicationWindow {
                     target: root
                     function onFileThemeActiveChanged() { themeBox.sync() }
                 }
+                // The Default style draws the arrow in palette.dark and a highlighted entry's
+                // text in palette.highlightedText over palette.light: the window's choices for
+                // those (borders; text on the accent colour) made both vanish in the dark theme.
+                palette.dark: Theme.buttonText
+                palette.highlightedText: Theme.text
                 Accessible.name: qsTr("Theme")
                 onActivated: function(index) {
                     var key = keys[index]
