@@ -66,6 +66,12 @@ def test_script_and_data_urls_name_their_scheme():
     assert parse_image_url("").error == "empty URL"
 
 
+def test_a_local_path_given_as_a_url_says_how_to_write_it():
+    assert parse_image_url("/tmp/x.jpg").error == "malformed URL (no scheme; a local file is file:///...)"
+    assert parse_image_url("not a url").error == "malformed URL (no scheme)"
+    assert parse_image_url("/tmp/x.jpg", allow_plain_paths=True).ok  # the CLI's lists take paths
+
+
 def test_non_string_entries_never_raise(qtbot, model):
     with qtbot.waitSignal(model.finished, timeout=5000):
         model.urls = [None, 42, {"a": 1}, ["x"], 3.5, b"http://127.0.0.1/a.png"]

@@ -64,7 +64,8 @@ def parse_image_url(text: str, allowed_schemes: Iterable[str] = DEFAULT_ALLOWED_
         return ParsedImageUrl(raw, None, error="malformed URL")
     scheme = url.scheme().lower()
     if not scheme:
-        return ParsedImageUrl(raw, None, error="malformed URL (no scheme)")
+        hint = "; a local file is file:///..." if stripped.startswith(("/", "~", ".")) else ""
+        return ParsedImageUrl(raw, None, error=f"malformed URL (no scheme{hint})")
     if scheme not in allowed:
         return ParsedImageUrl(raw, None, scheme=scheme,
                               error=f"unsupported URL scheme '{scheme}:'")
