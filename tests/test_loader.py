@@ -39,6 +39,35 @@ def test_silent_server_times_out_with_the_reason(qtbot, model, image_server):
     assert model.status_of(1) == Status.Ready
 
 
+def test_a_transfer_cancelled_by_anothers_timeout_is_not_reported_as_failed(qtbot, image_server):
+    from imagegallery.loader import ImageLoader
+
+    def never_answer(handler):
+        handler.rfile.read(1)
+
+    image_server.add_handler("/silent.png", never_answer)
+    urls = [image_server.url(f"/silent.png?{n}") for n in range(2)]
+    loader = ImageLoader(LoadLimits(max_retries=0, connect_timeout_s=0.5), disk_cache_dir="")
+    failed = []
+
+    def on_failed(url, reason):
+        failed.append(url)
+        for other in urls:  # a host cancels the rest at the first failure, as it may
+            loader.cancel(other)
+
+    loader.loadFailed.connect(on_failed)
+    try:
+        for url in urls:
+            loader.load(url)
+        qtbot.waitUntil(lambda: bool(failed) and not loader.active_jobs(), timeout=5000)
+        with qtbot.assertNotEmitted(loader.loadFailed, wait=700):  # past the other's timeout
+            pass
+        # Both timed out in one pass of the watchdog; the one cancelled meanwhile says nothing.
+        assert len(failed) == 1
+    finally:
+        loader.close()
+
+
 def test_removing_rows_aborts_their_transfers(qtbot, model, image_server):
     image_server.latency = 0.3
     urls = [image_server.add(f"/{i}.png", solid_image_bytes("#ff0000")) for i in range(12)]

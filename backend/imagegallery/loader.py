@@ -1126,7 +1126,9 @@ class ImageLoader(QObject):
         # Judged once per tick: the verdict on a link holds for every stream on it.
         link_reasons = {id(link): link.timeout_reason(now, limits)
                         for link in self._link_arrivals.values()}
-        for job in list(self._by_request.values()):
+        for request_id, job in list(self._by_request.items()):
+            if self._by_request.get(request_id) is not job:
+                continue  # ended while this pass ran: a failure's signal handler may cancel others
             if job.link is None:
                 error = self._own_timeout(job, now)
             else:
