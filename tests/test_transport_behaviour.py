@@ -117,6 +117,31 @@ def test_a_retry_after_that_only_looks_like_a_number_is_ignored(qtbot, image_ser
     assert load(qtbot, make_loader(), url) == "HTTP 503 Service Unavailable"
 
 
+def test_a_validator_with_latin_1_bytes_goes_back_to_the_server_as_sent(qtbot, transport, tmp_path,
+                                                                        image_server):
+    from imagegallery.cache import shared_thumbnail_cache
+
+    asked = []
+
+    def tagged(handler):  # an ETag with obs-text (RFC 9110 allows bytes 0x80-0xFF)
+        asked.append(handler.headers.get("If-None-Match"))
+        handler._send(200, solid_image_bytes("#ff0000"), "image/png", {"ETag": '"v\xe9-1"'})
+
+    url = image_server.add_handler("/tagged.png", tagged)
+    for revalidate in (False, True):
+        loader = ImageLoader(FAST, transport=transport, disk_cache_dir=str(tmp_path),
+                             revalidate=revalidate)
+        try:
+            loader.load(url)
+            qtbot.waitUntil(lambda: len(asked) == 1 + revalidate and not loader.active_jobs()
+                            and not loader.pending_worker_jobs(), timeout=5000)
+        finally:
+            loader.close()
+        shared_thumbnail_cache().clear()
+    # libcurl refused the header as a str that is not ASCII, and the check never went out.
+    assert asked == [None, '"v\xe9-1"']
+
+
 def test_refused_connection(qtbot, make_loader):
     loader = make_loader()
     url = f"http://127.0.0.1:{free_port_refusing_connections()}/a.png"

@@ -409,7 +409,9 @@ class _Worker:
             headers.append(f"If-None-Match: {request.if_none_match}")
         if request.if_modified_since:
             headers.append(f"If-Modified-Since: {request.if_modified_since}")
-        handle.setopt(pycurl.HTTPHEADER, headers)
+        # As bytes: a validator may hold Latin-1 bytes 0x80-0xFF (RFC 9110 obs-text), sent back
+        # as the server wrote them; pycurl refuses a str that is not ASCII.
+        handle.setopt(pycurl.HTTPHEADER, [header.encode("latin-1") for header in headers])
         https = url.lower().startswith("https:")
         if https:
             version = pycurl.CURL_HTTP_VERSION_2TLS  # HTTP/2 where ALPN agrees, else HTTP/1.1
