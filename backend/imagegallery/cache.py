@@ -382,7 +382,9 @@ def _jpeg_turbo_if_loaded():
 
 
 def _is_number(text: str) -> bool:
-    return text.isascii() and text.isdigit()  # isdigit alone also takes "²", which int refuses
+    # ASCII: isdigit alone also takes "²", which int refuses. Nine digits at most: a QSize side
+    # is a 32-bit int, and a longer run is damage, not a size.
+    return text.isascii() and text.isdigit() and len(text) <= 9
 
 
 def _header_value_or_empty(text: str) -> str:
