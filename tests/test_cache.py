@@ -117,6 +117,11 @@ def test_damaged_texts_in_a_disk_cache_file_are_left_out_and_the_thumbnail_kept(
     assert (loaded.etag, loaded.last_modified) == ("", "")
     assert loaded.original_size == QSize(187, 140)
     assert close_to(center_color(loaded.image), "#3366aa")
+    # Digits, but more than a size holds (QSize raised OverflowError).
+    garbled = solid(187, 140, "#3366aa")
+    garbled.setText(DiskThumbnailCache.ORIGINAL_SIZE, "999999999999x1")
+    assert garbled.save(disk._path(key), b"jpeg", 90)
+    assert disk.load(key).original_size == QSize(187, 140)
 
 
 def test_a_disk_cache_folder_that_cannot_be_written_says_so_once(tmp_path, caplog):
@@ -260,6 +265,42 @@ def test_a_long_list_revalidating_from_a_warm_cache_settles_every_row(qtbot, mon
     assert revalidating.loadedCount == 60
     qtbot.waitUntil(lambda: len(asked) == 60, timeout=10000)  # each asked with its ETag
     revalidating.loader.close()
+
+
+def test_a_changed_image_found_by_revalidation_is_kept_when_its_row_goes_away(
+        qtbot, monkeypatch, tmp_path, image_server):
+    import threading
+
+    from imagegallery import loader as loader_module
+    from imagegallery.loader import ImageLoader
+
+    current = {"etag": '"v1"', "body": solid_image_bytes("#ff0000")}
+    url = _versioned_url_in_disk_cache(qtbot, image_server, current)
+    blue = solid_image_bytes("#0000ff")
+    current.update(etag='"v2"', body=blue)
+    decode, held, release = loader_module.decode_thumbnail, threading.Event(), threading.Event()
+
+    def holding_the_new_one(body, *args, **kwargs):
+        if bytes(body) == blue:
+            held.set()
+            release.wait(10)
+        return decode(body, *args, **kwargs)
+
+    monkeypatch.setattr(loader_module, "decode_thumbnail", holding_the_new_one)
+    loader = ImageLoader(revalidate=True)
+    try:
+        loader.load(url)
+        qtbot.waitUntil(held.is_set, timeout=5000)
+        loader.cancel(url)  # the list was replaced while the new picture decoded
+        release.set()
+        qtbot.waitUntil(lambda: loader.cached(url) is not None and not loader.pending_worker_jobs(),
+                        timeout=5000)
+        # Nobody waits for it, but it is the newest picture: the caches take it.
+        assert close_to(center_color(loader.cached(url).image), "#0000ff")
+        assert close_to(center_color(loader.disk.load(loader.key_for(url)).image), "#0000ff")
+    finally:
+        release.set()
+        loader.close()
 
 
 def test_a_second_run_of_the_app_starts_from_the_disk_cache(tmp_path, image_server):

@@ -168,16 +168,19 @@ def test_a_reload_is_not_undone_by_the_older_decode_finishing_last(qtbot, monkey
         return decode(body, *args, **kwargs)
 
     monkeypatch.setattr(loader_module, "decode_thumbnail", holding_the_red_one)
-    model.urls = [url]
-    qtbot.waitUntil(held.is_set, timeout=5000)
-    image_server.add("/picture.png", blue)  # the picture changed: reload() fetches it again
-    with qtbot.waitSignal(model.finished, timeout=10000):
-        model.reload()
-    release.set()
-    loader = model.loader
-    qtbot.waitUntil(lambda: loader.pending_worker_jobs() == 0, timeout=10000)
-    assert close_to(center_color(model.thumbnail(0)), "#0000ff")
-    assert close_to(center_color(loader.disk.load(loader.key_for(url)).image), "#0000ff")
+    try:
+        model.urls = [url]
+        qtbot.waitUntil(held.is_set, timeout=5000)
+        image_server.add("/picture.png", blue)  # the picture changed: reload() fetches it again
+        with qtbot.waitSignal(model.finished, timeout=10000):
+            model.reload()
+        release.set()
+        loader = model.loader
+        qtbot.waitUntil(lambda: loader.pending_worker_jobs() == 0, timeout=10000)
+        assert close_to(center_color(model.thumbnail(0)), "#0000ff")
+        assert close_to(center_color(loader.disk.load(loader.key_for(url)).image), "#0000ff")
+    finally:
+        release.set()  # never a decode thread left waiting into the teardown
 
 
 def test_retry_and_reload_fetch_again(qtbot, model, image_server):

@@ -179,6 +179,9 @@ class _Job:
     # Fetched through the transport that speaks TLS: its http URL redirected to https, which
     # the scheme's own transport could not follow.
     over_tls_transport: bool = False
+    # How many times the URL had been fetched again on purpose (retry(), reload()) when this job
+    # began: a decode of an earlier generation never refills the caches.
+    generation: int = 0
 
 
 class _StreamCap:
@@ -288,6 +291,8 @@ class ImageLoader(QObject):
         self._request_ids = itertools.count(1)
 
         self._decode_backlog: Dict[int, int] = {}  # decode token -> body bytes waiting
+        self._decode_generations: Dict[int, int] = {}  # decode token -> its job's generation
+        self._refetches: Dict[str, int] = {}  # url -> times retry() fetched it again
         self._decode_backlog_bytes = 0
         self._decoder = PriorityWorkerPool(default_decode_threads(), "decode", self)
         self._decoder.done.connect(self._on_decoded)
@@ -476,7 +481,7 @@ class ImageLoader(QObject):
         if not parsed.ok:
             self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error))
             return
-        job = _Job(url, parsed, priority, self._spec)
+        job = _Job(url, parsed, priority, self._spec, generation=self._refetches.get(url, 0))
         if claimant is not None:
             job.claimants.add(claimant)
         self._jobs[url] = job
@@ -553,7 +558,9 @@ class ImageLoader(QObject):
         if not parsed.ok:
             self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error))
             return
-        job = _Job(url, parsed, priority, self._spec, bypass_disk=True, claimants=claimants)
+        self._refetches[url] = self._refetches.get(url, 0) + 1
+        job = _Job(url, parsed, priority, self._spec, bypass_disk=True, claimants=claimants,
+                   generation=self._refetches[url])
         self._jobs[url] = job
         self._start_pipeline(job)
 
@@ -898,6 +905,7 @@ class ImageLoader(QObject):
         job.token = next(self._tokens)
         size = len(result.body)
         self._decode_backlog[job.token] = size
+        self._decode_generations[job.token] = job.generation
         self._decode_backlog_bytes += size
         # Decoding outranks nothing on screen: visible rows decode first, like they download.
         self._decoder.submit(job.priority, job.token, self._decode_job, job.url, job.spec,
@@ -995,20 +1003,21 @@ class ImageLoader(QObject):
         if not isinstance(outcome, tuple):
             return  # the warm-up job
         url, spec, result, thumbnail, error = outcome
+        generation = self._decode_generations.get(token, 0)
         self._release_backlog(token)
         job = self._jobs.get(url)
         current = job is not None and job.token == token
-        key = self.key_for(url, spec)
-        # A result nobody waits for any more (its row went away) still fills the caches, but it
-        # never replaces a newer load's: reload() and retry() fetch again on purpose, and their
-        # thumbnail, in memory or still on its way, must not lose to this older one finishing last.
-        if thumbnail is not None and (current or (job is None and key not in self.thumbnails)):
-            self.thumbnails.put(key, thumbnail)
+        # A result nobody waits for any more (its row went away, it was restarted) still fills
+        # the caches, unless the URL was fetched again on purpose since it began (reload(),
+        # retry()): finishing last, this older picture would replace the newer one.
+        if thumbnail is not None and generation >= self._refetches.get(url, 0):
+            self.thumbnails.put(self.key_for(url, spec), thumbnail)
             self._store_on_disk(url, spec, thumbnail)
             downloaded = result.request_id != _FROM_ENCODED_CACHE
             if downloaded and 0 < len(result.body) <= ENCODED_ENTRY_MAX_BYTES:
                 self.encoded.put(url, result)
         if not current:
+            self._release_disk_writes_if_idle()  # the write just held, when nothing else runs
             return
         if thumbnail is None:
             self._fail(job, error)
@@ -1062,6 +1071,7 @@ class ImageLoader(QObject):
         job.token = next(self._tokens)  # late results and stale heap entries are now ignored
 
     def _release_backlog(self, token: int) -> None:
+        self._decode_generations.pop(token, None)
         size = self._decode_backlog.pop(token, None)
         if size is not None:
             was_full = self._decode_backlog_bytes >= DECODE_BACKLOG_BYTES
