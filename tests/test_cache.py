@@ -36,11 +36,14 @@ def test_disk_cache_round_trips_pixels_and_metadata(tmp_path):
     alpha = ThumbnailKey("http://h/b.png", 240, 140, "fit")
     disk.store(opaque, CachedThumbnail(solid(224, 140, "#ff0000"), QSize(3200, 2000), '"v1"'))
     disk.store(alpha, CachedThumbnail(solid(50, 50, "#800000ff", QImage.Format_ARGB32_Premultiplied),
-                                      QSize(50, 50)))
+                                      QSize(640, 640), '"p1"', "Wed, 21 Oct 2015 07:28:00 GMT"))
     loaded = disk.load(opaque)
     assert loaded.original_size == QSize(3200, 2000) and loaded.etag == '"v1"'
     assert loaded.image.size() == QSize(224, 140) and close_to(center_color(loaded.image), "#ff0000")
-    translucent = disk.load(alpha).image
+    with_alpha = disk.load(alpha)  # a PNG, read by Qt
+    assert (with_alpha.original_size, with_alpha.etag, with_alpha.last_modified) == (
+        QSize(640, 640), '"p1"', "Wed, 21 Oct 2015 07:28:00 GMT")
+    translucent = with_alpha.image
     assert translucent.hasAlphaChannel()
     assert QColor.fromRgba(translucent.pixel(25, 25)).alpha() == 0x80
     assert disk.load(ThumbnailKey("http://h/a.jpg", 100, 100, "fit")) is None  # another size
@@ -117,6 +120,11 @@ def test_damaged_texts_in_a_disk_cache_file_are_left_out_and_the_thumbnail_kept(
     assert (loaded.etag, loaded.last_modified) == ("", "")
     assert loaded.original_size == QSize(187, 140)
     assert close_to(center_color(loaded.image), "#3366aa")
+    # A PNG entry (a thumbnail with alpha) is read by Qt, texts and all: the same rule holds.
+    alpha = ThumbnailKey("http://h/b.png", 240, 140, "fit")
+    disk.store(alpha, CachedThumbnail(solid(50, 50, "#800000ff", QImage.Format_ARGB32_Premultiplied),
+                                      QSize(50, 50), '"v1"\r\nX-Injected: 1', "\u2603"))
+    assert (disk.load(alpha).etag, disk.load(alpha).last_modified) == ("", "")
     # Digits, but more than a size holds (QSize raised OverflowError).
     garbled = solid(187, 140, "#3366aa")
     garbled.setText(DiskThumbnailCache.ORIGINAL_SIZE, "999999999999x1")

@@ -69,6 +69,7 @@ def test_script_and_data_urls_name_their_scheme():
 def test_a_local_path_given_as_a_url_says_how_to_write_it():
     assert parse_image_url("/tmp/x.jpg").error == "malformed URL (no scheme; a local file is file:///...)"
     assert parse_image_url("not a url").error == "malformed URL (no scheme)"
+    assert parse_image_url("//127.0.0.1/x.png").error == "malformed URL (no scheme)"  # no file
     assert parse_image_url("/tmp/x.jpg", allow_plain_paths=True).ok  # the CLI's lists take paths
 
 

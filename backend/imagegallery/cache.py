@@ -234,11 +234,12 @@ class DiskThumbnailCache:
                 return None if image is None else self._thumbnail(image, header.comments)
         # A PNG (with alpha), or no libjpeg-turbo yet. Qt reads the file itself: a QBuffer made
         # in Python here deadlocked against the decode threads (see decode._HANDLER_CREATION).
-        reader = QImageReader(path)  # JPEG or PNG, by content
-        image = reader.read()
+        image = QImageReader(path).read()  # JPEG or PNG, by content
         if image.isNull():
             return None
-        return self._thumbnail(image, {name: reader.text(name) for name in
+        # The image's texts, not the reader's: after read() a PNG reader has none left to give
+        # (it printed "libpng error: Read Error" and the entry lost its size and validators).
+        return self._thumbnail(image, {name: image.text(name) for name in
                                        (self.ORIGINAL_SIZE, self.ETAG, self.LAST_MODIFIED)})
 
     def _thumbnail(self, image: QImage, texts: Dict[str, str]) -> CachedThumbnail:

@@ -872,7 +872,7 @@ class ImageLoader(QObject):
         # The last attempt's reason alone ("timed out after 30 s") undersells a row that took
         # four attempts and their backoff to give up.
         self._fail(job, error.message if job.attempt == 0
-                   else f"{error.message} ({job.attempt + 1} attempts)")
+                   else f"{error.message}, after {job.attempt + 1} attempts")
 
     def _schedule_retry(self, job: _Job, error: TransferError) -> None:
         job.attempt += 1

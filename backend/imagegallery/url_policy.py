@@ -64,7 +64,8 @@ def parse_image_url(text: str, allowed_schemes: Iterable[str] = DEFAULT_ALLOWED_
         return ParsedImageUrl(raw, None, error="malformed URL")
     scheme = url.scheme().lower()
     if not scheme:
-        hint = "; a local file is file:///..." if stripped.startswith(("/", "~", ".")) else ""
+        looks_like_a_path = stripped.startswith(("/", "~", ".")) and not stripped.startswith("//")
+        hint = "; a local file is file:///..." if looks_like_a_path else ""
         return ParsedImageUrl(raw, None, error=f"malformed URL (no scheme{hint})")
     if scheme not in allowed:
         return ParsedImageUrl(raw, None, scheme=scheme,
