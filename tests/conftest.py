@@ -93,6 +93,35 @@ class CountingDecoder:
 
 
 @pytest.fixture
+def hold_decode(monkeypatch):
+    """`hold_decode(body)` -> (held, release): the decode of `body` waits on its decode thread,
+    `held` set, until `release` is set (at teardown at the latest). Request it after the models
+    and servers, so it releases before they close."""
+    import threading
+
+    from imagegallery import loader as loader_module
+
+    decode = loader_module.decode_thumbnail
+    held, release = threading.Event(), threading.Event()
+    bodies = []
+
+    def holding(body, *args, **kwargs):
+        if bytes(body) in bodies:
+            held.set()
+            release.wait(10)
+        return decode(body, *args, **kwargs)
+
+    monkeypatch.setattr(loader_module, "decode_thumbnail", holding)
+
+    def hold(body: bytes):
+        bodies.append(body)
+        return held, release
+
+    yield hold
+    release.set()  # never a decode thread left waiting into the teardown
+
+
+@pytest.fixture
 def turbo(monkeypatch):
     """libjpeg-turbo's decoder (simplejpeg), counted."""
     from imagegallery import jpeg_turbo

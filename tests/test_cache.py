@@ -276,25 +276,14 @@ def test_a_long_list_revalidating_from_a_warm_cache_settles_every_row(qtbot, mon
 
 
 def test_a_changed_image_found_by_revalidation_is_kept_when_its_row_goes_away(
-        qtbot, monkeypatch, tmp_path, image_server):
-    import threading
-
-    from imagegallery import loader as loader_module
+        qtbot, image_server, hold_decode):
     from imagegallery.loader import ImageLoader
 
     current = {"etag": '"v1"', "body": solid_image_bytes("#ff0000")}
     url = _versioned_url_in_disk_cache(qtbot, image_server, current)
     blue = solid_image_bytes("#0000ff")
     current.update(etag='"v2"', body=blue)
-    decode, held, release = loader_module.decode_thumbnail, threading.Event(), threading.Event()
-
-    def holding_the_new_one(body, *args, **kwargs):
-        if bytes(body) == blue:
-            held.set()
-            release.wait(10)
-        return decode(body, *args, **kwargs)
-
-    monkeypatch.setattr(loader_module, "decode_thumbnail", holding_the_new_one)
+    held, release = hold_decode(blue)
     loader = ImageLoader(revalidate=True)
     try:
         loader.load(url)
@@ -307,7 +296,7 @@ def test_a_changed_image_found_by_revalidation_is_kept_when_its_row_goes_away(
         assert close_to(center_color(loader.cached(url).image), "#0000ff")
         assert close_to(center_color(loader.disk.load(loader.key_for(url)).image), "#0000ff")
     finally:
-        release.set()
+        release.set()  # no decode thread left waiting past the test
         loader.close()
 
 

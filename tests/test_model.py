@@ -151,36 +151,21 @@ def test_every_new_list_ends_in_finished_even_with_nothing_left_to_load(qtbot, m
     assert image_server.total_hits() == hits
 
 
-def test_a_reload_is_not_undone_by_the_older_decode_finishing_last(qtbot, monkeypatch, model,
-                                                                   image_server):
-    import threading
-
-    from imagegallery import loader as loader_module
-
+def test_a_reload_is_not_undone_by_the_older_decode_finishing_last(qtbot, model, image_server,
+                                                                   hold_decode):
     red, blue = solid_image_bytes("#ff0000"), solid_image_bytes("#0000ff")
     url = image_server.add("/picture.png", red)
-    decode, held, release = loader_module.decode_thumbnail, threading.Event(), threading.Event()
-
-    def holding_the_red_one(body, *args, **kwargs):
-        if bytes(body) == red:
-            held.set()
-            release.wait(10)
-        return decode(body, *args, **kwargs)
-
-    monkeypatch.setattr(loader_module, "decode_thumbnail", holding_the_red_one)
-    try:
-        model.urls = [url]
-        qtbot.waitUntil(held.is_set, timeout=5000)
-        image_server.add("/picture.png", blue)  # the picture changed: reload() fetches it again
-        with qtbot.waitSignal(model.finished, timeout=10000):
-            model.reload()
-        release.set()
-        loader = model.loader
-        qtbot.waitUntil(lambda: loader.pending_worker_jobs() == 0, timeout=10000)
-        assert close_to(center_color(model.thumbnail(0)), "#0000ff")
-        assert close_to(center_color(loader.disk.load(loader.key_for(url)).image), "#0000ff")
-    finally:
-        release.set()  # never a decode thread left waiting into the teardown
+    held, release = hold_decode(red)
+    model.urls = [url]
+    qtbot.waitUntil(held.is_set, timeout=5000)
+    image_server.add("/picture.png", blue)  # the picture changed: reload() fetches it again
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.reload()
+    release.set()
+    loader = model.loader
+    qtbot.waitUntil(lambda: loader.pending_worker_jobs() == 0, timeout=10000)
+    assert close_to(center_color(model.thumbnail(0)), "#0000ff")
+    assert close_to(center_color(loader.disk.load(loader.key_for(url)).image), "#0000ff")
 
 
 def test_retry_and_reload_fetch_again(qtbot, model, image_server):
