@@ -405,9 +405,6 @@ class ImageLoader(QObject):
             return
         self._spec = spec
         for job in list(self._jobs.values()):
-            if self._jobs.get(job.url) is not job:
-                continue  # ended during this pass (a restart can finish a job at once, and its
-                # thumbnailReady handler cancel others)
             job.spec = spec
             if job.revalidating is not None:
                 # What it delivered has the old size, and a "not modified" brings no bytes to
