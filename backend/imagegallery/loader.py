@@ -249,7 +249,10 @@ class ImageLoader(QObject):
     loadStarted = pyqtSignal(str)  # url: a transfer began (the row shows Loading)
     loadProgress = pyqtSignal(str, "qlonglong", "qlonglong")  # url, received, total or -1
     # A job left the loader (loaded, failed, cancelled, or a revalidation that kept the disk's
-    # thumbnail and so said nothing): a model feeding a long list waits for room on this.
+    # thumbnail and so said nothing): a model feeding a long list waits for room on this. It is
+    # emitted from inside the loader's bookkeeping (retry() emits it between dropping the old
+    # job and making the new one), so a slot should schedule work, as the model's does, rather
+    # than call back into the loader.
     jobEnded = pyqtSignal()
 
     def __init__(self, limits: LoadLimits = LoadLimits(), transport: str = "auto",
