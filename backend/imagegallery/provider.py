@@ -17,6 +17,12 @@ Qt's pixmap reader thread cancels a pending response while it holds its own lock
 response's `cancel` needs the GIL, so a Python call that changes an Image's source while a miss
 is pending (it takes that lock with the GIL held) can deadlock. Bindings in QML run without the
 GIL; a reviewer's 5,600 cancellations through the model's roles all completed.
+
+The same holds for anything Python does to the view that makes it load images, such as
+`setProperty("contentY", ...)`: PyQt keeps the GIL through it, the view asks the reader thread
+for a tile, and that thread holds its lock while it calls this provider's `imageType()`, which
+needs the GIL (a hang, seen with a memory cache smaller than a screen). Hosts move the view with
+a queued `QMetaObject.invokeMethod` instead (README, "From a Python host app").
 """
 from __future__ import annotations
 
