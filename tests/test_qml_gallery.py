@@ -490,6 +490,49 @@ def test_selections_of_rows_that_went_away_are_dropped(qtbot, scene_factory, ima
     scene.settle()
 
 
+TWO_MODELS_QML = """
+import QtQuick 2.15
+import QtQuick.Window 2.15
+import ImageGallery 1.0
+
+Window {
+    id: root
+    width: 580
+    height: 420
+    visible: true
+
+    property var albumA: []
+    property var albumB: []
+    property string shown: "a"
+
+    ImageGalleryModel { id: a; urls: root.albumA; thumbnailSize: Qt.size(120, 80) }
+    ImageGalleryModel { id: b; urls: root.albumB; thumbnailSize: Qt.size(120, 80) }
+
+    ImageGallery {
+        objectName: "gallery"
+        anchors.fill: parent
+        selectionMode: "multi"
+        model: root.shown === "a" ? a : root.shown === "b" ? b : null
+    }
+}
+"""
+
+
+def test_selections_do_not_follow_the_view_to_another_model(qtbot, scene_factory, image_server):
+    urls = serve(image_server)
+    scene = scene_factory(TWO_MODELS_QML, albumA=urls[:3], albumB=urls[3:6])
+    scene.settle()
+    QMetaObject.invokeMethod(scene.gallery, "selectAll")
+    assert scene.selected() == urls[:3]
+    scene.window.setProperty("shown", "b")  # a picker showing B returned A's images
+    assert scene.selected() == []
+    QMetaObject.invokeMethod(scene.gallery, "selectAll")
+    scene.window.setProperty("shown", "")  # no model at all
+    assert scene.selected() == []
+    scene.window.setProperty("shown", "b")
+    scene.settle()  # tiles made before the teardown deletes the engine
+
+
 def test_url_list_changed_in_qml_reaches_the_model(qtbot, scene_factory, image_server):
     urls = serve(image_server)
     scene = scene_factory(MODEL_QML, albumA=urls[:3], albumB=urls[2:6])
@@ -523,6 +566,30 @@ def test_the_view_reports_visible_rows_so_they_load_first(qtbot, scene_factory, 
     QMetaObject.invokeMethod(scene.gallery, "positionViewAtEnd", Qt.QueuedConnection)
     qtbot.waitUntil(lambda: image_server.hits["/r199.png"] == 1, timeout=10000)
     assert image_server.hits["/r100.png"] == 0
+
+
+def test_a_narrower_thumbnail_loads_the_columns_it_adds(qtbot, scene_factory, image_server):
+    from PyQt5.QtCore import QSize
+
+    body = solid_image_bytes("#2060a0", 64, 40)
+    urls = [image_server.add(f"/n{index}.png", body) for index in range(300)]
+    scene = scene_factory(MODEL_QML, albumA=[], albumB=[])
+    model, gallery = scene.window.property("photos"), scene.gallery
+    model.prefetchRows = 0
+    model.loadPolicy = model.LoadPolicy.LoadVisible  # only what the view says is on screen
+    scene.window.setProperty("albumA", urls)
+
+    def screen_loaded():
+        rows = int(gallery.property("height") // gallery.property("cellHeight"))
+        return model.loadedCount >= gallery.property("columns") * rows and not model.busy
+
+    qtbot.waitUntil(screen_loaded, timeout=10000)
+    columns = gallery.property("columns")
+    model.thumbnailSize = QSize(40, 80)  # the same height: more columns, the same rows
+    assert gallery.property("columns") > columns
+    # The view said nothing: its rows and height had not changed, so the new columns' rows
+    # stayed unrequested, their tiles on the placeholder for ever.
+    qtbot.waitUntil(screen_loaded, timeout=10000)
 
 
 def test_theme_swap_restyles_without_new_requests(qtbot, scene_factory, image_server):

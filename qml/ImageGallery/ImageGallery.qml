@@ -141,7 +141,15 @@ GridView {
     onWidthChanged: _scheduleVisibleRange()
     onCountChanged: _scheduleVisibleRange()
     onCellHeightChanged: _scheduleVisibleRange()
-    onGalleryModelChanged: _scheduleVisibleRange()
+    onColumnsChanged: _scheduleVisibleRange()  // a narrower thumbnail: more rows of the list on screen
+    onGalleryModelChanged: {
+        _scheduleVisibleRange()
+        // Another model's URLs are not this one's: a picker must not return what it no longer shows.
+        if (galleryModel)
+            _dropGoneSelections()
+        else
+            selectedUrls = []
+    }
 
     Keys.onPressed: function(event) {
         if (count === 0)
