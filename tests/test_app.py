@@ -354,14 +354,14 @@ def test_a_list_the_window_cannot_read_says_why_in_the_window(qtbot, image_serve
         assert session.start() == 0
         window = session.window
         window.openListRequested.emit(str(tmp_path / "missing.txt"))
-        assert "URL list not found" in window.property("listError")
+        qtbot.waitUntil(lambda: "URL list not found" in window.property("listError"), timeout=5000)
         listing = tmp_path / "more.txt"
         listing.write_text(image_server.add("/1.png", solid_image_bytes("#00ff00")) + "\n")
-        window.openListRequested.emit(listing.as_uri())
+        window.openListRequested.emit(listing.as_uri())  # read on a thread, not the GUI's
+        qtbot.waitUntil(lambda: session.model.count == 2, timeout=5000)
         assert window.property("listError") == ""
-        assert session.model.count == 2
-        with qtbot.waitSignal(session.model.finished, timeout=10000):
-            pass
+        window.addUrlsRequested.emit(image_server.add("/2.png", solid_image_bytes("#0000ff")))
+        qtbot.waitUntil(lambda: session.model.loadedCount == 3, timeout=10000)
         # Every tile's face made before the engine goes: deleting it mid-incubation warns.
         qtbot.waitUntil(lambda: tiles_settled(window), timeout=10000)
     finally:
