@@ -15,6 +15,7 @@ from PyQt5.QtTest import QTest
 
 import imagegallery
 from imagegallery.app import cell_tile, gallery_cells, grab_window, image_buttons, tiles_settled
+from imagegallery.model import ImageGalleryModel
 from imaging import close_to, serve_solid_images, solid_image_bytes
 
 COLORS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00", "#00ffff", "#ff00ff"]
@@ -389,6 +390,22 @@ def test_double_click_activates(qtbot, scene_factory, image_server):
     with qtbot.waitSignal(scene.gallery.imageActivated, timeout=3000) as activated:
         QTest.mouseDClick(scene.window, Qt.LeftButton, Qt.NoModifier, scene.tile_center(4))
     assert activated.args == [4, urls[4]]
+
+
+def test_r_retries_the_current_tile_when_it_failed(qtbot, scene_factory, image_server):
+    urls = serve(image_server, COLORS[:2]) + [image_server.url("/late.png")]
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    gallery, window = scene.gallery, scene.window
+    qtbot.waitUntil(lambda: gallery.property("activeFocus"), timeout=3000)
+    QTest.keyClick(window, Qt.Key_R)  # the current tile (0) loaded: nothing to retry
+    assert image_server.hits["/0.png"] == 1
+    image_server.add("/late.png", solid_image_bytes("#00ff00"))
+    gallery.setProperty("currentIndex", 2)
+    QTest.keyClick(window, Qt.Key_R)
+    qtbot.waitUntil(lambda: scene.model().status_of(2) == ImageGalleryModel.Status.Ready,
+                    timeout=5000)
+    assert image_server.hits["/late.png"] == 2
 
 
 def test_keys_move_and_activate(qtbot, scene_factory, image_server):

@@ -177,6 +177,11 @@ GridView {
                 _activateCurrent()
             event.accepted = true
             return
+        case Qt.Key_R:  // the failed tile's Retry button, from the keyboard
+            if (galleryModel && currentIndex >= 0 && galleryModel.get(currentIndex).status === 3)
+                galleryModel.retry(currentIndex)
+            event.accepted = true
+            return
         default:
             return
         }
