@@ -178,7 +178,7 @@ GridView {
             event.accepted = true
             return
         case Qt.Key_R:  // the failed tile's Retry button, from the keyboard
-            if (galleryModel && currentIndex >= 0 && galleryModel.get(currentIndex).status === 3)
+            if (galleryModel && currentIndex >= 0 && galleryModel.get(currentIndex).status === Image.Error)
                 galleryModel.retry(currentIndex)
             event.accepted = true
             return
