@@ -609,6 +609,23 @@ def test_a_narrower_thumbnail_loads_the_columns_it_adds(qtbot, scene_factory, im
     qtbot.waitUntil(screen_loaded, timeout=10000)
 
 
+def test_cells_dropped_while_their_tiles_are_made_say_nothing(qtbot, qtlog, scene_factory,
+                                                               image_server):
+    from PyQt5.QtCore import QSize
+
+    body = solid_image_bytes("#2060a0", 64, 40)
+    scene = scene_factory(urls=[image_server.add(f"/i{index}.png", body) for index in range(200)])
+    scene.settle()
+    model, window = scene.model(), scene.window
+    for step in range(20):  # each change drops cells whose tiles the last one began to make
+        width = 60 + (step * 37) % 160
+        model.thumbnailSize = QSize(width, width * 2 // 3)
+        with qtbot.waitSignal(window.frameSwapped, timeout=5000):
+            window.update()
+    scene.settle()
+    assert not [r.message for r in qtlog.records if "during incubation" in r.message]
+
+
 def test_theme_swap_restyles_without_new_requests(qtbot, scene_factory, image_server):
     urls = serve(image_server)
     scene = scene_factory(urls=urls)

@@ -71,6 +71,9 @@ Item {
     // The thumbnail, its placeholder and the error face are made asynchronously, a frame or two
     // after the tile: a new list builds a whole screen of tiles in one go on the GUI thread, and
     // everything made there delays the first replies' hand-over (and the first frame).
+    // Cancels a face still being made (as the gallery's cells do with their tiles): left to the
+    // tile's destruction, Qt reported "Object or context destroyed during incubation".
+    Component.onDestruction: content.active = false
     Loader {
         id: content
         anchors.fill: parent

@@ -82,7 +82,12 @@ GridView {
         width: root.cellWidth - Theme.spacing
         height: root.cellHeight - Theme.spacing
         Component.onCompleted: root._queueTile(tileLoader)
-        Component.onDestruction: root._forgetTile(tileLoader)
+        Component.onDestruction: {
+            // Cancels a tile still being made: left to the cell's destruction, Qt reported
+            // "Object or context destroyed during incubation" for each.
+            tileLoader.active = false
+            root._forgetTile(tileLoader)
+        }
 
         Loader {
             id: tileLoader
