@@ -79,12 +79,12 @@ class Meter:
         self.settled: Dict[int, float] = {}
         self.failed = 0
         self.first: Optional[float] = None
-        # The gallery's first thumbnail counts when a tile shows it (ImageButton.ready), the
-        # moment Qt Quick's is counted at (Image.status Ready), not when its row is Ready, a
-        # provider round trip and possibly the tile's making earlier. Polled at every tick
-        # once a row is Ready, so it reads up to a tick (5 ms) late, against the gallery.
+        # The gallery's first thumbnail counts when a tile shows it (the view's thumbnailShown,
+        # at its Image's status change), the moment Qt Quick's is counted at (Image.status
+        # Ready), not when its row is Ready, a provider round trip and possibly the tile's
+        # making earlier. The row's time is kept apart.
         self.first_row: Optional[float] = None
-        self.first_shown_check = None
+        self.first_is_shown = False  # the gallery: `first` comes from thumbnail_shown
         self.target: set = set()
         self.phase_start = 0.0
         self.results: dict = {}
@@ -114,12 +114,10 @@ class Meter:
         if now - self.last_tick > self.max_gap:
             self.max_gap, self.max_gap_at = now - self.last_tick, self.last_tick - self.t0
         self.last_tick = now
-        self.check_first_shown()
         self.check()
 
-    def check_first_shown(self) -> None:
-        if (self.first is None and self.first_row is not None
-                and self.first_shown_check is not None and self.first_shown_check()):
+    def thumbnail_shown(self) -> None:
+        if self.first is None:
             self.first = self.now()
 
     def settle(self, index: int, ok: bool) -> None:
@@ -129,7 +127,7 @@ class Meter:
         self.settled[index] = elapsed
         if ok and self.first_row is None:
             self.first_row = elapsed
-            if self.first_shown_check is None:
+            if not self.first_is_shown:
                 self.first = elapsed
         if not ok:
             self.failed += 1
@@ -160,7 +158,6 @@ class Meter:
         if self.finished:
             return
         self.finished = True
-        self.check_first_shown()  # the load can end between ticks
         now = time.perf_counter()
         if now - self.last_tick > self.max_gap:  # a loop that never yielded
             self.max_gap, self.max_gap_at = now - self.last_tick, self.last_tick - self.t0
@@ -398,7 +395,14 @@ def start_quick(app, config, meter, view, root, kind):
         meter.keep.append(on_changed)
         on_screen = min(len(urls), COLUMNS * ROWS)
         meter.extra_check = lambda: _tiles_on_screen_ready(view, grid, on_screen)
-        meter.first_shown_check = lambda: _a_tile_shows_its_thumbnail(grid)
+        meter.first_is_shown = True
+
+        def on_thumbnail_shown(index, url):
+            meter.thumbnail_shown()
+            grid.thumbnailShown.disconnect(on_thumbnail_shown)  # only the first is timed
+
+        grid.thumbnailShown.connect(on_thumbnail_shown)
+        meter.keep.append(on_thumbnail_shown)
         meter.begin(_initial_target(config, len(urls)))
         model.setProperty("urls", urls)
     else:
@@ -429,10 +433,6 @@ def _tiles_on_screen_ready(view, grid, expected: int) -> bool:
         if not tile.property("ready"):
             return False
     return shown >= expected
-
-
-def _a_tile_shows_its_thumbnail(grid) -> bool:
-    return any(tile.property("ready") for tile in _visible_tiles(grid))
 
 
 def _visible_tiles(grid):

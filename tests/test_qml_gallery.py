@@ -383,6 +383,40 @@ def test_clicks_emit_image_clicked_and_select(qtbot, scene_factory, image_server
     assert scene.selected() == [urls[2]]
 
 
+def test_each_tile_says_when_it_shows_its_thumbnail(qtbot, scene_factory, image_server):
+    urls = serve(image_server)
+    scene = scene_factory()
+    shown = []
+    scene.gallery.thumbnailShown.connect(lambda index, url: shown.append((index, url)))
+    scene.window.setProperty("urls", urls)
+    scene.settle()
+    assert sorted(shown) == list(enumerate(urls))
+    image = scene.grab()
+    for index, color in enumerate(COLORS):
+        assert close_to(QColor(image.pixel(scene.tile_center(index))), color), index
+
+
+def test_a_reused_tile_says_when_it_shows_another_rows_thumbnail(qtbot, scene_factory, image_server):
+    # Thumbnails in memory load synchronously: a reused tile goes from one Ready picture to the
+    # next with its `ready` true throughout.
+    colors = [COLORS[index % len(COLORS)] for index in range(120)]
+    urls = serve(image_server, colors)
+    scene = scene_factory(urls=urls)
+    model = scene.model()
+    qtbot.waitUntil(lambda: model.count > 0 and model.loadedCount == len(urls), timeout=20000)
+    shown = []
+    scene.gallery.thumbnailShown.connect(lambda index, url: shown.append((index, url)))
+    for first in (40, 80):
+        del shown[:]
+        QMetaObject.invokeMethod(scene.gallery, "positionViewAtIndex", Q_ARG(int, first), Q_ARG(int, 1))
+        qtbot.waitUntil(lambda: tiles_settled(scene.window), timeout=10000)
+        on_screen = {tile.property("index") for tile in image_buttons(scene.window)
+                     if tile.isVisible() and 0 <= tile.mapToScene(QPointF(0, 0)).y() < scene.window.height()}
+        assert first in on_screen
+        qtbot.waitUntil(lambda: on_screen <= {index for index, _ in shown}, timeout=5000)
+        assert all(url == urls[index] for index, url in shown), shown
+
+
 def test_double_click_activates(qtbot, scene_factory, image_server):
     urls = serve(image_server)
     scene = scene_factory(urls=urls)

@@ -44,6 +44,10 @@ Item {
     signal clicked(int modifiers)
     signal doubleClicked()
     signal retryRequested()
+    // The thumbnail is on the tile now: a first one, a new one (a reload), or another row's
+    // when a view reuses the tile. Said at the Image's own status change, which Qt sends for
+    // each picture it finishes loading, also Ready after Ready, where `ready` stays true.
+    signal thumbnailShown()
 
     Accessible.role: Accessible.Button
     Accessible.name: fileName + ", " + statusText
@@ -127,6 +131,7 @@ Item {
                     asynchronous: false
                     fillMode: root.fillMode
                     smooth: true
+                    onStatusChanged: if (status === Image.Ready) root.thumbnailShown()
                 }
 
                 // Made only for a failed row (as is the tooltip below, on hover): items a tile does not

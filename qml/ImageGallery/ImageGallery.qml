@@ -20,6 +20,10 @@ GridView {
 
     signal imageClicked(int index, string url)
     signal imageActivated(int index, string url)
+    // A tile began to show its row's thumbnail: the moment the user can see it, which the
+    // model's Ready (the thumbnail is made) precedes by the provider's answer and, for a new
+    // screen, the tile's own making. Emitted again when a reused tile shows another row.
+    signal thumbnailShown(int index, string url)
 
     // The model when it is an ImageGalleryModel, the only model the tiles can show.
     readonly property var galleryModel: model && typeof model.setVisibleRange === "function" ? model : null
@@ -112,6 +116,9 @@ GridView {
                 onClicked: root._tileClicked(index, url)
                 onDoubleClicked: root._tileDoubleClicked(index, url)
                 onRetryRequested: if (root.galleryModel) root.galleryModel.retry(index)
+                // Read from the row, not the tile: a reused tile can show its new row's picture
+                // while its own `url` is still the old row's.
+                onThumbnailShown: root.thumbnailShown(cell.index, cell.model.url)
             }
         }
     }
