@@ -1,5 +1,6 @@
 """Byte-bounded caches, the thumbnail disk cache, and a warm start with the server gone."""
 import os
+import threading
 import time
 
 import pytest
@@ -186,15 +187,15 @@ def test_warm_start_shows_every_thumbnail_with_the_server_stopped(qtbot, image_s
 
 
 def _versioned_url_in_disk_cache(qtbot, image_server, current, conditional=None):
-    """A URL served with `current`'s ETag and body (a 304, `delay_s` late, when asked with the
-    ETag), loaded once so its thumbnail is in the disk cache and not in memory."""
-    import time
-
+    """A URL served with `current`'s ETag and body (a 304 when asked with the ETag, held until
+    `current["answer_304"]`, a threading.Event, is set, if there is one), loaded once so its
+    thumbnail is in the disk cache and not in memory."""
     def versioned(handler):
         if conditional is not None:
             conditional.append(handler.headers.get("If-None-Match", ""))
         if handler.headers.get("If-None-Match") == current["etag"]:
-            time.sleep(current.get("delay_s", 0))
+            if "answer_304" in current:
+                current["answer_304"].wait(timeout=30)  # a bound, so a failed test ends
             handler.send_response(304)
             handler.send_header("ETag", current["etag"])
             handler.send_header("Content-Length", "0")
@@ -511,29 +512,32 @@ def test_a_model_let_go_ends_its_threads_and_still_writes_its_held_thumbnails(
     qtbot.waitUntil(lambda: not any(thread.is_alive() for thread in threads), timeout=5000)
 
 
-def _revalidated_after(image_server, qtbot, delay_s):
-    """A URL with its thumbnail in the disk cache, whose server answers 304 `delay_s` late."""
+@pytest.fixture
+def url_revalidating(image_server, qtbot):
+    """A URL with its thumbnail in the disk cache, whose server holds its 304 until the test
+    ends."""
+    answer_304 = threading.Event()
     current = {"etag": '"v1"', "body": solid_image_bytes("#ff0000")}
     url = _versioned_url_in_disk_cache(qtbot, image_server, current)
-    current["delay_s"] = delay_s
-    return url
+    current["answer_304"] = answer_304
+    yield url
+    answer_304.set()
 
 
-def test_a_row_added_while_its_url_revalidates_gets_the_thumbnail(qtbot, image_server,
+def test_a_row_added_while_its_url_revalidates_gets_the_thumbnail(qtbot, url_revalidating,
                                                                   make_model):
-    url = _revalidated_after(image_server, qtbot, 1.0)
     gallery = make_model(revalidate=True)
     with qtbot.waitSignal(gallery.finished, timeout=10000):
-        gallery.urls = [url]  # Ready from the disk; the server's 304 is a second away
+        gallery.urls = [url_revalidating]  # Ready from the disk; the 304 is held
     with qtbot.waitSignal(gallery.finished, timeout=5000):
-        gallery.append(url)  # the same image again: it must not wait on the 304
+        gallery.append(url_revalidating)  # the same image again: it must not wait on the 304
     assert gallery.status_of(1) == ImageGalleryModel.Status.Ready
     assert close_to(center_color(gallery.thumbnail(1)), "#ff0000")
 
 
-def test_a_new_size_during_revalidation_is_decoded_and_given_to_the_provider(qtbot, image_server,
-                                                                             make_model):
-    url = _revalidated_after(image_server, qtbot, 1.0)
+def test_a_new_size_during_revalidation_is_decoded_and_given_to_the_provider(
+        qtbot, url_revalidating, make_model):
+    url = url_revalidating
     gallery = make_model(revalidate=True)
     with qtbot.waitSignal(gallery.finished, timeout=10000):
         gallery.urls = [url]

@@ -1,5 +1,8 @@
 """Both network transports hand finished transfers over within a GUI-thread budget per turn."""
+import time
+
 import pytest
+from PyQt5.QtCore import QTimer
 
 from imagegallery.transport import base
 from imagegallery.transport.base import TransferRequest, TransportOptions
@@ -20,6 +23,56 @@ def make_transport(request):
     yield make
     for transport in made:
         transport.close()
+
+
+@pytest.fixture
+def turns():
+    """A count of event-loop turns: a zero-interval timer runs once in each."""
+    count = [0]
+    ticker = QTimer()
+    ticker.setInterval(0)
+    ticker.timeout.connect(lambda: count.__setitem__(0, count[0] + 1))
+    ticker.start()
+    yield lambda: count[0]
+    ticker.stop()
+
+
+def test_items_within_the_budget_are_handed_over_at_once(qtbot):
+    handed = []
+    budget = base.TurnBudget(handed.append)
+    for item in range(5):
+        budget.offer(item)
+    assert handed == [0, 1, 2, 3, 4]
+
+
+def test_items_over_the_budget_wait_and_go_one_a_turn_oldest_first(qtbot, turns):
+    handed = []
+
+    def slow_hand_over(item):
+        handed.append((item, turns()))
+        spin_until = time.perf_counter() + 2 * base.FINISHED_RESULTS_BUDGET_S
+        while time.perf_counter() < spin_until:  # a hand-over over the whole budget
+            pass
+
+    budget = base.TurnBudget(slow_hand_over)
+    for item in range(4):
+        budget.offer(item)
+    assert [item for item, _ in handed] == [0]  # the first spent this turn's budget
+    qtbot.waitUntil(lambda: len(handed) == 4, timeout=5000)
+    assert [item for item, _ in handed] == [0, 1, 2, 3]
+    seen = [turn for _, turn in handed]
+    assert all(earlier < later for earlier, later in zip(seen, seen[1:])), seen
+
+
+def test_an_item_cleared_while_it_waits_is_never_handed_over(qtbot, turns, monkeypatch):
+    monkeypatch.setattr(base, "FINISHED_RESULTS_BUDGET_S", 0.0)
+    handed = []
+    budget = base.TurnBudget(handed.append)
+    budget.offer("waiting")
+    assert handed == []  # a zero budget: even the first waits for the next turn
+    budget.clear()
+    budget.offer("later")
+    qtbot.waitUntil(lambda: handed == ["later"], timeout=5000)
 
 
 def start_all(transport, urls):
