@@ -564,3 +564,55 @@ def test_encoded_bytes_are_counted_as_the_memory_they_hold(qtbot, image_server, 
     for url in urls:
         body = gallery.loader.encoded._entries[url][0].body
         assert body.capacity() == len(body) > 0
+
+
+@pytest.mark.parametrize("transport", ["qt", "curl"])
+def test_a_no_store_image_is_shown_but_never_written_to_disk(qtbot, image_server, make_model,
+                                                              transport):
+    private = image_server.add("/private.png", solid_image_bytes("#ff0000"),
+                               headers={"Cache-Control": "private, no-store"})
+    public = image_server.add("/public.png", solid_image_bytes("#00ff00"),
+                              headers={"Cache-Control": "public, max-age=60"})
+    gallery = make_model(transport=transport)
+    with qtbot.waitSignal(gallery.finished, timeout=10000):
+        gallery.urls = [private, public]
+    assert close_to(center_color(gallery.thumbnail(0)), "#ff0000")
+    loader = gallery.loader
+    # Held writes go out together once the loader is idle: with the public one on disk, any
+    # write of the private one would have gone before it.
+    qtbot.waitUntil(lambda: is_green(loader.disk.load(loader.key_for(public))), timeout=10000)
+    qtbot.waitUntil(lambda: loader.pending_worker_jobs() == 0, timeout=10000)
+    assert loader.disk.load(loader.key_for(private)) is None
+
+
+def test_a_thumbnail_on_disk_is_dropped_when_its_server_now_says_no_store(qtbot, image_server,
+                                                                          make_model):
+    answers = {"cache_control": ""}
+
+    def changing(handler):
+        headers = {"Cache-Control": answers["cache_control"]} if answers["cache_control"] else {}
+        handler._send(200, solid_image_bytes("#00ff00"), "image/png", headers)
+
+    url = image_server.add_handler("/changing.png", changing)
+    first = make_model()
+    with qtbot.waitSignal(first.finished, timeout=10000):
+        first.urls = [url]
+    key = first.loader.key_for(url)
+    qtbot.waitUntil(lambda: is_green(first.loader.disk.load(key)), timeout=10000)
+    answers["cache_control"] = "no-store"
+    with qtbot.waitSignal(first.finished, timeout=10000):
+        first.reload()
+    qtbot.waitUntil(lambda: first.loader.pending_worker_jobs() == 0, timeout=10000)
+    assert first.loader.disk.load(key) is None
+    assert close_to(center_color(first.thumbnail(0)), "#00ff00")
+
+
+def test_cache_control_directives_are_read_as_tokens():
+    from imagegallery.transport.base import TransferResult
+
+    def may_be_stored(value):
+        return TransferResult(1, "http://127.0.0.1/", cache_control=value).may_be_stored
+
+    assert may_be_stored("") and may_be_stored("public, max-age=60") and may_be_stored("no-cache")
+    assert not may_be_stored("no-store") and not may_be_stored("private, No-Store")
+    assert not may_be_stored("max-age=0 , no-store=") and may_be_stored('x="no-store"')

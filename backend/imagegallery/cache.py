@@ -308,6 +308,9 @@ class DiskThumbnailCache:
             saved = image.save(buffer, b"jpeg", _JPEG_QUALITY)
         return bytes(data) if saved else None
 
+    def discard(self, key: ThumbnailKey) -> None:
+        self._remove(self._path(key))
+
     def touch(self, key: ThumbnailKey) -> None:
         """Mark a revalidated entry fresh again."""
         try:

@@ -952,6 +952,18 @@ class ImageLoader(QObject):
                 self._release_disk_writes(evicted)
             self._next_eviction_check_bytes = self._held_disk_write_bytes + HELD_DISK_WRITES_BYTES
 
+    def _forget_on_disk(self, url: str, spec: ThumbnailSpec) -> None:
+        """The server now says no-store: its thumbnail held for writing, or written from an
+        earlier answer, is not kept either. After the writes queued before it, in order."""
+        if self.disk is None:
+            return
+        key = self.key_for(url, spec)
+        held = [write for write in self._held_disk_writes if write[1] == key]
+        if held:
+            self._held_disk_writes = [write for write in self._held_disk_writes if write[1] != key]
+            self._held_disk_write_bytes -= sum(write[2].image.sizeInBytes() for write in held)
+        self._io.submit((_IO_STORE, 0), ("forget", next(self._tokens)), self.disk.discard, key)
+
     def _release_disk_writes_if_idle(self) -> None:
         if self._held_disk_writes and not self._jobs:
             self._release_disk_writes()
@@ -1012,7 +1024,10 @@ class ImageLoader(QObject):
         # retry()): finishing last, this older picture would replace the newer one.
         if thumbnail is not None and generation >= self._refetches.get(url, 0):
             self.thumbnails.put(self.key_for(url, spec), thumbnail)
-            self._store_on_disk(url, spec, thumbnail)
+            if result.may_be_stored:
+                self._store_on_disk(url, spec, thumbnail)
+            else:
+                self._forget_on_disk(url, spec)
             downloaded = result.request_id != _FROM_ENCODED_CACHE
             if downloaded and 0 < len(result.body) <= ENCODED_ENTRY_MAX_BYTES:
                 self.encoded.put(url, result)

@@ -123,6 +123,7 @@ class TransferResult:
     content_encoding: str = ""
     etag: str = ""
     last_modified: str = ""
+    cache_control: str = ""
     http2_used: bool = False
     not_modified: bool = False  # 304 to a conditional request
     error: Optional[TransferError] = None
@@ -130,6 +131,13 @@ class TransferResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def may_be_stored(self) -> bool:
+        """False when the server said `Cache-Control: no-store`: nothing made from the response
+        may be written to disk (RFC 9111 5.2.2.5); keeping it in memory while in use is allowed."""
+        directives = (part.split("=", 1)[0].strip().lower() for part in self.cache_control.split(","))
+        return "no-store" not in directives
 
 
 class Transport(QObject):

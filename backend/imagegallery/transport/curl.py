@@ -102,7 +102,11 @@ class _Transfer:
                 return self._on_headers_complete()
             return None
         name, _, value = line.decode("latin-1").partition(":")
-        self.headers[name.strip().lower()] = value.strip()
+        name, value = name.strip().lower(), value.strip()
+        # A field sent twice is one list (RFC 9110 5.3), as Qt's rawHeader gives it: a second
+        # Cache-Control line must not hide a no-store in the first.
+        earlier = self.headers.get(name)
+        self.headers[name] = value if earlier is None else f"{earlier}, {value}"
         return None
 
     def _on_headers_complete(self):
@@ -173,6 +177,7 @@ class _Transfer:
             content_type=headers.get("content-type", ""),
             content_encoding=headers.get("content-encoding", ""),
             etag=headers.get("etag", ""), last_modified=headers.get("last-modified", ""),
+            cache_control=headers.get("cache-control", ""),
             http2_used=http_version == pycurl.CURL_HTTP_VERSION_2_0,
             not_modified=self.status == 304)
 

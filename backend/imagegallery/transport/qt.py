@@ -356,6 +356,7 @@ class QtTransport(Transport):
                 content_type=_header(reply, b"Content-Type"),
                 content_encoding=_header(reply, b"Content-Encoding"),
                 etag=_header(reply, b"ETag"), last_modified=_header(reply, b"Last-Modified"),
+                cache_control=_header(reply, b"Cache-Control"),
                 http2_used=bool(reply.attribute(QNetworkRequest.Http2WasUsedAttribute)),
                 not_modified=status == 304)
             if received != transfer.reported:
