@@ -10,6 +10,12 @@ Per request it waits `latency` seconds before the headers; per connection it pac
 like they would on a real one). It counts requests, body bytes, connections that carried a
 request, and the most requests in flight at once.
 
+Caching headers are an image host's: `Cache-Control: public, max-age=86400`, a strong ETag (a
+hash of the file's bytes) and Last-Modified (the file's mtime), so a client's cache is tested
+with what a real server allows, not against a `no-store` it would have to ignore. A conditional
+request (If-None-Match, else If-Modified-Since) that matches gets a 304 without a body, after the
+same latency.
+
 Control (not counted):  GET /_ctl/config?latency=0.1&bandwidth=250000
                         GET /_ctl/stats    GET /_ctl/reset
 Files: every file of the corpus at its relative path; a query string is ignored, so
@@ -19,20 +25,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import email.utils
+import hashlib
 import json
 import mimetypes
 import os
 import signal
 import time
-from typing import Dict
+from typing import Dict, NamedTuple
 from urllib.parse import parse_qs
 
 CHUNK = 16 * 1024
 _TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".gif": "image/gif", ".webp": "image/webp"}
+# A day, public: what image hosts and CDNs commonly send for images that do not change.
+CACHE_CONTROL = b"public, max-age=86400"
+
+
+class ServedFile(NamedTuple):
+    body: bytes
+    etag: bytes  # strong: the same bytes, the same tag
+    last_modified: bytes  # HTTP date of the file's mtime
+    mtime_s: int  # whole seconds, the precision an HTTP date has
 
 
 class State:
-    def __init__(self, files: Dict[str, bytes]):
+    def __init__(self, files: Dict[str, ServedFile]):
         self.files = files
         self.latency = 0.0
         self.bandwidth = 0.0  # bytes/s per connection; 0 = unlimited
@@ -47,12 +64,14 @@ class State:
         self.max_in_flight = self.in_flight
         self.http2_requests = 0
         self.not_found = 0
+        self.not_modified = 0
         self.link_free_at: Dict[tuple, float] = {}
 
     def stats(self) -> dict:
         return {"requests": self.requests, "bytes": self.bytes,
                 "connections": len(self.connections), "max_in_flight": self.max_in_flight,
                 "http2_requests": self.http2_requests, "not_found": self.not_found,
+                "not_modified": self.not_modified,
                 "latency": self.latency, "bandwidth": self.bandwidth,
                 "in_flight": self.in_flight}
 
@@ -83,16 +102,23 @@ def make_app(state: State):
         try:
             if state.latency:
                 await asyncio.sleep(state.latency)
-            body = state.files.get(path.lstrip("/"))
-            if body is None:
+            served = state.files.get(path.lstrip("/"))
+            if served is None:
                 state.not_found += 1
                 await _reply(send, 404, b"not found", "text/plain")
                 return
+            validators = [(b"etag", served.etag), (b"last-modified", served.last_modified),
+                          (b"cache-control", CACHE_CONTROL)]
+            if _not_modified(served, dict(scope.get("headers") or [])):
+                state.not_modified += 1
+                await send({"type": "http.response.start", "status": 304, "headers": validators})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            body = served.body
             content_type = _TYPES.get(os.path.splitext(path)[1], "application/octet-stream")
             await send({"type": "http.response.start", "status": 200, "headers": [
                 (b"content-type", content_type.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store")]})
+                (b"content-length", str(len(body)).encode())] + validators})
             if not state.bandwidth:
                 await send({"type": "http.response.body", "body": body})
                 state.bytes += len(body)
@@ -115,6 +141,23 @@ def make_app(state: State):
     return app
 
 
+def _not_modified(served: ServedFile, headers: Dict[bytes, bytes]) -> bool:
+    """RFC 9110 13.1: If-None-Match decides when present (weak comparison, as a GET allows);
+    If-Modified-Since only without it."""
+    if_none_match = headers.get(b"if-none-match")
+    if if_none_match is not None:
+        tags = [tag.strip().removeprefix(b"W/") for tag in if_none_match.split(b",")]
+        return b"*" in tags or served.etag in tags
+    if_modified_since = headers.get(b"if-modified-since")
+    if if_modified_since is None:
+        return False
+    try:
+        since = email.utils.parsedate_to_datetime(if_modified_since.decode("latin-1"))
+    except (TypeError, ValueError):
+        return False  # an unreadable date is ignored, as the RFC asks
+    return since is not None and served.mtime_s <= since.timestamp()
+
+
 async def _reply(send, status: int, body: bytes, content_type: str):
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
@@ -133,14 +176,19 @@ async def _control(state: State, path: str, query: bytes, send):
     await _reply(send, 200, json.dumps(state.stats()).encode(), "application/json")
 
 
-def load_files(root: str) -> Dict[str, bytes]:
+def load_files(root: str) -> Dict[str, ServedFile]:
+    """Every image under root, read once, with its validators computed once (not per request)."""
     files = {}
     for folder, _, names in os.walk(root):
         for name in names:
             if os.path.splitext(name)[1] in _TYPES:
                 path = os.path.join(folder, name)
                 with open(path, "rb") as handle:
-                    files[os.path.relpath(path, root).replace(os.sep, "/")] = handle.read()
+                    body = handle.read()
+                mtime_s = int(os.stat(path).st_mtime)
+                files[os.path.relpath(path, root).replace(os.sep, "/")] = ServedFile(
+                    body, b'"' + hashlib.sha256(body).hexdigest()[:32].encode() + b'"',
+                    email.utils.formatdate(mtime_s, usegmt=True).encode(), mtime_s)
     return files
 
 
