@@ -7,11 +7,14 @@ import threading
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imagegallery.limits import LoadLimits
 from imagegallery.loader import ImageLoader
 from imagegallery.model import ImageGalleryModel
-from imagegallery.transport.base import INSECURE_REDIRECT_MESSAGE, TransportOptions, too_large_error
+from imagegallery.transport.base import (INSECURE_REDIRECT_MESSAGE, TransportOptions, parse_retry_after,
+                                         too_large_error)
 from imagegallery.transport.qt import qt_has_tls
 from imaging import center_color, close_to, noisy_photo_bytes, solid_image_bytes
 from servers import free_port_refusing_connections
@@ -111,9 +114,13 @@ def test_http_error_status_gives_the_reason(qtbot, image_server, make_loader):
     assert load(qtbot, loader, image_server.url("/missing.png")) == "HTTP 404 Not Found"
 
 
-def test_a_retry_after_that_only_looks_like_a_number_is_ignored(qtbot, image_server, make_loader):
-    # "\xb2" is "²" in Latin-1, a digit to str.isdigit and not to float: it aborted the process.
-    url = image_server.add("/busy", b"busy", "text/plain", 503, {"Retry-After": "\xb2"})
+@pytest.mark.parametrize("retry_after", [
+    "\xb2",  # "²" in Latin-1: a digit to str.isdigit, not to float
+    "Mon, 99999999999999999999 Jan 2020 00:00:00 GMT",  # OverflowError in the date parser
+], ids=["superscript-digit", "overlong-date"])
+def test_a_retry_after_that_cannot_be_read_is_ignored(qtbot, image_server, make_loader, retry_after):
+    # Each aborted the process: the parser raised inside a Qt slot.
+    url = image_server.add("/busy", b"busy", "text/plain", 503, {"Retry-After": retry_after})
     assert load(qtbot, make_loader(), url) == "HTTP 503 Service Unavailable"
 
 
@@ -373,3 +380,11 @@ def test_qt_counts_a_body_cut_short_without_an_error_as_the_connection_closing(q
     assert result.error.message == "connection closed by server"
     assert result.error.transient
     transport.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0xFF)) | st.from_regex(
+    r"\A(Mon|Tue), [0-9]{1,25} (Jan|Feb) [0-9]{1,25} [0-9]{1,3}:[0-9]{1,3}:[0-9]{1,3} (GMT|[+-][0-9]{4})\Z"))
+def test_a_retry_after_of_any_latin_1_text_gives_seconds_or_none(value):
+    seconds = parse_retry_after(value)
+    assert seconds is None or seconds >= 0

@@ -271,7 +271,7 @@ def parse_retry_after(value: str) -> Optional[float]:
 
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # an overlong day or year overflows
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
