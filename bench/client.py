@@ -4,6 +4,8 @@ Every client shows a real window of 4 x 6 tiles (1040x960) and is measured the s
   t0       when loading starts: the window is shown and has settled for 300 ms, then the URLs are
            handed over (process start-up and QML compilation are not counted);
   first    the first thumbnail ready; all: every thumbnail settled (ready or failed);
+  screen_full  every tile of the first screen (rows 0-23) ready or failed, in `all` mode: the
+           latest of those rows' times, each counted as `first` is (below);
   stall    the largest gap between ticks of a 5 ms precise QTimer on the GUI thread, from t0 to
            the end (a GUI thread blocked for the whole run stalls for the whole run);
   rss      resident memory at t0 and the process's peak (ru_maxrss);
@@ -12,7 +14,13 @@ Every client shows a real window of 4 x 6 tiles (1040x960) and is measured the s
 "Ready" per client: naive/qnam: the pixmap is set on its widget; qtquick: Image.status is Ready
 in its delegate; gallery: the model row is Ready *and* every tile on screen shows its thumbnail
 (ImageButton.ready), so the gallery is never credited before the user could see the picture.
-The gallery's first thumbnail likewise counts when a tile shows it, not when its row is Ready.
+The gallery's first thumbnail likewise counts when a tile shows it, not when its row is Ready;
+so do its first screen's rows for `screen_full` (the view's thumbnailShown, sent at the tile
+Image's status change to Ready, which only a Ready row's tile reaches), the stage Qt Quick's
+Image.status is read at. A failed row counts when it failed, for every client.
+
+A run cut off by its timeout records the time spent as the time it did not reach (a lower bound)
+and `timed_out`, so the driver can count it, visibly, instead of dropping it.
 
 In `screens` mode (W5) only the 24 tiles on screen count: the first screen, then the view jumps
 to the end and the new screen is timed from the jump.
@@ -24,13 +32,14 @@ import os
 import resource
 import sys
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 COLUMNS, ROWS = 4, 6
 THUMB_W, THUMB_H = 240, 140
 CELL_W, CELL_H = 260, 160  # ImageGallery's cell for a 240x140 thumbnail (padding 6, spacing 8)
 WINDOW_W, WINDOW_H = COLUMNS * CELL_W, ROWS * CELL_H
 SETTLE_MS = 300
+FIRST_READY_ROWS_KEPT = 6  # which rows come first says which requests a client made first
 
 
 def _rss() -> int:
@@ -78,6 +87,11 @@ class Meter:
         self.max_gap_at = 0.0  # when the longest gap began, from t0: says which work caused it
         self.settled: Dict[int, float] = {}
         self.failed = 0
+        self.failed_rows: set = set()
+        self.first_ready_rows: List[int] = []
+        self.first_screen = range(min(len(config["urls"]), COLUMNS * ROWS))
+        self.shown: Dict[int, float] = {}  # the gallery: first-screen row -> its tile showed it
+        self.jump_at = 0.0  # screens mode: when the view jumped to the end, from t0
         self.first: Optional[float] = None
         # The gallery's first thumbnail counts when a tile shows it (the view's thumbnailShown,
         # at its Image's status change), the moment Qt Quick's is counted at (Image.status
@@ -116,9 +130,28 @@ class Meter:
         self.last_tick = now
         self.check()
 
-    def thumbnail_shown(self) -> None:
+    def thumbnail_shown(self, index: int) -> None:
+        elapsed = self.now()
         if self.first is None:
-            self.first = self.now()
+            self.first = elapsed
+        if index in self.first_screen:
+            self.shown.setdefault(index, elapsed)
+
+    def first_screen_shown(self) -> bool:
+        """Every first-screen row's tile has shown its thumbnail, or the row failed."""
+        return all(row in self.shown or row in self.failed_rows for row in self.first_screen)
+
+    def screen_full(self) -> Optional[float]:
+        """When the last of the first screen's rows was ready (or failed); None if one never was."""
+        times = []
+        for row in self.first_screen:
+            if row in self.failed_rows:
+                times.append(self.settled[row])
+            elif self.first_is_shown:
+                times.append(self.shown.get(row))
+            else:
+                times.append(self.settled.get(row))
+        return None if None in times else max(times, default=None)
 
     def settle(self, index: int, ok: bool) -> None:
         if index in self.settled:
@@ -129,12 +162,16 @@ class Meter:
             self.first_row = elapsed
             if not self.first_is_shown:
                 self.first = elapsed
+        if ok and len(self.first_ready_rows) < FIRST_READY_ROWS_KEPT:
+            self.first_ready_rows.append(index)
         if not ok:
             self.failed += 1
+            self.failed_rows.add(index)
         self.check()
 
     def unsettle(self, index: int) -> None:
         self.settled.pop(index, None)
+        self.failed_rows.discard(index)
 
     def check(self) -> None:
         if self.finished or not self.target:
@@ -151,7 +188,16 @@ class Meter:
         self.on_done(self, indices)
 
     def time_up(self) -> None:
+        # The time it did not reach is recorded as the time spent, a lower bound: left out, the
+        # run would drop from the medians and a client that timed out would look faster.
         self.results["timed_out"] = True
+        elapsed = self.now()
+        if self.config["mode"] == "all":
+            self.results.setdefault("all", elapsed)
+        elif "screen1" not in self.results:
+            self.results["screen1"] = elapsed
+        else:
+            self.results["screen2"] = elapsed - self.jump_at
         self.finish()
 
     def finish(self) -> None:
@@ -165,6 +211,8 @@ class Meter:
         self.deadline.stop()
         self.results.update({
             "first": self.first, "first_row": self.first_row,
+            "first_ready_rows": self.first_ready_rows,
+            "screen_full": self.screen_full() if self.config["mode"] == "all" else None,
             "stall": self.max_gap, "stall_at": self.max_gap_at,
             "rss_start": self.rss_start,
             "rss_peak": _peak_rss(), "settled": len(self.settled), "failed": self.failed,
@@ -398,8 +446,9 @@ def start_quick(app, config, meter, view, root, kind):
         meter.first_is_shown = True
 
         def on_thumbnail_shown(index, url):
-            meter.thumbnail_shown()
-            grid.thumbnailShown.disconnect(on_thumbnail_shown)  # only the first is timed
+            meter.thumbnail_shown(index)
+            if meter.first_screen_shown():  # nothing later is timed
+                grid.thumbnailShown.disconnect(on_thumbnail_shown)
 
         grid.thumbnailShown.connect(on_thumbnail_shown)
         meter.keep.append(on_thumbnail_shown)
