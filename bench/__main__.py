@@ -1,9 +1,11 @@
 """`python -m bench`: ImageGallery against the ways people load remote images in PyQt5.
 
 Runs every client in a fresh process against bench/server.py (its own process, 127.0.0.1 only),
-several interleaved rounds, and prints medians, each client's ratio to Qt Quick's own Image
-measured in the same round, the physical floor, and the targets of issue 5 with pass/fail.
-Writes bench/results/latest.md (and bench/RESULTS.md after a full run).
+several interleaved rounds (client order shuffled per round, seeded), and prints medians, each
+client's ratio to Qt Quick's own Image measured in the same round (median and range over
+rounds), the physical floor, and the targets of issue 5 with pass/fail.
+Writes bench/results/latest.md and latest.json (and bench/RESULTS.md and RESULTS.json after a
+full run in which no client run crashed or timed out).
 
     python -m bench                 full: 3 rounds of W1-W9 (about 12 minutes on 2 cores)
     python -m bench --quick         1 round, W1 W2 W3 W5 W6 W7, fewer clients (about 2 minutes)
@@ -15,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import shutil
 import signal
 import socket
@@ -29,6 +32,7 @@ from typing import Dict, List, Optional
 from . import corpus
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPOSITORY = os.path.dirname(HERE)
 RESULTS_DIR = os.path.join(HERE, "results")
 SCREEN = 24  # tiles the client window shows (4 x 6)
 
@@ -307,9 +311,71 @@ def floors(workload: dict, files: List[str], manifest, decode_s, cores: int) -> 
     return result
 
 
+def floor_text(name: str, workload: dict, manifest, decode_s, cores: int):
+    """The floor line of a workload's section, and the floor of its whole load (None when the
+    load is not one of every URL over the network)."""
+    files = [u.split("/", 3)[3].split("?")[0] for u in urls_for(workload, 0, manifest)]
+    if name == "W6":
+        # No request leaves: the thumbnails come from W1's disk cache, so a network floor is
+        # no bound, and a disk one would hang on the page cache's state.
+        return "floor: none (no network: the thumbnails come from W1's disk cache)", None
+    if name == "W5":
+        # Only the two screens are timed, each on its own: its 24 files, not all 5,000 URLs.
+        parts = []
+        for label, screen in (("first screen", files[:SCREEN]), ("after the jump", files[-SCREEN:])):
+            floor = floors(workload, screen, manifest, decode_s, cores)
+            parts.append(f"{label}: " + ", ".join(f"{k} {v:.2f} s" for k, v in floor.items())
+                         + f" (decode {sum(decode_s[f] for f in screen):.2f} s on one core / {cores})")
+        return f"floor per screen of {SCREEN} tiles: " + "; ".join(parts), None
+    floor = floors(workload, files, manifest, decode_s, cores)
+    return ("floor: " + ", ".join(f"{k} {v:.2f} s" for k, v in floor.items())
+            + f" (decode {sum(decode_s[f] for f in files):.2f} s on one core / {cores})"), floor
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
+
+
+def ratio_text(median_ratio, ratios=(), three_significant=False) -> str:
+    """`0.76x (0.74-0.79)`: the median of the per-round ratios, then their range when there are
+    several. Three significant digits where a verdict is read off the number (0.203, not 0.20,
+    against a 0.2 limit)."""
+    if median_ratio is None:
+        return "-"
+
+    def number(value):
+        return f"{value:#.3g}".rstrip(".") if three_significant else f"{value:.2f}"
+
+    text = number(median_ratio) + "x"
+    if len(ratios) > 1 and min(ratios) != max(ratios):  # Qt Quick's own is 1 every round
+        text += f" ({number(min(ratios))}-{number(max(ratios))})"
+    return text
+
+
+def load_average() -> Optional[List[float]]:
+    """The 1, 5 and 15 minute load averages (Linux), None where /proc has none."""
+    try:
+        with open("/proc/loadavg") as handle:
+            return [float(field) for field in handle.read().split()[:3]]
+    except (OSError, ValueError):
+        return None
+
+
+def code_version() -> str:
+    """The commit measured, and whether the tree differed from it. The results' own files are
+    left out: a finished run writes them, and they change no code."""
+    def git(*arguments):
+        return subprocess.run(["git", *arguments], cwd=REPOSITORY, capture_output=True,
+                              text=True, check=True).stdout
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD").strip()
+        changed = [line for line in git("status", "--porcelain").splitlines()
+                   if not line[3:].startswith(("bench/results/", "bench/RESULTS."))]
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit + (" + uncommitted changes" if changed else "")
 
 
 def fmt(value, unit="s", digits=2):
@@ -317,8 +383,6 @@ def fmt(value, unit="s", digits=2):
         return "-"
     if unit == "ms":
         return f"{value * 1000:.0f}"
-    if unit == "x":
-        return f"{value:.2f}x"
     if unit == "MB":
         return f"{value / 1e6:.0f}"
     return f"{value:.{digits}f}"
@@ -332,9 +396,14 @@ def main() -> None:
     parser.add_argument("-r", "--rounds", type=int, default=0, help="rounds (default 3, quick 1)")
     parser.add_argument("--offscreen", action="store_true", help="no Xvfb even if installed")
     parser.add_argument("--corpus", default="", help="corpus folder (default ~/.cache/...)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the client orders (default: from the clock; recorded)")
     args = parser.parse_args()
 
     started = time.monotonic()
+    version = code_version()  # before the run: what was measured, not what a run left behind
+    seed = args.seed if args.seed is not None else int(time.time())
+    shuffler = random.Random(seed)
     rounds = args.rounds or (1 if args.quick else 3)
     selected = [w.strip().upper() for w in args.workloads.split(",") if w.strip()] or (
         list(QUICK) if args.quick else list(WORKLOADS))
@@ -369,24 +438,31 @@ def main() -> None:
     for server in servers.values():
         server.start()
     runs: Dict[str, Dict[str, List[dict]]] = {w: {c: [] for c in cs} for w, cs in plan.items()}
+    orders: List[Dict[str, List[str]]] = []  # per round, per workload: the clients as they ran
     try:
         for round_index in range(rounds):
+            orders.append({})
+            # Workloads keep their order, so W1's gallery run has filled the disk cache W6
+            # re-opens before W6 starts. Clients are shuffled, so none always runs right after
+            # the same neighbour (on a shared machine, into its leftover load or its warm page
+            # cache). W6's two runs only read that cache, and W5's four share nothing, so they
+            # are shuffled too.
             for workload_name, clients in plan.items():
                 workload = WORKLOADS[workload_name]
                 server = servers[bool(workload.get("tls"))]
                 urls = urls_for(workload, server.port, manifest)
-                order = clients[round_index % len(clients):] + clients[:round_index % len(clients)]
-                if workload_name in ("W5", "W6"):
-                    order = clients  # references first; warm before offline
+                order = [c for c in clients if c != "naive" or round_index == 0]
+                shuffler.shuffle(order)
+                orders[round_index][workload_name] = order
+                log(f"[round {round_index + 1}/{rounds}] {workload_name} order: {', '.join(order)}")
                 for client in order:
-                    if client == "naive" and round_index > 0:
-                        continue
                     result = run_one(server, workload_name, workload, client, urls, round_index,
                                      scratch, display_env)
                     result["round"] = round_index
                     runs[workload_name][client].append(result)
                     summary = result.get("error") or (
                         f"all {fmt(result.get('all'))} first {fmt(result.get('first'))} "
+                        f"screen full {fmt(result.get('screen_full'))} "
                         f"screens {fmt(result.get('screen1'))}/{fmt(result.get('screen2'))} "
                         f"stall {fmt(result.get('stall'), 'ms')} ms "
                         f"req {result.get('server', {}).get('requests')}"
@@ -401,21 +477,29 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
     elapsed = time.monotonic() - started
-    report = render(runs, plan, manifest, decode_s, cores, rounds, display_env, elapsed, args.quick)
+    report = render(runs, plan, manifest, decode_s, cores, rounds, display_env, elapsed, args.quick,
+                    version, seed)
     print(report)
+    raw = {"commit": version, "seed": seed, "orders": orders, "runs": runs}
     os.makedirs(RESULTS_DIR, exist_ok=True)
     with open(os.path.join(RESULTS_DIR, "latest.md"), "w") as handle:
         handle.write(report)
     with open(os.path.join(RESULTS_DIR, "latest.json"), "w") as handle:
-        json.dump(runs, handle, indent=1)
+        json.dump(raw, handle, indent=1)
     if not args.quick and not args.workloads and not args.clients and rounds >= 3:
-        failed = sum(1 for clients in runs.values() for results in clients.values()
-                     for result in results if "error" in result)
-        if failed:  # the committed table is replaced only by a complete run
-            log(f"bench/RESULTS.md left as it was: {failed} client run(s) failed")
+        every_run = [result for clients in runs.values() for results in clients.values()
+                     for result in results]
+        crashed = sum(1 for result in every_run if "error" in result)
+        timed_out = sum(1 for result in every_run if result.get("timed_out"))
+        if crashed or timed_out:  # the committed table is replaced only by a complete run
+            log(f"bench/RESULTS.md and RESULTS.json left as they were: {crashed} client run(s) "
+                f"crashed, {timed_out} timed out (bench/results/latest.md has this run)")
         else:
             with open(os.path.join(HERE, "RESULTS.md"), "w") as handle:
                 handle.write(report)
+            # The raw runs beside the table, so the published numbers can be checked.
+            with open(os.path.join(HERE, "RESULTS.json"), "w") as handle:
+                json.dump(raw, handle, indent=1)
 
 
 def run_one(server: Server, name: str, workload: dict, client: str, urls: List[str],
@@ -440,6 +524,7 @@ def run_one(server: Server, name: str, workload: dict, client: str, urls: List[s
         server.control("config", latency=workload["latency"], bandwidth=workload["bandwidth"])
         server.control("reset")
     server_cpu_start = server.cpu_seconds()
+    load_before = load_average()  # the machine's own load, which the run does not control
     try:
         result = run_client(client, urls, mode, GALLERY_OPTIONS.get(client, {}), cache_dir,
                             TIMEOUTS[name], display_env, workdir,
@@ -452,7 +537,8 @@ def run_one(server: Server, name: str, workload: dict, client: str, urls: List[s
         result["server"] = server.control("stats")
         result["server"]["cpu_s"] = server.cpu_seconds() - server_cpu_start
     else:
-        result["server"] = {"requests": 0, "connections": 0, "max_in_flight": 0}
+        result["server"] = {"requests": 0, "bytes": 0, "connections": 0, "max_in_flight": 0}
+    result["loadavg"] = load_before
     return result
 
 
@@ -472,13 +558,13 @@ def summarize(results: List[dict], baseline: List[dict]) -> dict:
     ok = [r for r in results if "error" not in r]
     # A baseline that failed tiles (Qt Quick over https, without TLS) is no baseline.
     by_round = {r["round"]: r for r in baseline if "error" not in r and not r.get("failed")}
-    ratios, first_ratios = [], []
-    for r in ok:
-        base = by_round.get(r["round"])
-        if base and r.get("all") and base.get("all"):
-            ratios.append(r["all"] / base["all"])
-        if base and r.get("first") and base.get("first"):
-            first_ratios.append(r["first"] / base["first"])
+
+    def per_round_ratios(key):
+        return [r[key] / by_round[r["round"]][key] for r in ok
+                if r["round"] in by_round and r.get(key) and by_round[r["round"]].get(key)]
+
+    ratios, first_ratios = per_round_ratios("all"), per_round_ratios("first")
+    screen_full_ratios = per_round_ratios("screen_full")
     servers = [r.get("server", {}) for r in ok]
     threads: Dict[str, List[float]] = {}
     for r in ok:
@@ -502,6 +588,10 @@ def summarize(results: List[dict], baseline: List[dict]) -> dict:
         "rss_delta": median([r["rss_peak"] - r["rss_start"] for r in ok if "rss_peak" in r]),
         "rss_peak": median([r.get("rss_peak") for r in ok]),
         "ratio_all": median(ratios), "ratio_first": median(first_ratios),
+        "ratios_all": ratios, "ratios_first": first_ratios,
+        "screen_full": median([r.get("screen_full") for r in ok]),
+        "ratio_screen_full": median(screen_full_ratios), "ratios_screen_full": screen_full_ratios,
+        "bytes_served": median([s.get("bytes") for s in servers]),
         "settled": median([r.get("settled") for r in ok]),
         "failed": median([r.get("failed") for r in ok]),
         "requests": median([s.get("requests") for s in servers]),
@@ -511,47 +601,58 @@ def summarize(results: List[dict], baseline: List[dict]) -> dict:
     }
 
 
-def render(runs, plan, manifest, decode_s, cores, rounds, display_env, elapsed, quick) -> str:
+def render(runs, plan, manifest, decode_s, cores, rounds, display_env, elapsed, quick,
+           version, seed) -> str:
     lines = ["# ImageGallery benchmark", ""]
     lines.append(machine_line(display_env, cores) + f"; {rounds} round(s), {elapsed / 60:.1f} min"
                  + (" (--quick)" if quick else ""))
     lines.append("")
+    lines.append(f"Code: git {version}. Client order shuffled per round, seed {seed} (orders in "
+                 "the JSON). " + load_line(runs))
+    lines.append("")
     lines.append("Medians over rounds. ratio = the client's time / Qt Quick Image's time in the same "
-                 "round (median of per-round ratios). stall = the GUI thread's longest gap between "
-                 "ticks of a 5 ms timer. dRSS = peak RSS - RSS when loading began. req/conn/inflight "
-                 "are counted by the server.")
+                 "round: the median of per-round ratios, their range over rounds in brackets. "
+                 "screen full = every tile of the first screen (rows 0-23) ready. stall = the GUI "
+                 "thread's longest gap between ticks of a 5 ms timer. peak RSS = the process's "
+                 "peak; dRSS = peak RSS - RSS when loading began. MB served (bodies), "
+                 "req/conn/inflight are counted by the server. A run that timed out counts with "
+                 "the time it was cut off at, a lower bound, and is named in runs.")
     lines.append("")
     summaries: Dict[str, Dict[str, dict]] = {}
     for name, clients in plan.items():
         workload = WORKLOADS[name]
         base = runs[name].get("qtquick", [])
         summaries[name] = {c: summarize(runs[name][c], base) for c in clients}
-        files = [u.split("/", 3)[3].split("?")[0] for u in urls_for(workload, 0, manifest)]
-        floor = floors(workload, files, manifest, decode_s, cores)
+        floor_line, floor = floor_text(name, workload, manifest, decode_s, cores)
         lines.append(f"## {name}: {workload['title']}")
         lines.append("")
-        lines.append("floor: " + ", ".join(f"{k} {v:.2f} s" for k, v in floor.items())
-                     + f" (decode {sum(decode_s[f] for f in files):.2f} s on one core / {cores})")
+        lines.append(floor_line)
         lines.append("")
         if name == "W5":
             lines.append("| client | first screen s | after jump s | first tile s | stall ms | "
-                         "dRSS MB | req | conn | inflight | runs |")
-            lines.append("|---|---|---|---|---|---|---|---|---|---|")
+                         "peak RSS MB | dRSS MB | MB served | req | conn | inflight | runs |")
+            lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
             for client, s in summaries[name].items():
                 first_screen = s["all"] if client.endswith("-alone") else s["screen1"]
                 lines.append(f"| {client} | {fmt(first_screen)} | {fmt(s['screen2'])} | "
                              f"{fmt(s['first'])} | {fmt(s['stall'], 'ms')} | "
-                             f"{fmt(s['rss_delta'], 'MB')} | {fmt(s['requests'], digits=0)} | "
+                             f"{fmt(s['rss_peak'], 'MB')} | {fmt(s['rss_delta'], 'MB')} | "
+                             f"{served_text(s)} | {fmt(s['requests'], digits=0)} | "
                              f"{fmt(s['connections'], digits=0)} | "
                              f"{fmt(s['max_in_flight'], digits=0)} | {run_note(s)} |")
         else:
-            lines.append("| client | all s | ratio | first s | first ratio | stall ms | dRSS MB | "
+            lines.append("| client | all s | ratio | first s | first ratio | screen full s | "
+                         "screen full ratio | stall ms | peak RSS MB | dRSS MB | MB served | "
                          "req | conn | inflight | runs |")
-            lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+            lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
             for client, s in summaries[name].items():
-                lines.append(f"| {client} | {fmt(s['all'])} | {fmt(s['ratio_all'], 'x')} | "
-                             f"{fmt(s['first'])} | {fmt(s['ratio_first'], 'x')} | "
-                             f"{fmt(s['stall'], 'ms')} | {fmt(s['rss_delta'], 'MB')} | "
+                lines.append(f"| {client} | {fmt(s['all'])} | "
+                             f"{ratio_text(s['ratio_all'], s['ratios_all'])} | "
+                             f"{fmt(s['first'])} | {ratio_text(s['ratio_first'], s['ratios_first'])} | "
+                             f"{fmt(s['screen_full'])} | "
+                             f"{ratio_text(s['ratio_screen_full'], s['ratios_screen_full'])} | "
+                             f"{fmt(s['stall'], 'ms')} | {fmt(s['rss_peak'], 'MB')} | "
+                             f"{fmt(s['rss_delta'], 'MB')} | {served_text(s)} | "
                              f"{fmt(s['requests'], digits=0)} | {fmt(s['connections'], digits=0)} | "
                              f"{fmt(s['max_in_flight'], digits=0)} | {run_note(s)} |")
         lines.append("")
@@ -570,7 +671,7 @@ def render(runs, plan, manifest, decode_s, cores, rounds, display_env, elapsed, 
                          f"{s['requests'] or 0:.0f} requests over HTTP/2"
                          + (f"; the same photos over cleartext HTTP/2 (W1 gallery-h2) took "
                             f"{fmt(h2c['all'])} s" if h2c and h2c["all"] else "") + ".")
-        if "qtquick" in summaries[name] and summaries[name]["qtquick"]["all"] \
+        if floor and "qtquick" in summaries[name] and summaries[name]["qtquick"]["all"] \
                 and not summaries[name]["qtquick"]["failed"]:
             q = summaries[name]["qtquick"]["all"]
             lines.append("")
@@ -583,10 +684,29 @@ def render(runs, plan, manifest, decode_s, cores, rounds, display_env, elapsed, 
     return "\n".join(lines)
 
 
+def load_line(runs) -> str:
+    """The highest load seen as a client started: a loaded machine moves every number."""
+    worst = None
+    for workload, clients in runs.items():
+        for client, results in clients.items():
+            for result in results:
+                load = result.get("loadavg")
+                if load and (worst is None or load[0] > worst[0]):
+                    worst = (load[0], f"{workload} {client}, round {result['round'] + 1}")
+    if worst is None:
+        return "Load average before each client: not read (no /proc/loadavg)."
+    return (f"Highest 1-minute load average as a client started: {worst[0]:.2f} ({worst[1]}; "
+            "it includes the benchmark's own runs just before).")
+
+
+def served_text(s: dict) -> str:
+    return "-" if s["bytes_served"] is None else f"{s['bytes_served'] / 1e6:.1f}"
+
+
 def run_note(s: dict) -> str:
     note = str(s["runs"])
     if s["timeouts"]:
-        note += f", {s['timeouts']} timed out"
+        note += f", {s['timeouts']} timed out (counted at the cut-off)"
     if s["errors"]:
         note += f", {len(s['errors'])} crashed: {s['errors'][0][:80]}"
     if s["failed"]:
@@ -604,12 +724,15 @@ def target_rows(summaries) -> List[str]:
     for workload, client, metric, limit, text in TARGETS:
         s = summaries.get(workload, {}).get(client)
         value = s and s[metric]
-        add(text, value, value is not None and value <= limit, fmt(value, "x"))
+        add(text, value, value is not None and value <= limit,
+            ratio_text(value, s[metric.replace("ratio_", "ratios_")] if s else (),
+                       three_significant=True))
     for workload in ("W1", "W2", "W3", "W4"):
         s = summaries.get(workload, {}).get("gallery")
         value = s and s["ratio_first"]
         add(f"{workload} first thumbnail no later than Qt Quick's", value,
-            value is not None and value <= 1.0, fmt(value, "x"))
+            value is not None and value <= 1.0,
+            ratio_text(value, s["ratios_first"] if s else (), three_significant=True))
     worst = None
     for workload, clients in summaries.items():
         for client, s in clients.items():
@@ -618,7 +741,7 @@ def target_rows(summaries) -> List[str]:
                     worst = (s["stall_max"], f"{workload} {client}")
     add("GUI stall <= 20 ms on every workload (worst single run)", worst and worst[0],
         worst is not None and worst[0] <= 0.020,
-        f"{fmt(worst[0], 'ms')} ms ({worst[1]})" if worst else "-")
+        f"{worst[0] * 1000:.1f} ms ({worst[1]})" if worst else "-")
     w5 = summaries.get("W5", {})
     alone = w5.get("gallery-alone", {}).get("all")
     gallery = w5.get("gallery")
@@ -626,7 +749,8 @@ def target_rows(summaries) -> List[str]:
                       ("screen2", "W5 screen after the jump <= 1.5x the 24 alone")):
         value = gallery[key] / alone if gallery and gallery[key] and alone else None
         add(text, value, value is not None and value <= 1.5,
-            f"{fmt(value, 'x')} ({fmt(gallery and gallery[key])} s vs {fmt(alone)} s)")
+            f"{ratio_text(value, three_significant=True)} ({fmt(gallery and gallery[key])} s "
+            f"vs {fmt(alone)} s)")
     offline = summaries.get("W6", {}).get("gallery-offline")
     value = offline and offline["all"]
     ok = value is not None and value < 0.5 and offline["failed"] == 0 and offline["settled"] == 200
@@ -636,12 +760,14 @@ def target_rows(summaries) -> List[str]:
     value = w2 and w2["rss_delta"]
     add("W2 peak RSS <= 150 MB above start", value, value is not None and value <= 150e6,
         f"{fmt(value, 'MB')} MB")
+    # W5's run lasts as long as its two screens (about 1 s, some 60 thumbnails), which says
+    # nothing of the bound over all 5,000: no verdict here, only what was measured.
     w5g = w5.get("gallery")
     value = w5g and w5g["rss_delta"]
     rows.append(f"| W5 memory bounded by the cache budget (thumbnails 128 MB + encoded 64 MB) | "
-                f"{fmt(value, 'MB')} MB during the W5 run | "
-                f"{'PASS' if value is not None and value <= 192e6 else ('-' if value is None else 'FAIL')}"
-                " (short run; see notes) |")
+                f"W5 dRSS during the two screens: {fmt(value, 'MB')} MB (peak "
+                f"{fmt(w5g and w5g['rss_peak'], 'MB')} MB) | not judged: the bound over all 5,000 "
+                "is checked by hand, bench/README.md |")
     return rows
 
 
