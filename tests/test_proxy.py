@@ -66,6 +66,19 @@ def test_scheme_variable_then_all_proxy_and_no_proxy_wins():
     assert proxy_for_url("http://x.example/a.png", {}) is None
 
 
+def test_a_proxy_without_a_port_gets_its_schemes_port():
+    # As libcurl, urllib and requests read it; Qt alone would have used 8080.
+    url = "http://images.example/a.png"
+    assert proxy_for_url(url, {"http": "http://proxy.corp"}) == "http://proxy.corp:80"
+    assert proxy_for_url(url, {"http": "proxy.corp"}) == "http://proxy.corp:80"
+    assert proxy_for_url(url, {"http": "https://user:pw@proxy.corp/"}) == "https://user:pw@proxy.corp:443/"
+    assert proxy_for_url(url, {"http": "socks5h://proxy.corp"}) == "socks5h://proxy.corp:1080"
+    assert proxy_for_url(url, {"http": "http://proxy.corp:3128"}) == "http://proxy.corp:3128"
+    factory = EnvironmentProxyFactory({"http": "http://proxy.corp"})
+    [proxy] = factory.queryProxy(QNetworkProxyQuery(QUrl(url)))
+    assert (proxy.hostName(), proxy.port()) == ("proxy.corp", 80)
+
+
 def test_qt_factory_answers_with_the_same_rules():
     factory = EnvironmentProxyFactory({"http": "http://127.0.0.1:3128", "no": "skip.example"})
     [proxy] = factory.queryProxy(QNetworkProxyQuery(QUrl("http://images.example/a.png")))
@@ -104,6 +117,21 @@ def test_no_proxy_bypasses_it(qtbot, monkeypatch, image_server, proxy, proxied_m
     model = proxied_model()
     assert load_all(qtbot, model, serve(image_server)) == [Status.Ready] * 4, reasons(model)
     assert proxy.forwarded == [] and image_server.total_hits() == 4
+
+
+def test_no_proxy_is_applied_by_the_shared_rules_alone(qtbot, monkeypatch, image_server,
+                                                       proxied_model):
+    # A CIDR block: urllib's rules (and so proxy.py's) do not read it, libcurl's own do. libcurl
+    # went straight to the origin where Qt went through the proxy.
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port_refusing_connections()}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.0/8")
+    monkeypatch.delenv("no_proxy", raising=False)
+    url = serve(image_server, COLORS[:1])[0]
+    assert proxy_for_url(url) is not None
+    model = proxied_model()
+    assert load_all(qtbot, model, [url]) == [Status.Error]
+    assert reasons(model) == ["proxy refused the connection"]
+    assert image_server.total_hits() == 0
 
 
 def test_refused_proxy_is_a_proxy_error(qtbot, monkeypatch, image_server, proxied_model):

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import pycurl
 from PyQt5.QtCore import QObject, QUrl, pyqtSignal
 
+from ..units import format_bytes
 from .base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE, ErrorKind,
                    TransferError, TransferRequest, TransferResult, Transport, TransportOptions,
                    TurnBudget, http_status_error, too_large_error)
@@ -79,6 +80,7 @@ class _Transfer:
         self.reason = ""
         self.headers: Dict[str, str] = {}
         self.redirect_to = ""
+        self.redirect_body_bytes = 0
         self.total = -1
         self.chunks: List[bytes] = []
         self.received = self.reported = 0
@@ -115,10 +117,7 @@ class _Transfer:
         if self.status in _REDIRECT_STATUSES and location:
             self.redirect_to = location  # followed when this hop ends; its body is dropped
             return None
-        try:
-            self.total = int(self.headers.get("content-length", "-1"))
-        except ValueError:
-            self.total = -1
+        self.total = _content_length(self.headers.get("content-length", ""))
         self.transport._startedFromWorker.emit(request.request_id, self.status, self.total)
         if self.status >= 300 and self.status != 304:
             self.error = http_status_error(self.status, self.reason,
@@ -131,6 +130,13 @@ class _Transfer:
 
     def on_body(self, chunk: bytes):
         if self.redirect_to:
+            # Dropped, but counted: a redirect with an endless body was read at full speed
+            # until the loader's timeout, the byte cap never seeing it.
+            self.redirect_body_bytes += len(chunk)
+            if self.redirect_body_bytes > self.request.max_response_bytes:
+                self.error = TransferError(ErrorKind.TOO_LARGE, "redirect too large (over "
+                                           f"{format_bytes(self.request.max_response_bytes)})")
+                return 0
             return None
         self.received += len(chunk)
         if self.received > self.request.max_response_bytes:
@@ -431,7 +437,12 @@ class _Worker:
         # opening its own: one connection per host carries them all.
         handle.setopt(pycurl.PIPEWAIT, 1)
         # The same proxy rules as the Qt transport (proxy.py); "" means straight to the host.
-        handle.setopt(pycurl.PROXY, proxy_for_url(url, self.transport.proxies) or "")
+        proxy = proxy_for_url(url, self.transport.proxies)
+        handle.setopt(pycurl.PROXY, proxy or "")
+        if proxy:
+            # proxy.py has applied NO_PROXY already; libcurl would apply it again by its own
+            # rules (it reads CIDR blocks, urllib does not) and send a URL the other way.
+            handle.setopt(pycurl.NOPROXY, "")
         handle.setopt(_SUPPRESS_CONNECT_HEADERS, 1)
         handle.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
         handle.setopt(pycurl.WRITEFUNCTION, transfer.on_body)
@@ -538,7 +549,17 @@ _SIMPLE_ERRORS = {
     pycurl.E_HTTP2: (ErrorKind.PROTOCOL, "protocol error"),
     8: (ErrorKind.PROTOCOL, "protocol error"),  # CURLE_WEIRD_SERVER_REPLY
     92: (ErrorKind.PROTOCOL, "protocol error"),  # CURLE_HTTP2_STREAM
+    100: (ErrorKind.TOO_LARGE, "response headers too large"),  # CURLE_TOO_LARGE
 }
+
+
+def _content_length(text: str) -> int:
+    """The header's byte count, or -1 for none or one that is not a plain count (int() also
+    takes "1_000" and "+5"); a count past 64 bits could not even be signalled."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return -1
+    return int(text)
 
 
 def curl_error(code: int, message: str, via_proxy: bool) -> TransferError:

@@ -31,7 +31,27 @@ def proxy_for_url(url: str, proxies: Optional[Dict[str, str]] = None) -> Optiona
     proxy = proxies.get(parts.scheme.lower()) or proxies.get("all")
     if not proxy or _bypassed(parts.hostname or "", proxies.get("no", "")):
         return None
-    return proxy if "://" in proxy else "http://" + proxy
+    return _with_port(proxy if "://" in proxy else "http://" + proxy)
+
+
+# A proxy URL without a port means its scheme's port, as libcurl, urllib and requests read it;
+# Qt needs one said (its own default, 8080, sent http tiles elsewhere than https ones).
+_PROXY_DEFAULT_PORTS = {"http": 80, "https": 443, "socks4": 1080, "socks4a": 1080, "socks5": 1080,
+                        "socks5h": 1080}
+
+
+def _with_port(proxy: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(proxy)
+    try:
+        port = parts.port
+    except ValueError:  # not a number: left for each transport to refuse
+        return proxy
+    default = _PROXY_DEFAULT_PORTS.get(parts.scheme.lower())
+    if port is not None or default is None or not parts.hostname:
+        return proxy
+    return parts._replace(netloc=f"{parts.netloc}:{default}").geturl()
 
 
 def _bypassed(host: str, no_proxy: str) -> bool:
