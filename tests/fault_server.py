@@ -213,6 +213,39 @@ class FaultServer:
             self.sent[path] += body_bytes
         return False
 
+    def _fault_early_hints(self, path, sock):
+        """A 103 Early Hints, as CDNs send ahead of the answer, then the image."""
+        body = self._good_body()
+        sock.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                     b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        return True
+
+    def _fault_busy_with_long_page(self, path, sock):
+        """503 with a 60 MB page promised, 64 KB of it sent, then the connection held."""
+        sock.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\n"
+                     b"Content-Length: 62914560\r\n\r\n" + bytes(65536))
+        self.stopping.wait(60)
+        return False
+
+    def _fault_overlong_length(self, path, sock):
+        """A Content-Length past 64 bits, then the image and the end of the connection."""
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n"
+                     b"Content-Length: 99999999999999999999999\r\nConnection: close\r\n\r\n"
+                     + self._good_body())
+        return False
+
+    def _fault_redirect_endless(self, path, sock):
+        """A redirect to the image whose own body never ends."""
+        sock.sendall(f"HTTP/1.1 302 Found\r\nLocation: {self.url('/img/' + next(iter(self.images)))}"
+                     "\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        return self._stream(path, sock, b"%x\r\n" % 65536 + bytes(65536) + b"\r\n", 65536)
+
+    def _fault_to_https(self, path, sock):
+        """A redirect to the same image over https (nothing listens there for TLS)."""
+        return self._respond(sock, 302, b"", "text/plain",
+                             [f"Location: https://127.0.0.1:{self.port}/img/{next(iter(self.images))}"])
+
     def _fault_gzip_bomb(self, path, sock):
         if self._gzip_bomb is None:
             self._gzip_bomb = gzip_bomb()

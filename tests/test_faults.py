@@ -6,6 +6,7 @@ Timeouts are shortened through LoadLimits so each case takes a few seconds at mo
 test is the same as with the defaults.
 """
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -13,6 +14,7 @@ from fault_server import FaultServer, gzip_bomb
 from imagegallery.limits import LoadLimits
 from imagegallery.model import ImageGalleryModel
 from imagegallery.transport import base
+from imagegallery.transport.qt import qt_has_tls
 from imaging import solid_image_bytes
 from process_memory import status_bytes
 
@@ -80,6 +82,9 @@ CASES = [
      1 + FAST.max_retries),
     ("/drip", "timed out: too slow ...", 1 + FAST.max_retries),
     ("/reset", f"connection closed by server, after {1 + FAST.max_retries} attempts",
+     1 + FAST.max_retries),
+    # An error status says more than its page's size: Qt called it "too large", never retried.
+    ("/busy-with-long-page", f"HTTP 503 Service Unavailable, after {1 + FAST.max_retries} attempts",
      1 + FAST.max_retries),
 ]
 
@@ -156,3 +161,59 @@ def test_retry_on_demand_after_a_failure(qtbot, model, faults):
         model.retry(1)
     assert model.status_of(1) == Status.Error
     assert faults.hits["/status404"] == 2
+
+
+def test_a_content_length_past_64_bits_is_read_as_no_length(qtbot, model, faults):
+    # libcurl passes it on; its count could not be signalled, and the transfer failed as
+    # "Failure writing output to destination", three times.
+    status, reason, _ = load_with_good_neighbours(qtbot, model, faults, "/overlong-length")
+    assert (status, reason) == (Status.Ready, "")
+    assert faults.hits["/overlong-length"] == 1
+
+
+@pytest.mark.parametrize("transport,expected", [
+    ("auto", (Status.Ready, "")),  # Qt's attempt, then libcurl's
+    ("curl", (Status.Ready, "")),
+    ("qt", (Status.Error, "HTTP 103 interim response, which Qt cannot read past "
+                          "(IMAGEGALLERY_TRANSPORT=qt?)")),
+])
+def test_an_early_hints_answer_is_read_past(qtbot, faults, transport, expected):
+    gallery = ImageGalleryModel()
+    gallery.transport = transport
+    gallery.set_limits(FAST)
+    try:
+        status, reason, _ = load_with_good_neighbours(qtbot, gallery, faults, "/early-hints")
+    finally:
+        gallery.loader.close()
+    assert (status, reason) == expected
+    assert faults.hits["/early-hints"] == (2 if transport == "auto" else 1)
+
+
+def test_a_redirect_whose_body_never_ends_is_cut_at_the_byte_cap_over_libcurl(qtbot, faults):
+    # libcurl drops a redirect's body; it was read at full speed, uncounted, until the
+    # loader's timeout, then again on each retry.
+    gallery = ImageGalleryModel()
+    gallery.transport = "curl"
+    gallery.set_limits(replace(FAST, max_response_bytes=1024 * 1024))
+    try:
+        status, reason, _ = load_with_good_neighbours(qtbot, gallery, faults, "/redirect-endless")
+    finally:
+        gallery.loader.close()
+    assert (status, reason) == (Status.Error, "redirect too large (over 1 MB)")
+    assert faults.hits["/redirect-endless"] == 1
+    assert faults.sent["/redirect-endless"] < 16 * 1024 * 1024
+
+
+@pytest.mark.skipif(qt_has_tls(), reason="this Qt follows a redirect to https itself")
+def test_a_redirect_to_https_over_qt_alone_fails_at_once_with_the_reason(qtbot, faults):
+    gallery = ImageGalleryModel()
+    gallery.transport = "qt"  # the user's choice: no libcurl to hand the URL to
+    gallery.set_limits(FAST)
+    try:
+        status, reason, _ = load_with_good_neighbours(qtbot, gallery, faults, "/to-https")
+    finally:
+        gallery.loader.close()
+    assert status == Status.Error
+    assert reason.startswith("redirected to https://") and reason.endswith(
+        ", and this transport has no TLS (IMAGEGALLERY_TRANSPORT=qt?)"), reason
+    assert faults.hits["/to-https"] == 1  # was 2: asked again of the same transport first

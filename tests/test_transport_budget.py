@@ -120,3 +120,21 @@ def test_a_result_aborted_while_it_waits_is_never_handed_over(qtbot, image_serve
     transport.start(TransferRequest(13, urls[0], 10_000_000, 5))
     qtbot.waitUntil(lambda: len(delivered) == 2, timeout=10000)
     assert delivered[1] == 13
+
+
+def test_a_transfer_aborted_as_its_response_starts_is_never_reported(qtbot, image_server,
+                                                                     make_transport):
+    # Over Qt a body past the cap was then failed as well: a `finished` after `abort`, and its
+    # manager's count of transfers went below zero.
+    large = image_server.add("/large.png", bytes(4096))
+    small = image_server.add("/small.png", solid_image_bytes("#ff0000"))
+    transport = make_transport()
+    finished = []
+    transport.finished.connect(lambda result: finished.append(result.request_id))
+    transport.responseStarted.connect(
+        lambda request_id, status, total: request_id == 1 and transport.abort(1))
+    transport.start(TransferRequest(1, large, 1024, 5))
+    qtbot.waitUntil(lambda: transport.in_flight() == 0, timeout=5000)
+    transport.start(TransferRequest(2, small, 10_000_000, 5))
+    qtbot.waitUntil(lambda: bool(finished), timeout=5000)
+    assert finished == [2] and transport.in_flight() == 0

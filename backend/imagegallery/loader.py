@@ -176,9 +176,9 @@ class _Job:
     # The models (their claim numbers) that asked for it: with a loader shared by several
     # models, one model's cancel must not drop what another still shows as Loading.
     claimants: Set[int] = field(default_factory=set)
-    # Fetched through the transport that speaks TLS: its http URL redirected to https, which
-    # the scheme's own transport could not follow.
-    over_tls_transport: bool = False
+    # Fetched through libcurl instead of the scheme's own transport, which could not finish it:
+    # Qt without TLS met a redirect to https, or an interim (1xx) answer it cannot read past.
+    fallback_transport: Optional[Transport] = None
     # How many times the URL had been fetched again on purpose (retry(), reload()) when this job
     # began: a decode of an earlier generation never refills the caches.
     generation: int = 0
@@ -769,8 +769,7 @@ class ImageLoader(QObject):
         return host in self._http2_hosts or (self.http2_cleartext and host.startswith("http:"))
 
     def _start_transfer(self, job: _Job) -> None:
-        transport = self._transports.for_scheme("https" if job.over_tls_transport
-                                                else job.parsed.scheme)
+        transport = job.fallback_transport or self._transports.for_scheme(job.parsed.scheme)
         job.request_id = next(self._request_ids)
         job.transport = transport
         job.stage = _FETCHING
@@ -828,6 +827,7 @@ class ImageLoader(QObject):
         job = self._by_request.get(result.request_id)
         if job is None:
             return  # aborted or superseded
+        transport = job.transport  # the slot's release forgets it
         self._release_slot(job)
         self._adapt_stream_cap(job.parsed.host_key, result)
         # Refill the freed connection now, not at the next event-loop turn: by then the other
@@ -846,25 +846,31 @@ class ImageLoader(QObject):
             self._end_revalidation(job)
             return
         if not result.ok:
-            self._on_transfer_error(job, result.error)
+            self._on_transfer_error(job, result.error, transport)
             return
         job.etag, job.last_modified = result.etag, result.last_modified
         self._decode(job, result)
 
-    def _on_transfer_error(self, job: _Job, error: TransferError) -> None:
+    def _on_transfer_error(self, job: _Job, error: TransferError,
+                           transport: Optional[Transport] = None) -> None:
         if job.revalidating is not None:
             self._end_revalidation(job)  # a failed check keeps the thumbnail shown
             return
-        if error.kind is ErrorKind.REDIRECT_NEEDS_TLS:
-            if not job.over_tls_transport and self._transports.for_scheme("https") is not job.transport:
-                # From the start again through libcurl, which follows the redirect itself.
-                job.over_tls_transport = True
+        if error.kind in (ErrorKind.REDIRECT_NEEDS_TLS, ErrorKind.UNSUPPORTED_BY_TRANSPORT):
+            fallback = self._transports.fallback_from(transport) if transport is not None else None
+            if fallback is not None and job.fallback_transport is None:
+                # From the start again through libcurl, which follows the redirect, or reads
+                # past the interim answer, itself.
+                job.fallback_transport = fallback
                 job.stage = _QUEUED
                 job.token = next(self._tokens)
                 self._enqueue(job)
                 return
-            self._fail(job, f"{error.message}, and this transport has no TLS "
-                            "(IMAGEGALLERY_TRANSPORT=qt?)")
+            if error.kind is ErrorKind.REDIRECT_NEEDS_TLS:
+                self._fail(job, f"{error.message}, and this transport has no TLS "
+                                "(IMAGEGALLERY_TRANSPORT=qt?)")
+            else:
+                self._fail(job, f"{error.message} (IMAGEGALLERY_TRANSPORT=qt?)")
             return
         if error.transient and job.attempt < self._limits.max_retries:
             self._schedule_retry(job, error)

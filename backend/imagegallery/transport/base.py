@@ -38,6 +38,9 @@ class ErrorKind(enum.Enum):
     # Redirected to https, which this transport cannot speak: the loader hands the URL to one
     # that can (Qt without OpenSSL 3 meets an http URL that moved to https).
     REDIRECT_NEEDS_TLS = "redirect needs TLS"
+    # An answer this transport cannot read (Qt and a 103 Early Hints): the loader hands the URL
+    # to libcurl, which can.
+    UNSUPPORTED_BY_TRANSPORT = "not supported by this transport"
     PROXY = "proxy error"
     PROTOCOL = "protocol error"
     LOCAL_FILE = "file error"

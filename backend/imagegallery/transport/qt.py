@@ -78,7 +78,7 @@ def qt_has_tls() -> bool:
 
 
 class _Transfer:
-    __slots__ = ("request", "reply", "manager", "total", "started", "reported")
+    __slots__ = ("request", "reply", "manager", "total", "started", "reported", "disposed")
 
     def __init__(self, request: TransferRequest, reply: QNetworkReply, manager: int):
         self.request = request
@@ -87,6 +87,7 @@ class _Transfer:
         self.total = -1
         self.started = False
         self.reported = 0
+        self.disposed = False
 
 
 class QtTransport(Transport):
@@ -265,11 +266,19 @@ class QtTransport(Transport):
         transfer.total = total
         if not transfer.started:
             self._report_response_started(transfer, status)
-        # An error status is reported when the reply finishes: aborting it now would race Qt's
-        # own error for the status ("this method must only be called once"). Its body is small,
-        # and the byte cap still applies to it.
+            if transfer.request.request_id not in self._transfers:
+                return  # aborted by a responseStarted slot
+        # An error status is otherwise reported when the reply finishes, with its small body.
         if total > transfer.request.max_response_bytes:
-            self._fail(transfer, too_large_error(transfer.request.max_response_bytes, total))
+            self._fail(transfer, self._over_cap_error(transfer, status, total))
+
+    @staticmethod
+    def _over_cap_error(transfer: _Transfer, status: int, total: int) -> TransferError:
+        """Past the byte cap. An error status says more than the size of its page: a 503 with
+        a long body is still a 503, worth a retry, where "too large" is not."""
+        if status >= 400:
+            return _http_error(transfer.reply, status)
+        return too_large_error(transfer.request.max_response_bytes, total)
 
     @pyqtSlot(QUrl)
     def _on_redirected(self, target: QUrl) -> None:
@@ -298,11 +307,13 @@ class QtTransport(Transport):
         received = transfer.reply.bytesAvailable()  # counted, not read: see start()
         if received == transfer.reported:
             return
+        status = transfer.reply.attribute(QNetworkRequest.HttpStatusCodeAttribute) or 0
         if not transfer.started:
-            self._report_response_started(
-                transfer, transfer.reply.attribute(QNetworkRequest.HttpStatusCodeAttribute) or 0)
+            self._report_response_started(transfer, status)
+            if transfer.request.request_id not in self._transfers:
+                return  # aborted by a responseStarted slot
         if received > transfer.request.max_response_bytes:
-            self._fail(transfer, too_large_error(transfer.request.max_response_bytes, -1))
+            self._fail(transfer, self._over_cap_error(transfer, status, -1))
             return
         transfer.reported = received
         self.progress.emit(transfer.request.request_id, received, transfer.total)
@@ -369,6 +380,11 @@ class QtTransport(Transport):
         if code == QNetworkReply.NoError:
             if status == 304 or 200 <= status < 300 or status == 0:
                 return None
+            if 100 <= status < 200:
+                # Qt 5.15 passes over a 100 Continue only, and takes a 102 Processing or a 103
+                # Early Hints (which CDNs send) for the whole answer. libcurl reads past them.
+                return TransferError(ErrorKind.UNSUPPORTED_BY_TRANSPORT,
+                                     f"HTTP {status} interim response, which Qt cannot read past")
             return _http_error(reply, status)
         if status >= 400:
             return _http_error(reply, status)
@@ -399,6 +415,9 @@ class QtTransport(Transport):
                                           error=error))
 
     def _dispose(self, transfer: _Transfer) -> None:
+        if transfer.disposed:
+            return  # once: a second call would count its manager's load down twice
+        transfer.disposed = True
         reply = transfer.reply
         self._manager_load[transfer.manager] -= 1
         # Only our slots: Qt may have connections of its own to the reply's signals.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from PyQt5.QtCore import QObject
 
@@ -66,7 +66,17 @@ class TransportSet(QObject):
         self.on_created = None  # the loader connects each new transport's signals
 
     def for_scheme(self, scheme: str) -> Transport:
-        name = transport_name_for(scheme, self.mode)
+        return self._named(transport_name_for(scheme, self.mode))
+
+    def fallback_from(self, transport: Transport) -> Optional[Transport]:
+        """libcurl, for a transfer `transport` could not finish (Qt without TLS redirected to
+        https, Qt and a 103 Early Hints), or None where libcurl is the one that failed or the
+        user chose Qt alone."""
+        if self.mode == "qt" or transport is self._transports.get("curl"):
+            return None
+        return self._named("curl")
+
+    def _named(self, name: str) -> Transport:
         transport = self._transports.get(name)
         if transport is None:
             transport = self._create(name)
