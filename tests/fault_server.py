@@ -241,6 +241,10 @@ class FaultServer:
                      "\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
         return self._stream(path, sock, b"%x\r\n" % 65536 + bytes(65536) + b"\r\n", 65536)
 
+    def _fault_bad_location(self, path, sock):
+        """A redirect to a URL that cannot be parsed (an IPv6 host left open)."""
+        return self._respond(sock, 302, b"", "text/plain", ["Location: http://[::1/x.png"])
+
     def _fault_to_https(self, path, sock):
         """A redirect to the same image over https (nothing listens there for TLS)."""
         return self._respond(sock, 302, b"", "text/plain",

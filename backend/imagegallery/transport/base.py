@@ -260,6 +260,7 @@ def too_large_error(limit: int, declared: int = -1) -> TransferError:
 
 INSECURE_REDIRECT_MESSAGE = "redirect from https to http refused"
 TOO_MANY_REDIRECTS_MESSAGE = "too many redirects"
+INVALID_REDIRECT_MESSAGE = "redirect to an invalid URL"
 
 
 def parse_retry_after(value: str) -> Optional[float]:

@@ -33,8 +33,8 @@ import pycurl
 from PyQt5.QtCore import QObject, QUrl, pyqtSignal
 
 from ..units import format_bytes
-from .base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE, ErrorKind,
-                   TransferError, TransferRequest, TransferResult, Transport, TransportOptions,
+from .base import (INSECURE_REDIRECT_MESSAGE, INVALID_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE,
+                   ErrorKind, TransferError, TransferRequest, TransferResult, Transport, TransportOptions,
                    TurnBudget, http_status_error, too_large_error)
 from .proxy import environment_proxies, proxy_for_url
 
@@ -163,8 +163,11 @@ class _Transfer:
             location_text = location.decode("utf-8")
         except UnicodeDecodeError:
             location_text = self.redirect_to
-        target = QUrl(self.url).resolved(QUrl(location_text)).toString(QUrl.FullyEncoded)
+        resolved = QUrl(self.url).resolved(QUrl(location_text))
+        target = resolved.toString(QUrl.FullyEncoded)
         scheme = urlsplit(target).scheme.lower()
+        if not resolved.isValid() or (scheme in ("http", "https") and not resolved.host()):
+            raise _Abandoned(TransferError(ErrorKind.REDIRECT, INVALID_REDIRECT_MESSAGE))
         if self.url.lower().startswith("https:") and scheme == "http":
             raise _Abandoned(TransferError(ErrorKind.REDIRECT, INSECURE_REDIRECT_MESSAGE))
         if scheme not in ("http", "https"):

@@ -14,7 +14,7 @@ from PyQt5.QtCore import QByteArray, QTimer, QUrl, pyqtSlot
 from PyQt5.QtNetwork import (QNetworkAccessManager, QNetworkReply,
                              QNetworkRequest)
 
-from .base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE, ErrorKind,
+from .base import (INSECURE_REDIRECT_MESSAGE, INVALID_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE, ErrorKind,
                    TransferError, TransferRequest, TransferResult, Transport, TransportOptions,
                    TurnBudget, Urgency, http_status_error, too_large_error)
 from .proxy import EnvironmentProxyFactory, proxy_factory_for_qt, proxy_for_url
@@ -391,9 +391,15 @@ class QtTransport(Transport):
         if code == QNetworkReply.ProtocolUnknownError and 300 <= status < 400:
             # Qt's "unsupported protocol", a kind worth a retry, for a redirect it will not
             # follow: say which, in the curl transport's words, and do not retry it.
-            scheme = QUrl(_header(reply, b"Location")).scheme().lower()
-            return TransferError(ErrorKind.REDIRECT, f"redirect to {scheme}: refused" if scheme
-                                 else f"HTTP {status} redirect without a usable Location")
+            location = _header(reply, b"Location")
+            if not location:
+                return TransferError(ErrorKind.REDIRECT,
+                                     f"HTTP {status} redirect without a usable Location")
+            target = reply.url().resolved(QUrl(location))
+            scheme = target.scheme().lower()
+            if not target.isValid() or (scheme in ("http", "https") and not target.host()):
+                return TransferError(ErrorKind.REDIRECT, INVALID_REDIRECT_MESSAGE)
+            return TransferError(ErrorKind.REDIRECT, f"redirect to {scheme}: refused")
         if code in _ERROR_KINDS:
             kind, message = _ERROR_KINDS[code]
             if code in _PROXY_EQUIVALENTS and self.uses_environment_proxy \
