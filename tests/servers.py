@@ -22,7 +22,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
-        self.server.owner._count_connection()
+        self.server.owner._connection_opened(self.request)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.server.owner._connection_closed(self.request)
 
     def do_GET(self):
         owner = self.server.owner
@@ -30,7 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
         owner._enter(path, self.headers)
         try:
             if owner.latency:
-                time.sleep(owner.latency)  # the server thread sleeps, not the test
+                owner.stopping.wait(owner.latency)  # the server thread waits, not the test
             handler = owner.handlers.get(path)
             if handler is not None:
                 handler(self)
@@ -74,7 +80,11 @@ class ImageServer:
         self.connections = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.stopping = threading.Event()  # set by stop(): latency and handlers' waits end
         self._lock = threading.Lock()
+        # Kept-alive connections and their threads, so stop() can end them: closing the
+        # listening socket alone left them blocked in the next recv, into later tests.
+        self._open_connections: Dict[socket.socket, threading.Thread] = {}
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.owner = self
         self.port = self._server.server_address[1]
@@ -98,9 +108,14 @@ class ImageServer:
         with self._lock:
             return sum(self.hits.values())
 
-    def _count_connection(self):
+    def _connection_opened(self, sock: socket.socket):
         with self._lock:
             self.connections += 1
+            self._open_connections[sock] = threading.current_thread()
+
+    def _connection_closed(self, sock: socket.socket):
+        with self._lock:
+            self._open_connections.pop(sock, None)
 
     def _enter(self, path: str, headers):
         with self._lock:
@@ -113,9 +128,21 @@ class ImageServer:
         with self._lock:
             self.in_flight -= 1
 
-    def stop(self):
+    def stop(self, join_timeout_s: float = 5.0):
+        """Stop listening, end every open connection and wait (bounded) for their threads."""
+        self.stopping.set()
         self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            connections = list(self._open_connections.items())
+        for sock, _ in connections:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # a thread blocked in recv returns at once
+            except OSError:
+                pass
+        deadline = time.monotonic() + join_timeout_s
+        for _, thread in connections:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def free_port_refusing_connections() -> int:

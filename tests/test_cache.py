@@ -163,10 +163,10 @@ def test_disk_cache_trims_to_budget_and_age(tmp_path):
     assert disk.load(keys[-1]) is None
 
 
-def test_warm_start_shows_every_thumbnail_with_the_server_stopped(qtbot, image_server):
+def test_warm_start_shows_every_thumbnail_with_the_server_stopped(qtbot, image_server, make_model):
     colors = ["#ff0000", "#00ff00", "#0000ff", "#ffff00"]
     urls = [image_server.add(f"/{i}.png", solid_image_bytes(c)) for i, c in enumerate(colors)]
-    first = ImageGalleryModel()
+    first = make_model()
     with qtbot.waitSignal(first.finished, timeout=10000):
         first.urls = urls
     # Writes go behind, on the I/O thread: wait until every thumbnail is on disk.
@@ -175,7 +175,7 @@ def test_warm_start_shows_every_thumbnail_with_the_server_stopped(qtbot, image_s
     image_server.stop()
     shared_thumbnail_cache().clear()  # a new process would start with an empty memory cache
 
-    second = ImageGalleryModel()
+    second = make_model()
     with qtbot.waitSignal(second.finished, timeout=10000):
         second.urls = urls
     assert second.loadedCount == 4
@@ -213,12 +213,12 @@ def _versioned_url_in_disk_cache(qtbot, image_server, current, conditional=None)
     return url
 
 
-def test_revalidation_keeps_a_current_thumbnail_and_replaces_a_changed_one(qtbot, image_server):
+def test_revalidation_keeps_a_current_thumbnail_and_replaces_a_changed_one(qtbot, image_server, make_model):
     current = {"etag": '"v1"', "body": solid_image_bytes("#ff0000")}
     conditional = []
     url = _versioned_url_in_disk_cache(qtbot, image_server, current, conditional)
 
-    unchanged = ImageGalleryModel()
+    unchanged = make_model()
     unchanged.revalidate = True
     with qtbot.waitSignal(unchanged.finished, timeout=10000):
         unchanged.urls = [url]
@@ -230,7 +230,7 @@ def test_revalidation_keeps_a_current_thumbnail_and_replaces_a_changed_one(qtbot
     shared_thumbnail_cache().clear()
 
     current.update(etag='"v2"', body=solid_image_bytes("#0000ff"))
-    changed = ImageGalleryModel()
+    changed = make_model()
     changed.revalidate = True
     with qtbot.waitSignal(changed.finished, timeout=10000):
         changed.urls = [url]
@@ -241,7 +241,7 @@ def test_revalidation_keeps_a_current_thumbnail_and_replaces_a_changed_one(qtbot
 
 
 def test_a_long_list_revalidating_from_a_warm_cache_settles_every_row(qtbot, monkeypatch,
-                                                                       image_server):
+                                                                       image_server, make_model):
     """A model feeds a long list to its loader as room frees. A revalidation that keeps the
     disk's thumbnail (a 304) ends without a result; the feed must still go on after it."""
     from imagegallery import model as model_module
@@ -258,7 +258,7 @@ def test_a_long_list_revalidating_from_a_warm_cache_settles_every_row(qtbot, mon
             handler._send(200, solid_image_bytes("#00a0ff", 32, 20), "image/png", {"ETag": '"v1"'})
 
     urls = [image_server.add_handler(f"/{i}.png", current) for i in range(60)]
-    warm = ImageGalleryModel()
+    warm = make_model()
     with qtbot.waitSignal(warm.finished, timeout=10000):
         warm.urls = urls
     qtbot.waitUntil(lambda: warm.loader.pending_worker_jobs() == 0, timeout=10000)
@@ -266,7 +266,7 @@ def test_a_long_list_revalidating_from_a_warm_cache_settles_every_row(qtbot, mon
     shared_thumbnail_cache().clear()
 
     monkeypatch.setattr(model_module, "MAX_LOADER_JOBS", 5)  # 600: the same, with 700 URLs
-    revalidating = ImageGalleryModel()
+    revalidating = make_model()
     revalidating.revalidate = True
     revalidating.setVisibleRange(0, 3)  # the rest go through the feed
     with qtbot.waitSignal(revalidating.finished, timeout=10000):

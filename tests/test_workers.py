@@ -8,8 +8,22 @@ import pytest
 from imagegallery.workers import WORKER_NICENESS, PriorityWorkerPool, default_decode_threads
 
 
-def test_jobs_run_in_priority_order_and_cancelled_ones_never_run(qtbot):
-    pool = PriorityWorkerPool(1, "test")
+@pytest.fixture
+def make_pool():
+    """Pools closed at teardown, also when an assertion fails first."""
+    made = []
+
+    def make(threads, name="test"):
+        made.append(PriorityWorkerPool(threads, name))
+        return made[-1]
+
+    yield make
+    for pool in made:
+        pool.close()
+
+
+def test_jobs_run_in_priority_order_and_cancelled_ones_never_run(qtbot, make_pool):
+    pool = make_pool(1)
     gate = threading.Event()
     ran = []
     pool.submit(0, "gate", gate.wait, 5)  # holds the only thread while the rest queue up
@@ -22,11 +36,10 @@ def test_jobs_run_in_priority_order_and_cancelled_ones_never_run(qtbot):
     qtbot.waitUntil(lambda: len(done) == 4, timeout=5000)
     assert ran == ["a", "b", "c"]
     assert pool.pending() == 0
-    pool.close()
 
 
-def test_wait_until_idle_returns_once_queued_work_is_done():
-    pool = PriorityWorkerPool(1, "test")
+def test_wait_until_idle_returns_once_queued_work_is_done(make_pool):
+    pool = make_pool(1)
     gate = threading.Event()
     written = []
     pool.submit(0, "slow", gate.wait, 5)
@@ -36,21 +49,19 @@ def test_wait_until_idle_returns_once_queued_work_is_done():
     gate.set()
     assert pool.wait_until_idle(5)
     assert written == list(range(20))
-    pool.close()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
-def test_workers_run_at_a_lower_cpu_priority_than_the_thread_that_made_them(qtbot):
+def test_workers_run_at_a_lower_cpu_priority_than_the_thread_that_made_them(qtbot, make_pool):
     def own_niceness():
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
-    pool = PriorityWorkerPool(1, "test")
+    pool = make_pool(1)
     results = []
     pool.done.connect(lambda token, result: results.append(result))
     pool.submit(0, "niceness", own_niceness)
     qtbot.waitUntil(lambda: len(results) == 1, timeout=5000)
     assert results == [min(19, own_niceness() + WORKER_NICENESS)]
-    pool.close()
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux-only")
