@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Tuple
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection
+from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated, RemoteSettingsChanged, RequestReceived
 from h2.settings import SettingCodes
 
@@ -21,6 +22,8 @@ class RawH2Server:
     def __init__(self, body: bytes, content_type: str = "image/png"):
         self.body = body
         self.content_type = content_type
+        # Paths whose streams are reset (RST_STREAM INTERNAL_ERROR) right after their headers.
+        self.reset_paths: set = set()
         self.client_max_frame_size: Optional[int] = None  # None: the client never set it
         self.data_frame_sizes: List[int] = []
         # path -> (RFC 7540 weight or None, RFC 9218 priority header or None)
@@ -75,7 +78,10 @@ class RawH2Server:
                         connection.send_headers(event.stream_id, [
                             (":status", "200"), ("content-type", self.content_type),
                             ("content-length", str(len(self.body)))])
-                        unsent[event.stream_id] = self.body
+                        if headers[":path"] in self.reset_paths:
+                            connection.reset_stream(event.stream_id, ErrorCodes.INTERNAL_ERROR)
+                        else:
+                            unsent[event.stream_id] = self.body
                     elif isinstance(event, ConnectionTerminated):
                         return
                 # Also after a WINDOW_UPDATE: what the flow-control window now allows goes out.

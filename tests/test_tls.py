@@ -319,6 +319,22 @@ def test_http2_servers_are_told_which_streams_are_on_screen(qtbot, transport, ra
 
 
 
+@pytest.mark.qt_log_ignore(r"stream \d+ finished with error")  # Qt's own note of the reset
+@pytest.mark.parametrize("transport", ["qt", "curl"])
+def test_a_stream_the_server_resets_fails_as_a_protocol_error_on_both_transports(
+        qtbot, transport, raw_h2_server, make_model):
+    # Qt said "Internal server error" of kind OTHER; libcurl "protocol error". Only the
+    # latter lowers the host's stream cap (the loader's adaptation to a server that resets).
+    server = raw_h2_server(noisy_photo_bytes(1, 160, 120), "image/jpeg")
+    server.reset_paths = {"/reset.jpg"}
+    model = make_model(transport=transport, http2Cleartext=True)
+    model.set_limits(LoadLimits(max_retries=0))
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [server.url("/reset.jpg"), server.url("/fine.jpg")]
+    assert statuses(model) == [Status.Error, Status.Ready]
+    assert reasons(model)[0] == "protocol error"
+
+
 def test_an_http_url_that_moved_to_https_loads_through_libcurl(qtbot, https_server, test_ca,
                                                                 image_server, make_model):
     if qt_has_tls():

@@ -58,6 +58,10 @@ _ERROR_KINDS = {
     QNetworkReply.ProtocolUnknownError: (ErrorKind.PROTOCOL, "unsupported protocol"),
     QNetworkReply.ProtocolFailure: (ErrorKind.PROTOCOL, "protocol error"),
 }
+# What Qt reports for an HTTP/2 stream the server reset (RST_STREAM INTERNAL_ERROR, or
+# REFUSED_STREAM), after a status that is no error: libcurl's "protocol error", which the loader reads as a
+# server refusing that many streams at once.
+_STREAM_RESET_CODES = frozenset({QNetworkReply.InternalServerError, QNetworkReply.ContentReSendError})
 _PROXY_EQUIVALENTS = {
     QNetworkReply.ConnectionRefusedError: (ErrorKind.PROXY, "proxy refused the connection"),
     QNetworkReply.HostNotFoundError: (ErrorKind.PROXY, "proxy not found"),
@@ -400,6 +404,8 @@ class QtTransport(Transport):
             if not target.isValid() or (scheme in ("http", "https") and not target.host()):
                 return TransferError(ErrorKind.REDIRECT, INVALID_REDIRECT_MESSAGE)
             return TransferError(ErrorKind.REDIRECT, f"redirect to {scheme}: refused")
+        if code in _STREAM_RESET_CODES:  # an error status was answered above
+            return TransferError(ErrorKind.PROTOCOL, "protocol error")
         if code in _ERROR_KINDS:
             kind, message = _ERROR_KINDS[code]
             if code in _PROXY_EQUIVALENTS and self.uses_environment_proxy \
