@@ -221,6 +221,22 @@ class FaultServer:
                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
         return True
 
+    def _fault_early_hints_slow(self, path, sock):
+        """A 103 Early Hints, then the answer 0.3 s later: the slow origin a CDN sends hints for.
+        /early-hints-slow/<name> answers with the image registered under that name."""
+        body = self.images[path.rsplit("/", 1)[1]]
+        sock.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+        if self.stopping.wait(0.3):
+            return False
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        return True
+
+    def _fault_twice_located(self, path, sock):
+        """A redirect that sends the same Location twice, as misconfigured servers do."""
+        target = self.url("/img/" + next(iter(self.images)))
+        return self._respond(sock, 302, b"", "text/plain", [f"Location: {target}"] * 2)
+
     def _fault_busy_with_long_page(self, path, sock):
         """503 with a 60 MB page promised, 64 KB of it sent, then the connection held."""
         sock.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\n"

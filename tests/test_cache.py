@@ -198,6 +198,8 @@ def _versioned_url_in_disk_cache(qtbot, image_server, current, conditional=None)
                 current["answer_304"].wait(timeout=30)  # a bound, so a failed test ends
             handler.send_response(304)
             handler.send_header("ETag", current["etag"])
+            if current.get("cache_control"):
+                handler.send_header("Cache-Control", current["cache_control"])
             handler.send_header("Content-Length", "0")
             handler.end_headers()
         else:
@@ -616,3 +618,20 @@ def test_cache_control_directives_are_read_as_tokens():
     assert may_be_stored("") and may_be_stored("public, max-age=60") and may_be_stored("no-cache")
     assert not may_be_stored("no-store") and not may_be_stored("private, No-Store")
     assert not may_be_stored("max-age=0 , no-store=") and may_be_stored('x="no-store"')
+
+
+def test_a_304_that_now_says_no_store_drops_the_thumbnail_from_disk(qtbot, image_server,
+                                                                    make_model):
+    current = {"etag": '"v1"', "body": solid_image_bytes("#ff0000")}
+    url = _versioned_url_in_disk_cache(qtbot, image_server, current)
+    current["cache_control"] = "no-store"
+    gallery = make_model(revalidate=True)
+    key = gallery.loader.key_for(url)
+    assert gallery.loader.disk.load(key) is not None
+    with qtbot.waitSignal(gallery.finished, timeout=10000):
+        gallery.urls = [url]  # shown from the disk, then asked: 304, no-store
+    qtbot.waitUntil(lambda: not gallery.loader.active_jobs()
+                    and gallery.loader.pending_worker_jobs() == 0, timeout=10000)
+    assert image_server.hits["/versioned.png"] == 2
+    assert gallery.loader.disk.load(key) is None
+    assert close_to(center_color(gallery.thumbnail(0)), "#ff0000")  # still shown

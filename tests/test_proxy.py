@@ -74,6 +74,7 @@ def test_a_proxy_without_a_port_gets_its_schemes_port():
     assert proxy_for_url(url, {"http": "https://user:pw@proxy.corp/"}) == "https://user:pw@proxy.corp:443/"
     assert proxy_for_url(url, {"http": "socks5h://proxy.corp"}) == "socks5h://proxy.corp:1080"
     assert proxy_for_url(url, {"http": "http://proxy.corp:3128"}) == "http://proxy.corp:3128"
+    assert proxy_for_url(url, {"http": "http://proxy.corp:"}) == "http://proxy.corp:80"
     factory = EnvironmentProxyFactory({"http": "http://proxy.corp"})
     [proxy] = factory.queryProxy(QNetworkProxyQuery(QUrl(url)))
     assert (proxy.hostName(), proxy.port()) == ("proxy.corp", 80)

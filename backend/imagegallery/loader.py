@@ -178,7 +178,8 @@ class _Job:
     claimants: Set[int] = field(default_factory=set)
     # Fetched through libcurl instead of the scheme's own transport, which could not finish it:
     # Qt without TLS met a redirect to https, or an interim (1xx) answer it cannot read past.
-    fallback_transport: Optional[Transport] = None
+    # A flag, not the transport: transports are replaced when their settings change.
+    via_curl: bool = False
     # How many times the URL had been fetched again on purpose (retry(), reload()) when this job
     # began: a decode of an earlier generation never refills the caches.
     generation: int = 0
@@ -284,6 +285,9 @@ class ImageLoader(QObject):
         self._host_queues: Dict[str, List[tuple]] = {}
         self._host_in_flight: Dict[str, int] = {}
         self._http2_hosts: set = set()  # hosts that answered over HTTP/2: their cap is streams
+        # Hosts that sent Qt an interim (1xx) answer: from then on all their transfers go through
+        # libcurl (see _send_host_through_curl).
+        self._hosts_via_curl: Set[str] = set()
         # Multiplexed hosts whose connection was reset with streams on it: how many streams they
         # get now (see _adapt_stream_cap). Absent: the configured number.
         self._stream_caps: Dict[str, _StreamCap] = {}
@@ -769,7 +773,9 @@ class ImageLoader(QObject):
         return host in self._http2_hosts or (self.http2_cleartext and host.startswith("http:"))
 
     def _start_transfer(self, job: _Job) -> None:
-        transport = job.fallback_transport or self._transports.for_scheme(job.parsed.scheme)
+        transport = self._transports.for_scheme(job.parsed.scheme)
+        if job.via_curl or job.parsed.host_key in self._hosts_via_curl:
+            transport = self._transports.fallback_from(transport) or transport
         job.request_id = next(self._request_ids)
         job.transport = transport
         job.stage = _FETCHING
@@ -840,7 +846,9 @@ class ImageLoader(QObject):
                 self._http2_hosts.add(job.parsed.host_key)
                 self._request_schedule()
         if result.ok and result.not_modified and job.revalidating is not None:
-            if self.disk is not None:
+            if not result.may_be_stored:
+                self._forget_on_disk(job.url, job.spec)
+            elif self.disk is not None:
                 self._io.submit((_IO_TOUCH, job.priority), ("touch", job.url), self.disk.touch,
                                 self.key_for(job.url, job.spec))
             self._end_revalidation(job)
@@ -853,24 +861,28 @@ class ImageLoader(QObject):
 
     def _on_transfer_error(self, job: _Job, error: TransferError,
                            transport: Optional[Transport] = None) -> None:
-        if job.revalidating is not None:
-            self._end_revalidation(job)  # a failed check keeps the thumbnail shown
-            return
         if error.kind in (ErrorKind.REDIRECT_NEEDS_TLS, ErrorKind.UNSUPPORTED_BY_TRANSPORT):
             fallback = self._transports.fallback_from(transport) if transport is not None else None
-            if fallback is not None and job.fallback_transport is None:
+            if fallback is not None and not job.via_curl:
+                if error.kind is ErrorKind.UNSUPPORTED_BY_TRANSPORT:
+                    self._send_host_through_curl(job.parsed.host_key, transport)
                 # From the start again through libcurl, which follows the redirect, or reads
-                # past the interim answer, itself.
-                job.fallback_transport = fallback
+                # past the interim answer, itself; a revalidation too, with its validators.
+                job.via_curl = True
                 job.stage = _QUEUED
                 job.token = next(self._tokens)
                 self._enqueue(job)
                 return
-            if error.kind is ErrorKind.REDIRECT_NEEDS_TLS:
+            if job.revalidating is not None:
+                self._end_revalidation(job)
+            elif error.kind is ErrorKind.REDIRECT_NEEDS_TLS:
                 self._fail(job, f"{error.message}, and this transport has no TLS "
                                 "(IMAGEGALLERY_TRANSPORT=qt?)")
             else:
                 self._fail(job, f"{error.message} (IMAGEGALLERY_TRANSPORT=qt?)")
+            return
+        if job.revalidating is not None:
+            self._end_revalidation(job)  # a failed check keeps the thumbnail shown
             return
         if error.transient and job.attempt < self._limits.max_retries:
             self._schedule_retry(job, error)
@@ -879,6 +891,21 @@ class ImageLoader(QObject):
         # four attempts and their backoff to give up.
         self._fail(job, error.message if job.attempt == 0
                    else f"{error.message}, after {job.attempt + 1} attempts")
+
+    def _send_host_through_curl(self, host: str, transport: Transport) -> None:
+        """Qt 5.15 took a host's 1xx for its whole answer and put the connection back in its
+        pool with the real answer still to come: read as the answer to the next request sent
+        on it, that showed another URL's picture. That next request, if already sent, is still
+        in flight here (Qt finished the 1xx first, and its replies finish in order), so every
+        transfer to the host on that transport starts again through libcurl, as do all later."""
+        self._hosts_via_curl.add(host)
+        for other in list(self._jobs.values()):
+            if (other.stage == _FETCHING and other.parsed.host_key == host
+                    and other.transport is transport):
+                self._abort_transfer(other)
+                other.stage = _QUEUED
+                other.token = next(self._tokens)
+                self._enqueue(other)
 
     def _schedule_retry(self, job: _Job, error: TransferError) -> None:
         job.attempt += 1

@@ -105,10 +105,13 @@ class _Transfer:
             return None
         name, _, value = line.decode("latin-1").partition(":")
         name, value = name.strip().lower(), value.strip()
-        # A field sent twice is one list (RFC 9110 5.3), as Qt's rawHeader gives it: a second
-        # Cache-Control line must not hide a no-store in the first.
         earlier = self.headers.get(name)
-        self.headers[name] = value if earlier is None else f"{earlier}, {value}"
+        if earlier is not None and name in _LIST_FIELDS:
+            # One list sent in parts (RFC 9110 5.3): a second Cache-Control line must not hide a
+            # no-store in the first. A single-value field sent twice (a doubled Location) keeps
+            # its last value: joined, it was a URL no server has.
+            value = f"{earlier}, {value}"
+        self.headers[name] = value
         return None
 
     def _on_headers_complete(self):
@@ -554,6 +557,10 @@ _SIMPLE_ERRORS = {
     92: (ErrorKind.PROTOCOL, "protocol error"),  # CURLE_HTTP2_STREAM
     100: (ErrorKind.TOO_LARGE, "response headers too large"),  # CURLE_TOO_LARGE
 }
+
+
+# The response fields read here whose values are lists.
+_LIST_FIELDS = frozenset({"cache-control"})
 
 
 def _content_length(text: str) -> int:

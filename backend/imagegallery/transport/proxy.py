@@ -51,7 +51,8 @@ def _with_port(proxy: str) -> str:
     default = _PROXY_DEFAULT_PORTS.get(parts.scheme.lower())
     if port is not None or default is None or not parts.hostname:
         return proxy
-    return parts._replace(netloc=f"{parts.netloc}:{default}").geturl()
+    netloc = parts.netloc.rstrip(":")  # "proxy.corp:" has no port either
+    return parts._replace(netloc=f"{netloc}:{default}").geturl()
 
 
 def _bypassed(host: str, no_proxy: str) -> bool:
