@@ -24,6 +24,11 @@ class RawH2Server:
         self.content_type = content_type
         # Paths whose streams are reset (RST_STREAM INTERNAL_ERROR) right after their headers.
         self.reset_paths: set = set()
+        # nginx's keepalive_requests: a connection answers this many requests, then goes away
+        # gracefully (GOAWAY NO_ERROR naming the last one); streams opened after it are left
+        # unprocessed, for the client to send again. 0: never.
+        self.requests_per_connection = 0
+        self.requests_seen = 0
         self.client_max_frame_size: Optional[int] = None  # None: the client never set it
         self.data_frame_sizes: List[int] = []
         # path -> (RFC 7540 weight or None, RFC 9218 priority header or None)
@@ -60,6 +65,8 @@ class RawH2Server:
         connection = H2Connection(H2Configuration(client_side=False))
         connection.initiate_connection()
         unsent: Dict[int, bytes] = {}  # stream id -> body still to send (flow control)
+        answered = 0
+        last_answered: Optional[int] = None  # set once the connection goes away
         try:
             client.sendall(connection.data_to_send())
             while True:
@@ -72,6 +79,12 @@ class RawH2Server:
                         if changed is not None:
                             self.client_max_frame_size = changed.new_value
                     elif isinstance(event, RequestReceived):
+                        self.requests_seen += 1
+                        if last_answered is not None:
+                            continue  # after the GOAWAY: left unprocessed
+                        answered += 1
+                        if answered == self.requests_per_connection:
+                            last_answered = event.stream_id
                         headers = {_text(name): _text(value) for name, value in event.headers}
                         weight = event.priority_updated and event.priority_updated.weight
                         self.priorities[headers[":path"]] = (weight, headers.get("priority"))
@@ -86,6 +99,10 @@ class RawH2Server:
                         return
                 # Also after a WINDOW_UPDATE: what the flow-control window now allows goes out.
                 self._send_what_fits(connection, unsent)
+                if last_answered is not None and not unsent:
+                    connection.close_connection(ErrorCodes.NO_ERROR, last_stream_id=last_answered)
+                    client.sendall(connection.data_to_send())
+                    return
                 client.sendall(connection.data_to_send())
         except OSError:
             return

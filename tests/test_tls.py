@@ -335,6 +335,24 @@ def test_a_stream_the_server_resets_fails_as_a_protocol_error_on_both_transports
     assert reasons(model)[0] == "protocol error"
 
 
+@pytest.mark.qt_log_ignore(r"stream \d+ finished with error")
+@pytest.mark.parametrize("transport", ["qt", "curl"])
+def test_a_server_rotating_its_http2_connections_costs_no_failure_and_no_retry(
+        qtbot, transport, raw_h2_server, make_model):
+    # nginx goes away gracefully after 1,000 requests a connection. Qt reports the streams
+    # opened after that as ContentReSendError: they were retried with backoff as failures, and
+    # for a while counted as resets that cut the host's streams from 64 to 4.
+    server = raw_h2_server(noisy_photo_bytes(1, 160, 120), "image/jpeg")
+    server.requests_per_connection = 10
+    model = make_model(transport=transport, http2Cleartext=True)
+    model.set_limits(LoadLimits(max_retries=0))
+    with qtbot.waitSignal(model.finished, timeout=20000):
+        model.urls = [server.url(f"/{row}.jpg") for row in range(60)]
+    assert statuses(model) == [Status.Ready] * 60, set(reasons(model))
+    assert model.loader.stats["retries"] == 0
+    assert server.requests_seen > 60  # connections did go away with streams unprocessed
+
+
 def test_an_http_url_that_moved_to_https_loads_through_libcurl(qtbot, https_server, test_ca,
                                                                 image_server, make_model):
     if qt_has_tls():

@@ -54,6 +54,11 @@ _MIN_WATCHDOG_MS = 50
 # Originals kept for re-decoding at a new size: typical photos (200-500 KB), not the 3-10 MB
 # camera originals that would take the whole budget for a handful of images.
 ENCODED_ENTRY_MAX_BYTES = 1024 * 1024
+# How many times one job is sent again, at once and uncounted, after an answer that never came
+# (ErrorKind.NOT_ANSWERED); past that it is an ordinary transient failure, with backoff. An HTTP/2
+# server that answers N streams a connection leaves the rest of the 64 sent at once unanswered:
+# the last of them wait through 64 / N connections.
+MAX_SENT_AGAIN = 10
 # file:// reads handed to the local transport at once. It reads on one thread (more parallel reads
 # only thrash a disk); the second waits there, so the thread never idles for the GUI thread's next
 # turn, and only one read's time counts against the other's timeout.
@@ -180,6 +185,8 @@ class _Job:
     # Qt without TLS met a redirect to https, or an interim (1xx) answer it cannot read past.
     # A flag, not the transport: transports are replaced when their settings change.
     via_curl: bool = False
+    # Times sent again after an answer that never came (ErrorKind.NOT_ANSWERED).
+    sent_again: int = 0
     # How many times the URL had been fetched again on purpose (retry(), reload()) when this job
     # began: a decode of an earlier generation never refills the caches.
     generation: int = 0
@@ -861,11 +868,21 @@ class ImageLoader(QObject):
 
     def _on_transfer_error(self, job: _Job, error: TransferError,
                            transport: Optional[Transport] = None) -> None:
+        if error.kind is ErrorKind.NOT_ANSWERED and job.sent_again < MAX_SENT_AGAIN:
+            # Sent again at once and not counted as an attempt: the URL did not fail. Bounded,
+            # against a server that goes away before every answer.
+            job.sent_again += 1
+            job.stage = _QUEUED
+            job.token = next(self._tokens)
+            self._enqueue(job)
+            return
         if error.kind in (ErrorKind.REDIRECT_NEEDS_TLS, ErrorKind.UNSUPPORTED_BY_TRANSPORT):
             fallback = self._transports.fallback_from(transport) if transport is not None else None
             if fallback is not None and not job.via_curl:
                 if error.kind is ErrorKind.UNSUPPORTED_BY_TRANSPORT:
-                    self._send_host_through_curl(job.parsed.host_key, transport)
+                    # The rest of its transfers too: each 1xx costs Qt a manager (its transport
+                    # retires the one that met it) and the URL a second request.
+                    self._hosts_via_curl.add(job.parsed.host_key)
                 # From the start again through libcurl, which follows the redirect, or reads
                 # past the interim answer, itself; a revalidation too, with its validators.
                 job.via_curl = True
@@ -891,21 +908,6 @@ class ImageLoader(QObject):
         # four attempts and their backoff to give up.
         self._fail(job, error.message if job.attempt == 0
                    else f"{error.message}, after {job.attempt + 1} attempts")
-
-    def _send_host_through_curl(self, host: str, transport: Transport) -> None:
-        """Qt 5.15 took a host's 1xx for its whole answer and put the connection back in its
-        pool with the real answer still to come: read as the answer to the next request sent
-        on it, that showed another URL's picture. That next request, if already sent, is still
-        in flight here (Qt finished the 1xx first, and its replies finish in order), so every
-        transfer to the host on that transport starts again through libcurl, as do all later."""
-        self._hosts_via_curl.add(host)
-        for other in list(self._jobs.values()):
-            if (other.stage == _FETCHING and other.parsed.host_key == host
-                    and other.transport is transport):
-                self._abort_transfer(other)
-                other.stage = _QUEUED
-                other.token = next(self._tokens)
-                self._enqueue(other)
 
     def _schedule_retry(self, job: _Job, error: TransferError) -> None:
         job.attempt += 1

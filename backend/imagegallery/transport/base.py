@@ -41,6 +41,10 @@ class ErrorKind(enum.Enum):
     # An answer this transport cannot read (Qt and a 103 Early Hints): the loader hands the URL
     # to libcurl, which can.
     UNSUPPORTED_BY_TRANSPORT = "not supported by this transport"
+    # Never answered, and safe to send again at once: an HTTP/2 server going away gracefully
+    # before the stream began, or a transfer the transport ended because its connection could
+    # no longer be trusted. Not a failure of the URL.
+    NOT_ANSWERED = "not answered"
     PROXY = "proxy error"
     PROTOCOL = "protocol error"
     LOCAL_FILE = "file error"
@@ -50,7 +54,7 @@ class ErrorKind(enum.Enum):
 # Kinds worth another try after a pause; the rest will fail the same way again.
 TRANSIENT_KINDS = frozenset({
     ErrorKind.CONNECTION_REFUSED, ErrorKind.CONNECTION_RESET, ErrorKind.TIMEOUT,
-    ErrorKind.PROTOCOL, ErrorKind.OTHER, ErrorKind.PROXY,
+    ErrorKind.PROTOCOL, ErrorKind.OTHER, ErrorKind.PROXY, ErrorKind.NOT_ANSWERED,
 })
 # 408 Request Timeout, 425 Too Early, 429 Too Many Requests and the 5xx a proxy or overloaded
 # server sends; a 501 or 505 will not change on retry.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from PyQt5.QtCore import QByteArray, QTimer, QUrl, pyqtSlot
 from PyQt5.QtNetwork import (QNetworkAccessManager, QNetworkReply,
@@ -58,10 +58,10 @@ _ERROR_KINDS = {
     QNetworkReply.ProtocolUnknownError: (ErrorKind.PROTOCOL, "unsupported protocol"),
     QNetworkReply.ProtocolFailure: (ErrorKind.PROTOCOL, "protocol error"),
 }
-# What Qt reports for an HTTP/2 stream the server reset (RST_STREAM INTERNAL_ERROR, or
-# REFUSED_STREAM), after a status that is no error: libcurl's "protocol error", which the loader reads as a
-# server refusing that many streams at once.
-_STREAM_RESET_CODES = frozenset({QNetworkReply.InternalServerError, QNetworkReply.ContentReSendError})
+# What Qt 5.15 reports for an HTTP/2 stream the server reset after a status that is no error
+# (RST_STREAM INTERNAL_ERROR, ENHANCE_YOUR_CALM; the other codes are ProtocolFailure): libcurl's
+# "protocol error", which the loader reads as a server refusing that many streams at once.
+_STREAM_RESET_CODES = frozenset({QNetworkReply.InternalServerError, QNetworkReply.UnknownServerError})
 _PROXY_EQUIVALENTS = {
     QNetworkReply.ConnectionRefusedError: (ErrorKind.PROXY, "proxy refused the connection"),
     QNetworkReply.HostNotFoundError: (ErrorKind.PROXY, "proxy not found"),
@@ -101,16 +101,11 @@ class QtTransport(Transport):
         super().__init__(parent)
         self._options = options
         count = max(1, math.ceil(options.max_connections_per_host / QNAM_CONNECTIONS_PER_HOST))
-        self._managers = [QNetworkAccessManager(self) for _ in range(count)]
-        # Each manager gets its own proxy factory (proxy.py): the environment's variables, else
-        # the platform's settings, never a process-wide setting the host's managers would share.
         self.uses_environment_proxy = False
-        for manager in self._managers:
-            factory = proxy_factory_for_qt()
-            if factory is not None:
-                manager.setProxyFactory(factory)  # Qt owns it: one per manager
-                self.uses_environment_proxy = isinstance(factory, EnvironmentProxyFactory)
-            manager.setRedirectPolicy(QNetworkRequest.NoLessSafeRedirectPolicy)
+        self._managers = [self._new_manager() for _ in range(count)]
+        # Managers whose connections can no longer be trusted (see _retire_manager_of): no new
+        # request goes to one; each is deleted once its last transfer ends.
+        self._retired_managers: List[QNetworkAccessManager] = []
         # Made at the first https request: asking Qt about TLS loads (or fails to load) OpenSSL,
         # 60 ms on the GUI thread that an http-only gallery should never pay.
         self._ssl_configuration = None
@@ -135,6 +130,17 @@ class QtTransport(Transport):
         self._progress_poll.timeout.connect(self._poll_progress)
         # Finished replies are handed over within a GUI-thread budget per turn, by request id.
         self._finished_replies = TurnBudget(self._hand_over_by_id, self)
+
+    def _new_manager(self) -> QNetworkAccessManager:
+        manager = QNetworkAccessManager(self)
+        # Each manager gets its own proxy factory (proxy.py): the environment's variables, else
+        # the platform's settings, never a process-wide setting the host's managers would share.
+        factory = proxy_factory_for_qt()
+        if factory is not None:
+            manager.setProxyFactory(factory)  # Qt owns it: one per manager
+            self.uses_environment_proxy = isinstance(factory, EnvironmentProxyFactory)
+        manager.setRedirectPolicy(QNetworkRequest.NoLessSafeRedirectPolicy)
+        return manager
 
     @staticmethod
     def _make_ssl_configuration(ca_file: str):
@@ -331,7 +337,28 @@ class QtTransport(Transport):
         transfer = self._transfer_for_sender()
         if transfer is None:
             return
+        reply = transfer.reply
+        status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute) or 0
+        if reply.error() == QNetworkReply.NoError and 100 <= status < 200:
+            self._retire_manager_of(transfer)  # now, whatever becomes of this transfer
         self._finished_replies.offer(transfer.request.request_id)
+
+    def _retire_manager_of(self, transfer: _Transfer) -> None:
+        """Qt 5.15 took an interim (1xx) answer for the whole one and put its connection back
+        in the manager's pool with the real answer still to come, which the next request sent
+        on it would read as its own: a URL showed another's picture. No new request goes to
+        that manager, and its other transfers to the same origin (the next one may be on that
+        connection already: Qt finished the 1xx first) end as not answered, to be sent again."""
+        manager = transfer.reply.manager()
+        if manager in self._managers:
+            self._managers[self._managers.index(manager)] = self._new_manager()
+            self._retired_managers.append(manager)
+        origin = _origin(transfer.reply.url())  # after redirects: the connection's own
+        for other in list(self._transfers.values()):
+            if (other is not transfer and other.reply.manager() is manager
+                    and _origin(other.reply.url()) == origin):
+                self._fail(other, TransferError(ErrorKind.NOT_ANSWERED,
+                                                "connection dropped after an interim answer"))
 
     def _hand_over_by_id(self, request_id: int) -> None:
         transfer = self._transfers.get(request_id)
@@ -406,6 +433,10 @@ class QtTransport(Transport):
             return TransferError(ErrorKind.REDIRECT, f"redirect to {scheme}: refused")
         if code in _STREAM_RESET_CODES:  # an error status was answered above
             return TransferError(ErrorKind.PROTOCOL, "protocol error")
+        if code == QNetworkReply.ContentReSendError:
+            # An HTTP/2 GOAWAY before this stream began: the server rotating its connection
+            # (nginx after 1,000 requests), not overload. libcurl sends such a stream again itself.
+            return TransferError(ErrorKind.NOT_ANSWERED, "server closed the connection before answering")
         if code in _ERROR_KINDS:
             kind, message = _ERROR_KINDS[code]
             if code in _PROXY_EQUIVALENTS and self.uses_environment_proxy \
@@ -445,6 +476,16 @@ class QtTransport(Transport):
         # be called once" whenever its own error for the reply (a 404, a reset) is already on
         # the way. deleteLater also makes this safe from inside the reply's own signals.
         reply.deleteLater()
+        manager = reply.manager()
+        if manager in self._retired_managers and not any(
+                other.reply.manager() is manager for other in self._transfers.values()
+                if other is not transfer):
+            self._retired_managers.remove(manager)
+            manager.deleteLater()  # after the reply: deleteLater runs in order
+
+
+def _origin(url: QUrl) -> tuple:
+    return url.scheme().lower(), url.host().lower(), url.port(443 if url.scheme() == "https" else 80)
 
 
 def _header(reply: QNetworkReply, name: bytes) -> str:
