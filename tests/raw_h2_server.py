@@ -29,6 +29,8 @@ class RawH2Server:
         # unprocessed, for the client to send again. 0: never.
         self.requests_per_connection = 0
         self.requests_seen = 0
+        # Paths whose first request is reset before any headers with NO_ERROR: never answered.
+        self.unanswered_once_paths: set = set()
         self.client_max_frame_size: Optional[int] = None  # None: the client never set it
         self.data_frame_sizes: List[int] = []
         # path -> (RFC 7540 weight or None, RFC 9218 priority header or None)
@@ -86,6 +88,10 @@ class RawH2Server:
                         if answered == self.requests_per_connection:
                             last_answered = event.stream_id
                         headers = {_text(name): _text(value) for name, value in event.headers}
+                        if headers[":path"] in self.unanswered_once_paths:
+                            self.unanswered_once_paths.discard(headers[":path"])
+                            connection.reset_stream(event.stream_id, ErrorCodes.NO_ERROR)
+                            continue
                         weight = event.priority_updated and event.priority_updated.weight
                         self.priorities[headers[":path"]] = (weight, headers.get("priority"))
                         connection.send_headers(event.stream_id, [

@@ -353,6 +353,19 @@ def test_a_server_rotating_its_http2_connections_costs_no_failure_and_no_retry(
     assert server.requests_seen > 60  # connections did go away with streams unprocessed
 
 
+@pytest.mark.qt_log_ignore(r"stream \d+ finished with error")
+def test_a_stream_reset_before_any_answer_is_sent_again_over_qt(qtbot, raw_h2_server, make_model):
+    # Qt finished it without an error or a status, and the row failed as an empty image.
+    server = raw_h2_server(noisy_photo_bytes(1, 160, 120), "image/jpeg")
+    server.unanswered_once_paths = {"/0.jpg"}
+    model = make_model(transport="qt", http2Cleartext=True)
+    model.set_limits(LoadLimits(max_retries=0))
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [server.url("/0.jpg")]
+    assert statuses(model) == [Status.Ready], reasons(model)
+    assert server.requests_seen == 2 and model.loader.stats["retries"] == 0
+
+
 def test_an_http_url_that_moved_to_https_loads_through_libcurl(qtbot, https_server, test_ca,
                                                                 image_server, make_model):
     if qt_has_tls():

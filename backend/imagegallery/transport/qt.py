@@ -409,6 +409,10 @@ class QtTransport(Transport):
     def _error_for(self, reply: QNetworkReply, status: int) -> Optional[TransferError]:
         code = reply.error()
         if code == QNetworkReply.NoError:
+            if status == 0 and reply.bytesAvailable() == 0:
+                # Finished with no error, no status and no byte: an HTTP/2 stream the server
+                # reset (NO_ERROR) before answering. It was not answered, not answered empty.
+                return TransferError(ErrorKind.NOT_ANSWERED, "no answer from the server")
             if status == 304 or 200 <= status < 300 or status == 0:
                 return None
             if 100 <= status < 200:
