@@ -232,6 +232,12 @@ class FaultServer:
                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
         return True
 
+    def _fault_late_redirect(self, path, sock):
+        """A redirect to `self.late_redirect_target`, sent 0.1 s after the request."""
+        if self.stopping.wait(0.1):
+            return False
+        return self._respond(sock, 302, b"", "text/plain", [f"Location: {self.late_redirect_target}"])
+
     def _fault_twice_located(self, path, sock):
         """A redirect that sends the same Location twice, as misconfigured servers do."""
         target = self.url("/img/" + next(iter(self.images)))

@@ -29,6 +29,8 @@ class RawH2Server:
         # unprocessed, for the client to send again. 0: never.
         self.requests_per_connection = 0
         self.requests_seen = 0
+        # Go away (GOAWAY NO_ERROR, no stream processed) at a connection's first request.
+        self.away_at_once = False
         # Paths whose first request is reset before any headers with NO_ERROR: never answered.
         self.unanswered_once_paths: set = set()
         self.client_max_frame_size: Optional[int] = None  # None: the client never set it
@@ -82,6 +84,10 @@ class RawH2Server:
                             self.client_max_frame_size = changed.new_value
                     elif isinstance(event, RequestReceived):
                         self.requests_seen += 1
+                        if self.away_at_once:
+                            connection.close_connection(ErrorCodes.NO_ERROR, last_stream_id=0)
+                            client.sendall(connection.data_to_send())
+                            return
                         if last_answered is not None:
                             continue  # after the GOAWAY: left unprocessed
                         answered += 1

@@ -300,3 +300,67 @@ def test_a_rerouted_transfer_survives_its_transports_being_replaced(qtbot, fault
         assert gallery.status_of(0) == Status.Ready, gallery.get(0)
     finally:
         gallery.loader.close()
+
+
+def _blue_or_not_answered(result):
+    from PyQt5.QtGui import QImage
+
+    from imaging import center_color, close_to
+
+    if not result.ok:
+        return result.error.kind is base.ErrorKind.NOT_ANSWERED
+    return close_to(center_color(QImage.fromData(bytes(result.body))), "#0000ff")
+
+
+def test_a_transfer_redirected_into_an_origin_that_owes_an_answer_never_reads_it(qtbot, faults):
+    # It was at another host when the 1xx came, then redirected onto the connection that owed
+    # the late answer, and read it: blue asked for, red shown.
+    from imagegallery.transport.base import TransferRequest
+    from imagegallery.transport.qt import QtTransport
+
+    other_host = FaultServer()
+    faults.add_image("red", solid_image_bytes("#ff0000"))
+    faults.add_image("blue", solid_image_bytes("#0000ff"))
+    other_host.late_redirect_target = faults.url("/img/blue")
+    transport = QtTransport()
+    results = {}
+    transport.finished.connect(lambda result: results.setdefault(result.request_id, result))
+    try:
+        transport.start(TransferRequest(1, faults.url("/early-hints-slow/red"), 10_000_000, 5))
+        transport.start(TransferRequest(2, other_host.url("/late-redirect"), 10_000_000, 5))
+        qtbot.waitUntil(lambda: {1, 2} <= set(results), timeout=5000)
+    finally:
+        transport.close()
+        other_host.stop()
+    assert _blue_or_not_answered(results[2]), results[2]
+
+
+def test_an_interim_answer_aborted_before_qt_reports_it_still_retires_its_connections(
+        qtbot, faults):
+    import time
+
+    from imagegallery.transport.base import TransferRequest
+    from imagegallery.transport.qt import QtTransport
+
+    faults.add_image("red", solid_image_bytes("#ff0000"))
+    faults.add_image("blue", solid_image_bytes("#0000ff"))
+    transport = QtTransport()
+    results = {}
+    transport.finished.connect(lambda result: results.setdefault(result.request_id, result))
+    try:
+        transport.start(TransferRequest(1, faults.url("/early-hints-slow/red"), 10_000_000, 5))
+        # One long GUI turn, which handles no event: Qt's own thread sends the request, reads
+        # the 103 and finishes the reply meanwhile, and the news waits in the GUI thread's
+        # queue. (qtbot.waitUntil would hand the news over.) Bounded, never a hang.
+        deadline = time.monotonic() + 5
+        while faults.hits["/early-hints-slow/red"] == 0 and time.monotonic() < deadline:
+            pass
+        busy_until = time.monotonic() + 0.15  # the 103 reaches Qt's thread
+        while time.monotonic() < busy_until:
+            pass
+        transport.abort(1)  # the row scrolled away in that turn
+        transport.start(TransferRequest(2, faults.url("/img/blue"), 10_000_000, 5))
+        qtbot.waitUntil(lambda: 2 in results, timeout=5000)
+    finally:
+        transport.close()
+    assert 1 not in results and _blue_or_not_answered(results[2]), results

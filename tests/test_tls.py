@@ -366,6 +366,20 @@ def test_a_stream_reset_before_any_answer_is_sent_again_over_qt(qtbot, raw_h2_se
     assert server.requests_seen == 2 and model.loader.stats["retries"] == 0
 
 
+@pytest.mark.qt_log_ignore(r"stream \d+ finished with error")
+def test_a_server_that_goes_away_before_every_answer_fails_each_row_with_that_reason(
+        qtbot, raw_h2_server, make_model):
+    # Each is sent again, uncounted, up to ten times, then fails once (no retries here) with
+    # what happened, not as a protocol error or "no response".
+    server = raw_h2_server(noisy_photo_bytes(1, 160, 120), "image/jpeg")
+    server.away_at_once = True
+    model = make_model(transport="qt", http2Cleartext=True)
+    model.set_limits(LoadLimits(max_retries=0))
+    with qtbot.waitSignal(model.finished, timeout=30000):
+        model.urls = [server.url(f"/{row}.jpg") for row in range(20)]
+    assert set(reasons(model)) == {"server closed the connection before answering"}
+
+
 def test_an_http_url_that_moved_to_https_loads_through_libcurl(qtbot, https_server, test_ca,
                                                                 image_server, make_model):
     if qt_has_tls():

@@ -911,8 +911,6 @@ class ImageLoader(QObject):
 
     def _schedule_retry(self, job: _Job, error: TransferError) -> None:
         job.attempt += 1
-        job.stage = _BACKOFF
-        job.token = next(self._tokens)
         self.stats["retries"] += 1
         ceiling = self._limits.retry_base_delay_s * (2 ** (job.attempt - 1))
         # Equal jitter: at least half the backoff, so a burst of failures does not come back as
@@ -921,6 +919,11 @@ class ImageLoader(QObject):
         if error.retry_after_s is not None:
             delay = max(delay, error.retry_after_s)
         delay = min(delay, self._limits.retry_max_delay_s)
+        self._send_again_after(job, delay)
+
+    def _send_again_after(self, job: _Job, delay: float) -> None:
+        job.stage = _BACKOFF
+        job.token = next(self._tokens)
         token = job.token
         timer = QTimer(self)  # owned, so it dies with the loader instead of firing into it
         timer.setSingleShot(True)

@@ -103,7 +103,7 @@ class QtTransport(Transport):
         count = max(1, math.ceil(options.max_connections_per_host / QNAM_CONNECTIONS_PER_HOST))
         self.uses_environment_proxy = False
         self._managers = [self._new_manager() for _ in range(count)]
-        # Managers whose connections can no longer be trusted (see _retire_manager_of): no new
+        # Managers whose connections can no longer be trusted (see _retire_manager): no new
         # request goes to one; each is deleted once its last transfer ends.
         self._retired_managers: List[QNetworkAccessManager] = []
         # Made at the first https request: asking Qt about TLS loads (or fails to load) OpenSSL,
@@ -337,28 +337,34 @@ class QtTransport(Transport):
         transfer = self._transfer_for_sender()
         if transfer is None:
             return
-        reply = transfer.reply
-        status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute) or 0
-        if reply.error() == QNetworkReply.NoError and 100 <= status < 200:
-            self._retire_manager_of(transfer)  # now, whatever becomes of this transfer
+        if _is_interim_answer(transfer.reply):
+            self._retire_manager(transfer.reply.manager())  # now, whatever becomes of it
         self._finished_replies.offer(transfer.request.request_id)
 
-    def _retire_manager_of(self, transfer: _Transfer) -> None:
+    @pyqtSlot()
+    def _on_abandoned_reply_finished(self) -> None:
+        """Qt's finished for a reply disposed of before it (aborted while its answer was on
+        the way to the GUI thread): only an interim answer matters then."""
+        reply = self.sender()
+        if reply is not None and _is_interim_answer(reply):
+            self._retire_manager(reply.manager())
+
+    def _retire_manager(self, manager: QNetworkAccessManager) -> None:
         """Qt 5.15 took an interim (1xx) answer for the whole one and put its connection back
         in the manager's pool with the real answer still to come, which the next request sent
         on it would read as its own: a URL showed another's picture. No new request goes to
-        that manager, and its other transfers to the same origin (the next one may be on that
-        connection already: Qt finished the 1xx first) end as not answered, to be sent again."""
-        manager = transfer.reply.manager()
+        that manager, and its other transfers end as not answered, to be sent again: the next
+        one may be on that connection already (Qt finished the 1xx first), and any, whatever
+        its host now, may be redirected there."""
         if manager in self._managers:
             self._managers[self._managers.index(manager)] = self._new_manager()
             self._retired_managers.append(manager)
-        origin = _origin(transfer.reply.url())  # after redirects: the connection's own
         for other in list(self._transfers.values()):
-            if (other is not transfer and other.reply.manager() is manager
-                    and _origin(other.reply.url()) == origin):
+            if (other.request.request_id in self._transfers  # not aborted by a slot meanwhile
+                    and other.reply.manager() is manager and not other.reply.isFinished()):
                 self._fail(other, TransferError(ErrorKind.NOT_ANSWERED,
                                                 "connection dropped after an interim answer"))
+        self._delete_if_retired_and_idle(manager)
 
     def _hand_over_by_id(self, request_id: int) -> None:
         transfer = self._transfers.get(request_id)
@@ -479,17 +485,23 @@ class QtTransport(Transport):
         # abort() would instead record a cancellation error, and Qt warns "this method must only
         # be called once" whenever its own error for the reply (a 404, a reset) is already on
         # the way. deleteLater also makes this safe from inside the reply's own signals.
+        if not reply.isFinished():
+            # Its finished may still be on the way, from an interim answer Qt took for the
+            # whole one: the connection would then owe an answer (see _retire_manager).
+            reply.finished.connect(self._on_abandoned_reply_finished)
         reply.deleteLater()
-        manager = reply.manager()
+        self._delete_if_retired_and_idle(reply.manager())
+
+    def _delete_if_retired_and_idle(self, manager: QNetworkAccessManager) -> None:
         if manager in self._retired_managers and not any(
-                other.reply.manager() is manager for other in self._transfers.values()
-                if other is not transfer):
+                transfer.reply.manager() is manager for transfer in self._transfers.values()):
             self._retired_managers.remove(manager)
-            manager.deleteLater()  # after the reply: deleteLater runs in order
+            manager.deleteLater()  # after its replies: deleteLater runs in order
 
 
-def _origin(url: QUrl) -> tuple:
-    return url.scheme().lower(), url.host().lower(), url.port(443 if url.scheme() == "https" else 80)
+def _is_interim_answer(reply: QNetworkReply) -> bool:
+    status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute) or 0
+    return reply.error() == QNetworkReply.NoError and 100 <= status < 200
 
 
 def _header(reply: QNetworkReply, name: bytes) -> str:
