@@ -256,31 +256,38 @@ def test_a_late_answer_after_early_hints_never_lands_on_another_url(qtbot, fault
     assert all(close_to(color, want) for color, want in zip(shown, expected)), [c.name() for c in shown]
 
 
-def test_a_transfer_started_after_an_early_hints_answer_is_dropped_gets_its_own_picture(
-        qtbot, faults, monkeypatch):
-    # The loader never sees a 1xx whose transfer is aborted while it waits for its turn (its
-    # row scrolled away): the Qt transport retires the connections at Qt's finished itself.
-    from imagegallery.transport.base import TransferRequest
+@pytest.fixture
+def qt_transport(faults):
+    """A Qt transport on its own and its results by request id, closed at teardown; `faults`
+    serves /img/red and /img/blue."""
     from imagegallery.transport.qt import QtTransport
-    from imaging import center_color, close_to
 
-    monkeypatch.setattr(base, "FINISHED_RESULTS_BUDGET_S", 0.0)  # every result waits a turn
     faults.add_image("red", solid_image_bytes("#ff0000"))
     faults.add_image("blue", solid_image_bytes("#0000ff"))
     transport = QtTransport()
     results = {}
     transport.finished.connect(lambda result: results.setdefault(result.request_id, result))
-    try:
-        transport.start(TransferRequest(1, faults.url("/early-hints-slow/red"), 10_000_000, 5))
+    yield transport, results
+    transport.close()
 
-        def abort_it_and_ask_for_blue():  # runs after the transport's own finished slot
-            transport.abort(1)
-            transport.start(TransferRequest(2, faults.url("/img/blue"), 10_000_000, 5))
 
-        transport._transfers[1].reply.finished.connect(abort_it_and_ask_for_blue)
-        qtbot.waitUntil(lambda: 2 in results, timeout=5000)
-    finally:
-        transport.close()
+def test_a_transfer_started_after_an_early_hints_answer_is_dropped_gets_its_own_picture(
+        qtbot, faults, qt_transport, monkeypatch):
+    # The loader never sees a 1xx whose transfer is aborted while it waits for its turn (its
+    # row scrolled away): the Qt transport retires the connections at Qt's finished itself.
+    from imagegallery.transport.base import TransferRequest
+    from imaging import center_color, close_to
+
+    monkeypatch.setattr(base, "FINISHED_RESULTS_BUDGET_S", 0.0)  # every result waits a turn
+    transport, results = qt_transport
+    transport.start(TransferRequest(1, faults.url("/early-hints-slow/red"), 10_000_000, 5))
+
+    def abort_it_and_ask_for_blue():  # runs after the transport's own finished slot
+        transport.abort(1)
+        transport.start(TransferRequest(2, faults.url("/img/blue"), 10_000_000, 5))
+
+    transport._transfers[1].reply.finished.connect(abort_it_and_ask_for_blue)
+    qtbot.waitUntil(lambda: 2 in results, timeout=5000)
     assert 1 not in results and results[2].ok, results
     from PyQt5.QtGui import QImage
     assert close_to(center_color(QImage.fromData(bytes(results[2].body))), "#0000ff")
@@ -312,55 +319,42 @@ def _blue_or_not_answered(result):
     return close_to(center_color(QImage.fromData(bytes(result.body))), "#0000ff")
 
 
-def test_a_transfer_redirected_into_an_origin_that_owes_an_answer_never_reads_it(qtbot, faults):
+def test_a_transfer_redirected_into_an_origin_that_owes_an_answer_never_reads_it(
+        qtbot, faults, qt_transport):
     # It was at another host when the 1xx came, then redirected onto the connection that owed
     # the late answer, and read it: blue asked for, red shown.
     from imagegallery.transport.base import TransferRequest
-    from imagegallery.transport.qt import QtTransport
 
+    transport, results = qt_transport
     other_host = FaultServer()
-    faults.add_image("red", solid_image_bytes("#ff0000"))
-    faults.add_image("blue", solid_image_bytes("#0000ff"))
     other_host.late_redirect_target = faults.url("/img/blue")
-    transport = QtTransport()
-    results = {}
-    transport.finished.connect(lambda result: results.setdefault(result.request_id, result))
     try:
         transport.start(TransferRequest(1, faults.url("/early-hints-slow/red"), 10_000_000, 5))
         transport.start(TransferRequest(2, other_host.url("/late-redirect"), 10_000_000, 5))
         qtbot.waitUntil(lambda: {1, 2} <= set(results), timeout=5000)
     finally:
-        transport.close()
         other_host.stop()
     assert _blue_or_not_answered(results[2]), results[2]
 
 
 def test_an_interim_answer_aborted_before_qt_reports_it_still_retires_its_connections(
-        qtbot, faults):
+        qtbot, faults, qt_transport):
     import time
 
     from imagegallery.transport.base import TransferRequest
-    from imagegallery.transport.qt import QtTransport
 
-    faults.add_image("red", solid_image_bytes("#ff0000"))
-    faults.add_image("blue", solid_image_bytes("#0000ff"))
-    transport = QtTransport()
-    results = {}
-    transport.finished.connect(lambda result: results.setdefault(result.request_id, result))
-    try:
-        transport.start(TransferRequest(1, faults.url("/early-hints-slow/red"), 10_000_000, 5))
-        # One long GUI turn, which handles no event: Qt's own thread sends the request, reads
-        # the 103 and finishes the reply meanwhile, and the news waits in the GUI thread's
-        # queue. (qtbot.waitUntil would hand the news over.) Bounded, never a hang.
-        deadline = time.monotonic() + 5
-        while faults.hits["/early-hints-slow/red"] == 0 and time.monotonic() < deadline:
-            pass
-        busy_until = time.monotonic() + 0.15  # the 103 reaches Qt's thread
-        while time.monotonic() < busy_until:
-            pass
-        transport.abort(1)  # the row scrolled away in that turn
-        transport.start(TransferRequest(2, faults.url("/img/blue"), 10_000_000, 5))
-        qtbot.waitUntil(lambda: 2 in results, timeout=5000)
-    finally:
-        transport.close()
+    transport, results = qt_transport
+    transport.start(TransferRequest(1, faults.url("/early-hints-slow/red"), 10_000_000, 5))
+    # One long GUI turn, which handles no event: Qt's own thread sends the request, reads
+    # the 103 and finishes the reply meanwhile, and the news waits in the GUI thread's
+    # queue. (qtbot.waitUntil would hand the news over.) Bounded, never a hang.
+    deadline = time.monotonic() + 5
+    while faults.hits["/early-hints-slow/red"] == 0 and time.monotonic() < deadline:
+        pass
+    busy_until = time.monotonic() + 0.15  # the 103 reaches Qt's thread
+    while time.monotonic() < busy_until:
+        pass
+    transport.abort(1)  # the row scrolled away in that turn
+    transport.start(TransferRequest(2, faults.url("/img/blue"), 10_000_000, 5))
+    qtbot.waitUntil(lambda: 2 in results, timeout=5000)
     assert 1 not in results and _blue_or_not_answered(results[2]), results
