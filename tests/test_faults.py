@@ -73,8 +73,9 @@ CASES = [
     # Bounded by max_redirects, not Qt's 50; Qt resends a hop that met a keep-alive connection
     # the server was closing, so a hop may count twice (seen: 8 hits for 5 redirects, in CI).
     ("/loop", base.TOO_MANY_REDIRECTS_MESSAGE, (FAST.max_redirects + 1, 2 * (FAST.max_redirects + 1))),
-    # Browsers accept a Location sent twice; libcurl was sent to both joined by ", ".
-    ("/twice-located", "", 0),
+    # Browsers accept a Location sent twice; libcurl was sent to both joined by ", ". Qt may
+    # send the redirect again, as for /loop.
+    ("/twice-located", "", (1, 2)),
     # Not "redirect to http: refused" (Qt) or "redirect to : refused" (libcurl).
     ("/bad-location", base.INVALID_REDIRECT_MESSAGE, 1),
     ("/huge", "too large (10 GB, limit 50 MB)", 1),
@@ -102,13 +103,13 @@ def test_fault_gives_its_reason_and_spares_the_rest(qtbot, model, faults, path, 
     hwm_before = status_bytes("VmHWM")
     status, shown, _ = load_with_good_neighbours(qtbot, model, faults, path)
     if not reason:  # a fault the transports read past
-        assert (status, shown, faults.hits[path]) == (Status.Ready, "", 1)
-        return
-    assert status == Status.Error
-    if reason.endswith("..."):
-        assert shown.startswith(reason[:-3]), shown
+        assert (status, shown) == (Status.Ready, "")
     else:
-        assert shown == reason
+        assert status == Status.Error
+        if reason.endswith("..."):
+            assert shown.startswith(reason[:-3]), shown
+        else:
+            assert shown == reason
     if isinstance(requests, tuple):
         assert requests[0] <= faults.hits[path] <= requests[1]
     else:
