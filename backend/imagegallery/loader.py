@@ -872,9 +872,7 @@ class ImageLoader(QObject):
             # Sent again at once and not counted as an attempt: the URL did not fail. Bounded,
             # against a server that goes away before every answer.
             job.sent_again += 1
-            job.stage = _QUEUED
-            job.token = next(self._tokens)
-            self._enqueue(job)
+            self._fetch_again(job)
             return
         if error.kind in (ErrorKind.REDIRECT_NEEDS_TLS, ErrorKind.UNSUPPORTED_BY_TRANSPORT):
             fallback = self._transports.fallback_from(transport) if transport is not None else None
@@ -886,9 +884,7 @@ class ImageLoader(QObject):
                 # From the start again through libcurl, which follows the redirect, or reads
                 # past the interim answer, itself; a revalidation too, with its validators.
                 job.via_curl = True
-                job.stage = _QUEUED
-                job.token = next(self._tokens)
-                self._enqueue(job)
+                self._fetch_again(job)
                 return
             if job.revalidating is not None:
                 self._end_revalidation(job)
@@ -909,6 +905,13 @@ class ImageLoader(QObject):
         self._fail(job, error.message if job.attempt == 0
                    else f"{error.message}, after {job.attempt + 1} attempts")
 
+    def _fetch_again(self, job: _Job) -> None:
+        """Back in the queue at once, a new token making any late result of the old transfer
+        stale."""
+        job.stage = _QUEUED
+        job.token = next(self._tokens)
+        self._enqueue(job)
+
     def _schedule_retry(self, job: _Job, error: TransferError) -> None:
         job.attempt += 1
         self.stats["retries"] += 1
@@ -919,9 +922,6 @@ class ImageLoader(QObject):
         if error.retry_after_s is not None:
             delay = max(delay, error.retry_after_s)
         delay = min(delay, self._limits.retry_max_delay_s)
-        self._send_again_after(job, delay)
-
-    def _send_again_after(self, job: _Job, delay: float) -> None:
         job.stage = _BACKOFF
         job.token = next(self._tokens)
         token = job.token
