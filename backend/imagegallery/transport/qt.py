@@ -106,6 +106,7 @@ class QtTransport(Transport):
         # Managers whose connections can no longer be trusted (see _retire_manager): no new
         # request goes to one; each is deleted once its last transfer ends.
         self._retired_managers: List[QNetworkAccessManager] = []
+        self._closing = False  # set by close(): no manager will take a request again
         # Made at the first https request: asking Qt about TLS loads (or fails to load) OpenSSL,
         # 60 ms on the GUI thread that an http-only gallery should never pay.
         self._ssl_configuration = None
@@ -236,6 +237,7 @@ class QtTransport(Transport):
         return len(self._transfers) + len(self._without_tls)
 
     def close(self) -> None:
+        self._closing = True
         self._without_tls.clear()
         self._finished_replies.clear()
         for request_id in list(self._transfers):
@@ -485,9 +487,11 @@ class QtTransport(Transport):
         # abort() would instead record a cancellation error, and Qt warns "this method must only
         # be called once" whenever its own error for the reply (a 404, a reset) is already on
         # the way. deleteLater also makes this safe from inside the reply's own signals.
-        if not reply.isFinished():
+        if not reply.isFinished() and not self._closing:
             # Its finished may still be on the way, from an interim answer Qt took for the
-            # whole one: the connection would then owe an answer (see _retire_manager).
+            # whole one: the connection would then owe an answer (see _retire_manager). Not at
+            # close: no request follows, and the finished could reach this object after its
+            # owner has let its Python side go ("'NoneType' object is not callable", once in CI).
             reply.finished.connect(self._on_abandoned_reply_finished)
         reply.deleteLater()
         self._delete_if_retired_and_idle(reply.manager())
