@@ -2,6 +2,7 @@
 import os
 import sys
 import threading
+import time
 
 import pytest
 
@@ -73,3 +74,22 @@ def test_decode_threads_follow_the_cores_this_process_may_use_not_the_machines()
     finally:
         os.sched_setaffinity(0, allowed)
     assert default_decode_threads() == min(4, len(allowed))
+
+
+def test_wait_until_idle_returns_when_only_cancelled_entries_were_left(qtbot):
+    pool = PriorityWorkerPool(1, "idle-after-cancel")
+    release = threading.Event()
+    try:
+        pool.submit(0, "running", release.wait, 5)
+        qtbot.waitUntil(lambda: pool.pending() == 1 and not pool._heap, timeout=2000)
+        for index in range(2000):  # e.g. the disk lookups of rows removed from a long list
+            pool.submit(1, f"queued-{index}", lambda: None)
+            pool.cancel(f"queued-{index}")
+        threading.Timer(0.1, release.set).start()
+        started = time.monotonic()
+        assert pool.wait_until_idle(3.0)
+        # Idle about 0.1 s in; the waiter was not told and slept to its deadline.
+        assert time.monotonic() - started < 1.0
+    finally:
+        release.set()
+        pool.close()

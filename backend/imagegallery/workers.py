@@ -200,6 +200,8 @@ class PriorityWorkerPool(QObject):
                 _, _, token, fn, args = heapq.heappop(self._heap)
                 if token in self._cancelled:
                     self._cancelled.discard(token)
+                    if not self._heap and not self._running:
+                        self._condition.notify_all()  # wait_until_idle() waits on this
                     continue
                 self._pending.pop(token, None)
                 self._running += 1
