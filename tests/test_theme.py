@@ -5,7 +5,7 @@ import pytest
 from PyQt5 import sip
 from PyQt5.QtCore import QMetaObject, Q_ARG, QVariant
 from PyQt5.QtGui import QColor
-from PyQt5.QtQml import QQmlApplicationEngine
+from PyQt5.QtQml import QQmlApplicationEngine, QQmlComponent
 
 import imagegallery
 from imagegallery.theme import BUILT_IN_THEMES, ThemeLoader
@@ -224,3 +224,15 @@ def test_theme_object_destroyed_falls_back_without_errors(qtbot, probe, tmp_path
     with qtbot.waitSignal(loader.destroyed, timeout=5000):
         loader.deleteLater()
     assert color(probe, "accent") == "#2f6fed"  # light's, and the probe fixture asserts no warnings
+
+
+def test_refused_theme_saves_do_not_pile_up_compiled_components(qtbot, probe, tmp_path):
+    path = tmp_path / "Plain.qml"
+    path.write_text("import QtQuick 2.15\nQtObject { property color accent: 'red' }\n")
+    loader = ThemeLoader(engine=probe.engine)
+    loader.source = str(path)
+    assert loader.wait(5000)
+    for _ in range(20):  # an editor saving a file with the wrong root type, again and again
+        with qtbot.waitSignal(loader.failed, timeout=5000):
+            loader.reload()
+    qtbot.waitUntil(lambda: len(loader.findChildren(QQmlComponent)) == 0, timeout=3000)

@@ -145,7 +145,9 @@ class ThemeLoader(QObject):
     @pyqtSlot()
     def reload(self) -> None:
         """Load `source` again; on failure the current theme stays."""
-        self._component = None  # a newer request wins over one still compiling
+        if self._component is not None:  # a newer request wins over one still compiling,
+            self._component.deleteLater()  # which would otherwise stay a child of this loader
+        self._component = None
         if not self._source:
             self._set_theme(None)
             self._set_status(self.Status.Null, "")
@@ -224,10 +226,12 @@ class ThemeLoader(QObject):
             # A binding that throws (`radius: nope.x`) still creates the object, with that value
             # left unset: refused like a compile error, so a typo never passes as a theme.
             theme.deleteLater()
+            component.deleteLater()
             self._fail(self._messages(runtime_errors, path))
             return
         if not _is_theme_data(theme):
             theme.deleteLater()
+            component.deleteLater()
             self._fail(f"{path}:1: the root object must be ThemeData (or LightTheme, DarkTheme, "
                        f"HighContrastTheme), not {theme.metaObject().className().split('_QML')[0]}")
             return
