@@ -393,3 +393,75 @@ def test_a_fifo_or_a_device_in_the_list_fails_its_row_and_no_other(qtbot, model,
     for row, color in enumerate(colors, start=2):
         assert model.status_of(row) == Status.Ready
         assert close_to(center_color(model.thumbnail(row)), color)
+
+
+def _never_answering(server):
+    def handler(request):
+        server.stopping.wait(10)  # until the server stops at teardown
+    return handler
+
+
+def test_removing_the_last_loading_row_still_sends_the_finished_owed(qtbot, model, image_server):
+    fast = image_server.add("/fast.png", solid_image_bytes("#ff0000"))
+    slow = image_server.add_handler("/slow.png", _never_answering(image_server))
+    # Row 0's change flushed, so nothing is dirty when row 1 goes: the case that lost the debt.
+    with qtbot.waitSignal(model.countsChanged, check_params_cb=lambda *_: model.loadedCount == 1,
+                          timeout=5000):
+        model.urls = [fast, slow]
+    assert model.status_of(1) == Status.Loading
+    with qtbot.waitSignal(model.finished, timeout=3000):
+        model.remove(1)  # the list has settled: "set urls, wait for finished()" must end
+
+
+def test_narrowed_schemes_are_not_undone_by_a_memory_hit_on_its_way(qtbot, make_model,
+                                                                     image_server):
+    url = image_server.add("/red.png", solid_image_bytes("#ff0000"))
+    first = make_model()
+    with qtbot.waitSignal(first.finished, timeout=10000):
+        first.urls = [url]
+    second = make_model()
+    # QML may set `urls` and `allowedSchemes` in either order, in one turn; the memory cache's
+    # answer to the first comes in the next.
+    with qtbot.waitSignal(second.loader.thumbnailReady, timeout=5000):
+        second.urls = [url]
+        second.allowedSchemes = ["https"]
+        assert second.status_of(0) == Status.Error
+    assert second.status_of(0) == Status.Error, second.get(0)["source"]
+    assert "scheme" in second.get(0)["errorString"]
+
+
+def test_a_reload_scrolled_away_and_back_does_not_bring_back_the_old_picture(qtbot, model,
+                                                                             image_server):
+    url = image_server.add("/0.png", solid_image_bytes("#ff0000"))
+    others = [image_server.add(f"/{i}.png", solid_image_bytes("#00ff00")) for i in range(1, 10)]
+    model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    model.prefetchRows = 0
+    model.setVisibleRange(0, 0)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [url] + others
+    assert close_to(center_color(model.thumbnail(0)), "#ff0000")
+    image_server.add("/0.png", solid_image_bytes("#0000ff"))  # the picture changed on the server
+    image_server.latency = 1.0
+    model.reload()
+    qtbot.waitUntil(lambda: model.loader.in_flight() == 1, timeout=5000)
+    model.setVisibleRange(5, 5)  # scrolled away while it downloads: cancelled
+    model.setVisibleRange(0, 0)  # and back: from the network again, not the memory cache
+    image_server.latency = 0.0
+    qtbot.waitUntil(lambda: model.status_of(0) == Status.Ready, timeout=5000)
+    assert close_to(center_color(model.thumbnail(0)), "#0000ff"), center_color(model.thumbnail(0)).name()
+
+
+def test_a_wider_prefetch_margin_loads_the_rows_it_adds_under_load_visible(qtbot, model,
+                                                                           image_server):
+    body = solid_image_bytes("#0000ff", 16, 16)
+    urls = [image_server.add(f"/{i}.png", body) for i in range(40)]
+    model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    model.prefetchRows = 0
+    model.setVisibleRange(0, 3)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+    assert model.status_of(4) == Status.Null
+    model.prefetchRows = 4  # the view reports the same range as before: nothing else asks
+    qtbot.waitUntil(lambda: all(model.status_of(r) == Status.Ready for r in range(4, 8)),
+                    timeout=3000)
+    assert model.status_of(8) == Status.Null

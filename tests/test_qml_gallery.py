@@ -756,3 +756,52 @@ def test_a_gallery_page_unloaded_ends_its_models_threads(qtbot, tmp_path, image_
         scene.window.close()
         sip.delete(scene.engine)
     assert not scene.warnings, scene.warnings
+
+
+@pytest.mark.parametrize("how", ["unload page", "delete_engine"])
+def test_a_gallery_gone_mid_load_stops_its_loader_though_python_keeps_its_model(
+        qtbot, tmp_path, image_server, how):
+    """As app.py and hosts do, Python keeps the model the QML made (`galleryModel`); the page,
+    or the engine, goes while rows load. The model's own loader must go with the C++ model,
+    not wait for the Python reference to be dropped."""
+    image_server.latency = 0.3
+    urls = [image_server.add(f"/{i}.png", solid_image_bytes("#00ff00")) for i in range(40)]
+    scene = Scene(qtbot, tmp_path, PAGE_QML, urls=urls)
+    try:
+        model = scene.model()
+        loader = model.loader
+        threads = loader._decoder._threads + loader._io._threads
+        qtbot.waitUntil(lambda: loader.in_flight() > 0, timeout=5000)
+        if how == "unload page":
+            scene.window.setProperty("pageShown", False)  # the Loader destroys gallery and model
+        else:
+            imagegallery.delete_engine(scene.engine)
+        qtbot.waitUntil(lambda: sip.isdeleted(model), timeout=5000)
+        qtbot.waitUntil(lambda: sip.isdeleted(loader), timeout=5000)
+        qtbot.waitUntil(lambda: not any(thread.is_alive() for thread in threads), timeout=5000)
+        assert image_server.total_hits() < len(urls)  # the rest were never asked for
+    finally:
+        if not sip.isdeleted(scene.engine):
+            scene.window.close()
+            imagegallery.delete_engine(scene.engine)
+    assert not scene.warnings, scene.warnings
+
+
+def test_a_row_made_again_for_a_reloaded_url_shows_the_new_picture(qtbot, scene_factory,
+                                                                   image_server):
+    url = image_server.add("/p.png", solid_image_bytes("#ff0000"))
+    scene = scene_factory(urls=[url])
+    scene.settle()
+    assert close_to(QColor(scene.grab().pixel(scene.tile_center(0))), "#ff0000")
+    image_server.add("/p.png", solid_image_bytes("#0000ff"))  # the picture changed
+    model = scene.model()
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.reload()
+    scene.settle()
+    assert close_to(QColor(scene.grab().pixel(scene.tile_center(0))), "#0000ff")
+    scene.window.setProperty("urls", [])  # another album, then back: a new row for the URL,
+    qtbot.waitUntil(lambda: model.count == 0, timeout=5000)
+    scene.grab()
+    scene.window.setProperty("urls", [url])  # whose source must not be one QML has cached
+    scene.settle()
+    assert close_to(QColor(scene.grab().pixel(scene.tile_center(0))), "#0000ff")

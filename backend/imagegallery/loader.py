@@ -24,6 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
+from PyQt5 import sip
 from PyQt5.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, pyqtSignal
 
 from .cache import (ByteBoundedLRU, CachedThumbnail, DiskThumbnailCache, ThumbnailKey,
@@ -345,6 +346,7 @@ class ImageLoader(QObject):
         self._watchdog = QTimer(self)
         self._watchdog.timeout.connect(self._check_timeouts)
         self._closed = False
+        self._retired = False  # see retire()
         # Counters the tests and the benchmark read.
         self.stats = {"network_requests": 0, "disk_hits": 0, "memory_hits": 0,
                       "encoded_hits": 0, "retries": 0, "http2_responses": 0}
@@ -600,6 +602,23 @@ class ImageLoader(QObject):
             self._release_disk_writes()
             self._io.wait_until_idle(DISK_FLUSH_ON_QUIT_S)
             self.close()
+
+    def retire(self) -> None:
+        """Close this model-owned loader once its model is gone, and delete it on the next
+        event-loop turn: a finalizer may run inside any slot, even one of this loader's
+        transports, and deleting the loader there would pull its replies out from under Qt.
+        Called twice (the C++ model's `destroyed`, then its wrapper's finalizer): once counts."""
+        if self._retired or sip.isdeleted(self):
+            return
+        self._retired = True
+        self.close(finish_disk_writes=True)
+        application = QCoreApplication.instance()
+        if application is not None:
+            # A Qt child of the application until then, so its Python side lives as long as it
+            # does: with C++ owning it alone, an event still queued for it (posted before the
+            # close) found no Python side to deliver to and crashed.
+            self.setParent(application)
+            self.deleteLater()
 
     def close(self, finish_disk_writes: bool = False) -> None:
         """Stop everything; the loader is not used again. With `finish_disk_writes` the

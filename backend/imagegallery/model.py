@@ -17,9 +17,9 @@ import time
 import weakref
 from collections import defaultdict, deque
 from dataclasses import replace
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
-from PyQt5.QtCore import (Q_ENUM, QAbstractListModel, QByteArray, QCoreApplication, QModelIndex,
+from PyQt5.QtCore import (Q_ENUM, QAbstractListModel, QByteArray, QModelIndex,
                           QObject, QSize, Qt, QTimer, pyqtProperty, pyqtSignal, pyqtSlot)
 
 from .cache import CachedThumbnail
@@ -83,20 +83,9 @@ def _ranges(sorted_numbers: List[int]):
 
 _log = logging.getLogger("imagegallery.model")
 _MODEL_CLAIMS = itertools.count(1)  # each model's claim number in its loader
-
-
-def _retire_loader(loader: ImageLoader) -> None:
-    """Close a model's own loader once the model is gone, and delete it on the next event-loop
-    turn: a finalizer may run inside any slot, even one of this loader's transports, and deleting
-    the loader there would pull its replies out from under Qt."""
-    loader.close(finish_disk_writes=True)
-    application = QCoreApplication.instance()
-    if application is not None:
-        # A Qt child of the application until then, so its Python side lives as long as it does:
-        # with C++ owning it alone, an event still queued for it (posted before the close) found
-        # no Python side to deliver to and crashed.
-        loader.setParent(application)
-        loader.deleteLater()
+# Source versions, unique in the process: a row made again for a URL must never reuse a source
+# string QML's pixmap cache may still hold for an older picture of that URL.
+_SOURCE_VERSIONS = itertools.count(1)
 
 
 class _Row:
@@ -195,8 +184,11 @@ class ImageGalleryModel(QAbstractListModel):
             # its decode, disk and transport threads stopped never before, and the thumbnails
             # held for the disk were lost. Not a Qt child closed from `destroyed`: PyQt ran that
             # slot after freeing it, once the model's Python side had gone first (a segfault).
-            retirement = weakref.finalize(self, _retire_loader, self._loader)
+            retirement = weakref.finalize(self, self._loader.retire)
             retirement.atexit = False  # at exit the application quits first and closes loaders
+            # ...and when the C++ model goes while Python still holds its wrapper (a host keeps
+            # `galleryModel`): the slot is the loader's, which outlives the model.
+            self.destroyed.connect(self._loader.retire)
         self._loader_id = next(_loader_ids)
         _loaders[self._loader_id] = self._loader
         self._loader.thumbnailReady.connect(self._on_thumbnail_ready)
@@ -225,6 +217,9 @@ class ImageGalleryModel(QAbstractListModel):
         # downloaded but not yet decoded) each time: 0.1 s of the GUI thread on W8, where
         # hundreds wait for a decoder.
         self._partial_progress: Optional[float] = 0.0
+        # URLs whose reload() or retry() has not delivered yet: cancelled on scrolling away, they
+        # must come from the network again when back, not from the memory cache's older picture.
+        self._refetching: Set[str] = set()
         self._feed_queue: deque = deque()  # rows waiting for their turn to reach the loader
         # A zero-interval timer, not QTimer.singleShot(0): Qt runs a zero-delay single shot as a
         # posted event within the current pass over posted events, so slices fed that way ran
@@ -242,7 +237,7 @@ class ImageGalleryModel(QAbstractListModel):
         self._counts_dirty = False
         self._flush_pending = False
         self._last_flush_at = 0.0
-        self._finished_sent = True
+        self._finished_owed = False  # a `finished` is owed once the rows settle
         self._published = (0, 0, 0, 0.0, False)
         self._apply_spec()
 
@@ -305,7 +300,7 @@ class ImageGalleryModel(QAbstractListModel):
         # A new list owes a `finished` once it has settled, also one of rows that had settled
         # already (reordered, some removed, or none left): "set urls, wait for finished()" must
         # never wait for ever. Edits (append, remove) owe one only if they started loads.
-        self._finished_sent = False
+        self._finished_owed = True
         self.urlsChanged.emit()
 
     urls = pyqtProperty("QStringList", _get_urls, _set_urls, notify=urlsChanged)
@@ -407,6 +402,7 @@ class ImageGalleryModel(QAbstractListModel):
                 if not siblings:
                     del self._rows_by_url[row.url]
                     self._fraction.pop(row.url, None)
+                    self._refetching.discard(row.url)
                     self._loader.cancel(row.url, self._claim)
 
     def _after_structure_change(self) -> None:
@@ -420,9 +416,10 @@ class ImageGalleryModel(QAbstractListModel):
         self._loader.dispatch_now()
         self.countChanged.emit()
         self._counts_dirty = True
-        # Rows that settled during this change (URLs refused when parsed) still owe a `finished`:
-        # a list of nothing but junk must not leave a waiter hanging.
-        self._finished_sent = self._settled() and not self._dirty
+        # Rows that settled during this change (URLs refused when parsed) owe a `finished`: a
+        # list of nothing but junk must not leave a waiter hanging. A debt already owed stays
+        # owed, even once a removal has settled every row left.
+        self._finished_owed = self._finished_owed or not self._settled() or bool(self._dirty)
         # The feed waits for results once the loader is full; the jobs of removed rows were
         # cancelled and will send none.
         self._schedule_feed()
@@ -567,10 +564,11 @@ class ImageGalleryModel(QAbstractListModel):
             return
         if row.status == self.Status.Null:
             self._set_status(row, self.Status.Loading, "")
-            self._finished_sent = False
+            self._finished_owed = True
         if row.from_network:
             for sibling in self._rows_by_url[row.url]:
                 sibling.from_network = False
+            self._refetching.add(row.url)
             self._loader.retry(row.url, self._priority_for(number), parsed, self._claim)
         else:
             self._loader.load(row.url, self._priority_for(number), parsed, self._claim)
@@ -613,15 +611,23 @@ class ImageGalleryModel(QAbstractListModel):
             elif row.status == self.Status.Loading and self._load_policy == self.LoadPolicy.LoadVisible:
                 if not any(self._wanted(self._number_of(r)) for r in self._rows_by_url[row.url]):
                     self._loader.cancel(row.url, self._claim)
+                    refetching = row.url in self._refetching
                     for sibling in self._rows_by_url[row.url]:
+                        sibling.from_network = sibling.from_network or refetching
                         self._set_status(sibling, self.Status.Null, "")
                         sibling.received, sibling.total = 0, -1
                     self._drop_fraction(row.url)
             else:
                 self._loader.set_priority(row.url, self._priority_for(number))
 
+    def _admitted_rows(self, url: str) -> List[_Row]:
+        """The rows for `url` this model's URL rules allow: a result that was on its way (a
+        memory hit answered next turn, another model's job on a shared loader) must not show
+        a row the rules now refuse."""
+        return [row for row in self._rows_by_url.get(url, ()) if self._parsed(row).ok]
+
     def _on_load_started(self, url: str) -> None:
-        for row in self._rows_by_url.get(url, ()):
+        for row in self._admitted_rows(url):
             if row.status != self.Status.Ready:
                 self._set_status(row, self.Status.Loading, "")
 
@@ -648,10 +654,11 @@ class ImageGalleryModel(QAbstractListModel):
         self._schedule_flush()
 
     def _on_thumbnail_ready(self, url: str, thumbnail: CachedThumbnail) -> None:
-        rows = self._rows_by_url.get(url)
+        rows = self._admitted_rows(url)
         if not rows:
             return  # the row went away while the work finished: drop it, touch nothing else
         self._drop_fraction(url)
+        self._refetching.discard(url)
         # A new version is a new source URL: QML reloads instead of showing a stale pixmap. A
         # Ready row's tile shows this URL already, so it asks again (for a picture that may have
         # changed) only if the provider can answer from memory: a thumbnail larger than the
@@ -661,7 +668,7 @@ class ImageGalleryModel(QAbstractListModel):
         for row in rows:
             row.image_size = QSize(thumbnail.original_size)
             if ask_again or row.status != self.Status.Ready:
-                row.version += 1
+                row.version = next(_SOURCE_VERSIONS)
             if row.total <= 0:
                 row.total = row.received = max(row.received, 0)
             self._set_status(row, self.Status.Ready, "")
@@ -670,10 +677,11 @@ class ImageGalleryModel(QAbstractListModel):
             self._flush()
 
     def _on_load_failed(self, url: str, reason: str) -> None:
-        rows = self._rows_by_url.get(url)
+        rows = self._admitted_rows(url)
         if not rows:
             return
         self._drop_fraction(url)
+        self._refetching.discard(url)
         for row in rows:
             self._set_status(row, self.Status.Error, reason)
 
@@ -711,8 +719,8 @@ class ImageGalleryModel(QAbstractListModel):
             if published != self._published:
                 self._published = published
                 self.countsChanged.emit()
-        if self._settled() and not self._finished_sent:
-            self._finished_sent = True
+        if self._finished_owed and self._settled():
+            self._finished_owed = False
             self.finished.emit()
 
     def _settled(self) -> bool:
@@ -846,7 +854,12 @@ class ImageGalleryModel(QAbstractListModel):
     def _set_prefetch_rows(self, rows: int) -> None:
         rows = max(0, int(rows))
         if rows != self._prefetch_rows:
+            widest = max(rows, self._prefetch_rows)
             self._prefetch_rows = rows
+            if self._visible_last >= self._visible_first:
+                self._rescore(range(max(0, self._visible_first - widest),
+                                    min(len(self._rows), self._visible_last + widest + 1)))
+                self._loader.dispatch_now()
             self.settingsChanged.emit()
 
     prefetchRows = pyqtProperty(int, _get_prefetch_rows, _set_prefetch_rows, notify=settingsChanged)
