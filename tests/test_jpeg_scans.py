@@ -140,6 +140,55 @@ def test_a_progressive_jpeg_of_too_many_scans_is_refused_before_decoding(turbo):
     assert decode_thumbnail(bomb, ThumbnailSpec(40, 30), LoadLimits(max_jpeg_scans=600)).ok
 
 
+def with_frame_size(data: bytes, width: int, height: int) -> bytes:
+    """`data` with its frame header claiming `width` x `height` (what is checked before decoding)."""
+    frame = data.index(b"\xff\xc2")
+    return (data[:frame + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big")
+            + data[frame + 9:])
+
+
+@pytest.mark.qt_log_ignore(*DECODER_CHATTER)
+def test_a_larger_progressive_jpeg_is_allowed_fewer_scans(turbo):
+    # A scan costs a pass over every block, however few its bytes: 499 scans of a 10000x10000
+    # frame, with restart intervals so the 1/8 cut did not apply, held a decoder for 5 s.
+    data = progressive(noisy_photo_bytes(seed=17, width=320, height=240))
+    scans = jpeg_scans.ProgressiveScans(data, 500).scans
+    hundred_scans = with_last_scan_repeated(data, 100 - scans)
+    assert decode_thumbnail(hundred_scans, ThumbnailSpec(40, 30), LoadLimits()).ok
+    assert turbo.sizes
+    turbo.sizes.clear()
+    huge = with_frame_size(hundred_scans, 10000, 10000)  # 2,000 scan-megapixels allow 20: 64
+    refused = decode_thumbnail(huge, ThumbnailSpec(40, 30), LoadLimits())
+    assert refused.error == "progressive JPEG with over 64 scans (each is a pass over the whole image)"
+    assert turbo.sizes == []
+    # 4000x3000 allows 166 scans: a 100-scan file is decoded (a damaged one here, so it fails,
+    # but with the decoder's reason, not the limit's).
+    assert "scans" not in decode_thumbnail(with_frame_size(hundred_scans, 4000, 3000),
+                                           ThumbnailSpec(40, 30), LoadLimits()).error
+
+
+# `cjpeg -arithmetic -scans` of a 10000x10000 grey image: 242 bytes, three sequential scans (SOF9).
+ARITHMETIC_JPEG = bytes.fromhex(
+    "ffd8ffe000104a46494600010100000100010000ffdb004300080606070605080707070909080a0c140d0c0b0b0c"
+    "1912130f141d1a1f1e1d1a1c1c20242e2720222c231c1c2837292c30313434341f27393d38323c2e333432ffdb00"
+    "43010909090c0b0c180d0d1832211c21323232323232323232323232323232323232323232323232323232323232"
+    "3232323232323232323232323232323232323232ffc90011082710271003012200021101031101ffcc0006001010"
+    "05ffda0008010100003f001eb780ffcc000601101105ffda0008010211003f001eb780ffcc000601101105ffda00"
+    "08010311003f001eb780ffd9")
+
+
+def test_an_arithmetic_coded_jpeg_is_refused_before_decoding(turbo):
+    # Its luma scan repeated 300 times is 6.5 KB, and each repeat a pass over 1.56 M blocks:
+    # libjpeg-turbo took 8.6-10.7 s over it, with no way to stop it.
+    first = ARITHMETIC_JPEG.index(b"\xff\xcc")
+    second = ARITHMETIC_JPEG.index(b"\xff\xcc", first + 2)
+    bomb = ARITHMETIC_JPEG[:second] + ARITHMETIC_JPEG[first:second] * 300 + ARITHMETIC_JPEG[second:]
+    for data in (ARITHMETIC_JPEG, bomb):
+        refused = decode_thumbnail(data, ThumbnailSpec(240, 140), LoadLimits())
+        assert refused.error == "arithmetic-coded JPEG is not shown (no browser decodes it either)"
+    assert turbo.sizes == []
+
+
 def _with_stray_byte(data: bytes, where: str) -> bytes:
     if where == "after the start of image":
         at = 2

@@ -52,6 +52,9 @@ _FORMATS_BY_MEDIA_TYPE = {"image/x-tga": b"tga", "image/x-targa": b"tga", "image
 # one can hang the parser: images from the network are never rendered as SVG.
 _REFUSED_FORMATS = {b"svg", b"svgz"}
 SVG_REFUSED = "SVG is not shown (it can reference other files)"
+ARITHMETIC_JPEG_REFUSED = "arithmetic-coded JPEG is not shown (no browser decodes it either)"
+# Encoders write 3-60 scans: a photo of any size may have this many (LoadLimits.max_jpeg_scans).
+MIN_JPEG_SCANS_ALLOWED = 64
 # Qt makes a reader's format handler under a global mutex, and probes the device while holding
 # it; our device is a QBuffer made in Python, whose every virtual call needs the GIL. A thread
 # that held the GIL while waiting for that mutex (QImageReader.canRead does not release it)
@@ -165,13 +168,17 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
     image_format = sniff_in_process_format(head)
     if head[:2] == JPEG_START:  # sniffed as JPEG, or one whose first marker is garbled
         header = read_jpeg_header(data)
-        scans = jpeg_scans.ProgressiveScans(data, limits.max_jpeg_scans) if header.progressive \
-            else None
+        if header.arithmetic:
+            # Its scans cost a pass over every block for next to no bytes (303 scans of a
+            # 10000x10000 frame in 6.5 KB held a decoder for 10 s), and no browser decodes it.
+            raise DecodeRefused(ARITHMETIC_JPEG_REFUSED)
+        most = jpeg_scans_allowed(header.stored, limits)
+        scans = jpeg_scans.ProgressiveScans(data, most) if header.progressive else None
         # Every scan is a pass over the whole image, for libjpeg-turbo and Qt alike, and
         # neither can be stopped once started: a 62 KB file of 1,000 scans held a decoder
         # for 2.2 s.
-        if _most_scans(data, header, scans, limits.max_jpeg_scans) > limits.max_jpeg_scans:
-            raise DecodeRefused(f"progressive JPEG with over {limits.max_jpeg_scans} scans "
+        if _most_scans(data, header, scans, most) > most:
+            raise DecodeRefused(f"progressive JPEG with over {most} scans "
                                 "(each is a pass over the whole image)")
         if image_format == b"jpeg":
             thumbnail = _decode_jpeg_with_turbo(data, header, scans, spec, limits)
@@ -381,6 +388,16 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
     return DecodedThumbnail(image, display)
 
 
+def jpeg_scans_allowed(stored: Optional[QSize], limits: LoadLimits) -> int:
+    """The most scans a JPEG frame of `stored` pixels may have (LoadLimits.max_jpeg_scans and
+    max_jpeg_scan_megapixels)."""
+    if stored is None or stored.isEmpty():
+        return limits.max_jpeg_scans
+    megapixels = stored.width() * stored.height() / 1e6
+    by_size = int(limits.max_jpeg_scan_megapixels / megapixels)
+    return min(limits.max_jpeg_scans, max(MIN_JPEG_SCANS_ALLOWED, by_size))
+
+
 def _most_scans(data: Body, header: "JpegHeader",
                 scans: Optional[jpeg_scans.ProgressiveScans], limit: int) -> int:
     """How many scans the decoders may find in this JPEG: the walk's count where it reached the
@@ -389,8 +406,9 @@ def _most_scans(data: Body, header: "JpegHeader",
     The walks stop at a byte that is not a marker, where libjpeg skips it with a warning and
     decodes on, so a stray byte before the frame or between segments hid a thousand scans from
     the limit. Entropy-coded data never holds 0xFF 0xDA (it stuffs every 0xFF), so the markers
-    found bound the count from above. A sequential frame needs none of this: each of its scans
-    codes every block, so its decode costs in proportion to its bytes, which are capped.
+    found bound the count from above. A sequential Huffman frame needs none of this: each of
+    its scans codes every block in two bits or more, so its decode costs in proportion to its
+    bytes, which are capped. (Arithmetic coding has no such floor: refused before this.)
     """
     if scans is not None and (scans.complete or scans.scans > limit):
         return scans.scans
@@ -480,6 +498,7 @@ class JpegHeader(NamedTuple):
     precision: int  # bits a sample
     transformation: int  # the EXIF orientation as a Qt transformation, 0 when none
     progressive: bool  # a progressive frame: its scans are counted, and maybe cut
+    arithmetic: bool  # arithmetic-coded (SOF9-11, SOF13-15): refused
     # Comment segments of the "key: value" form Qt's writer makes of a QImage's texts (the disk
     # cache keeps its metadata there); read only when asked for.
     comments: Dict[str, str]
@@ -495,6 +514,7 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
     image.
     """
     stored, components, precision, transformation, progressive = None, 0, 0, 0, False
+    arithmetic = False
     comments: Dict[str, str] = {}
     exif_read = False
     position = 2  # after SOI
@@ -514,6 +534,7 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
         if marker in jpeg_scans.FRAME_MARKERS and stored is None and len(header) == 10:
             precision, components = header[4], header[9]
             progressive = marker in jpeg_scans.PROGRESSIVE_FRAME_MARKERS
+            arithmetic = marker in jpeg_scans.ARITHMETIC_FRAME_MARKERS
             stored = QSize(int.from_bytes(header[7:9], "big"), int.from_bytes(header[5:7], "big"))
         elif marker == 0xE1 and not exif_read and header[4:10] == b"Exif\0\0":
             exif_read = True
@@ -526,7 +547,8 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
             if separator and " " not in name:
                 comments[name] = value
         position += 2 + length
-    return JpegHeader(stored, components, precision, transformation, progressive, comments)
+    return JpegHeader(stored, components, precision, transformation, progressive, arithmetic,
+                      comments)
 
 
 def _bytes_at(data: Body, start: int, count: int) -> bytes:

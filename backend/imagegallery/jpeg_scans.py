@@ -38,6 +38,8 @@ FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 SOF_PROGRESSIVE_HUFFMAN = 0xC2
 # Progressive frames, Huffman or arithmetic coded: the ones whose scan count is unbounded.
 PROGRESSIVE_FRAME_MARKERS = frozenset({SOF_PROGRESSIVE_HUFFMAN, 0xC6, 0xCA, 0xCE})
+# Arithmetic-coded frames (SOF9-11, SOF13-15).
+ARITHMETIC_FRAME_MARKERS = frozenset({0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 _SOS, _EOI, _DRI = 0xDA, 0xD9, 0xDD
 # The coefficients libjpeg's block smoothing reads (zigzag 1-9, jdcoefct.c SAVED_COEFS).
 _SMOOTHED_LAST_COEFFICIENT = 9

@@ -47,6 +47,11 @@ class LoadLimits:
     # in-process decode cannot be stopped: a small file of thousands of scans holds a decoder
     # for minutes. Encoders write 3-60 scans (libjpeg's default script 10).
     max_jpeg_scans: int = 500
+    # ...and since a scan costs in proportion to the image's blocks, not its bytes (one run-length
+    # symbol ends a scan for 32,767 blocks), fewer for a larger image: scans x megapixels at most
+    # this, never below 64 scans. 500 scans up to 4 MP; 64 at 100 MP, where 499 held a decoder
+    # for 5 s.
+    max_jpeg_scan_megapixels: int = 2_000
 
     # Rare formats (TIFF, ICNS, TGA, ICO, PNM, ...) decode in a sandbox process (sandbox_decode.py).
     # A decode running longer than this is killed: a thumbnail of an image inside the pixel budget
