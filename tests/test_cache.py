@@ -635,3 +635,113 @@ def test_a_304_that_now_says_no_store_drops_the_thumbnail_from_disk(qtbot, image
     assert image_server.hits["/versioned.png"] == 2
     assert gallery.loader.disk.load(key) is None
     assert close_to(center_color(gallery.thumbnail(0)), "#ff0000")  # still shown
+
+
+def test_trim_deletes_only_the_files_the_cache_wrote(tmp_path):
+    # IMAGEGALLERY_CACHE_DIR or cacheDirectory pointed at a folder of the user's own (a
+    # mistake, `~`, the app's own cache folder): its other files are not the cache's to delete.
+    forty_days_ago = time.time() - 40 * 24 * 3600
+    documents = tmp_path / "Documents"
+    documents.mkdir()
+    thesis = documents / "thesis.pdf"  # older than the age limit
+    thesis.write_bytes(b"%PDF precious" * 1000)
+    os.utime(thesis, (forty_days_ago, forty_days_ago))
+    video = tmp_path / "video.mp4"  # larger than the budget
+    with open(video, "wb") as handle:
+        handle.truncate(50_000)
+    lookalike = tmp_path / "ab" / "notes.txt"  # in a folder named like a shard
+    lookalike.parent.mkdir()
+    lookalike.write_text("mine")
+    os.utime(lookalike, (forty_days_ago, forty_days_ago))
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / ("0" * 64 + ".thumb")).write_bytes(b"x" * 30_000)
+    os.symlink(elsewhere, tmp_path / "cd")  # a link named like a shard: not followed
+
+    disk = DiskThumbnailCache(str(tmp_path), budget_bytes=20_000, max_age_s=3600)
+    keys = [ThumbnailKey(f"http://h/{i}.jpg", 240, 140, "fit") for i in range(3)]
+    for key in keys:
+        disk.store(key, CachedThumbnail(solid(240, 140, "#123456"), QSize(240, 140)))
+    disk.trim()
+    assert thesis.exists() and video.exists() and lookalike.exists()
+    assert (elsewhere / ("0" * 64 + ".thumb")).exists()
+    assert all(disk.load(key) is not None for key in keys)  # the other files do not count
+    assert disk.size_on_disk() <= 20_000
+
+
+def _png_bomb(side: int) -> bytes:
+    """A valid grey PNG of side x side zeros: about 1 KB per megapixel."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    deflate = zlib.compressobj(9)
+    row = b"\0" * (side + 1)
+    idat = b"".join(deflate.compress(row) for _ in range(side)) + deflate.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def _jpeg_claiming(width: int, height: int) -> bytes:
+    from PyQt5.QtCore import QBuffer, QByteArray, QIODevice
+
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.WriteOnly)
+    solid(16, 16, "#336699").save(buffer, b"jpeg", 90)
+    raw = bytes(data)
+    frame = raw.index(b"\xff\xc0")
+    return raw[:frame + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + raw[frame + 9:]
+
+
+@pytest.mark.parametrize("reader", ["libjpeg-turbo loaded", "Qt's reader only"])
+@pytest.mark.parametrize("planted", ["PNG of 15000x15000", "JPEG claiming 60000x60000", "SVG"])
+def test_a_foreign_file_at_an_entrys_name_is_a_miss_and_never_decoded(
+        qapp, tmp_path, monkeypatch, reader, planted):
+    # Only JPEG and PNG, as written here, and only within the key's box: anything else at an
+    # entry's name would be decoded by whichever Qt plugin recognised it (the PNG took 1 GB).
+    from imagegallery import cache
+
+    if reader == "Qt's reader only":
+        monkeypatch.setattr(cache, "_jpeg_turbo_if_loaded", lambda: None)
+    data = {"PNG of 15000x15000": lambda: _png_bomb(15000),
+            "JPEG claiming 60000x60000": lambda: _jpeg_claiming(60000, 60000),
+            "SVG": lambda: (b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+                            b'<rect width="100" height="100" fill="red"/></svg>'),
+            }[planted]()
+    disk = DiskThumbnailCache(str(tmp_path))
+    key = ThumbnailKey("http://h/a.png", 240, 140, "fit")
+    path = disk._path(key)
+    os.makedirs(os.path.dirname(path))
+    with open(path, "wb") as handle:
+        handle.write(data)
+    assert disk.load(key) is None
+    assert not os.path.exists(path)  # dropped like a damaged entry, to be fetched again
+    # What the cache writes itself still reads back, either way.
+    disk.store(key, CachedThumbnail(solid(200, 100, "#336699"), QSize(400, 200)))
+    loaded = disk.load(key)
+    assert loaded is not None and loaded.image.size() == QSize(200, 100)
+    assert close_to(center_color(loaded.image), "#336699")
+
+
+@pytest.mark.parametrize("given", ["file: URL", "~ path"])
+def test_the_cache_directory_takes_a_file_url_or_a_home_path(qtbot, tmp_path, monkeypatch,
+                                                             model, given):
+    # QML hands folders around as URLs (StandardPaths.writableLocation gives "file:///...");
+    # such a value became a folder named "file:" under the working directory.
+    from PyQt5.QtCore import QUrl
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    wanted = tmp_path / "home" / "thumbs"
+    monkeypatch.chdir(tmp_path)
+    model.cacheDirectory = (QUrl.fromLocalFile(str(wanted)).toString() if given == "file: URL"
+                            else "~/thumbs")
+    assert model.cacheDirectory == str(wanted)
+    key = ThumbnailKey("http://h/a.jpg", 240, 140, "fit")
+    model.loader.disk.store(key, CachedThumbnail(solid(40, 30, "#336699"), QSize(400, 300)))
+    assert os.path.exists(model.loader.disk._path(key))
+    assert str(wanted) in model.loader.disk._path(key)
+    assert sorted(os.listdir(tmp_path)) == ["home"]

@@ -7,13 +7,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import sys
 import threading
 import time
 from collections import OrderedDict
 from typing import Callable, Dict, Generic, Hashable, Optional, Tuple, TypeVar
 
-from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize
+from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize, QUrl
 from PyQt5.QtGui import QImage, QImageReader
 
 from .decode import JPEG_START, ThumbnailSpec, read_jpeg_header
@@ -162,10 +163,36 @@ def default_disk_cache_dir() -> str:
     """IMAGEGALLERY_CACHE_DIR if set, else the user's cache folder."""
     configured = os.environ.get("IMAGEGALLERY_CACHE_DIR", "").strip()
     if configured:
-        return os.path.abspath(os.path.expanduser(configured))
+        return disk_cache_folder(configured)
     import platformdirs
 
     return os.path.join(platformdirs.user_cache_dir("imagegallery"), "thumbnails")
+
+
+def disk_cache_folder(configured: str) -> str:
+    """The absolute folder a configured cache directory names: a path (`~` expanded) or, as
+    QML hands folders around, a file: URL. "" (no disk cache) for any other URL, said once."""
+    configured = configured.strip()
+    if not configured:
+        return ""
+    url = QUrl(configured)
+    if url.isLocalFile():
+        configured = url.toLocalFile()
+    elif len(url.scheme()) > 1:  # one letter is a Windows drive, not a scheme
+        _log.warning("cache directory %r is not a folder: no disk cache", configured)
+        return ""
+    return os.path.abspath(os.path.expanduser(configured))
+
+
+# What this cache writes, and all trim() may ever delete: a folder it is pointed at may hold
+# the user's own files. A shard folder of two hex digits, an entry named for its key's hash,
+# or the temporary name an entry is written under.
+_SHARD_NAME = re.compile(r"[0-9a-f]{2}")
+_ENTRY_NAME = re.compile(r"[0-9a-f]{64}\.thumb(\.\d+\.\d+\.tmp)?")
+_PNG_START = b"\x89PNG\r\n\x1a\n"
+# The most bytes an entry's file may have: raw pixels of the largest thumbnail plus slack, far
+# more than JPEG or PNG need. A larger file at an entry's name is not ours; it is not read.
+_ENTRY_SLACK_BYTES = 1024 * 1024
 
 
 class DiskThumbnailCache:
@@ -209,32 +236,46 @@ class DiskThumbnailCache:
             self._remove(path)
             return None
         try:
-            thumbnail = self._read_file(path, QSize(key[1], key[2]))
+            thumbnail = self._read_file(path, stat.st_size, QSize(key[1], key[2]))
         except OSError:
             return None
         if thumbnail is None:
             self._remove(path)  # damaged: fetch again rather than fail
         return thumbnail
 
-    def _read_file(self, path: str, box: QSize) -> Optional[CachedThumbnail]:
-        """The thumbnail in `path`, or None for a damaged file. Once a decode thread has loaded
-        `jpeg_turbo`, a JPEG is damaged if libjpeg-turbo refuses or warns about it, or if its
-        size is larger than `box`, the most a thumbnail for its key can be."""
-        jpeg_turbo = _jpeg_turbo_if_loaded()
-        if jpeg_turbo is not None and jpeg_turbo.available():
-            with open(path, "rb") as handle:
-                data = handle.read()
-            if data[:2] == JPEG_START:
-                header = read_jpeg_header(data, with_comments=True)
-                stored = header.stored
-                if stored is None or stored.isEmpty() or stored.width() > box.width() \
-                        or stored.height() > box.height():
-                    return None  # a damaged size field must not allocate gigabytes
+    def _read_file(self, path: str, file_size: int, box: QSize) -> Optional[CachedThumbnail]:
+        """The thumbnail in `path`, or None for a damaged or foreign file. Only what this cache
+        writes is read, JPEG or PNG, and only at a size within `box`, the most a thumbnail for
+        its key can be: a file put at an entry's name (a 213 KB PNG of 15000x15000 pixels, an
+        SVG, a JPEG bomb) must not be decoded by whatever Qt plugin recognises it."""
+        if file_size > box.width() * box.height() * 4 + _ENTRY_SLACK_BYTES:
+            return None
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if data[:2] == JPEG_START:
+            header = read_jpeg_header(data, with_comments=True)
+            stored = header.stored
+            if stored is None or stored.isEmpty() or stored.width() > box.width() \
+                    or stored.height() > box.height() or header.progressive or header.arithmetic:
+                return None  # not one this cache wrote; a damaged size must not allocate gigabytes
+            jpeg_turbo = _jpeg_turbo_if_loaded()
+            if jpeg_turbo is not None and jpeg_turbo.available():
+                # Damaged if libjpeg-turbo refuses or warns about it.
                 image = jpeg_turbo.decode_jpeg_scaled(data, stored)
                 return None if image is None else self._thumbnail(image, header.comments)
-        # A PNG (with alpha), or no libjpeg-turbo yet. Qt reads the file itself: a QBuffer made
+            image_format = b"jpeg"
+        elif data[:8] == _PNG_START:
+            image_format = b"png"
+        else:
+            return None
+        # No libjpeg-turbo yet, or a PNG (with alpha). Qt reads the file itself: a QBuffer made
         # in Python here deadlocked against the decode threads (see decode._HANDLER_CREATION).
-        image = QImageReader(path).read()  # JPEG or PNG, by content
+        reader = QImageReader(path, image_format)
+        reader.setAutoDetectImageFormat(False)
+        size = reader.size()
+        if not size.isValid() or size.width() > box.width() or size.height() > box.height():
+            return None
+        image = reader.read()
         if image.isNull():
             return None
         # The image's texts, not the reader's: after read() a PNG reader has none left to give
@@ -319,31 +360,18 @@ class DiskThumbnailCache:
             pass
 
     def trim(self) -> None:
-        """Drop expired files, then the oldest until the folder fits the budget."""
+        """Drop expired files, then the oldest until the folder fits the budget. Only this
+        cache's own files (_ENTRY_NAME in a _SHARD_NAME folder) are counted or deleted, by the
+        space they take on disk; symbolic links are not followed."""
         entries = []
         now = time.time()
-        try:
-            shards = os.listdir(self.directory)
-        except OSError:
-            return
-        for shard in shards:
-            folder = os.path.join(self.directory, shard)
-            try:
-                names = os.listdir(folder)
-            except OSError:
-                continue
-            for name in names:
-                path = os.path.join(folder, name)
-                try:
-                    stat = os.stat(path)
-                except OSError:
-                    continue
-                if name.endswith(".tmp") and now - stat.st_mtime > 3600:
-                    self._remove(path)
-                elif now - stat.st_mtime > self.max_age_s:
-                    self._remove(path)
-                else:
-                    entries.append((stat.st_mtime, stat.st_size, path))
+        for path, stat in self._entries():
+            if path.endswith(".tmp") and now - stat.st_mtime > 3600:
+                self._remove(path)
+            elif now - stat.st_mtime > self.max_age_s:
+                self._remove(path)
+            else:
+                entries.append((stat.st_mtime, _bytes_on_disk(stat), path))
         total = sum(size for _, size, _ in entries)
         entries.sort()
         for _, size, path in entries:
@@ -353,14 +381,27 @@ class DiskThumbnailCache:
             total -= size
 
     def size_on_disk(self) -> int:
-        total = 0
-        for root, _, files in os.walk(self.directory):
-            for name in files:
+        """The space this cache's files take (as trim() counts it)."""
+        return sum(_bytes_on_disk(stat) for _, stat in self._entries())
+
+    def _entries(self):
+        """(path, stat) of each file this cache wrote: its own names only, no link followed."""
+        try:
+            shards = [entry for entry in os.scandir(self.directory)
+                      if _SHARD_NAME.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)]
+        except OSError:
+            return
+        for shard in shards:
+            try:
+                files = list(os.scandir(shard.path))
+            except OSError:
+                continue
+            for entry in files:
                 try:
-                    total += os.path.getsize(os.path.join(root, name))
+                    if _ENTRY_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                        yield entry.path, entry.stat(follow_symlinks=False)
                 except OSError:
-                    pass
-        return total
+                    continue
 
     @staticmethod
     def _remove(path: str) -> None:
@@ -383,6 +424,12 @@ def _jpeg_turbo_if_loaded():
     by Qt meanwhile, came at 32-61 ms instead of 107-153 ms (50 thumbnails, four runs)."""
     module = sys.modules.get(f"{__package__}.jpeg_turbo")
     return module if getattr(module, "LOADED", False) else None
+
+
+def _bytes_on_disk(stat: os.stat_result) -> int:
+    """The space a file takes, in whole blocks: 399 small entries took 4.2 MB for 2.5 MB of
+    content."""
+    return max(stat.st_size, getattr(stat, "st_blocks", 0) * 512)
 
 
 def _is_number(text: str) -> bool:

@@ -28,7 +28,7 @@ from PyQt5 import sip
 from PyQt5.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, pyqtSignal
 
 from .cache import (ByteBoundedLRU, CachedThumbnail, DiskThumbnailCache, ThumbnailKey,
-                    default_disk_cache_dir, new_encoded_cache, shared_thumbnail_cache)
+                    default_disk_cache_dir, disk_cache_folder, new_encoded_cache, shared_thumbnail_cache)
 from .decode import FIT, DecodedThumbnail, ThumbnailSpec, decode_thumbnail, warm_up_decoders
 from .limits import LoadLimits
 from .sandbox_decode import SANDBOX_PROCESSES
@@ -431,8 +431,9 @@ class ImageLoader(QObject):
                 self._restart(job)
 
     def set_disk_cache_dir(self, directory: str) -> None:
-        """Empty string: no disk cache."""
-        self.disk = DiskThumbnailCache(directory) if directory else None
+        """A folder's path or file: URL (see cache.disk_cache_folder); empty: no disk cache."""
+        folder = disk_cache_folder(directory)
+        self.disk = DiskThumbnailCache(folder) if folder else None
 
     def key_for(self, url: str, spec: Optional[ThumbnailSpec] = None) -> ThumbnailKey:
         return ThumbnailKey.for_spec(url, spec or self._spec)

@@ -22,7 +22,7 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 from PyQt5.QtCore import (Q_ENUM, QAbstractListModel, QByteArray, QModelIndex,
                           QObject, QSize, Qt, QTimer, pyqtProperty, pyqtSignal, pyqtSlot)
 
-from .cache import CachedThumbnail
+from .cache import CachedThumbnail, disk_cache_folder
 from .decode import CROP, FIT, ThumbnailSpec
 from .limits import LoadLimits
 from .loader import BACKGROUND, NEAR_VISIBLE, VISIBLE, ImageLoader
@@ -926,7 +926,7 @@ class ImageGalleryModel(QAbstractListModel):
         return self._loader.disk.directory if self._loader.disk is not None else ""
 
     def _set_cache_directory(self, directory: str) -> None:
-        if directory != self._get_cache_directory():
+        if disk_cache_folder(directory) != self._get_cache_directory():
             self._loader.set_disk_cache_dir(directory)
             self.settingsChanged.emit()
 
