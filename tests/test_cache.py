@@ -745,3 +745,11 @@ def test_the_cache_directory_takes_a_file_url_or_a_home_path(qtbot, tmp_path, mo
     assert os.path.exists(model.loader.disk._path(key))
     assert str(wanted) in model.loader.disk._path(key)
     assert sorted(os.listdir(tmp_path)) == ["home"]
+
+
+def test_a_write_that_fails_leaves_no_part_behind(tmp_path):
+    disk = DiskThumbnailCache(str(tmp_path))
+    key = ThumbnailKey("http://h/a.jpg", 240, 140, "fit")
+    os.makedirs(disk._path(key))  # the entry's name taken by a folder: the rename fails
+    disk.store(key, CachedThumbnail(solid(40, 30, "#336699"), QSize(400, 300)))
+    assert os.listdir(os.path.dirname(disk._path(key))) == [os.path.basename(disk._path(key))]

@@ -298,13 +298,14 @@ class DiskThumbnailCache:
         data = self._encode_file(thumbnail)
         if data is None:
             return
+        temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
             with open(temporary, "wb") as handle:
                 handle.write(data)
             os.replace(temporary, path)
         except OSError as error:
+            self._remove(temporary)  # a part written to a full disk would wait an hour for trim()
             # A full or read-only disk costs the cache, never the image; said once per cache,
             # so a folder that cannot be written is not a silent cold start every time.
             if not self._write_failure_reported:
