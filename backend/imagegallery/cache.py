@@ -17,7 +17,7 @@ from typing import Callable, Dict, Generic, Hashable, Optional, Tuple, TypeVar
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize, QUrl
 from PyQt5.QtGui import QImage, QImageReader
 
-from .decode import JPEG_START, ThumbnailSpec, read_jpeg_header
+from .decode import HANDLER_CREATION_LOCK, JPEG_START, ThumbnailSpec, read_jpeg_header
 
 _log = logging.getLogger("imagegallery.cache")
 
@@ -269,10 +269,11 @@ class DiskThumbnailCache:
         else:
             return None
         # No libjpeg-turbo yet, or a PNG (with alpha). Qt reads the file itself: a QBuffer made
-        # in Python here deadlocked against the decode threads (see decode._HANDLER_CREATION).
+        # in Python here deadlocked against the decode threads (see decode.HANDLER_CREATION_LOCK).
         reader = QImageReader(path, image_format)
         reader.setAutoDetectImageFormat(False)
-        size = reader.size()
+        with HANDLER_CREATION_LOCK:  # size() makes the handler, holding the GIL
+            size = reader.size()
         if not size.isValid() or size.width() > box.width() or size.height() > box.height():
             return None
         image = reader.read()

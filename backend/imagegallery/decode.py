@@ -58,9 +58,10 @@ MIN_JPEG_SCANS_ALLOWED = 64
 # Qt makes a reader's format handler under a global mutex, and probes the device while holding
 # it; our device is a QBuffer made in Python, whose every virtual call needs the GIL. A thread
 # that held the GIL while waiting for that mutex (QImageReader.canRead does not release it)
-# deadlocked against the thread inside: GUI frozen for good. Handlers over our buffers are made
-# under this lock instead, which is waited for without the GIL.
-_HANDLER_CREATION = threading.Lock()
+# deadlocked against the thread inside: GUI frozen for good. Every handler made while holding the
+# GIL (over our buffers, or any reader in a thread that may meet them) is made under this lock
+# instead, which is waited for without the GIL.
+HANDLER_CREATION_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -280,7 +281,7 @@ def _decode_with_qt(data: Body, spec: ThumbnailSpec, max_pixels: int, max_side: 
             reader = QImageReader(buffer, image_format)
             reader.setAutoDetectImageFormat(False)
             readers.append(reader)
-            with _HANDLER_CREATION:
+            with HANDLER_CREATION_LOCK:
                 readable = reader.canRead()
             if not readable:
                 reader = None
@@ -291,7 +292,7 @@ def _decode_with_qt(data: Body, spec: ThumbnailSpec, max_pixels: int, max_side: 
             reader = QImageReader(buffer)
             reader.setDecideFormatFromContent(True)
             readers.append(reader)
-        with _HANDLER_CREATION:  # makes the handler, unless canRead() above already did
+        with HANDLER_CREATION_LOCK:  # makes the handler, unless canRead() above already did
             detected = bytes(reader.format())
         if not detected:
             raise DecodeRefused(_not_an_image_reason(bytes(array.left(_SNIFF_BYTES)), content_type))
@@ -676,7 +677,7 @@ def warm_up_decoders() -> None:
         buffer.close()
         buffer.open(QIODevice.ReadOnly)
         reader = QImageReader(buffer, image_format)
-        with _HANDLER_CREATION:
+        with HANDLER_CREATION_LOCK:
             reader.read()
         del reader
         buffer.close()
