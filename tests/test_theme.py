@@ -3,11 +3,12 @@ import os
 
 import pytest
 from PyQt5 import sip
-from PyQt5.QtCore import QMetaObject, Q_ARG, QVariant
-from PyQt5.QtGui import QColor
+from PyQt5.QtCore import QMetaObject, QObject, Q_ARG, QVariant
+from PyQt5.QtGui import QColor, QPalette
 from PyQt5.QtQml import QQmlApplicationEngine, QQmlComponent
 
 import imagegallery
+from imagegallery.qml_paths import qml_file_url
 from imagegallery.theme import BUILT_IN_THEMES, ThemeLoader
 
 # The Theme singleton seen through a plain object, with a ThemeLoader declared in QML.
@@ -236,3 +237,26 @@ def test_refused_theme_saves_do_not_pile_up_compiled_components(qtbot, probe, tm
         with qtbot.waitSignal(loader.failed, timeout=5000):
             loader.reload()
     qtbot.waitUntil(lambda: len(loader.findChildren(QQmlComponent)) == 0, timeout=3000)
+
+
+def test_the_apps_theme_switcher_restyles_with_every_live_switch(qtbot):
+    # Qt 5.15: a control whose own palette role changes stops taking the window's other roles,
+    # and the switcher kept the first theme's colours (its arrow then vanished on dark).
+    engine = QQmlApplicationEngine()
+    imagegallery.install(engine)
+    engine.load(qml_file_url("Main.qml"))
+    window = engine.rootObjects()[0]
+    try:
+        switcher = window.findChild(QObject, "themeSwitcher")
+        for name in ("dark", "high-contrast", "light", "dark"):
+            window.setProperty("themeName", name)
+            own, windows = switcher.property("palette"), window.property("palette")
+            for role in (QPalette.Button, QPalette.ButtonText, QPalette.Window, QPalette.Mid,
+                         QPalette.Highlight, QPalette.Light):
+                assert own.color(role) == windows.color(role), (name, role)
+            # The arrow: drawn in `dark`, the button's text colour here, never its background.
+            assert own.color(QPalette.Dark) == windows.color(QPalette.ButtonText)
+            assert own.color(QPalette.Dark) != own.color(QPalette.Button)
+    finally:
+        window.close()
+        sip.delete(engine)

@@ -165,6 +165,19 @@ ApplicationWindow {
                 // those (borders; text on the accent colour) made both vanish in the dark theme.
                 palette.dark: Theme.buttonText
                 palette.highlightedText: Theme.text
+                // A Qt 5.15 control whose own palette role changes stops taking the window's
+                // other roles: the switcher kept the first theme's colours (and, on dark, drew
+                // its arrow in the old button colour). So every other role the control, its
+                // popup and its entries read is bound here too.
+                palette.button: Theme.button
+                palette.buttonText: Theme.buttonText
+                palette.text: Theme.fieldText
+                palette.base: Theme.field
+                palette.window: Theme.window
+                palette.mid: Theme.border
+                palette.highlight: Theme.accent
+                palette.light: Theme.tileHover
+                palette.midlight: Theme.tileHover
                 Accessible.name: qsTr("Theme")
                 onActivated: function(index) {
                     var key = keys[index]
