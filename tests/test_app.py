@@ -11,7 +11,7 @@ import pytest
 from PyQt5.QtGui import QColor, QImage
 
 from imagegallery import __version__
-from imagegallery.app import (EXIT_CANCELLED, EXIT_QML, EXIT_USAGE, collect_urls, main,
+from imagegallery.app import (EXIT_CANCELLED, EXIT_QML, EXIT_SCREENSHOT, EXIT_USAGE, collect_urls, main,
                               parse_pasted_text, parse_url_lines)
 from imagegallery.workers import usable_cores
 from imaging import close_to, solid_image_bytes
@@ -20,8 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUBPROCESS_TIMEOUT = 60
 
 
-def run_main(capsys, *argv):
-    code = main(list(argv))
+def run_main(capsys, *argv, stdin=None):
+    code = main(list(argv), stdin=stdin)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -110,6 +110,24 @@ def test_url_lists_skip_blank_lines_and_comments_and_read_stdin():
         "http://a/1.png", "http://a/2.png", "http://a/3.png"]
 
 
+def test_a_closed_or_binary_standard_input_is_a_usage_error(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", None)  # what Python gives when descriptor 0 is closed
+    code, _, err = run_main(capsys, "--file", "-")
+    assert code == EXIT_USAGE and "cannot read the URL list from standard input: it is closed" in err
+    # A picture piped in by mistake, through a stream that escapes what it cannot decode.
+    picture = io.TextIOWrapper(io.BytesIO(b"\xff\xd8\xff\xe0 JFIF\n\x89\xfe\n"), encoding="utf-8",
+                               errors="surrogateescape")
+    code, _, err = run_main(capsys, "--file", "-", stdin=picture)
+    assert code == EXIT_USAGE and "URL list is not UTF-8 text: standard input" in err
+
+
+def test_a_file_named_with_a_colon_is_the_file_not_a_url_scheme(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photo:1.jpg").write_bytes(b"not read here")
+    args = SimpleNamespace(urls=["photo:1.jpg", "http://a/1.png"], file=None)
+    assert collect_urls(args) == [str(tmp_path / "photo:1.jpg"), "http://a/1.png"]
+
+
 # -- end to end, in a subprocess ---------------------------------------------------------------
 def subprocess_env():
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_QUICK_BACKEND="software")
@@ -173,6 +191,41 @@ def test_screenshot_end_to_end(image_server, tmp_path):
                 if close_to(pixel, color, 4):
                     seen.add(color)
     assert seen == set(COLORS)
+
+
+CLOSE_DRIVER = textwrap.dedent("""
+    # Test driver: runs the real app in this process and closes its window once it shows.
+    import sys
+    from PyQt5.QtCore import QTimer
+    from PyQt5.QtGui import QGuiApplication
+    from imagegallery import app
+
+    qt_app = QGuiApplication(sys.argv[:1])
+
+    def close_when_shown():
+        windows = [w for w in QGuiApplication.topLevelWindows()
+                   if w.objectName() == "mainWindow" and w.isExposed()]
+        if windows and windows[0].property("galleryModel").count:
+            windows[0].close()
+        else:
+            QTimer.singleShot(20, close_when_shown)
+
+    QTimer.singleShot(0, close_when_shown)
+    sys.exit(app.main(sys.argv[1:]))
+""")
+
+
+def test_a_screenshot_window_closed_before_the_picture_exits_4(image_server, tmp_path):
+    never = image_server.add_handler("/never.png", lambda request: image_server.stopping.wait(30))
+    driver = tmp_path / "drive_close.py"
+    driver.write_text(CLOSE_DRIVER)
+    out = tmp_path / "shot.png"
+    result = subprocess.run([sys.executable, str(driver), "--screenshot", str(out), never],
+                            env=subprocess_env(), capture_output=True, text=True,
+                            timeout=SUBPROCESS_TIMEOUT)
+    assert result.returncode == EXIT_SCREENSHOT, result.stderr
+    assert "the window was closed before the screenshot was taken" in result.stderr
+    assert not out.exists()
 
 
 PICK_DRIVER = textwrap.dedent("""

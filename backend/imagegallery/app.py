@@ -38,7 +38,7 @@ exit status:
   2  usage error: a bad option, a missing file or unreadable URL list, an unknown theme name,
      or a theme file with a QML error (the message names the file and line)
   3  the QML window (or the --qml file) failed to load; the QML errors are printed
-  4  --screenshot could not render or save the picture in time
+  4  --screenshot could not render or save the picture in time, or the window was closed first
 """
 
 _log = logging.getLogger("imagegallery.app")
@@ -156,9 +156,17 @@ def read_url_list(path: str, stdin=None) -> List[str]:
     """The URLs of a list file ('-' for standard input). Raises UsageError with the reason."""
     if path == "-":
         stream = stdin if stdin is not None else sys.stdin
+        if stream is None:  # Python's sys.stdin when descriptor 0 is closed
+            raise UsageError("cannot read the URL list from standard input: it is closed")
         try:
-            return parse_url_lines(stream.read())
-        except (OSError, UnicodeDecodeError) as error:
+            # The bytes, decoded strictly as a list file is: a picture piped in by mistake is
+            # "not UTF-8 text", not 30 tiles of junk URLs (sys.stdin escapes what it cannot read).
+            raw = getattr(stream, "buffer", None)
+            return parse_url_lines(raw.read().decode("utf-8-sig") if raw is not None
+                                   else stream.read())
+        except UnicodeDecodeError:
+            raise UsageError("URL list is not UTF-8 text: standard input") from None
+        except OSError as error:
             raise UsageError(f"cannot read the URL list from standard input: {error}") from None
     try:
         with open(path, encoding="utf-8-sig") as handle:
@@ -189,8 +197,13 @@ def collect_urls(args, stdin=None) -> List[str]:
 
     urls: List[str] = []
     for entry in args.urls:
-        if not has_scheme(entry) and not os.path.exists(os.path.expanduser(entry)):
+        is_path = os.path.exists(os.path.expanduser(entry))
+        if not has_scheme(entry) and not is_path:
             raise UsageError(f"no such file: {entry} (give a URL with its scheme, e.g. https://...)")
+        if is_path and has_scheme(entry):
+            # A file named like "photo:1.jpg", as a shell glob gives it: read as a URL of the
+            # scheme "photo". Made absolute, it can only be the file.
+            entry = os.path.abspath(os.path.expanduser(entry))
         urls.append(entry)
     if args.file:
         listed = read_url_list(args.file, stdin)
@@ -396,6 +409,7 @@ class _Session:
         self.load_messages: List[str] = []
         self.exit_code = EXIT_OK
         self.picked = False
+        self.screenshot_saved = False
         self._screenshot_timer = None
         self._settle_timer = None
 
@@ -589,6 +603,7 @@ class _Session:
             self.app.exit(EXIT_SCREENSHOT)
             return
         self._screenshot_timer.stop()
+        self.screenshot_saved = True
         print(f"imagegallery: saved {path} ({self.model.loadedCount} of {self.model.count} loaded, "
               f"{self.model.failedCount} failed)", file=sys.stderr)
         self.app.exit(EXIT_OK)
@@ -670,6 +685,11 @@ def main(argv: Optional[Sequence[str]] = None, stdin=None) -> int:
         code = app.exec_()
         if args.pick and not session.picked:
             return EXIT_CANCELLED
+        if args.screenshot and code == EXIT_OK and not session.screenshot_saved:
+            # `imagegallery --screenshot x.png ... && use x.png` must not go on without x.png.
+            print("imagegallery: error: the window was closed before the screenshot was taken",
+                  file=sys.stderr)
+            return EXIT_SCREENSHOT
         return code
     finally:
         session.close()
