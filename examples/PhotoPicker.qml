@@ -14,6 +14,14 @@ ApplicationWindow {
     visible: true
     title: qsTr("Photo picker")
     color: Theme.window
+    // The toolbar's controls follow the theme through the window's palette (the Default style
+    // draws a checked button in `dark` with `brightText`).
+    palette.window: Theme.window
+    palette.windowText: Theme.text
+    palette.button: Theme.button
+    palette.buttonText: Theme.buttonText
+    palette.dark: Theme.accent
+    palette.brightText: Theme.accentText
 
     // Two albums; switching replaces the model's `urls`, and rows that stay keep their images.
     readonly property var albums: ({

@@ -1,5 +1,6 @@
 """The smallest Python host: `python examples/host.py examples/PhotoPicker.qml`."""
 import os
+import signal
 import sys
 
 from PyQt5.QtGui import QGuiApplication
@@ -7,6 +8,7 @@ from PyQt5.QtQml import QQmlApplicationEngine
 
 import imagegallery
 
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl+C ends it: Qt's loop never lets Python see it
 app = QGuiApplication(sys.argv)
 engine = QQmlApplicationEngine()
 imagegallery.install(engine)  # ImageGallery 1.0: types, image provider, QML import path

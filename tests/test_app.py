@@ -101,6 +101,21 @@ def test_qml_app_that_fails_to_load_exits_3_with_the_error(qtbot, capsys, tmp_pa
     assert "could not load" in err and f"{app_qml.as_uri()}:4" in err and "NoSuchType" in err
 
 
+def test_a_qml_app_whose_root_is_not_a_window_exits_3_saying_so(qtbot, capsys, tmp_path):
+    app_qml = tmp_path / "App.qml"
+    app_qml.write_text("import QtQuick 2.15\nItem { width: 100; height: 100 }\n")
+    code, _, err = run_main(capsys, "--qml", str(app_qml))
+    assert code == EXIT_QML
+    assert "the root object is QQuickItem, not a window" in err
+
+
+def test_window_options_beside_qml_are_refused(capsys, tmp_path):
+    app_qml = tmp_path / "App.qml"
+    app_qml.write_text("import QtQuick.Window 2.15\nWindow {}\n")
+    code, _, err = run_main(capsys, "--qml", str(app_qml), "--timeout", "5")
+    assert code == EXIT_USAGE and "--timeout cannot be used with it" in err
+
+
 def test_url_lists_skip_blank_lines_and_comments_and_read_stdin():
     text = "# my photos\nhttp://a/1.png\n\n   http://a/2.png  \n#http://a/3.png\n"
     assert parse_url_lines(text) == ["http://a/1.png", "http://a/2.png"]

@@ -22,6 +22,7 @@ EXIT_CANCELLED = 1
 EXIT_USAGE = 2
 EXIT_QML = 3
 EXIT_SCREENSHOT = 4
+SCREENSHOT_TIMEOUT_S = 120.0
 
 _EPILOG = """\
 examples:
@@ -86,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "its image changed (ETag/Last-Modified) and replace what did")
     parser.add_argument("--screenshot", metavar="OUT.png",
                         help="render once every tile has settled, save the window, exit")
-    parser.add_argument("--timeout", metavar="SECONDS", type=_timeout_seconds, default=120.0,
-                        help="give up on --screenshot after this long (default 120)")
+    parser.add_argument("--timeout", metavar="SECONDS", type=_timeout_seconds, default=None,
+                        help="give up on --screenshot after this long (default "
+                             f"{SCREENSHOT_TIMEOUT_S:g})")
     parser.add_argument("--pick", action="store_true",
                         help="image picker: print the chosen URL(s) on stdout and exit "
                              "(Enter or double click picks; Esc cancels with status 1)")
@@ -416,6 +418,7 @@ class _Session:
     # The engine and window live as long as this object; main() drops it after exec.
     def start(self) -> int:
         from PyQt5.QtCore import QSize, QUrl
+        from PyQt5.QtGui import QWindow
         from PyQt5.QtQml import QQmlApplicationEngine
 
         from . import install
@@ -440,6 +443,17 @@ class _Session:
             engine.load(QUrl.fromLocalFile(path))
             if not engine.rootObjects():
                 return self._qml_failed(path)
+            root = engine.rootObjects()[0]
+            if not isinstance(root, QWindow):
+                # An Item root loads without an error and shows nothing: the app would sit
+                # there, windowless, until killed.
+                meta = root.metaObject()
+                while "_QML" in meta.className() and meta.superClass() is not None:
+                    meta = meta.superClass()  # from the file's own type to Qt's
+                kind = meta.className()
+                print(f"imagegallery: error: {path}: the root object is {kind}, not a window "
+                      "(use Window or ApplicationWindow): nothing would be shown", file=sys.stderr)
+                return EXIT_QML
             return EXIT_OK
 
         if not self.urls:
@@ -518,6 +532,9 @@ class _Session:
     def _collect_warnings(self, warnings) -> None:
         self.load_messages.extend(warning.toString() for warning in warnings)
 
+    def _screenshot_timeout_s(self) -> float:
+        return self.args.timeout if self.args.timeout is not None else SCREENSHOT_TIMEOUT_S
+
     def _qml_failed(self, what: str) -> int:
         details = "\n".join(self.load_messages) or "(no QML error was reported)"
         print(f"imagegallery: error: could not load {what}:\n{details}", file=sys.stderr)
@@ -568,7 +585,7 @@ class _Session:
         self._screenshot_timer = QTimer()
         self._screenshot_timer.setSingleShot(True)
         self._screenshot_timer.timeout.connect(self._screenshot_timed_out)
-        self._screenshot_timer.start(int(self.args.timeout * 1000))
+        self._screenshot_timer.start(int(self._screenshot_timeout_s() * 1000))
         self.model.finished.connect(self._on_model_finished)
 
     def _on_model_finished(self) -> None:
@@ -609,7 +626,7 @@ class _Session:
         self.app.exit(EXIT_OK)
 
     def _screenshot_timed_out(self) -> None:
-        print(f"imagegallery: error: the gallery did not settle within {self.args.timeout:g} s "
+        print(f"imagegallery: error: the gallery did not settle within {self._screenshot_timeout_s():g} s "
               f"({self.model.pendingCount} still loading); no screenshot taken", file=sys.stderr)
         self.app.exit(EXIT_SCREENSHOT)
 
@@ -637,7 +654,7 @@ def _refuse_options_beside_qml(args) -> None:
         ("--thumbnail", args.thumbnail), ("--max-connections", args.max_connections),
         ("--transport", args.transport), ("--ca-file", args.ca_file),
         ("--revalidate", args.revalidate), ("--screenshot", args.screenshot),
-        ("--pick", args.pick)) if value]
+        ("--timeout", args.timeout is not None), ("--pick", args.pick)) if value]
     if given:
         raise UsageError(f"--qml runs your own QML file; {', '.join(given)} cannot be used with it "
                          "(set them in that file)")
