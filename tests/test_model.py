@@ -465,3 +465,17 @@ def test_a_wider_prefetch_margin_loads_the_rows_it_adds_under_load_visible(qtbot
     qtbot.waitUntil(lambda: all(model.status_of(r) == Status.Ready for r in range(4, 8)),
                     timeout=3000)
     assert model.status_of(8) == Status.Null
+
+
+def test_reloads_while_the_loader_is_full_queue_each_waiting_row_once(qtbot, model, image_server):
+    from imagegallery.model import MAX_LOADER_JOBS
+
+    image_server.latency = 5.0  # the loader stays full while the test runs
+    body = solid_image_bytes("#0000ff", 16, 16)
+    urls = [image_server.add(f"/{i}.png", body) for i in range(MAX_LOADER_JOBS + 200)]
+    model.urls = urls
+    qtbot.waitUntil(lambda: model.loader.active_jobs() >= MAX_LOADER_JOBS, timeout=5000)
+    for _ in range(5):
+        model.reload()
+    queued = list(model._feed_queue)
+    assert len({id(row) for row in queued}) == len(queued) <= len(urls)  # 4,080 before

@@ -90,7 +90,7 @@ _SOURCE_VERSIONS = itertools.count(1)
 
 class _Row:
     __slots__ = ("url", "parsed", "status", "error", "received", "total", "image_size",
-                 "version", "from_network", "__weakref__")
+                 "version", "from_network", "in_feed", "__weakref__")
 
     def __init__(self, url: str):
         self.url = url
@@ -102,8 +102,11 @@ class _Row:
         # Made once Ready, not up front: a QSize per row cost 5,000 Qt allocations when a long
         # list was set.
         self.image_size: Optional[QSize] = None
-        self.version = 0  # goes up with each new thumbnail, so QML reloads instead of reusing
+        # A new source string for each new thumbnail (unique in the process), so QML reloads
+        # instead of reusing a pixmap it cached for an older picture of the URL.
+        self.version = 0
         self.from_network = False  # reload() or retryFailed() asked: no cache may answer it
+        self.in_feed = False  # in the model's feed queue: queued once, however often asked
 
 
 class ImageGalleryModel(QAbstractListModel):
@@ -380,10 +383,10 @@ class ImageGalleryModel(QAbstractListModel):
             self._request(new_rows[number - first], number)
         if self._load_policy == self.LoadPolicy.LoadAll:
             if near_first > near_last:  # none near the screen
-                self._feed_queue.extend(new_rows)
+                self._add_to_feed(new_rows)
             else:
-                self._feed_queue.extend(new_rows[:near_first - first])
-                self._feed_queue.extend(new_rows[near_last - first + 1:])
+                self._add_to_feed(new_rows[:near_first - first])
+                self._add_to_feed(new_rows[near_last - first + 1:])
             self._schedule_feed()
 
     def _remove_range(self, first: int, last: int) -> None:
@@ -523,7 +526,10 @@ class ImageGalleryModel(QAbstractListModel):
         for number, row in numbered_rows:
             if self._priority_for(number)[0] != BACKGROUND:
                 near.append((self._request_order(number), row))
-            elif self._load_policy == self.LoadPolicy.LoadAll:
+            elif self._load_policy == self.LoadPolicy.LoadAll and not row.in_feed:
+                # A row still queued stays where it is: each reload() or reorder while the
+                # loader was full queued every waiting row again.
+                row.in_feed = True
                 self._feed_queue.append(row)
         near.sort(key=lambda entry: entry[0])
         for (_, number), row in near:
@@ -532,6 +538,11 @@ class ImageGalleryModel(QAbstractListModel):
     def _request_order(self, number: int):
         """Sort key for asking: the screen first, then the margin by distance, above first."""
         return self._priority_for(number), number
+
+    def _add_to_feed(self, rows: List[_Row]) -> None:
+        for row in rows:
+            row.in_feed = True
+        self._feed_queue.extend(rows)
 
     def _schedule_feed(self) -> None:
         if self._feed_queue and not self._feed_timer.isActive():
@@ -545,6 +556,7 @@ class ImageGalleryModel(QAbstractListModel):
                 out_of_time = True
                 break
             row = self._feed_queue.popleft()
+            row.in_feed = False
             number = self._number_of(row)
             if number < 0 or row.status != self.Status.Null:
                 continue  # removed, or requested since (it scrolled into view)
