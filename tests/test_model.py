@@ -311,14 +311,21 @@ def test_load_visible_requests_rows_a_removal_moves_onto_the_screen(qtbot, image
                     timeout=5000)
 
 
-def test_load_visible_edits_off_screen_send_no_second_finished(qtbot, image_server, model):
+def load_visible_showing_rows_0_to_3(qtbot, model, server, rows):
+    """`rows` blue images under LoadVisible with no prefetch margin, rows 0-3 on screen and
+    loaded; returns their URLs."""
     body = solid_image_bytes("#0000ff", 16, 16)
-    urls = [image_server.add(f"/{i}.png", body) for i in range(100)]
+    urls = [server.add(f"/{i}.png", body) for i in range(rows)]
     model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
     model.prefetchRows = 0
     model.setVisibleRange(0, 3)
     with qtbot.waitSignal(model.finished, timeout=10000):
         model.urls = urls
+    return urls
+
+
+def test_load_visible_edits_off_screen_send_no_second_finished(qtbot, image_server, model):
+    load_visible_showing_rows_0_to_3(qtbot, model, image_server, 100)
     hits = image_server.total_hits()
     with qtbot.assertNotEmitted(model.finished, wait=300):
         model.remove(80)
@@ -453,13 +460,7 @@ def test_a_reload_scrolled_away_and_back_does_not_bring_back_the_old_picture(qtb
 
 def test_a_wider_prefetch_margin_loads_the_rows_it_adds_under_load_visible(qtbot, model,
                                                                            image_server):
-    body = solid_image_bytes("#0000ff", 16, 16)
-    urls = [image_server.add(f"/{i}.png", body) for i in range(40)]
-    model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
-    model.prefetchRows = 0
-    model.setVisibleRange(0, 3)
-    with qtbot.waitSignal(model.finished, timeout=10000):
-        model.urls = urls
+    load_visible_showing_rows_0_to_3(qtbot, model, image_server, 40)
     assert model.status_of(4) == Status.Null
     model.prefetchRows = 4  # the view reports the same range as before: nothing else asks
     qtbot.waitUntil(lambda: all(model.status_of(r) == Status.Ready for r in range(4, 8)),
