@@ -393,7 +393,9 @@ def jpeg_scans_allowed(stored: Optional[QSize], limits: LoadLimits) -> int:
     """The most scans a JPEG frame of `stored` pixels may have (LoadLimits.max_jpeg_scans and
     max_jpeg_scan_megapixels)."""
     if stored is None or stored.isEmpty():
-        return limits.max_jpeg_scans
+        # A size not known before the scans (no frame header, a height given after them):
+        # assume the worst.
+        return min(limits.max_jpeg_scans, MIN_JPEG_SCANS_ALLOWED)
     megapixels = stored.width() * stored.height() / 1e6
     by_size = int(limits.max_jpeg_scan_megapixels / megapixels)
     return min(limits.max_jpeg_scans, max(MIN_JPEG_SCANS_ALLOWED, by_size))
@@ -521,7 +523,15 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
     position = 2  # after SOI
     for _ in range(128):  # a dozen segments in practice; bounded against crafted files
         header = _bytes_at(data, position, 10)
-        if len(header) < 4 or header[0] != 0xFF:
+        if header and header[0] != 0xFF:
+            # libjpeg skips bytes that are not a marker, with a warning, and reads on: so does
+            # this walk, or one stray byte would hide the frame's size and coding from the
+            # limits (an arithmetic-coded bomb then held a decoder for 7 s).
+            position = _index_of_byte(data, 0xFF, position)
+            if position < 0:
+                break
+            continue
+        if len(header) < 4:
             break
         marker = header[1]
         if marker == 0xFF:  # a fill byte before the marker
@@ -550,6 +560,13 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
         position += 2 + length
     return JpegHeader(stored, components, precision, transformation, progressive, arithmetic,
                       comments)
+
+
+def _index_of_byte(data: Body, byte: int, start: int) -> int:
+    """Where `byte` next occurs in `data` from `start`, or -1; no copy of the body."""
+    if isinstance(data, QByteArray):
+        return data.indexOf(bytes((byte,)), start)
+    return data.find(bytes((byte,)), start)
 
 
 def _bytes_at(data: Body, start: int, count: int) -> bytes:
