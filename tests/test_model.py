@@ -1,4 +1,7 @@
 """ImageGalleryModel against the tests' own HTTP server: statuses, pixels, counts, list edits."""
+import socket
+import threading
+
 from PyQt5.QtCore import QSize
 
 from fault_server import FaultServer
@@ -480,3 +483,43 @@ def test_reloads_while_the_loader_is_full_queue_each_waiting_row_once(qtbot, mod
         model.reload()
     queued = list(model._feed_queue)
     assert len({id(row) for row in queued}) == len(queued) <= len(urls)  # 4,080 before
+
+
+def test_progress_of_a_refused_row_is_not_kept_after_its_result_is_dropped(qtbot, image_server):
+    # A loader shared with another model finishes the job of a row this model refused since.
+    body = solid_image_bytes("#ff0000", 64, 64)
+    release = threading.Event()
+
+    def half_then_rest(request):
+        request.send_response(200)
+        request.send_header("Content-Type", "image/png")
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body[:len(body) // 2])
+        request.wfile.flush()
+        release.wait(10)
+        request.wfile.write(body[len(body) // 2:])
+
+    slow = image_server.add_handler("/slow.png", half_then_rest)
+    black_hole = socket.socket()  # accepts no connection: an https row that stays Loading
+    black_hole.bind(("127.0.0.1", 0))
+    black_hole.listen(8)
+    pending = f"https://127.0.0.1:{black_hole.getsockname()[1]}/never.png"
+    owner = ImageGalleryModel()
+    shared = ImageGalleryModel(loader=owner.loader)
+    try:
+        owner.urls = [slow]
+        shared.urls = [slow, pending]
+        qtbot.waitUntil(lambda: shared.status_of(0) == Status.Loading, timeout=5000)
+        shared.allowedSchemes = ["https"]  # the host narrows: row 0 is refused, row 1 loads on
+        assert shared.status_of(0) == Status.Error
+        qtbot.waitUntil(lambda: owner.progress > 0, timeout=5000)  # the other model's job goes on
+        release.set()
+        qtbot.waitUntil(lambda: owner.status_of(0) == Status.Ready, timeout=5000)
+        assert shared.status_of(1) == Status.Loading and shared.pendingCount == 1
+        # One row failed, one has received nothing: progress 0.5, not more.
+        assert shared.progress == 0.5, (shared.progress, shared._fraction)
+    finally:
+        release.set()
+        owner.loader.close()
+        black_hole.close()

@@ -644,9 +644,9 @@ class ImageGalleryModel(QAbstractListModel):
                 self._set_status(row, self.Status.Loading, "")
 
     def _on_load_progress(self, url: str, received: int, total: int) -> None:
-        rows = self._rows_by_url.get(url)
+        rows = self._admitted_rows(url)
         if not rows:
-            return
+            return  # a refused row's fraction would count in `progress` for ever
         self._set_fraction(url, received / total if total > 0 else 0.0)
         for row in rows:
             row.received, row.total = received, total
@@ -666,11 +666,11 @@ class ImageGalleryModel(QAbstractListModel):
         self._schedule_flush()
 
     def _on_thumbnail_ready(self, url: str, thumbnail: CachedThumbnail) -> None:
-        rows = self._admitted_rows(url)
-        if not rows:
-            return  # the row went away while the work finished: drop it, touch nothing else
         self._drop_fraction(url)
         self._refetching.discard(url)
+        rows = self._admitted_rows(url)
+        if not rows:
+            return  # the row went away (or is refused now) while the work finished
         # A new version is a new source URL: QML reloads instead of showing a stale pixmap. A
         # Ready row's tile shows this URL already, so it asks again (for a picture that may have
         # changed) only if the provider can answer from memory: a thumbnail larger than the
@@ -689,11 +689,11 @@ class ImageGalleryModel(QAbstractListModel):
             self._flush()
 
     def _on_load_failed(self, url: str, reason: str) -> None:
+        self._drop_fraction(url)
+        self._refetching.discard(url)
         rows = self._admitted_rows(url)
         if not rows:
             return
-        self._drop_fraction(url)
-        self._refetching.discard(url)
         for row in rows:
             self._set_status(row, self.Status.Error, reason)
 
@@ -973,6 +973,7 @@ class ImageGalleryModel(QAbstractListModel):
                 if was_allowed and not parsed.ok:
                     self._loader.cancel(url, self._claim)
                     self._drop_fraction(url)
+                    self._refetching.discard(url)
                     self._set_status(row, self.Status.Error, parsed.error)
                 elif parsed.ok and not was_allowed:
                     self._set_status(row, self.Status.Null, "")
