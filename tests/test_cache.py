@@ -1,4 +1,5 @@
 """Byte-bounded caches, the thumbnail disk cache, and a warm start with the server gone."""
+import logging
 import os
 import threading
 import time
@@ -753,3 +754,44 @@ def test_a_write_that_fails_leaves_no_part_behind(tmp_path):
     os.makedirs(disk._path(key))  # the entry's name taken by a folder: the rename fails
     disk.store(key, CachedThumbnail(solid(40, 30, "#336699"), QSize(400, 300)))
     assert os.listdir(os.path.dirname(disk._path(key))) == [os.path.basename(disk._path(key))]
+
+
+def test_a_fifo_at_an_entrys_name_is_a_miss_not_a_hang(qapp, tmp_path):
+    # Reading it would block the one disk thread for good, and with it every row's lookup.
+    disk = DiskThumbnailCache(str(tmp_path))
+    key = ThumbnailKey("http://h/a.png", 240, 140, "fit")
+    path = disk._path(key)
+    os.makedirs(os.path.dirname(path))
+    os.mkfifo(path)
+    result = []
+    worker = threading.Thread(target=lambda: result.append(disk.load(key)), daemon=True)
+    worker.start()
+    worker.join(5.0)
+    hung = worker.is_alive()
+    if hung:  # let the blocked open() go
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(5.0)
+    assert not hung and result == [None]
+
+
+@pytest.mark.parametrize("configured, expected", [
+    ("thumbs:v2", "{cwd}/thumbs:v2"),  # a relative folder with a colon is a folder
+    ("file:", ""), ("file://", ""),  # name no folder: not the working directory
+    ("https://example.com/cache", ""),
+    ("file:///srv/thumbs", "/srv/thumbs"),
+    ("~/thumbs", "{home}/thumbs"),
+])
+def test_cache_folder_names(tmp_path, monkeypatch, configured, expected):
+    from imagegallery.cache import disk_cache_folder
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert disk_cache_folder(configured) == expected.format(cwd=tmp_path, home=tmp_path / "home")
+
+
+def test_a_refused_cache_directory_is_said_once(qtbot, model, caplog):
+    with caplog.at_level(logging.WARNING, logger="imagegallery.cache"):
+        model.cacheDirectory = "https://example.com/cache"
+    assert model.cacheDirectory == ""
+    said = [record.getMessage() for record in caplog.records if "is not a folder" in record.getMessage()]
+    assert len(said) == 1, said

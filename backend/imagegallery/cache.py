@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from stat import S_ISREG
 from typing import Callable, Dict, Generic, Hashable, Optional, Tuple, TypeVar
 
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize, QUrl
@@ -169,19 +170,26 @@ def default_disk_cache_dir() -> str:
     return os.path.join(platformdirs.user_cache_dir("imagegallery"), "thumbnails")
 
 
-def disk_cache_folder(configured: str) -> str:
+def disk_cache_folder(configured: "str | os.PathLike") -> str:
     """The absolute folder a configured cache directory names: a path (`~` expanded) or, as
-    QML hands folders around, a file: URL. "" (no disk cache) for any other URL, said once."""
-    configured = configured.strip()
+    QML hands folders around, a file: URL. "" (no disk cache) for an empty one, or for a URL of
+    another scheme ("scheme://..."); a relative name with a colon ("thumbs:v2") is a path."""
+    configured = os.fspath(configured)
     if not configured:
         return ""
-    url = QUrl(configured)
-    if url.isLocalFile():
-        configured = url.toLocalFile()
-    elif len(url.scheme()) > 1:  # one letter is a Windows drive, not a scheme
+    if configured[:5].lower() == "file:":
+        folder = QUrl(configured).toLocalFile()
+        if not folder:  # "file:" or "file://" names no folder; abspath would make it the cwd
+            _log.warning("cache directory %r names no folder: no disk cache", configured)
+            return ""
+        return os.path.abspath(folder)
+    if _URL_WITH_AUTHORITY.match(configured):
         _log.warning("cache directory %r is not a folder: no disk cache", configured)
         return ""
     return os.path.abspath(os.path.expanduser(configured))
+
+
+_URL_WITH_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 
 
 # What this cache writes, and all trim() may ever delete: a folder it is pointed at may hold
@@ -232,6 +240,8 @@ class DiskThumbnailCache:
             stat = os.stat(path)
         except OSError:
             return None
+        if not S_ISREG(stat.st_mode):
+            return None  # not a file this cache wrote: reading a FIFO would block the disk thread
         if time.time() - stat.st_mtime > self.max_age_s:
             self._remove(path)
             return None

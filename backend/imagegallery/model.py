@@ -938,8 +938,9 @@ class ImageGalleryModel(QAbstractListModel):
         return self._loader.disk.directory if self._loader.disk is not None else ""
 
     def _set_cache_directory(self, directory: str) -> None:
-        if disk_cache_folder(directory) != self._get_cache_directory():
-            self._loader.set_disk_cache_dir(directory)
+        folder = disk_cache_folder(directory)  # resolved (and any warning said) once
+        if folder != self._get_cache_directory():
+            self._loader.set_disk_cache_dir(folder)
             self.settingsChanged.emit()
 
     cacheDirectory = pyqtProperty(str, _get_cache_directory, _set_cache_directory,
