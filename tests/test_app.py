@@ -106,7 +106,23 @@ def test_a_qml_app_whose_root_is_not_a_window_exits_3_saying_so(qtbot, capsys, t
     app_qml.write_text("import QtQuick 2.15\nItem { width: 100; height: 100 }\n")
     code, _, err = run_main(capsys, "--qml", str(app_qml))
     assert code == EXIT_QML
-    assert "the root object is QQuickItem, not a window" in err
+    assert "the root object is QQuickItem and no window was made" in err
+
+
+def test_a_qml_app_whose_root_object_holds_its_windows_runs(qtbot, capsys, tmp_path):
+    # The layout of Qt's own "Qt Quick Examples - Window": a QtObject root whose properties are
+    # the application's windows.
+    app_qml = tmp_path / "App.qml"
+    app_qml.write_text(
+        "import QtQuick 2.15\nimport QtQuick.Window 2.15\n"
+        "QtObject {\n"
+        "    property var mainWindow: Window {\n"
+        "        visible: true; width: 100; height: 100\n"
+        "        Timer { interval: 100; running: true; onTriggered: Qt.quit() }\n"
+        "    }\n"
+        "}\n")
+    code, _, err = run_main(capsys, "--qml", str(app_qml))
+    assert code == 0, err
 
 
 def test_window_options_beside_qml_are_refused(capsys, tmp_path):

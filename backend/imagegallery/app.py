@@ -440,19 +440,22 @@ class _Session:
 
         if self.args.qml:
             path = os.path.abspath(os.path.expanduser(self.args.qml))
+            windows_before = set(self.app.topLevelWindows())
             engine.load(QUrl.fromLocalFile(path))
             if not engine.rootObjects():
                 return self._qml_failed(path)
-            root = engine.rootObjects()[0]
-            if not isinstance(root, QWindow):
-                # An Item root loads without an error and shows nothing: the app would sit
-                # there, windowless, until killed.
+            if not any(isinstance(window, QWindow) and window not in windows_before
+                       for window in self.app.topLevelWindows()):
+                # An Item root (or a QtObject holding no window) loads without an error and
+                # shows nothing: the app would sit there, windowless, until killed. A QtObject
+                # holding its windows in properties, as Qt's own examples do, is fine.
+                root = engine.rootObjects()[0]
                 meta = root.metaObject()
                 while "_QML" in meta.className() and meta.superClass() is not None:
                     meta = meta.superClass()  # from the file's own type to Qt's
-                kind = meta.className()
-                print(f"imagegallery: error: {path}: the root object is {kind}, not a window "
-                      "(use Window or ApplicationWindow): nothing would be shown", file=sys.stderr)
+                print(f"imagegallery: error: {path}: the root object is {meta.className()} and "
+                      "no window was made (use Window or ApplicationWindow): nothing would be "
+                      "shown", file=sys.stderr)
                 return EXIT_QML
             return EXIT_OK
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
 from PyQt5 import sip
-from PyQt5.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, pyqtSignal
+from PyQt5.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, pyqtSignal, pyqtSlot
 
 from .cache import (ByteBoundedLRU, CachedThumbnail, DiskThumbnailCache, ThumbnailKey,
                     default_disk_cache_dir, disk_cache_folder, new_encoded_cache, shared_thumbnail_cache)
@@ -604,11 +604,13 @@ class ImageLoader(QObject):
             self._io.wait_until_idle(DISK_FLUSH_ON_QUIT_S)
             self.close()
 
+    @pyqtSlot()
     def retire(self) -> None:
         """Close this model-owned loader once its model is gone, and delete it on the next
         event-loop turn: a finalizer may run inside any slot, even one of this loader's
         transports, and deleting the loader there would pull its replies out from under Qt.
-        Called twice (the C++ model's `destroyed`, then its wrapper's finalizer): once counts."""
+        Called twice (the C++ model's `destroyed` and its wrapper's finalizer, in either
+        order): the first call counts."""
         if self._retired or sip.isdeleted(self):
             return
         self._retired = True

@@ -215,7 +215,8 @@ class ThemeLoader(QObject):
             self._fail(self._messages(component.errors(), path))
             component.deleteLater()
             return
-        if status != QQmlComponent.Ready:
+        if status != QQmlComponent.Ready:  # Null: nothing to make
+            component.deleteLater()
             return
         theme, runtime_errors = self._create_watching_errors(component)
         if theme is None:
