@@ -795,3 +795,21 @@ def test_a_refused_cache_directory_is_said_once(qtbot, model, caplog):
     assert model.cacheDirectory == ""
     said = [record.getMessage() for record in caplog.records if "is not a folder" in record.getMessage()]
     assert len(said) == 1, said
+
+
+def test_a_url_with_an_uppercase_scheme_is_kept_on_disk_too(qtbot, image_server, make_model):
+    # Entries are kept by their text; which go to the disk was judged by that text's case.
+    url = image_server.add("/a.png", solid_image_bytes("#ff0000")).replace("http://", " HTTP://")
+    first = make_model()
+    with qtbot.waitSignal(first.finished, timeout=10000):
+        first.urls = [url]
+    assert first.status_of(0) == ImageGalleryModel.Status.Ready
+    qtbot.waitUntil(lambda: first.loader.pending_worker_jobs() == 0, timeout=10000)
+    first.loader.close()
+    image_server.stop()
+    shared_thumbnail_cache().clear()
+    second = make_model()
+    with qtbot.waitSignal(second.finished, timeout=10000):
+        second.urls = [url]
+    assert second.loader.stats["disk_hits"] == 1
+    assert close_to(center_color(second.thumbnail(0)), "#ff0000")
