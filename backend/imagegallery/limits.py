@@ -1,4 +1,5 @@
-"""Every limit the loader enforces, in one immutable record.
+"""Every limit a request or a decode is held to, in one immutable record. (The engine's own
+budgets, such as cache sizes and queue lengths, are constants beside the code they bound.)
 
 Qt 5.15 protects against almost nothing by itself (no decode allocation limit, no gzip-bomb guard,
 no transfer timeout), so each guard lives here with a default chosen for remote thumbnails and a
