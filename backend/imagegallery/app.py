@@ -394,7 +394,8 @@ def _off_the_gui_thread(work, deliver) -> None:
 
 
 class _Session:
-    """One run of the window: engine, model, demo server, and what decides the exit status."""
+    """One run of the window: engine, model, demo server; `picked` and `screenshot_saved` say
+    what main() needs for the exit status besides the event loop's own."""
 
     def __init__(self, app, args, urls: List[str], theme_name: Optional[str],
                  theme_path: Optional[str]):
@@ -409,7 +410,6 @@ class _Session:
         self.server = None
         self.theme_loader = None
         self.load_messages: List[str] = []
-        self.exit_code = EXIT_OK
         self.picked = False
         self.screenshot_saved = False
         self._screenshot_timer = None
@@ -492,7 +492,6 @@ class _Session:
         if self.args.pick:
             self.window.picked.connect(self._on_picked)
             self.window.cancelled.connect(self._on_cancelled)
-            self.exit_code = EXIT_CANCELLED  # until something is picked
         if self.args.screenshot:
             self._arm_screenshot()
 
@@ -574,11 +573,9 @@ class _Session:
             print(url)
         sys.stdout.flush()
         self.picked = True
-        self.exit_code = EXIT_OK
         self.app.exit(EXIT_OK)
 
     def _on_cancelled(self) -> None:
-        self.exit_code = EXIT_CANCELLED
         self.app.exit(EXIT_CANCELLED)
 
     # -- screenshot --------------------------------------------------------------------------

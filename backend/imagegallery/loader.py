@@ -27,8 +27,8 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 from PyQt5 import sip
 from PyQt5.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, pyqtSignal, pyqtSlot
 
-from .cache import (ByteBoundedLRU, CachedThumbnail, DiskThumbnailCache, ThumbnailKey,
-                    default_disk_cache_dir, disk_cache_folder, new_encoded_cache, shared_thumbnail_cache)
+from .cache import (CachedThumbnail, DiskThumbnailCache, ThumbnailKey, default_disk_cache_dir,
+                    disk_cache_folder, new_encoded_cache, shared_thumbnail_cache)
 from .decode import FIT, DecodedThumbnail, ThumbnailSpec, decode_thumbnail, warm_up_decoders
 from .limits import LoadLimits
 from .sandbox_decode import SANDBOX_PROCESSES
@@ -276,8 +276,7 @@ class ImageLoader(QObject):
     def __init__(self, limits: LoadLimits = LoadLimits(), transport: str = "auto",
                  transport_options: Optional[TransportOptions] = None,
                  disk_cache_dir: Optional[str] = None, http2_cleartext: bool = False,
-                 revalidate: bool = False,
-                 thumbnail_cache: Optional[ByteBoundedLRU] = None, parent=None):
+                 revalidate: bool = False, parent=None):
         super().__init__(parent)
         self._limits = limits
         self._spec = ThumbnailSpec(240, 140, FIT)
@@ -288,7 +287,8 @@ class ImageLoader(QObject):
         # How a URL asked for without its parsed form (an image provider's miss) is judged: by the
         # rules of the model that listed it, which sets this (the CLI's plain paths among them).
         self.parse_url: Callable[[str], ParsedImageUrl] = parse_image_url
-        self.thumbnails = thumbnail_cache if thumbnail_cache is not None else shared_thumbnail_cache()
+        # The process-wide thumbnail cache, the one the image providers read.
+        self.thumbnails = shared_thumbnail_cache()
         self._promised: "OrderedDict[ThumbnailKey, CachedThumbnail]" = OrderedDict()
         self._promised_lock = threading.Lock()  # an Image with asynchronous: true reads off-thread
         self.encoded = new_encoded_cache()
@@ -477,7 +477,8 @@ class ImageLoader(QObject):
     # -- what consumers ask for ------------------------------------------------------------
     def load(self, url: str, priority: Tuple[int, int] = (BACKGROUND, 0),
              parsed: Optional[ParsedImageUrl] = None, claimant: Optional[int] = None) -> None:
-        """Make the thumbnail for `url` available; emits thumbnailReady or loadFailed once.
+        """Make the thumbnail for `url` available; emits thumbnailReady or loadFailed (with
+        `revalidate`, thumbnailReady for the disk's copy, then again if the server's differs).
 
         `claimant` names the consumer (a model's claim number) for `cancel`."""
         if self._closed:

@@ -8,7 +8,8 @@ Item {
     id: root
     objectName: "imageButton"
 
-    // Roles of the model row; a GridView fills them in (and refills them when it reuses the tile).
+    // Roles of the model row: the gallery's cell binds them from its model (and a GridView that
+    // reuses the cell for another row refills them).
     required property string url
     required property int status
     required property string source

@@ -82,12 +82,14 @@ def qt_has_tls() -> bool:
 
 
 class _Transfer:
-    __slots__ = ("request", "reply", "manager", "total", "started", "reported", "disposed")
+    __slots__ = ("request", "reply", "manager_index", "total", "started", "reported", "disposed")
 
-    def __init__(self, request: TransferRequest, reply: QNetworkReply, manager: int):
+    def __init__(self, request: TransferRequest, reply: QNetworkReply, manager_index: int):
         self.request = request
         self.reply = reply
-        self.manager = manager
+        # Its manager's place in _managers, where _manager_load counts it; a manager retired
+        # meanwhile hands its place (and the count of its transfers still ending) to the next.
+        self.manager_index = manager_index
         self.total = -1
         self.started = False
         self.reported = 0
@@ -198,23 +200,23 @@ class QtTransport(Transport):
 
         if request.http2_cleartext and not request.url.startswith("https:"):
             # Prior knowledge: HTTP/2 for sure, so one manager's one connection carries them all.
-            manager = 0
+            manager_index = 0
         else:
             # The least busy manager: each adds its own six HTTP/1.1 connections per host, and
             # the loader's per-host cap bounds the total, so N requests use N connections.
-            manager = min(range(len(self._managers)), key=self._manager_load.__getitem__)
-        self._manager_load[manager] += 1
-        reply = self._managers[manager].get(qrequest)
-        # Qt keeps the body in its own buffer until the reply finishes, and stops reading the
-        # socket once that is full, past the cap, which the progress poll then sees. Not one
-        # byte past it: Qt fills its buffer a piece at a time and stops short of a piece that
-        # would not fit, so an endless chunked body of 64 KB chunks sat at exactly the cap,
-        # never over it, and its row loaded for ever.
+            manager_index = min(range(len(self._managers)), key=self._manager_load.__getitem__)
+        self._manager_load[manager_index] += 1
+        reply = self._managers[manager_index].get(qrequest)
+        # Qt keeps the body in its own buffer and stops reading the socket once the buffer is
+        # full; the progress poll then sees more than the cap and fails the transfer. The
+        # buffer is the cap plus a margin, not plus one byte: Qt appends a piece at a time and
+        # stops short of one that would not fit, so an endless body of 64 KB chunks sat at
+        # exactly the cap, never over it, and its row loaded for ever.
         # Reading chunk by chunk on readyRead cost the GUI thread a reallocation per chunk (the
         # largest item in its profile on multi-megabyte images); one readAll at the end is one
         # allocation of the known size.
         reply.setReadBufferSize(request.max_response_bytes + _READ_BUFFER_MARGIN)
-        transfer = _Transfer(request, reply, manager)
+        transfer = _Transfer(request, reply, manager_index)
         self._transfers[request.request_id] = transfer
         # Bound methods through a dict of live replies: a lambda (or partial) connected to a
         # reply that has no other Python reference is collected, and its slot silently never
@@ -261,8 +263,8 @@ class QtTransport(Transport):
             return None
         return transfer
 
-    # Both reply slots are declared Qt slots: each reply connects to them, and PyQt connects a
-    # declared slot directly, where a plain method needs a proxy object made per connection
+    # The reply slots are declared with @pyqtSlot: each reply connects to them, and PyQt connects
+    # a declared slot directly, where a plain method needs a proxy object made per connection
     # (56 us a connection on the GUI thread in a W8 profile, 11% of its time; 1-2 us declared).
     @pyqtSlot()
     def _on_meta_data(self) -> None:
@@ -474,7 +476,7 @@ class QtTransport(Transport):
             return  # once: a second call would count its manager's load down twice
         transfer.disposed = True
         reply = transfer.reply
-        self._manager_load[transfer.manager] -= 1
+        self._manager_load[transfer.manager_index] -= 1
         # Only our slots: Qt may have connections of its own to the reply's signals.
         for signal, slot in ((reply.metaDataChanged, self._on_meta_data),
                              (reply.finished, self._on_finished),
