@@ -24,14 +24,10 @@ from .proxy import EnvironmentProxyFactory, proxy_factory_for_qt, proxy_for_url
 QNAM_CONNECTIONS_PER_HOST = 6
 PROGRESS_SECONDS = 0.05
 # The largest HTTP/2 DATA frame we tell servers we accept (the protocol's default is 16 KB).
-# Every frame costs work at both ends: Qt's protocol handler, one data event on the GUI thread,
-# the server's framing. W1 over h2c (200 photos, 100 ms), interleaved A/B, 3 rounds twice, 16 KB
-# against 256 KB: 0.77-0.86 s -> 0.71-0.79 s, the first thumbnail no later; GUI thread 0.20-0.23
-# -> 0.16-0.17 s, Qt's network thread 0.07-0.09 -> 0.04 s, the server 0.22-0.25 -> 0.18 s.
-# 64 KB against 256 KB, four rounds twice: 0.67-0.83 s against 0.69-0.96 s (medians 0.72 and
-# 0.76 s). Qt hands a stream its data a whole frame at a time, so a smaller frame also keeps
-# progress (and the idle timer) moving on a slow link: a 64 KB frame takes 30 s only under
-# 2.2 KB/s, a 256 KB one under 8.5 KB/s.
+# Every frame costs work at both ends (Qt's protocol handler, a data event on the GUI thread,
+# the server's framing), so fewer, larger frames load faster; but Qt hands a stream its data a
+# whole frame at a time, so too large a frame makes a slow link look idle to the idle timer (a
+# 64 KB frame takes 30 s only under 2.2 KB/s). Measurements: bench/README.md.
 HTTP2_MAX_FRAME_BYTES = 64 * 1024
 
 _QT_PRIORITIES = {Urgency.ON_SCREEN: QNetworkRequest.HighPriority,
