@@ -805,3 +805,152 @@ def test_a_row_made_again_for_a_reloaded_url_shows_the_new_picture(qtbot, scene_
     scene.window.setProperty("urls", [url])  # whose source must not be one QML has cached
     scene.settle()
     assert close_to(QColor(scene.grab().pixel(scene.tile_center(0))), "#0000ff")
+
+
+# -- the view's geometry, keys and selection as a QML user configures them ---------------------
+def cells_on_screen(scene):
+    """Rows whose cells overlap the window (pooled cells, index -1, left out)."""
+    window = scene.window
+    return sorted(cell.property("index") for cell in gallery_cells(window)
+                  if cell.property("index") >= 0
+                  and cell.mapToScene(QPointF(cell.width(), cell.height())).y() > 0
+                  and cell.mapToScene(QPointF(0, 0)).y() < window.height()
+                  and cell.mapToScene(QPointF(cell.width(), 0)).x() > 0
+                  and cell.mapToScene(QPointF(0, 0)).x() < window.width())
+
+
+def own_view_scene(scene_factory, gallery_lines, window_lines=""):
+    """A window with its own ImageGalleryModel (`photos`, 120x80 thumbnails) shown by an
+    ImageGallery configured by `gallery_lines`."""
+    return scene_factory(f"""
+import QtQuick 2.15
+import QtQuick.Window 2.15
+import ImageGallery 1.0
+
+Window {{
+    width: 580; height: 420; visible: true
+    readonly property var photos: photos
+    {window_lines}
+    ImageGalleryModel {{ id: photos; thumbnailSize: Qt.size(120, 80) }}
+    ImageGallery {{
+        objectName: "gallery"
+        anchors.fill: parent
+        model: photos
+        Component.onCompleted: forceActiveFocus()
+        {gallery_lines}
+    }}
+}}
+""")
+
+
+def test_a_cell_width_the_user_sets_drives_the_keys_and_the_rows_loaded(qtbot, scene_factory,
+                                                                        image_server):
+    # The view counted its columns from the thumbnail size (four here): with cellWidth 110 the
+    # grid has five, Down went four tiles on, and under LoadVisible rows 20-24 on screen (five
+    # grid rows of five) never loaded.
+    body = solid_image_bytes("#808080", 64, 40)
+    urls = [image_server.add(f"/v{i}.png", body) for i in range(80)]
+    scene = own_view_scene(scene_factory, "cellWidth: 110; cellHeight: 100")
+    model, gallery = scene.window.property("photos"), scene.gallery
+    model.prefetchRows = 0
+    model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    model.urls = urls
+    qtbot.waitUntil(lambda: all(image_server.hits[f"/v{i}.png"] for i in range(25)), timeout=5000)
+    qtbot.waitUntil(lambda: gallery.property("activeFocus"), timeout=3000)
+    gallery.setProperty("currentIndex", 0)
+    QTest.keyClick(scene.window, Qt.Key_Down)
+    assert gallery.property("currentIndex") == 5
+
+
+def test_a_header_does_not_hide_the_top_rows_on_screen_from_the_model(qtbot, scene_factory,
+                                                                      image_server):
+    body = solid_image_bytes("#808080", 64, 40)
+    urls = [image_server.add(f"/h{i}.png", body) for i in range(200)]
+    scene = own_view_scene(scene_factory,
+                           'header: Rectangle { width: 580; height: 60; color: "gray" }')
+    model, gallery = scene.window.property("photos"), scene.gallery
+    model.prefetchRows = 0
+    model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    model.urls = urls
+    qtbot.waitUntil(lambda: model.loadedCount > 0 and not model.busy, timeout=10000)
+    # Grid row 10's tiles half showing at the top, the header long gone: they were reported
+    # as off screen (the range was shifted by the header's height) and never loaded.
+    gallery.setProperty("contentY", 10 * gallery.property("cellHeight") + 40)
+    qtbot.waitUntil(lambda: cells_on_screen(scene)[0] == 10 * gallery.property("columns"),
+                    timeout=5000)
+    qtbot.waitUntil(lambda: all(model.status_of(row) == ImageGalleryModel.Status.Ready
+                                for row in cells_on_screen(scene)), timeout=5000)
+
+
+def test_select_all_then_a_click_on_a_url_listed_twice_deselects_it(qtbot, scene_factory,
+                                                                    image_server):
+    a, b = serve(image_server, COLORS[:2])
+    scene = scene_factory(urls=[a, b, a])
+    scene.settle()
+    scene.gallery.setProperty("selectionMode", "multi")
+    QMetaObject.invokeMethod(scene.gallery, "selectAll")
+    assert scene.selected() == [a, b]  # each URL once
+    QTest.mouseClick(scene.window, Qt.LeftButton, Qt.NoModifier, scene.tile_center(0))
+    assert scene.selected() == [b]
+    assert scene.tile(0).property("selected") is False and scene.tile(2).property("selected") is False
+
+
+def test_enter_in_multi_mode_leaves_the_tile_selected_as_a_double_click_does(qtbot, scene_factory,
+                                                                             image_server):
+    urls = serve(image_server, COLORS[:4])
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    gallery = scene.gallery
+    qtbot.waitUntil(lambda: gallery.property("activeFocus"), timeout=3000)
+    gallery.setProperty("selectionMode", "multi")
+    QTest.mouseClick(scene.window, Qt.LeftButton, Qt.NoModifier, scene.tile_center(0))
+    QTest.keyClick(scene.window, Qt.Key_Right)
+    QTest.keyClick(scene.window, Qt.Key_Right)
+    with qtbot.waitSignal(gallery.imageActivated, timeout=3000) as activated:
+        QTest.keyClick(scene.window, Qt.Key_Return)
+    assert activated.args == [2, urls[2]]
+    assert sorted(scene.selected()) == sorted([urls[0], urls[2]])  # what a picker returns
+
+
+def test_left_and_right_follow_the_screen_in_a_right_to_left_layout(qtbot, scene_factory,
+                                                                     image_server):
+    urls = serve(image_server)
+    mirrored = GALLERY_QML.replace(
+        "    ImageGallery {\n        id: gallery",
+        "    LayoutMirroring.enabled: true\n    LayoutMirroring.childrenInherit: true\n"
+        "    ImageGallery {\n        id: gallery")
+    scene = scene_factory(mirrored, urls=urls)
+    scene.settle()
+    gallery = scene.gallery
+    qtbot.waitUntil(lambda: gallery.property("activeFocus"), timeout=3000)
+    assert scene.tile_center(1).x() < scene.tile_center(0).x()  # row 1 drawn left of row 0
+    gallery.setProperty("currentIndex", 1)
+    QTest.keyClick(scene.window, Qt.Key_Left)
+    assert gallery.property("currentIndex") == 2  # the tile to its left on screen
+
+
+@pytest.mark.qt_log_ignore("ImageGallery: `model` must be an ImageGalleryModel")
+@pytest.mark.parametrize("plain_model", ["[root.first]", "listModel"])
+def test_a_model_that_is_not_an_image_gallery_model_gets_one_warning_saying_what_to_do(
+        qtbot, qtlog, scene_factory, image_server, plain_model):
+    # Each tile read five roles the model does not have: five TypeErrors a tile, and no word of
+    # what to do instead.
+    url = serve(image_server, COLORS[:1])[0]
+    scene = scene_factory(f"""
+import QtQuick 2.15
+import QtQuick.Window 2.15
+import ImageGallery 1.0
+
+Window {{
+    id: root
+    width: 580; height: 420; visible: true
+    property string first: ""
+    ListModel {{ id: listModel }}
+    Component.onCompleted: listModel.append({{"url": first}})
+    ImageGallery {{ objectName: "gallery"; anchors.fill: parent; model: {plain_model} }}
+}}
+""", first=url)
+    qtbot.waitUntil(lambda: scene.gallery.property("count") == 1, timeout=3000)
+    said = [record.message for record in qtlog.records if "ImageGallery" in record.message]
+    assert len(said) == 1 and "a plain list of URLs goes in `urls`" in said[0], said
+    assert not scene.warnings  # no TypeError from a tile

@@ -28,7 +28,10 @@ GridView {
     // The model when it is an ImageGalleryModel, the only model the tiles can show.
     readonly property var galleryModel: model && typeof model.setVisibleRange === "function" ? model : null
     readonly property size thumbnailSize: galleryModel ? galleryModel.thumbnailSize : Qt.size(240, 140)
-    readonly property int columns: Math.max(1, Math.floor(width / (thumbnailSize.width + 2 * Theme.tilePadding + Theme.spacing)))
+    // The columns the thumbnails fit in (the default cell width), and the columns the grid
+    // really has: a user may set cellWidth.
+    readonly property int _fitColumns: Math.max(1, Math.floor(width / (thumbnailSize.width + 2 * Theme.tilePadding + Theme.spacing)))
+    readonly property int columns: cellWidth > 0 ? Math.max(1, Math.floor(width / cellWidth)) : 1
 
     property bool _completed: false
     // url -> true, rebuilt when selectedUrls changes, so tiles look themselves up in O(1).
@@ -41,7 +44,7 @@ GridView {
 
     // Cells share the width evenly, so the grid fills the window as it resizes; the tile inside
     // keeps the thumbnail at its own size, centred, instead of upscaling it.
-    cellWidth: width > 0 ? Math.floor(width / columns) : thumbnailSize.width + 2 * Theme.tilePadding + Theme.spacing
+    cellWidth: width > 0 ? Math.floor(width / _fitColumns) : thumbnailSize.width + 2 * Theme.tilePadding + Theme.spacing
     cellHeight: thumbnailSize.height + 2 * Theme.tilePadding + Theme.spacing
     reuseItems: true
     clip: true
@@ -85,7 +88,9 @@ GridView {
 
         width: root.cellWidth - Theme.spacing
         height: root.cellHeight - Theme.spacing
-        Component.onCompleted: root._queueTile(tileLoader)
+        // Tiles read an ImageGalleryModel's roles; another model gets empty cells and one
+        // warning (_warnUnlessGalleryModel), not five TypeErrors a tile.
+        Component.onCompleted: if (root._showsGalleryModel()) root._queueTile(tileLoader)
         Component.onDestruction: {
             // Cancels a tile still being made: left to the cell's destruction, Qt reported
             // "Object or context destroyed during incubation" for each.
@@ -141,10 +146,14 @@ GridView {
         target: root.galleryModel
         function onUrlsChanged() { root._dropGoneSelections() }
     }
-    onModelChanged: _applyUrls()
+    onModelChanged: {
+        _applyUrls()
+        _warnUnlessGalleryModel()
+    }
     Component.onCompleted: {
         _completed = true
         _applyUrls()
+        _warnUnlessGalleryModel()
         _scheduleVisibleRange()
     }
 
@@ -153,6 +162,7 @@ GridView {
     onWidthChanged: _scheduleVisibleRange()
     onCountChanged: _scheduleVisibleRange()
     onCellHeightChanged: _scheduleVisibleRange()
+    onCellWidthChanged: _scheduleVisibleRange()
     onColumnsChanged: _scheduleVisibleRange()  // a narrower thumbnail: more rows of the list on screen
     onGalleryModelChanged: {
         _scheduleVisibleRange()
@@ -169,8 +179,8 @@ GridView {
         var page = columns * Math.max(1, Math.floor(height / cellHeight))
         var target = -1
         switch (event.key) {
-        case Qt.Key_Left: target = currentIndex - 1; break
-        case Qt.Key_Right: target = currentIndex + 1; break
+        case Qt.Key_Left: target = currentIndex + (effectiveLayoutDirection === Qt.RightToLeft ? 1 : -1); break
+        case Qt.Key_Right: target = currentIndex + (effectiveLayoutDirection === Qt.RightToLeft ? -1 : 1); break
         case Qt.Key_Up: target = currentIndex - columns; break
         case Qt.Key_Down: target = currentIndex + columns; break
         case Qt.Key_Home: target = 0; break
@@ -227,13 +237,9 @@ GridView {
             selectedUrls = _selectedSet[url] ? [] : [url]
             return
         }
-        var next = selectedUrls.slice()
-        var at = next.indexOf(url)
-        if (at >= 0)
-            next.splice(at, 1)
-        else
-            next.push(url)
-        selectedUrls = next
+        // Every copy goes: a host may have set a list that names a URL twice.
+        selectedUrls = _selectedSet[url] ? selectedUrls.filter(function(each) { return each !== url })
+                                         : selectedUrls.concat([url])
     }
 
     function clearSelection() {
@@ -241,10 +247,21 @@ GridView {
     }
 
     function selectAll() {
-        // A copy: the property itself reads as a live view of the model's list, and a later
-        // list would look selected.
-        if (selectionMode === "multi" && galleryModel)
-            selectedUrls = galleryModel.urls.slice()
+        // A copy (the property itself reads as a live view of the model's list, and a later
+        // list would look selected), each URL once: a URL listed twice is one selection, which
+        // one click on either tile must clear. A set, not indexOf: 5,000 URLs.
+        if (selectionMode !== "multi" || !galleryModel)
+            return
+        var seen = {}
+        var unique = []
+        var all = galleryModel.urls
+        for (var i = 0; i < all.length; ++i) {
+            if (!seen[all[i]]) {
+                seen[all[i]] = true
+                unique.push(all[i])
+            }
+        }
+        selectedUrls = unique
     }
 
     function _tileClicked(index, url) {
@@ -284,7 +301,21 @@ GridView {
         var url = urlAt(currentIndex)
         if (selectionMode === "single")
             selectedUrls = [url]
+        else if (selectionMode === "multi" && !_selectedSet[url])
+            selectedUrls = selectedUrls.concat([url])  // Enter means "this one", as a double click
         imageActivated(currentIndex, url)
+    }
+
+    // The model itself, not galleryModel, whose binding may not have caught up yet when the
+    // view makes cells for a new model or says it changed.
+    function _showsGalleryModel() {
+        return !!model && typeof model.setVisibleRange === "function"
+    }
+
+    function _warnUnlessGalleryModel() {
+        if (_completed && model && !_showsGalleryModel())
+            console.warn("ImageGallery: `model` must be an ImageGalleryModel; a plain list of URLs "
+                         + "goes in `urls` (the gallery then makes its own model)")
     }
 
     function _applyUrls() {
@@ -330,7 +361,8 @@ GridView {
     function _reportVisibleRange() {
         if (!galleryModel || count === 0 || width <= 0 || height <= 0 || cellHeight <= 0)
             return
-        var top = Math.max(0, contentY - originY)
+        // Row 0 starts below the header, which begins at originY.
+        var top = Math.max(0, contentY - originY - (headerItem ? headerItem.height : 0))
         var first = Math.floor(top / cellHeight) * columns
         var last = Math.min(count - 1, Math.ceil((top + height) / cellHeight) * columns - 1)
         galleryModel.setVisibleRange(first, last)
