@@ -954,3 +954,28 @@ Window {{
     said = [record.message for record in qtlog.records if "ImageGallery" in record.message]
     assert len(said) == 1 and "a plain list of URLs goes in `urls`" in said[0], said
     assert not scene.warnings  # no TypeError from a tile
+
+
+def test_a_small_tiles_error_face_and_retry_button_stay_inside_the_tile(qtbot, scene_factory,
+                                                                        image_server):
+    # 32x32 thumbnails (`imagegallery --thumbnail` takes 16x16 and up): the face was 75 px tall
+    # in a 44 px tile and the next row's tile covered half of Retry, where a click selected it.
+    from PyQt5.QtCore import QRectF
+
+    urls = [image_server.url("/missing.png")] + serve(image_server, COLORS[:1] * 11)
+    scene = scene_factory(GALLERY_QML.replace("Qt.size(120, 80)", "Qt.size(32, 32)"), urls=urls)
+    scene.settle()
+    tile = scene.tile(0)
+    assert tile.property("status") == ImageGalleryModel.Status.Error
+
+    def scene_rect(item):
+        return QRectF(item.mapToScene(QPointF(0, 0)),
+                      item.mapToScene(QPointF(item.width(), item.height())))
+
+    inside = scene_rect(tile)
+    for name in ("errorFace", "retryButton"):
+        assert inside.contains(scene_rect(tile.findChild(QObject, name))), name
+    with qtbot.waitSignal(scene.model().loader.loadFailed, timeout=5000):  # asked again
+        retry = tile.findChild(QObject, "retryButton")
+        QTest.mouseClick(scene.window, Qt.LeftButton, Qt.NoModifier,
+                         retry.mapToScene(QPointF(retry.width() / 2, retry.height() / 2)).toPoint())

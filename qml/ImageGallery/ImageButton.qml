@@ -138,14 +138,19 @@ Item {
                 // Made only for a failed row (as is the tooltip below, on hover): items a tile does not
                 // show would still cost time to create, on the GUI thread, for every tile that scrolls in.
                 Loader {
+                    id: errorFace
+                    // Too small a box for the title, the reason and the button (small
+                    // thumbnails): the button alone, as a glyph; the tooltip gives the reason.
+                    readonly property bool compact: box.height < 72 || box.width < 96
                     anchors.centerIn: parent
-                    width: parent.width - 2 * Theme.spacing
+                    width: compact ? parent.width : parent.width - 2 * Theme.spacing
                     active: root.status === Image.Error
                     sourceComponent: Column {
                         objectName: "errorFace"
                         spacing: Theme.spacingSmall
 
                         Text {
+                            visible: !errorFace.compact
                             width: parent.width
                             horizontalAlignment: Text.AlignHCenter
                             text: qsTr("Could not load")
@@ -156,6 +161,7 @@ Item {
                         }
                         Text {
                             objectName: "errorText"
+                            visible: !errorFace.compact
                             width: parent.width
                             horizontalAlignment: Text.AlignHCenter
                             wrapMode: Text.Wrap
@@ -185,7 +191,7 @@ Item {
                             Text {
                                 id: retryLabel
                                 anchors.centerIn: parent
-                                text: qsTr("Retry")
+                                text: errorFace.compact ? "\u21bb" : qsTr("Retry")
                                 color: Theme.error
                                 font.family: Theme.fontFamily
                                 font.pixelSize: Theme.smallFontPixelSize
