@@ -979,3 +979,54 @@ def test_a_small_tiles_error_face_and_retry_button_stay_inside_the_tile(qtbot, s
         retry = tile.findChild(QObject, "retryButton")
         QTest.mouseClick(scene.window, Qt.LeftButton, Qt.NoModifier,
                          retry.mapToScene(QPointF(retry.width() / 2, retry.height() / 2)).toPoint())
+
+
+def test_selection_mode_changes_keep_what_the_new_mode_allows(qtbot, scene_factory, image_server):
+    urls = serve(image_server, COLORS[:3])
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    scene.gallery.setProperty("selectionMode", "multi")
+    for row in (0, 2):
+        QTest.mouseClick(scene.window, Qt.LeftButton, Qt.NoModifier, scene.tile_center(row))
+    assert scene.selected() == [urls[0], urls[2]]
+    scene.gallery.setProperty("selectionMode", "single")  # kept two selected before
+    assert scene.selected() == [urls[2]]
+    scene.gallery.setProperty("selectionMode", "none")
+    assert scene.selected() == []
+
+
+def test_ctrl_r_reaches_the_host_and_r_alone_retries(qtbot, scene_factory, image_server):
+    urls = [image_server.url("/missing.png")] + serve(image_server, COLORS[:1])
+    host_keys = GALLERY_QML.replace(
+        "    ImageGallery {\n        id: gallery",
+        "    property int hostSawCtrlR: 0\n"
+        "    Item {\n        anchors.fill: parent\n"
+        "        Keys.onPressed: if (event.key === Qt.Key_R) root.hostSawCtrlR += 1\n"
+        "    ImageGallery {\n        id: gallery").replace(
+        "        onGalleryModelChanged: if (galleryModel) galleryModel.thumbnailSize = Qt.size(120, 80)\n    }\n",
+        "        onGalleryModelChanged: if (galleryModel) galleryModel.thumbnailSize = Qt.size(120, 80)\n    }\n    }\n")
+    scene = scene_factory(host_keys, urls=urls)
+    scene.settle()
+    gallery = scene.gallery
+    qtbot.waitUntil(lambda: gallery.property("activeFocus"), timeout=3000)
+    gallery.setProperty("currentIndex", 0)
+    QTest.keyClick(scene.window, Qt.Key_R, Qt.ControlModifier)
+    assert scene.window.property("hostSawCtrlR") == 1
+    with qtbot.waitSignal(scene.model().loader.loadFailed, timeout=5000):  # asked again
+        QTest.keyClick(scene.window, Qt.Key_R)
+    assert scene.window.property("hostSawCtrlR") == 1
+
+
+def test_the_model_urls_made_goes_when_the_host_gives_one(qtbot, scene_factory, image_server):
+    urls = serve(image_server, COLORS[:2])
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    made = scene.model()
+    given = ImageGalleryModel()
+    try:
+        scene.gallery.setProperty("model", given)
+        qtbot.waitUntil(lambda: sip.isdeleted(made), timeout=5000)  # it would go on loading
+        assert scene.model() is given
+    finally:
+        scene.gallery.setProperty("model", None)
+        given.loader.close()

@@ -34,6 +34,13 @@ GridView {
     readonly property int columns: cellWidth > 0 ? Math.max(1, Math.floor(width / cellWidth)) : 1
 
     property bool _completed: false
+    property var _ownModel: null  // the model `urls` made when none was given
+    onSelectionModeChanged: {
+        if (selectionMode === "none")
+            selectedUrls = []
+        else if (selectionMode === "single" && selectedUrls.length > 1)
+            selectedUrls = [selectedUrls[selectedUrls.length - 1]]  // the latest choice stays
+    }
     // url -> true, rebuilt when selectedUrls changes, so tiles look themselves up in O(1).
     readonly property var _selectedSet: {
         var set = {}
@@ -147,6 +154,11 @@ GridView {
         function onUrlsChanged() { root._dropGoneSelections() }
     }
     onModelChanged: {
+        if (_ownModel && model !== _ownModel) {
+            // The host gave a model of its own: the one `urls` made would go on loading.
+            _ownModel.destroy()
+            _ownModel = null
+        }
         _applyUrls()
         _warnUnlessGalleryModel()
     }
@@ -200,6 +212,8 @@ GridView {
             event.accepted = true
             return
         case Qt.Key_R:  // the failed tile's Retry button, from the keyboard
+            if (event.modifiers !== Qt.NoModifier)
+                return  // Ctrl+R and the like are the host's shortcuts
             if (galleryModel && currentIndex >= 0 && galleryModel.get(currentIndex).status === Image.Error)
                 galleryModel.retry(currentIndex)
             event.accepted = true
@@ -322,7 +336,7 @@ GridView {
         if (!_completed || urls === undefined || urls === null)
             return
         if (!model) {
-            model = ownModelComponent.createObject(root, { urls: urls })
+            model = _ownModel = ownModelComponent.createObject(root, { urls: urls })
         } else if (galleryModel && galleryModel.urls !== urls) {
             galleryModel.urls = urls
         }
