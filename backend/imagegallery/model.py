@@ -183,14 +183,14 @@ class ImageGalleryModel(QAbstractListModel):
         # drops stay loading while another model still wants them.
         self._claim = next(_MODEL_CLAIMS)
         if loader is None:
-            # The model's own loader ends with it (a page QML unloads takes its model along):
-            # its decode, disk and transport threads stopped never before, and the thumbnails
-            # held for the disk were lost. Not a Qt child closed from `destroyed`: PyQt ran that
-            # slot after freeing it, once the model's Python side had gone first (a segfault).
+            # The model's own loader ends with it (a page QML unloads takes its model along), or
+            # its threads went on and the thumbnails held for the disk were lost. Whichever
+            # comes first: the wrapper's finalizer, or the C++ model's `destroyed` (a host that
+            # keeps `galleryModel` keeps the wrapper alive). The slot is the loader's, which
+            # outlives the model: a slot of the model's own was run by PyQt after freeing it,
+            # once the model's Python side had gone first (a segfault).
             retirement = weakref.finalize(self, self._loader.retire)
             retirement.atexit = False  # at exit the application quits first and closes loaders
-            # ...and when the C++ model goes while Python still holds its wrapper (a host keeps
-            # `galleryModel`): the slot is the loader's, which outlives the model.
             self.destroyed.connect(self._loader.retire)
         self._loader_id = next(_loader_ids)
         _loaders[self._loader_id] = self._loader
