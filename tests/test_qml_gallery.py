@@ -997,14 +997,14 @@ def test_selection_mode_changes_keep_what_the_new_mode_allows(qtbot, scene_facto
 
 def test_ctrl_r_reaches_the_host_and_r_alone_retries(qtbot, scene_factory, image_server):
     urls = [image_server.url("/missing.png")] + serve(image_server, COLORS[:1])
+    gallery_end = ("        onGalleryModelChanged: if (galleryModel) "
+                   "galleryModel.thumbnailSize = Qt.size(120, 80)\n    }\n")
     host_keys = GALLERY_QML.replace(
         "    ImageGallery {\n        id: gallery",
         "    property int hostSawCtrlR: 0\n"
         "    Item {\n        anchors.fill: parent\n"
         "        Keys.onPressed: if (event.key === Qt.Key_R) root.hostSawCtrlR += 1\n"
-        "    ImageGallery {\n        id: gallery").replace(
-        "        onGalleryModelChanged: if (galleryModel) galleryModel.thumbnailSize = Qt.size(120, 80)\n    }\n",
-        "        onGalleryModelChanged: if (galleryModel) galleryModel.thumbnailSize = Qt.size(120, 80)\n    }\n    }\n")
+        "    ImageGallery {\n        id: gallery").replace(gallery_end, gallery_end + "    }\n")
     scene = scene_factory(host_keys, urls=urls)
     scene.settle()
     gallery = scene.gallery
@@ -1027,6 +1027,51 @@ def test_the_model_urls_made_goes_when_the_host_gives_one(qtbot, scene_factory, 
         scene.gallery.setProperty("model", given)
         qtbot.waitUntil(lambda: sip.isdeleted(made), timeout=5000)  # it would go on loading
         assert scene.model() is given
+        assert list(given.urls) == urls  # `urls` is passed on to a model given (it went to the old one)
     finally:
         scene.gallery.setProperty("model", None)
         given.loader.close()
+
+
+def test_a_url_named_like_a_javascript_object_member_can_be_selected(qtbot, scene_factory,
+                                                                     image_server):
+    # The selection's sets were plain {} objects, where {}["constructor"] is a function: a
+    # relative path of that name always looked selected, so a click could not select it.
+    a = serve(image_server, COLORS[:1])[0]
+    scene = scene_factory(urls=["constructor", a])
+    scene.settle()
+    scene.gallery.setProperty("selectionMode", "multi")
+    QTest.mouseClick(scene.window, Qt.LeftButton, Qt.NoModifier, scene.tile_center(0))
+    assert scene.selected() == ["constructor"]
+    QMetaObject.invokeMethod(scene.gallery, "clearSelection")
+    QMetaObject.invokeMethod(scene.gallery, "selectAll")
+    assert scene.selected() == ["constructor", a]
+
+
+def test_a_sorting_proxy_over_a_gallery_model_shows_its_tiles(qtbot, scene_factory, image_server,
+                                                              make_model):
+    from PyQt5.QtCore import QSize, QSortFilterProxyModel
+
+    urls = serve(image_server, COLORS[:3])
+    source = make_model()
+    source.thumbnailSize = QSize(120, 80)
+    source.urls = urls
+    proxy = QSortFilterProxyModel()
+    proxy.setSourceModel(source)
+    proxy.sort(0, Qt.DescendingOrder)
+    scene = scene_factory("""
+import QtQuick 2.15
+import QtQuick.Window 2.15
+import ImageGallery 1.0
+
+Window {
+    width: 580; height: 420; visible: true
+    property QtObject proxy: null
+    ImageGallery { objectName: "gallery"; anchors.fill: parent; model: proxy }
+}
+""", proxy=proxy)
+    qtbot.waitUntil(lambda: source.loadedCount == 3, timeout=10000)
+    qtbot.waitUntil(lambda: len(gallery_cells(scene.window)) == 3
+                    and all(cell_tile(cell) is not None for cell in gallery_cells(scene.window)),
+                    timeout=3000)
+    assert sorted(tile.property("url") for tile in image_buttons(scene.window)) == sorted(urls)

@@ -43,7 +43,7 @@ GridView {
     }
     // url -> true, rebuilt when selectedUrls changes, so tiles look themselves up in O(1).
     readonly property var _selectedSet: {
-        var set = {}
+        var set = Object.create(null)
         for (var i = 0; i < selectedUrls.length; ++i)
             set[selectedUrls[i]] = true
         return set
@@ -95,9 +95,14 @@ GridView {
 
         width: root.cellWidth - Theme.spacing
         height: root.cellHeight - Theme.spacing
-        // Tiles read an ImageGalleryModel's roles; another model gets empty cells and one
-        // warning (_warnUnlessGalleryModel), not five TypeErrors a tile.
-        Component.onCompleted: if (root._showsGalleryModel()) root._queueTile(tileLoader)
+        // Tiles read an ImageGalleryModel's roles (directly or through a proxy); a model
+        // without them gets empty cells and one warning, not five TypeErrors a tile.
+        Component.onCompleted: {
+            if (root._hasTileRoles(cell.model))
+                root._queueTile(tileLoader)
+            else
+                root._warnNoTileRoles()
+        }
         Component.onDestruction: {
             // Cancels a tile still being made: left to the cell's destruction, Qt reported
             // "Object or context destroyed during incubation" for each.
@@ -160,12 +165,10 @@ GridView {
             _ownModel = null
         }
         _applyUrls()
-        _warnUnlessGalleryModel()
     }
     Component.onCompleted: {
         _completed = true
         _applyUrls()
-        _warnUnlessGalleryModel()
         _scheduleVisibleRange()
     }
 
@@ -266,7 +269,7 @@ GridView {
         // one click on either tile must clear. A set, not indexOf: 5,000 URLs.
         if (selectionMode !== "multi" || !galleryModel)
             return
-        var seen = {}
+        var seen = Object.create(null)
         var unique = []
         var all = galleryModel.urls
         for (var i = 0; i < all.length; ++i) {
@@ -326,10 +329,19 @@ GridView {
         return !!model && typeof model.setVisibleRange === "function"
     }
 
-    function _warnUnlessGalleryModel() {
-        if (_completed && model && !_showsGalleryModel())
-            console.warn("ImageGallery: `model` must be an ImageGalleryModel; a plain list of URLs "
-                         + "goes in `urls` (the gallery then makes its own model)")
+    function _hasTileRoles(row) {
+        return row.url !== undefined && row.status !== undefined && row.source !== undefined
+            && row.errorString !== undefined && row.progress !== undefined
+    }
+
+    property var _warnedAbout: null  // the model _warnNoTileRoles spoke of, once is enough
+
+    function _warnNoTileRoles() {
+        if (_warnedAbout === model)
+            return
+        _warnedAbout = model
+        console.warn("ImageGallery: `model` must be an ImageGalleryModel (or a proxy of one); a "
+                     + "plain list of URLs goes in `urls` (the gallery then makes its own model)")
     }
 
     function _applyUrls() {
@@ -337,8 +349,8 @@ GridView {
             return
         if (!model) {
             model = _ownModel = ownModelComponent.createObject(root, { urls: urls })
-        } else if (galleryModel && galleryModel.urls !== urls) {
-            galleryModel.urls = urls
+        } else if (_showsGalleryModel() && model.urls !== urls) {
+            model.urls = urls
         }
     }
 
