@@ -170,6 +170,9 @@ def default_disk_cache_dir() -> str:
     return os.path.join(platformdirs.user_cache_dir("imagegallery"), "thumbnails")
 
 
+_URL_WITH_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
+
+
 def disk_cache_folder(configured: "str | os.PathLike") -> str:
     """The absolute folder a configured cache directory names: a path (`~` expanded) or, as
     QML hands folders around, a file: URL. "" (no disk cache) for an empty one, or for a URL of
@@ -187,9 +190,6 @@ def disk_cache_folder(configured: "str | os.PathLike") -> str:
         _log.warning("cache directory %r is not a folder: no disk cache", configured)
         return ""
     return os.path.abspath(os.path.expanduser(configured))
-
-
-_URL_WITH_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 
 
 # What this cache writes, and all trim() may ever delete: a folder it is pointed at may hold
@@ -261,7 +261,9 @@ class DiskThumbnailCache:
         if file_size > box.width() * box.height() * 4 + _ENTRY_SLACK_BYTES:
             return None
         with open(path, "rb") as handle:
-            data = handle.read()
+            head = handle.read(len(_PNG_START))
+            # A JPEG's header is walked here; a PNG is left to Qt's reader, which reads the file.
+            data = head + handle.read() if head[:2] == JPEG_START else head
         if data[:2] == JPEG_START:
             header = read_jpeg_header(data, with_comments=True)
             stored = header.stored

@@ -105,14 +105,11 @@ _DISK_LOOKUP, _QUEUED, _FETCHING, _BACKOFF, _DECODING = _Stage
 # The disk thread's order: a lookup first (a row waits on it), then a touch (a revalidated
 # thumbnail's age), then a write; warm-up work after all of them.
 _IO_LOOKUP, _IO_TOUCH, _IO_STORE = 0, 1, 2
-# Only images from the network go to the disk cache: a local file is its own cache, and looking
-# one up there would always miss.
-_DISK_CACHED_SCHEMES = ("http", "https")
-
-
 def _names_a_network_image(text: str) -> bool:
-    """Whether a list entry that loaded is an http(s) URL, as parse_image_url reads its scheme
-    (case-insensitively, after leading blanks), without parsing it again on the GUI thread."""
+    """Whether a list entry is an http(s) URL, as parse_image_url reads its scheme
+    (case-insensitively, after leading blanks), without parsing it again on the GUI thread.
+    Only these go to the disk cache: a local file is its own cache, and looking one up there
+    would always miss."""
     return text.lstrip()[:6].lower().startswith(("http:", "https:"))
 _WARM_UP = (9, 0)
 _SCHEDULE_EVENT = QEvent.Type(QEvent.registerEventType())
@@ -658,7 +655,7 @@ class ImageLoader(QObject):
     # -- pipeline --------------------------------------------------------------------------
     def _start_pipeline(self, job: _Job) -> None:
         job.token = next(self._tokens)
-        if self.disk is not None and not job.bypass_disk and job.parsed.scheme in _DISK_CACHED_SCHEMES:
+        if self.disk is not None and not job.bypass_disk and _names_a_network_image(job.url):
             job.stage = _DISK_LOOKUP
             self._io.submit((_IO_LOOKUP, job.priority), job.token, self._lookup_disk, job.url,
                             self.key_for(job.url, job.spec), self.disk)

@@ -26,7 +26,7 @@ GridView {
     signal thumbnailShown(int index, string url)
 
     // The model when it is an ImageGalleryModel, the only model the tiles can show.
-    readonly property var galleryModel: model && typeof model.setVisibleRange === "function" ? model : null
+    readonly property var galleryModel: _showsGalleryModel() ? model : null
     readonly property size thumbnailSize: galleryModel ? galleryModel.thumbnailSize : Qt.size(240, 140)
     // The columns the thumbnails fit in (the default cell width), and the columns the grid
     // really has: a user may set cellWidth.
