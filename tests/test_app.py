@@ -125,6 +125,20 @@ def test_a_qml_app_whose_root_object_holds_its_windows_runs(qtbot, capsys, tmp_p
     assert code == 0, err
 
 
+def test_a_qml_app_whose_window_is_not_made_visible_is_shown(qtbot, capsys, tmp_path):
+    # Qt's Window starts hidden: without `visible: true` the app showed nothing and never ended.
+    app_qml = tmp_path / "App.qml"
+    app_qml.write_text(
+        "import QtQuick 2.15\nimport QtQuick.Window 2.15\n"
+        "Window {\n"
+        "    width: 100; height: 100\n"
+        "    onVisibleChanged: if (visible) Qt.quit()\n"
+        "    Timer { interval: 5000; running: true; onTriggered: Qt.exit(7) }\n"
+        "}\n")
+    code, _, err = run_main(capsys, "--qml", str(app_qml))
+    assert code == 0, err
+
+
 def test_window_options_beside_qml_are_refused(capsys, tmp_path):
     app_qml = tmp_path / "App.qml"
     app_qml.write_text("import QtQuick.Window 2.15\nWindow {}\n")
@@ -150,6 +164,29 @@ def test_a_closed_or_binary_standard_input_is_a_usage_error(capsys, monkeypatch)
                                errors="surrogateescape")
     code, _, err = run_main(capsys, "--file", "-", stdin=picture)
     assert code == EXIT_USAGE and "URL list is not UTF-8 text: standard input" in err
+
+
+def test_a_pasted_url_or_path_with_a_space_stays_whole(tmp_path):
+    folder = tmp_path / "My Photos"
+    folder.mkdir()
+    (folder / "beach day.png").write_bytes(b"not read here")
+    file_url = (folder / "beach day.png").as_uri().replace("%20", " ")  # as a file manager copies it
+    assert parse_pasted_text(file_url) == [file_url]
+    assert parse_pasted_text(str(folder / "beach day.png")) == [str(folder / "beach day.png")]
+    assert parse_pasted_text("http://a/my photo.jpg") == ["http://a/my photo.jpg"]
+    assert parse_pasted_text(f"http://a/1.png {tmp_path}") == ["http://a/1.png", str(tmp_path)]
+
+
+def test_a_list_files_paths_are_read_from_the_lists_folder(tmp_path, monkeypatch):
+    album = tmp_path / "album"
+    album.mkdir()
+    (album / "beach.png").write_bytes(b"not read here")
+    (album / "IMG:0001.png").write_bytes(b"not read here")  # a camera's name, as `ls` lists it
+    (album / "list.txt").write_text("beach.png\nIMG:0001.png\nmissing.png\nhttp://a/1.png\n")
+    monkeypatch.chdir(tmp_path)
+    args = SimpleNamespace(urls=[], file="album/list.txt")
+    assert collect_urls(args) == [str(album / "beach.png"), str(album / "IMG:0001.png"),
+                                  str(album / "missing.png"), "http://a/1.png"]
 
 
 def test_a_file_named_with_a_colon_is_the_file_not_a_url_scheme(tmp_path, monkeypatch):

@@ -147,15 +147,40 @@ def parse_url_lines(text: str) -> List[str]:
 
 def parse_pasted_text(text: str) -> List[str]:
     """URLs pasted into the toolbar: one a line, or several on a line separated by spaces."""
+    from .url_policy import has_scheme
+
     urls = []
     for line in parse_url_lines(text):
-        # A path with spaces pasted alone stays whole; URLs never hold a raw space.
-        urls.extend([line] if os.path.exists(line) else line.split())
+        pieces = line.split()
+        # Split only where every piece is a URL or a file: a path or a URL with a space in it
+        # ("file:///home/me/My Photos/a.png", as a file manager copies it) stays whole.
+        if all(has_scheme(piece) or os.path.exists(piece) for piece in pieces):
+            urls.extend(pieces)
+        else:
+            urls.append(line)
     return urls
 
 
+def resolve_listed_path(entry: str, folder: str) -> str:
+    """A list file's entry as the app loads it: a path (an entry without a scheme, or a file
+    whose name holds a colon, as `ls > list.txt` writes it) made absolute against the list's
+    folder, where the list's author saw it; a URL as written."""
+    from .url_policy import has_scheme
+
+    path = os.path.join(folder, os.path.expanduser(entry))  # an absolute entry stays itself
+    if not has_scheme(entry) or os.path.exists(path):
+        return os.path.abspath(path)
+    return entry
+
+
 def read_url_list(path: str, stdin=None) -> List[str]:
-    """The URLs of a list file ('-' for standard input). Raises UsageError with the reason."""
+    """The URLs of a list file ('-' for standard input), its paths made absolute against the
+    list's folder (standard input's: the working folder). Raises UsageError with the reason."""
+    folder = os.getcwd() if path == "-" else os.path.dirname(os.path.abspath(path))
+    return [resolve_listed_path(entry, folder) for entry in _read_url_lines(path, stdin)]
+
+
+def _read_url_lines(path: str, stdin=None) -> List[str]:
     if path == "-":
         stream = stdin if stdin is not None else sys.stdin
         if stream is None:  # Python's sys.stdin when descriptor 0 is closed
@@ -444,8 +469,13 @@ class _Session:
             engine.load(QUrl.fromLocalFile(path))
             if not engine.rootObjects():
                 return self._qml_failed(path)
-            if not any(isinstance(window, QWindow) and window not in windows_before
-                       for window in self.app.topLevelWindows()):
+            made = [window for window in self.app.topLevelWindows()
+                    if isinstance(window, QWindow) and window not in windows_before]
+            if made and not any(window.isVisible() for window in made):
+                # Qt's Window and ApplicationWindow start hidden; a file that forgot
+                # `visible: true` showed nothing and never ended. qmlscene shows it; so do we.
+                made[0].show()
+            if not made:
                 # An Item root (or a QtObject holding no window) loads without an error and
                 # shows nothing: the app would sit there, windowless, until killed. A QtObject
                 # holding its windows in properties, as Qt's own examples do, is fine.
