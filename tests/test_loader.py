@@ -265,13 +265,14 @@ def test_a_worker_that_raises_fails_its_row_and_the_rest_still_load(qtbot, monke
     assert model.loader._decode_backlog_bytes == 0
 
 
-def test_the_tls_check_runs_on_the_io_thread_before_any_request(qtbot, monkeypatch):
+def test_the_tls_check_runs_off_the_gui_thread_before_any_request(qtbot, monkeypatch):
     # Qt's first answer loads OpenSSL (3-5 ms); asked at the first request, it landed in the
     # GUI thread's turn that builds a new list's first tiles.
     import threading
 
     from PyQt5.QtNetwork import QSslSocket
 
+    from imagegallery import loader as loader_module
     from imagegallery.transport.qt import qt_has_tls
 
     asked_on = []
@@ -279,9 +280,31 @@ def test_the_tls_check_runs_on_the_io_thread_before_any_request(qtbot, monkeypat
     monkeypatch.setattr(QSslSocket, "supportsSsl", staticmethod(
         lambda: asked_on.append(threading.current_thread()) or supports_ssl()))
     qt_has_tls.cache_clear()
+    monkeypatch.setattr(loader_module, "_warm_up_thread", None)  # as in a fresh process
     model = ImageGalleryModel()
     try:
         qtbot.waitUntil(lambda: qt_has_tls.cache_info().currsize == 1, timeout=5000)
         assert asked_on and threading.main_thread() not in asked_on
     finally:
         model.loader.close()
+
+
+def test_install_loads_the_decoders_in_the_background_before_any_model(qtbot, monkeypatch):
+    # A model declared in QML with its urls is made when the list arrives; warming up then, its
+    # imports (numpy, libjpeg-turbo: they hold the GIL) delayed the first thumbnail ~100 ms.
+    import threading
+
+    from PyQt5.QtQml import QQmlEngine
+
+    import imagegallery
+    from imagegallery import loader as loader_module
+
+    warmed_on = []
+    monkeypatch.setattr(loader_module, "_warm_up_thread", None)  # as in a fresh process
+    monkeypatch.setattr(loader_module, "warm_up_decoders",
+                        lambda: warmed_on.append(threading.current_thread()))
+    engine = QQmlEngine()
+    imagegallery.install(engine)
+    qtbot.waitUntil(lambda: len(warmed_on) > 0, timeout=5000)
+    assert warmed_on[0] is not threading.main_thread()
+    imagegallery.delete_engine(engine)

@@ -46,12 +46,14 @@ def install(engine) -> None:
     Call once per engine, on the GUI thread, before loading QML. QML warnings go to the
     `imagegallery.qml` logger. The engine is deleted when the application quits (see below).
     """
+    from .loader import warm_up_in_background
     from .model import MEMORY_PROVIDER_NAME, PROVIDER_NAME
     from .provider import MemoryThumbnailProvider, ThumbnailImageProvider
     from .qml_paths import qml_import_path
 
     from PyQt5 import sip
 
+    warm_up_in_background()  # decoders and libraries load while the app compiles its QML
     register_qml_types()
     provider = ThumbnailImageProvider()
     memory_provider = MemoryThumbnailProvider(provider.relay)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import heapq
 import itertools
+import logging
 import random
 import threading
 import time
@@ -111,7 +112,6 @@ def _names_a_network_image(text: str) -> bool:
     Only these go to the disk cache: a local file is its own cache, and looking one up there
     would always miss."""
     return text.lstrip()[:6].lower().startswith(("http:", "https:"))
-_WARM_UP = (9, 0)
 _SCHEDULE_EVENT = QEvent.Type(QEvent.registerEventType())
 
 
@@ -253,6 +253,40 @@ class _ForTheSandbox(NamedTuple):
     decode: Callable[[], DecodedThumbnail]
 
 
+_warm_up_thread: Optional[threading.Thread] = None
+WARM_UP_JOIN_TIMEOUT_S = 5.0
+
+
+def warm_up_in_background() -> None:
+    """Load what the first images need, once per process, in a thread of its own: libjpeg-turbo
+    and numpy (about 70 ms), Qt's image-format plugins (tens of ms at the first decode), Qt's
+    answer to whether it has TLS (3-5 ms: it tries to load OpenSSL; the Qt transport asks at
+    every request) and libcurl with its OpenSSL (20-35 ms, for https without Qt's TLS).
+
+    install() starts it, so this runs while the app compiles its QML. Started by the first
+    loader instead, it ran when the first list arrived (the model is made then when QML declares
+    it with its urls), and its imports, which hold the GIL, delayed W3's first thumbnail from
+    about 50 to 160 ms and stalled the GUI thread for 26-30 ms."""
+    global _warm_up_thread
+    if _warm_up_thread is None:
+        thread = threading.Thread(target=_warm_up, name="ig-warm-up", daemon=True)
+        thread.start()
+        _warm_up_thread = thread
+        application = QCoreApplication.instance()
+        if application is not None:
+            # An app that quits at once must not tear Qt down under a plugin still loading.
+            application.aboutToQuit.connect(lambda: thread.join(WARM_UP_JOIN_TIMEOUT_S))
+
+
+def _warm_up() -> None:
+    for step in (warm_up_decoders, qt_has_tls, preload_curl_transport):
+        try:
+            step()
+        except Exception:  # pycurl missing, say: the transports say so when a URL needs it
+            logging.getLogger("imagegallery.loader").debug("warm-up step %s failed", step.__name__,
+                                                           exc_info=True)
+
+
 class ImageLoader(QObject):
     """Downloads, decodes and caches thumbnails for URLs; see the module docstring.
 
@@ -317,9 +351,7 @@ class ImageLoader(QObject):
         self._decode_backlog_bytes = 0
         self._decoder = PriorityWorkerPool(default_decode_threads(), "decode", self)
         self._decoder.done.connect(self._on_decoded)
-        # Qt loads its image-format plugins at the first decode (tens of ms): do it now, in a
-        # worker, so the first thumbnail does not pay for it.
-        self._decoder.submit(_WARM_UP, "warm-up", warm_up_decoders)
+        warm_up_in_background()  # install() has normally started it already
         # Bytes for the sandbox are decoded from threads of their own, one per child process: a
         # child can hang until its time limit, and it must not hold a thread the other decodes need.
         self._sandboxed = PriorityWorkerPool(SANDBOX_PROCESSES, "sandbox", self)
@@ -333,12 +365,6 @@ class ImageLoader(QObject):
         self._held_disk_writes_deadline.timeout.connect(self._release_disk_writes)
         self._queued_disk_write_bytes = 0
         self._io.done.connect(self._on_io_done)
-        if self._transports.mode != "qt":  # https may need the curl transport: import it now
-            self._io.submit(_WARM_UP, "curl-warm-up", preload_curl_transport)
-        # The Qt transport asks whether Qt has TLS when it starts a request, and the first answer
-        # costs 3-5 ms (Qt tries to load OpenSSL): inside the turn that builds a new list's first
-        # tiles. The question is thread-safe, so the I/O thread asks it first.
-        self._io.submit(_WARM_UP, "tls-check", qt_has_tls)
         application = QCoreApplication.instance()
         if application is not None:
             application.aboutToQuit.connect(self._on_application_quit)
