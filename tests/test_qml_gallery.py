@@ -1075,3 +1075,72 @@ Window {
                     and all(cell_tile(cell) is not None for cell in gallery_cells(scene.window)),
                     timeout=3000)
     assert sorted(tile.property("url") for tile in image_buttons(scene.window)) == sorted(urls)
+
+
+PROXY_QML = """
+import QtQuick 2.15
+import QtQuick.Window 2.15
+import ImageGallery 1.0
+
+Window {
+    width: 580; height: 420; visible: true
+    property QtObject proxy: null
+    property var activated: []
+    ImageGallery {
+        objectName: "gallery"; anchors.fill: parent; model: proxy
+        onImageActivated: function(index, url) { activated = activated.concat([index + " " + url]) }
+    }
+}
+"""
+
+
+def test_keys_selection_and_urls_go_through_a_sorting_proxy(qtbot, scene_factory, image_server,
+                                                             make_model):
+    from PyQt5.QtCore import QSize, QSortFilterProxyModel
+
+    urls = serve(image_server, COLORS[:3])
+    source = make_model()
+    source.thumbnailSize = QSize(120, 80)
+    source.urls = urls
+    proxy = QSortFilterProxyModel()
+    proxy.setSourceModel(source)
+    proxy.setSortRole(ImageGalleryModel.UrlRole)
+    proxy.sort(0, Qt.DescendingOrder)
+    shown = [proxy.data(proxy.index(row, 0), ImageGalleryModel.UrlRole) for row in range(3)]
+    assert shown == sorted(urls, reverse=True) and shown != urls
+    scene = scene_factory(PROXY_QML, proxy=proxy)
+    qtbot.waitUntil(lambda: source.loadedCount == 3 and tiles_settled(scene.window), timeout=10000)
+    gallery = scene.gallery
+    assert gallery.property("galleryModel") is source
+    assert QMetaObject.invokeMethod(gallery, "urlAt", Q_RETURN_ARG(QVariant), Q_ARG(QVariant, 1)) == shown[1]
+    gallery.forceActiveFocus()
+    QTest.keyClick(scene.window, Qt.Key_Right)
+    assert scene.selected() == [shown[1]]
+    QTest.keyClick(scene.window, Qt.Key_Return)
+    activated = scene.window.property("activated")
+    assert (activated.toVariant() if hasattr(activated, "toVariant") else activated) == [f"1 {shown[1]}"]
+    gallery.setProperty("selectionMode", "multi")
+    QMetaObject.invokeMethod(gallery, "selectAll")
+    assert scene.selected() == shown
+    gallery.setProperty("model", None)
+
+
+def test_load_visible_through_a_proxy_loads_the_screen_it_scrolls_to(qtbot, scene_factory,
+                                                                      image_server, make_model):
+    from PyQt5.QtCore import QSize, QSortFilterProxyModel
+
+    urls = serve(image_server, COLORS * 30)
+    source = make_model()
+    source.thumbnailSize = QSize(120, 80)
+    source.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    source.prefetchRows = 4
+    source.urls = urls
+    proxy = QSortFilterProxyModel()
+    proxy.setSourceModel(source)
+    scene = scene_factory(PROXY_QML, proxy=proxy)
+    qtbot.waitUntil(lambda: source.get(0)["status"] == ImageGalleryModel.Status.Ready, timeout=10000)
+    QMetaObject.invokeMethod(scene.gallery, "positionViewAtEnd")
+    last = len(urls) - 1
+    qtbot.waitUntil(lambda: source.get(last)["status"] == ImageGalleryModel.Status.Ready, timeout=10000)
+    assert source.loadedCount < len(urls) // 2  # the screens shown and their margins, not the list
+    scene.gallery.setProperty("model", None)

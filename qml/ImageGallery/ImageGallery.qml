@@ -25,8 +25,10 @@ GridView {
     // screen, the tile's own making. Emitted again when a reused tile shows another row.
     signal thumbnailShown(int index, string url)
 
-    // The model when it is an ImageGalleryModel, the only model the tiles can show.
-    readonly property var galleryModel: _showsGalleryModel() ? model : null
+    // The ImageGalleryModel shown: `model` itself, or the model under `model` when that is a
+    // proxy of one (a QSortFilterProxyModel, say). Row numbers of this view's API (signals,
+    // urlAt, currentIndex) are the view's own, the proxy's; the view maps them for the model.
+    readonly property var galleryModel: _galleryModelOf(model)
     readonly property size thumbnailSize: galleryModel ? galleryModel.thumbnailSize : Qt.size(240, 140)
     // The columns the thumbnails fit in (the default cell width), and the columns the grid
     // really has: a user may set cellWidth.
@@ -132,7 +134,7 @@ GridView {
 
                 onClicked: root._tileClicked(index, url)
                 onDoubleClicked: root._tileDoubleClicked(index, url)
-                onRetryRequested: if (root.galleryModel) root.galleryModel.retry(index)
+                onRetryRequested: root._retry(index)
                 // Read from the row, not the tile: a reused tile can show its new row's picture
                 // while its own `url` is still the old row's.
                 onThumbnailShown: root.thumbnailShown(cell.index, cell.model.url)
@@ -154,6 +156,12 @@ GridView {
     }
 
     onUrlsChanged: _applyUrls()
+    Connections {
+        // A proxy that sorts again moves other rows of the model onto the screen.
+        target: root.galleryModel && root.model !== root.galleryModel ? root.model : null
+        function onLayoutChanged() { root._scheduleVisibleRange() }
+        function onModelReset() { root._scheduleVisibleRange() }
+    }
     Connections {
         target: root.galleryModel
         function onUrlsChanged() { root._dropGoneSelections() }
@@ -217,8 +225,9 @@ GridView {
         case Qt.Key_R:  // the failed tile's Retry button, from the keyboard
             if (event.modifiers !== Qt.NoModifier)
                 return  // Ctrl+R and the like are the host's shortcuts
-            if (galleryModel && currentIndex >= 0 && galleryModel.get(currentIndex).status === Image.Error)
-                galleryModel.retry(currentIndex)
+            if (galleryModel && currentIndex >= 0
+                    && galleryModel.get(_sourceRow(currentIndex)).status === Image.Error)
+                _retry(currentIndex)
             event.accepted = true
             return
         default:
@@ -235,11 +244,27 @@ GridView {
 
     // The URL of row `index`, or "" outside the list.
     function urlAt(index) {
-        if (index < 0 || index >= count)
+        if (index < 0 || index >= count || !galleryModel)
             return ""
-        if (galleryModel)
-            return galleryModel.get(index).url
-        return ""
+        var row = _sourceRow(index)
+        return row < 0 ? "" : galleryModel.get(row).url
+    }
+
+    // The gallery model's row for the view's row `index`: the same number, or mapped through
+    // the proxies between them; -1 if a proxy has no such row.
+    function _sourceRow(index) {
+        if (model === galleryModel)
+            return index
+        var modelIndex = model.index(index, 0)
+        for (var proxy = model; proxy && proxy !== galleryModel; proxy = proxy.sourceModel)
+            modelIndex = proxy.mapToSource(modelIndex)
+        return modelIndex.valid ? modelIndex.row : -1
+    }
+
+    function _retry(index) {
+        var row = _sourceRow(index)
+        if (galleryModel && row >= 0)
+            galleryModel.retry(row)
     }
 
     function isSelected(index) {
@@ -272,6 +297,11 @@ GridView {
         var seen = Object.create(null)
         var unique = []
         var all = galleryModel.urls
+        if (model !== galleryModel) {  // what the proxy shows: a filter's hidden rows stay out
+            all = []
+            for (var row = 0; row < count; ++row)
+                all.push(urlAt(row))
+        }
         for (var i = 0; i < all.length; ++i) {
             if (!seen[all[i]]) {
                 seen[all[i]] = true
@@ -323,10 +353,14 @@ GridView {
         imageActivated(currentIndex, url)
     }
 
-    // The model itself, not galleryModel, whose binding may not have caught up yet when the
-    // view makes cells for a new model or says it changed.
-    function _showsGalleryModel() {
-        return !!model && typeof model.setVisibleRange === "function"
+    // Read from the model itself, not galleryModel, whose binding may not have caught up yet
+    // when the view makes cells for a new model or says it changed.
+    function _galleryModelOf(shown) {
+        for (var depth = 0; shown && depth < 16; ++depth, shown = shown.sourceModel) {
+            if (typeof shown.setVisibleRange === "function")
+                return shown
+        }
+        return null
     }
 
     function _hasTileRoles(row) {
@@ -349,8 +383,10 @@ GridView {
             return
         if (!model) {
             model = _ownModel = ownModelComponent.createObject(root, { urls: urls })
-        } else if (_showsGalleryModel() && model.urls !== urls) {
-            model.urls = urls
+        } else {
+            var shown = _galleryModelOf(model)
+            if (shown && shown.urls !== urls)
+                shown.urls = urls
         }
     }
 
@@ -391,6 +427,22 @@ GridView {
         var top = Math.max(0, contentY - originY - (headerItem ? headerItem.height : 0))
         var first = Math.floor(top / cellHeight) * columns
         var last = Math.min(count - 1, Math.ceil((top + height) / cellHeight) * columns - 1)
+        if (model !== galleryModel) {
+            // The model's rows under the screen's: a filter keeps their order, a sort does not,
+            // so the range spans the lowest to the highest of them.
+            var lowest = -1, highest = -1
+            for (var index = first; index <= last; ++index) {
+                var row = _sourceRow(index)
+                if (row < 0)
+                    continue
+                lowest = lowest < 0 ? row : Math.min(lowest, row)
+                highest = Math.max(highest, row)
+            }
+            if (lowest < 0)
+                return
+            first = lowest
+            last = highest
+        }
         galleryModel.setVisibleRange(first, last)
     }
 }
