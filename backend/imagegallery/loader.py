@@ -14,6 +14,7 @@ events, the transports' as signals.
 """
 from __future__ import annotations
 
+import atexit
 import enum
 import heapq
 import itertools
@@ -89,8 +90,16 @@ QUEUED_DISK_WRITES_BYTES = 64 * 1024 * 1024
 # Thumbnails whose in-memory source the loader last gave a view (see `thumbnail_to_show`), held
 # so that the memory cache evicting one between the view's asking and its Image's loading
 # cannot leave the Image without a picture. Only what the cache evicted costs memory here: at
-# most this many thumbnails (about 33 MB of 240x140 tiles), and only while the cache thrashes.
+# most this many thumbnails (256 tiles of 240x140 are 33 MB; of 800x800, 640 MB) and a quarter
+# of the memory cache's budget, and only while the cache thrashes. An Image that finds its
+# promise gone gets a blank pixel and its thumbnail back through the loader (provider.py).
 PROMISED_THUMBNAILS = 256
+PROMISED_SHARE_OF_CACHE = 0.25
+# How long the loader remembers that a URL was fetched again on purpose (retry(), reload()),
+# so that older work for it still running cannot put back the older picture: far longer than
+# any decode or disk read takes. Forgotten after that, so a long session's retries do not
+# accumulate.
+REFETCH_MEMORY_S = 120.0
 
 
 class _Stage(enum.IntEnum):
@@ -197,6 +206,15 @@ class _Job:
     # How many times the URL had been fetched again on purpose (retry(), reload()) when this job
     # began: a decode of an earlier generation never refills the caches.
     generation: int = 0
+    # Made because a view's Image asked (an evicted thumbnail) and by no one else: once no
+    # Image waits for it any more (its tile scrolled away), nobody does.
+    for_view_only: bool = False
+    # The priority a model gave it before a view's request made it URGENT: what it returns to
+    # when no view waits any more.
+    priority_before_urgent: Tuple[int, int] = (BACKGROUND, 0)
+    # The downloaded body while it is decoded: a new thumbnail size decodes it again instead of
+    # downloading it again.
+    body: Optional[TransferResult] = None
 
 
 class _StreamCap:
@@ -272,9 +290,12 @@ def warm_up_in_background() -> None:
         thread = threading.Thread(target=_warm_up, name="ig-warm-up", daemon=True)
         thread.start()
         _warm_up_thread = thread
+        # An app that quits at once, or a script that ends, must not tear Qt down under a
+        # plugin still loading (a segfault at exit). At exit: registered after PyQt's own exit
+        # hook, so it runs first.
+        atexit.register(thread.join, WARM_UP_JOIN_TIMEOUT_S)
         application = QCoreApplication.instance()
         if application is not None:
-            # An app that quits at once must not tear Qt down under a plugin still loading.
             application.aboutToQuit.connect(lambda: thread.join(WARM_UP_JOIN_TIMEOUT_S))
 
 
@@ -321,6 +342,7 @@ class ImageLoader(QObject):
         # The process-wide thumbnail cache, the one the image providers read.
         self.thumbnails = shared_thumbnail_cache()
         self._promised: "OrderedDict[ThumbnailKey, CachedThumbnail]" = OrderedDict()
+        self._promised_bytes = 0
         self._promised_lock = threading.Lock()  # an Image with asynchronous: true reads off-thread
         self.encoded = new_encoded_cache()
         self.disk: Optional[DiskThumbnailCache] = None
@@ -348,6 +370,7 @@ class ImageLoader(QObject):
         self._decode_backlog: Dict[int, int] = {}  # decode token -> body bytes waiting
         self._decode_generations: Dict[int, int] = {}  # decode token -> its job's generation
         self._refetches: Dict[str, int] = {}  # url -> times retry() fetched it again
+        self._refetched_at: "OrderedDict[str, float]" = OrderedDict()  # url -> last retry(), oldest first
         self._decode_backlog_bytes = 0
         self._decoder = PriorityWorkerPool(default_decode_threads(), "decode", self)
         self._decoder.done.connect(self._on_decoded)
@@ -459,6 +482,10 @@ class ImageLoader(QObject):
                 # decode at the new one: start over as a plain load.
                 job.revalidating, job.etag, job.last_modified = None, "", ""
                 self._restart(job)
+            elif job.stage == _DECODING and job.body is not None:
+                body = job.body
+                self._stop(job)
+                self._decode(job, body)  # the bytes are here: decoded again, not downloaded again
             elif job.stage in (_DISK_LOOKUP, _DECODING):
                 self._restart(job)
 
@@ -483,10 +510,16 @@ class ImageLoader(QObject):
         thumbnail = self.thumbnails.get(key)
         if thumbnail is not None:
             with self._promised_lock:
+                earlier = self._promised.pop(key, None)  # the same key may hold a newer picture
+                if earlier is not None:
+                    self._promised_bytes -= earlier.image.sizeInBytes()
                 self._promised[key] = thumbnail
-                self._promised.move_to_end(key)
-                if len(self._promised) > PROMISED_THUMBNAILS:
-                    self._promised.popitem(last=False)
+                self._promised_bytes += thumbnail.image.sizeInBytes()
+                byte_cap = self.thumbnails.budget_bytes * PROMISED_SHARE_OF_CACHE
+                # The byte cap keeps the newest, whatever its size: the view is asking for it.
+                while (len(self._promised) > PROMISED_THUMBNAILS
+                       or len(self._promised) > 1 and self._promised_bytes > byte_cap):
+                    self._promised_bytes -= self._promised.popitem(last=False)[1].image.sizeInBytes()
         return thumbnail
 
     def promised_thumbnail(self, key: ThumbnailKey) -> Optional[CachedThumbnail]:
@@ -510,19 +543,20 @@ class ImageLoader(QObject):
         if job is not None:
             if claimant is not None:
                 job.claimants.add(claimant)
+            if priority != URGENT:
+                job.for_view_only = False
             self.set_priority(url, priority)
             if job.revalidating is not None:
                 # Delivered already; the server is only being asked whether it changed. A newcomer
                 # gets the thumbnail now instead of waiting on an answer that may change nothing.
-                thumbnail = job.revalidating
-                self._answer_soon(lambda: self.thumbnailReady.emit(url, thumbnail))
+                self._answer_soon(self._picture_answer(url, job.revalidating))
             return
         cached = self.cached(url)
         if cached is not None and not self.revalidate:
             self.stats["memory_hits"] += 1
             # Deliver on the next event-loop turn so callers see the same order of signals
             # whether or not the image was cached.
-            self._answer_soon(lambda: self.thumbnailReady.emit(url, cached))
+            self._answer_soon(self._picture_answer(url, cached))
             return
         parsed = parsed or self.parse_url(url)
         if not parsed.ok:
@@ -544,13 +578,43 @@ class ImageLoader(QObject):
         if spec != self._spec:
             callback(None, "thumbnail size changed")
             return
+        made_now = url not in self._jobs
         self.load(url, URGENT)
         job = self._jobs.get(url)
         if job is None:  # failed at once or was delivered from memory in between
             cached = self.thumbnails.get(self.key_for(url, spec))
             callback(cached, "" if cached else "not available")
             return
+        if made_now:
+            job.for_view_only = True
         job.waiters.append(callback)
+
+    def forget_waiter(self, url: str, callback) -> None:
+        """A view's Image no longer waits for `url` (its tile was destroyed or shows another
+        row): the job loses the first place that Image gave it, and a job only that view
+        wanted ends. Left URGENT, a fast scroll's passed tiles were served before the screen."""
+        job = self._jobs.get(url)
+        if job is None or callback not in job.waiters:
+            return
+        job.waiters.remove(callback)
+        if job.waiters:
+            return
+        if job.for_view_only:
+            self.cancel(url)
+        elif job.priority == URGENT:
+            self.set_priority(url, job.priority_before_urgent)
+
+    def _picture_answer(self, url: str, thumbnail: CachedThumbnail) -> Callable[[], None]:
+        """An answer with a picture at hand, given next turn unless `url` is fetched again on
+        purpose (reload(), retry()) in between: the older picture would then reach the rows
+        that wait for the new one."""
+        generation = self._refetches.get(url, 0)
+
+        def answer() -> None:
+            if self._refetches.get(url, 0) == generation:
+                self.thumbnailReady.emit(url, thumbnail)
+
+        return answer
 
     def _answer_soon(self, answer: Callable[[], None]) -> None:
         """Run `answer` on the next event-loop turn, so callers see the same order of signals
@@ -569,8 +633,11 @@ class ImageLoader(QObject):
         job = self._jobs.get(url)
         if job is None or job.priority == priority:
             return
-        if job.priority == URGENT and priority > URGENT:
-            return  # a provider is waiting; keep it first
+        if job.priority == URGENT and priority > URGENT and job.waiters:
+            job.priority_before_urgent = priority  # for when no view waits any more
+            return  # a view's Image is waiting; keep it first
+        if priority == URGENT:
+            job.priority_before_urgent = job.priority
         job.priority = priority
         if job.stage == _QUEUED:
             self._enqueue(job)  # the old heap entry goes stale and is skipped
@@ -605,11 +672,26 @@ class ImageLoader(QObject):
         if not parsed.ok:
             self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error))
             return
-        self._refetches[url] = self._refetches.get(url, 0) + 1
+        self._remember_refetch(url)
         job = _Job(url, parsed, priority, self._spec, bypass_disk=True, claimants=claimants,
                    generation=self._refetches[url])
         self._jobs[url] = job
         self._start_pipeline(job)
+
+    def _remember_refetch(self, url: str) -> None:
+        now = time.monotonic()
+        for _ in range(len(self._refetched_at)):  # the oldest first; one still loading is kept
+            oldest, at = next(iter(self._refetched_at.items()))
+            if now - at < REFETCH_MEMORY_S:
+                break
+            del self._refetched_at[oldest]
+            if oldest in self._jobs or oldest == url:
+                self._refetched_at[oldest] = now  # re-timed, at the end
+            else:
+                del self._refetches[oldest]
+        self._refetches[url] = self._refetches.get(url, 0) + 1
+        self._refetched_at[url] = now
+        self._refetched_at.move_to_end(url)
 
     def is_loading(self, url: str) -> bool:
         return url in self._jobs
@@ -674,6 +756,7 @@ class ImageLoader(QObject):
         self._held_disk_write_bytes = 0
         with self._promised_lock:
             self._promised.clear()
+            self._promised_bytes = 0
         self._decoder.close()
         self._sandboxed.close()
         self._io.close(finish_queued=finish_disk_writes)
@@ -684,13 +767,13 @@ class ImageLoader(QObject):
         if self.disk is not None and not job.bypass_disk and _names_a_network_image(job.url):
             job.stage = _DISK_LOOKUP
             self._io.submit((_IO_LOOKUP, job.priority), job.token, self._lookup_disk, job.url,
-                            self.key_for(job.url, job.spec), self.disk)
+                            self.key_for(job.url, job.spec), self.disk, job.generation)
         else:
             self._after_disk_miss(job)
 
     @staticmethod
-    def _lookup_disk(url: str, key: ThumbnailKey, disk: DiskThumbnailCache):
-        return url, key, disk.load(key)
+    def _lookup_disk(url: str, key: ThumbnailKey, disk: DiskThumbnailCache, generation: int):
+        return url, key, disk.load(key), generation
 
     def _on_io_done(self, token, result) -> None:
         if isinstance(token, _DiskWrite):
@@ -703,7 +786,9 @@ class ImageLoader(QObject):
                 self._after_disk_miss(job)
 
     def _on_disk_lookup(self, token, result) -> None:
-        url, key, thumbnail = result
+        url, key, thumbnail, generation = result
+        if thumbnail is not None and generation < self._refetches.get(url, 0):
+            return  # begun before a reload(): the disk's copy is the picture being replaced
         if thumbnail is not None:
             self.thumbnails.put(key, thumbnail)
         job = self._jobs.get(url)
@@ -995,6 +1080,7 @@ class ImageLoader(QObject):
 
     def _decode(self, job: _Job, result: TransferResult) -> None:
         job.stage = _DECODING
+        job.body = result
         job.token = next(self._tokens)
         size = len(result.body)
         self._decode_backlog[job.token] = size
@@ -1127,6 +1213,7 @@ class ImageLoader(QObject):
         if not current:
             self._release_disk_writes_if_idle()  # the write just held, when nothing else runs
             return
+        job.body = None
         if thumbnail is None:
             self._fail(job, error)
         else:
@@ -1174,6 +1261,7 @@ class ImageLoader(QObject):
             self._decoder.cancel(job.token)
             self._sandboxed.cancel(job.token)
             self._release_backlog(job.token)
+            job.body = None
         elif job.stage == _DISK_LOOKUP:
             self._io.cancel(job.token)
         job.token = next(self._tokens)  # late results and stale heap entries are now ignored

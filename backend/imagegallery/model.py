@@ -497,6 +497,15 @@ class ImageGalleryModel(QAbstractListModel):
             return (NEAR_VISIBLE, distance)
         return (BACKGROUND, number)
 
+    def _url_priority(self, url: str, number: int):
+        """The priority of row `number`'s URL: the best of its rows' (one job serves them all),
+        so a URL on screen and again far below is not sent to the back when the far row is
+        asked for."""
+        rows = self._rows_by_url[url]
+        if len(rows) == 1:
+            return self._priority_for(number)
+        return min(self._priority_for(n) for n in map(self._number_of, rows) if n >= 0)
+
     def _wanted(self, number: int) -> bool:
         if self._load_policy == self.LoadPolicy.LoadAll:
             return True
@@ -581,9 +590,9 @@ class ImageGalleryModel(QAbstractListModel):
             for sibling in self._rows_by_url[row.url]:
                 sibling.from_network = False
             self._refetching.add(row.url)
-            self._loader.retry(row.url, self._priority_for(number), parsed, self._claim)
+            self._loader.retry(row.url, self._url_priority(row.url, number), parsed, self._claim)
         else:
-            self._loader.load(row.url, self._priority_for(number), parsed, self._claim)
+            self._loader.load(row.url, self._url_priority(row.url, number), parsed, self._claim)
 
     def _number_of(self, row: _Row) -> int:
         if self._index_of is None:
@@ -619,7 +628,7 @@ class ImageGalleryModel(QAbstractListModel):
                 if row.status == self.Status.Null:
                     self._request(row, number)
                 else:
-                    self._loader.set_priority(row.url, self._priority_for(number))
+                    self._loader.set_priority(row.url, self._url_priority(row.url, number))
             elif row.status == self.Status.Loading and self._load_policy == self.LoadPolicy.LoadVisible:
                 if not any(self._wanted(self._number_of(r)) for r in self._rows_by_url[row.url]):
                     self._loader.cancel(row.url, self._claim)
@@ -630,7 +639,7 @@ class ImageGalleryModel(QAbstractListModel):
                         sibling.received, sibling.total = 0, -1
                     self._drop_fraction(row.url)
             else:
-                self._loader.set_priority(row.url, self._priority_for(number))
+                self._loader.set_priority(row.url, self._url_priority(row.url, number))
 
     def _admitted_rows(self, url: str) -> List[_Row]:
         """The rows for `url` this model's URL rules allow: a result that was on its way (a
@@ -644,7 +653,9 @@ class ImageGalleryModel(QAbstractListModel):
                 self._set_status(row, self.Status.Loading, "")
 
     def _on_load_progress(self, url: str, received: int, total: int) -> None:
-        rows = self._admitted_rows(url)
+        # Not Ready rows: one whose thumbnail is downloaded again for a new size has settled,
+        # and its fraction would count it twice in `progress`.
+        rows = [row for row in self._admitted_rows(url) if row.status != self.Status.Ready]
         if not rows:
             return  # a refused row's fraction would count in `progress` for ever
         self._set_fraction(url, received / total if total > 0 else 0.0)
@@ -839,7 +850,7 @@ class ImageGalleryModel(QAbstractListModel):
         for number in range(first, last + 1):
             row = self._rows[number]
             if row.status == self.Status.Ready:
-                self._loader.load(row.url, self._priority_for(number), self._parsed(row),
+                self._loader.load(row.url, self._url_priority(row.url, number), self._parsed(row),
                                   self._claim)
         if self._rows:
             self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1), [self.SourceRole])

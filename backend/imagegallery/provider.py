@@ -69,12 +69,20 @@ class ThumbnailResponse(QQuickImageResponse):
     Thread: created on Qt's pixmap reader thread; completed from the GUI thread or at once.
     """
 
-    def __init__(self):
+    def __init__(self, relay: Optional["_GuiThreadRelay"] = None):
         super().__init__()
         self._image = QImage()
         self._error = ""
         self._done = False
         self._lock = threading.Lock()
+        self._relay = relay
+        # What the loader calls back (set on the GUI thread): named again when QML gives up.
+        self.waiter = None
+
+    @property
+    def done(self) -> bool:
+        with self._lock:
+            return self._done
 
     def complete(self, image: Optional[QImage], error: str = "") -> None:
         with self._lock:
@@ -92,7 +100,10 @@ class ThumbnailResponse(QQuickImageResponse):
         return self._error
 
     def cancel(self) -> None:
+        """QML no longer wants the image (its Image was destroyed or given another source)."""
         self.complete(None, "cancelled")
+        if self._relay is not None:
+            self._relay.gave_up.emit(self)  # the loader lives on the GUI thread
 
 
 class _GuiThreadRelay(QObject):
@@ -100,6 +111,7 @@ class _GuiThreadRelay(QObject):
 
     miss = pyqtSignal(int, str, object, object)  # loader id, url, spec, response
     reload = pyqtSignal(int, str)  # loader id, url
+    gave_up = pyqtSignal(object)  # a response QML cancelled
 
     def __init__(self):
         super().__init__()
@@ -107,8 +119,11 @@ class _GuiThreadRelay(QObject):
         # Queued even from the GUI thread: a synchronous provider's miss is reported from
         # inside QML's loading of an Image, where the model must not change under it.
         self.reload.connect(self._on_reload, Qt.QueuedConnection)
+        self.gave_up.connect(self._on_gave_up, Qt.QueuedConnection)
 
     def _on_miss(self, loader_id: int, url: str, spec: ThumbnailSpec, response: ThumbnailResponse):
+        if response.done:
+            return  # cancelled on its way here: the tile scrolled past, nothing to fetch
         loader = loader_for_id(loader_id)
         if loader is None:
             response.complete(None, "gallery closed")
@@ -117,7 +132,17 @@ class _GuiThreadRelay(QObject):
         def deliver(thumbnail: Optional[CachedThumbnail], error: str) -> None:
             response.complete(thumbnail.image if thumbnail is not None else None, error)
 
+        response.waiter = (loader_id, url, deliver)
         loader.load_for_provider(url, spec, deliver)
+
+    def _on_gave_up(self, response: ThumbnailResponse):
+        if response.waiter is None:
+            return  # it never reached a loader
+        loader_id, url, deliver = response.waiter
+        response.waiter = None
+        loader = loader_for_id(loader_id)
+        if loader is not None:
+            loader.forget_waiter(url, deliver)
 
     def _on_reload(self, loader_id: int, url: str):
         loader = loader_for_id(loader_id)
@@ -139,7 +164,7 @@ class ThumbnailImageProvider(QQuickAsyncImageProvider):
         self._responses = set()
 
     def requestImageResponse(self, image_id: str, requested_size: QSize) -> QQuickImageResponse:
-        response = ThumbnailResponse()
+        response = ThumbnailResponse(self.relay)
         self._responses.add(response)
         response.finished.connect(lambda r=response: self._responses.discard(r))
         request = parse_image_id(image_id)

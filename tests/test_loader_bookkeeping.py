@@ -1,0 +1,266 @@
+"""The loader's bookkeeping between rows, views and work in flight: which job goes first, which
+picture wins after a reload, what a new size costs, and what stays in memory."""
+import dataclasses
+import os
+import threading
+
+from PyQt5.QtCore import QSize
+from PyQt5.QtGui import QImage
+
+import imagegallery.loader as loader_module
+from imagegallery.cache import DiskThumbnailCache
+from imagegallery.model import ImageGalleryModel
+from imagegallery.provider import ThumbnailImageProvider
+from imaging import (center_color, close_to, encode, noisy_photo_bytes, serve_solid_images,
+                     solid_image_bytes)
+from servers import free_port_refusing_connections
+
+Status = ImageGalleryModel.Status
+MB = 1024 * 1024
+
+
+def _png_over_a_megabyte() -> bytes:
+    """A PNG too large for the encoded-bytes cache (1 MB), so a new size must download it."""
+    width, height = 720, 520  # of noise, which PNG cannot compress
+    image = QImage(os.urandom(width * height * 4), width, height, QImage.Format_RGB32).copy()
+    body = encode(image, "PNG")
+    assert len(body) > loader_module.ENCODED_ENTRY_MAX_BYTES
+    return body
+
+
+# -- priorities --------------------------------------------------------------------------------
+def test_a_url_on_screen_and_again_far_below_is_fetched_with_the_screen(qtbot, image_server,
+                                                                       make_model):
+    image_server.latency = 0.02
+    order = []
+    lock = threading.Lock()
+    body = solid_image_bytes("#336699")
+
+    def serve(handler):
+        with lock:
+            order.append(handler.path)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/png")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    urls = [image_server.add_handler(f"/r{i}.png", serve) for i in range(200)]
+    shared = image_server.add_handler("/shared.png", serve)
+    urls[25] = urls[180] = shared  # on screen, and the same picture again far below
+    model = make_model()
+    model.setVisibleRange(0, 29)
+    with qtbot.waitSignal(model.finished, timeout=30000):
+        model.urls = urls
+    # One job serves both rows; asking for row 180 sent it behind every other row (180th).
+    assert order.index("/shared.png") < 30
+
+
+def test_tiles_scrolled_past_do_not_outrank_the_screen(qtbot, monkeypatch, tmp_path):
+    monkeypatch.setattr(loader_module, "default_decode_threads", lambda: 1)
+    photo = noisy_photo_bytes(3, 1600, 1200)
+    urls = []
+    for number in range(40):
+        path = tmp_path / f"p{number}.jpg"
+        path.write_bytes(photo)
+        urls.append(path.as_uri())
+    model = ImageGalleryModel()
+    loader = model.loader
+    try:
+        with qtbot.waitSignal(model.finished, timeout=60000):
+            model.urls = urls
+        loader.thumbnails.clear()  # a long gallery scrolled far: the memory cache let them go
+        gate = threading.Event()  # the one decoder waits until every request has been made
+        real_decode = loader_module.decode_thumbnail
+        monkeypatch.setattr(loader_module, "decode_thumbnail",
+                            lambda *args, **kwargs: gate.wait(10) and real_decode(*args, **kwargs))
+        provider = ThumbnailImageProvider()
+        delivered = []
+        loader.thumbnailReady.connect(lambda url, _: delivered.append(urls.index(url)))
+
+        def ask(row):
+            source = model.data(model.index(row), ImageGalleryModel.SourceRole)
+            assert source.startswith("image://imagegallery/")
+            return provider.requestImageResponse(source.split("://imagegallery/", 1)[1], QSize())
+
+        for row in range(35):  # a fast scroll: each tile passed asks, then is destroyed
+            ask(row).cancel()
+        model.setVisibleRange(35, 39)
+        on_screen = [ask(row) for row in range(35, 40)]
+        # Nobody waits for the tiles scrolled past: their jobs end (they stayed, first in line).
+        qtbot.waitUntil(lambda: not any(loader.is_loading(url) for url in urls[:35]), timeout=5000)
+        gate.set()
+        qtbot.waitUntil(lambda: all(response.done for response in on_screen), timeout=60000)
+        assert all(not response.errorString() for response in on_screen)
+        assert sorted(delivered[:5]) == [35, 36, 37, 38, 39], delivered
+    finally:
+        monkeypatch.undo()
+        loader.close()
+
+
+# -- which picture wins ------------------------------------------------------------------------
+def test_reload_during_a_slow_disk_lookup_keeps_the_new_picture(qtbot, monkeypatch, image_server,
+                                                                make_model):
+    from imagegallery import cache
+
+    url = image_server.add("/x.png", solid_image_bytes("#ff0000"))
+    first = make_model()
+    with qtbot.waitSignal(first.finished, timeout=10000):
+        first.urls = [url]
+    first.loader.close(finish_disk_writes=True)
+    qtbot.waitUntil(lambda: first.loader.disk.load(first.loader.key_for(url)) is not None,
+                    timeout=10000)
+    cache.shared_thumbnail_cache().clear()  # a new run: memory cold, disk warm
+    image_server.add("/x.png", solid_image_bytes("#0000ff"))  # the picture changed on the server
+
+    looking_up, gate = threading.Event(), threading.Event()
+    real_load = DiskThumbnailCache.load
+
+    def slow_load(self, key):  # a network home folder, a spun-down drive
+        result = real_load(self, key)
+        looking_up.set()
+        gate.wait(10)
+        return result
+
+    monkeypatch.setattr(DiskThumbnailCache, "load", slow_load)
+    model = make_model()
+    lookups_handled = []
+    handle_lookup = model.loader._on_disk_lookup
+    monkeypatch.setattr(model.loader, "_on_disk_lookup",
+                        lambda token, result: (handle_lookup(token, result), lookups_handled.append(1)))
+    try:
+        model.urls = [url]
+        qtbot.waitUntil(looking_up.is_set, timeout=10000)
+        model.reload()
+        qtbot.waitUntil(lambda: model.status_of(0) == Status.Ready, timeout=10000)
+        assert close_to(center_color(model.thumbnail(0)), "#0000ff")
+    finally:
+        gate.set()  # the slow lookup ends, with the old picture
+    qtbot.waitUntil(lambda: len(lookups_handled) == 1, timeout=10000)
+    assert close_to(center_color(model.thumbnail(0)), "#0000ff")
+
+
+def test_reload_in_the_turn_the_list_is_set_is_not_answered_from_memory(qtbot, image_server,
+                                                                       make_model):
+    url = image_server.add("/x.png", solid_image_bytes("#ff0000"))
+    first = make_model()
+    with qtbot.waitSignal(first.finished, timeout=10000):
+        first.urls = [url]
+    image_server.latency = 0.3
+    image_server.add("/x.png", solid_image_bytes("#0000ff"))
+    model = make_model()
+    model.urls = [url]
+    model.reload()  # same turn: "show these, fresh from the server"
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        pass
+    assert not model.loader.is_loading(url)  # finished() came when the reload had delivered
+    assert close_to(center_color(model.thumbnail(0)), "#0000ff")
+
+
+# -- a new size --------------------------------------------------------------------------------
+def test_a_new_size_decodes_waiting_bodies_again_without_downloading_them(qtbot, monkeypatch,
+                                                                         image_server):
+    monkeypatch.setattr(loader_module, "default_decode_threads", lambda: 1)
+    decoding, gate = threading.Event(), threading.Event()
+    real_decode = loader_module.decode_thumbnail
+
+    def slow_first_decode(body, spec, *args, **kwargs):
+        if not decoding.is_set():
+            decoding.set()
+            gate.wait(10)  # a large photo being decoded
+        return real_decode(body, spec, *args, **kwargs)
+
+    monkeypatch.setattr(loader_module, "decode_thumbnail", slow_first_decode)
+    model = ImageGalleryModel()
+    try:
+        model.urls = serve_solid_images(image_server, ["#ff0000", "#00ff00", "#0000ff"])
+        # Every body downloaded; the first is decoding, the other two wait for the decoder.
+        qtbot.waitUntil(lambda: image_server.total_hits() == 3 and decoding.is_set()
+                        and model.loader.in_flight() == 0, timeout=10000)
+        model.thumbnailSize = QSize(100, 100)
+        gate.set()
+        qtbot.waitUntil(lambda: model.loadedCount == 3, timeout=10000)
+        assert image_server.total_hits() == 3
+        assert model.thumbnail(0).width() == 100
+    finally:
+        gate.set()
+        model.loader.close()
+
+
+def test_progress_counts_a_ready_row_once_while_a_new_size_downloads_it_again(qtbot, image_server,
+                                                                              make_model):
+    body = _png_over_a_megabyte()
+    hits = []
+
+    def big(handler):
+        hits.append(1)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/png")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        if len(hits) == 1:
+            handler.wfile.write(body)
+            return
+        handler.wfile.write(body[: len(body) // 2])  # the second download stalls half way
+        handler.wfile.flush()
+        image_server.stopping.wait(30)
+
+    a = image_server.add_handler("/big.png", big)
+    b = image_server.add_handler("/hang.png", lambda handler: image_server.stopping.wait(30))
+    model = make_model()
+    model.urls = [a, b]
+    qtbot.waitUntil(lambda: model.status_of(0) == Status.Ready, timeout=10000)
+    assert model.progress == 0.5
+    received = []
+    model.loader.loadProgress.connect(lambda url, got, total: received.append(got))  # after the model's
+    model.thumbnailSize = QSize(100, 100)
+    qtbot.waitUntil(lambda: len(hits) == 2 and len(received) > 0 and received[-1] >= len(body) // 2,
+                    timeout=10000)
+    assert model.status_of(0) == Status.Ready
+    assert model.progress == 0.5  # one row of two settled, the other at 0 bytes
+
+
+# -- what stays in memory ----------------------------------------------------------------------
+def test_promised_thumbnails_hold_at_most_a_quarter_of_the_memory_cache(qtbot, image_server,
+                                                                        make_model):
+    image_server.add("/big.png", solid_image_bytes("#808080", 1600, 1600))
+    urls = [image_server.url(f"/big.png?n={number}") for number in range(40)]
+    model = make_model()
+    model.thumbnailSize = QSize(800, 800)  # large tiles: 2.4 MB each
+    model.fillMode = ImageGalleryModel.FillMode.PreserveAspectCrop
+    loader = model.loader
+    budget = loader.thumbnails.budget_bytes
+    loader.thumbnails.set_budget(16 * MB)
+    try:
+        shown = set()
+
+        def read_sources(*_):  # a view scrolling through the list reads each Ready row's source
+            for row in range(model.count):
+                if row not in shown and model.status_of(row) == Status.Ready:
+                    model.data(model.index(row), ImageGalleryModel.SourceRole)
+                    shown.add(row)
+
+        model.dataChanged.connect(read_sources)
+        with qtbot.waitSignal(model.finished, timeout=60000):
+            model.urls = urls
+        read_sources()
+        assert len(shown) == len(urls)
+        promised = sum(thumbnail.image.sizeInBytes() for thumbnail in loader._promised.values())
+        assert promised <= 4 * MB  # was 256 thumbnails whatever their size: 96 MB here
+    finally:
+        loader.thumbnails.set_budget(budget)
+
+
+def test_reloads_are_forgotten_once_no_older_work_can_be_running(qtbot, monkeypatch, make_model):
+    monkeypatch.setattr(loader_module, "REFETCH_MEMORY_S", 0.0)
+    port = free_port_refusing_connections()
+    model = make_model()
+    model.set_limits(dataclasses.replace(model.limits, max_retries=0))
+    model.cacheDirectory = ""
+    for generation in range(3):
+        with qtbot.waitSignal(model.finished, timeout=30000):
+            model.urls = [f"http://127.0.0.1:{port}/g{generation}/{n}.png" for n in range(100)]
+        with qtbot.waitSignal(model.finished, timeout=30000):
+            model.retryFailed()
+    model.urls = []
+    assert len(model.loader._refetches) <= 100  # one list's, not every URL ever retried
