@@ -7,7 +7,7 @@ from imagegallery.model import ImageGalleryModel
 from imagegallery.limits import LoadLimits
 from imagegallery.transport.proxy import EnvironmentProxyFactory, proxy_for_url
 from imagegallery.transport.qt import qt_has_tls
-from imaging import center_color, close_to, serve_solid_images
+from imaging import center_color, close_to, serve_solid_images, solid_image_bytes
 from proxy_server import ForwardProxy
 from servers import free_port_refusing_connections
 
@@ -177,3 +177,21 @@ def test_the_host_applications_own_proxy_setting_is_left_alone(monkeypatch, make
             (QNetworkProxy.HttpProxy, "proxy.example.invalid", 3128)]
     finally:
         QNetworkProxy.setApplicationProxy(QNetworkProxy(QNetworkProxy.NoProxy))
+
+
+def test_every_origin_gets_its_own_connections_through_a_proxy(qtbot, monkeypatch, image_server,
+                                                              proxied_model):
+    # libcurl counts a proxy as the host: twelve origins shared its six connections, and the
+    # transfers the loader had started waited inside libcurl until they timed out.
+    body = solid_image_bytes("#ff0000", 64, 48)
+    image_server.latency = 0.3  # the proxy takes a moment for each
+    urls = []
+    for origin in range(12):
+        for number in range(2):
+            url = f"http://origin{origin}.invalid:8080/img{number}.png"
+            image_server.add(url, body)  # the proxy's answer for that absolute URI
+            urls.append(url)
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{image_server.port}")
+    model = proxied_model()
+    assert load_all(qtbot, model, urls) == [ImageGalleryModel.Status.Ready] * len(urls)
+    assert image_server.max_in_flight > 6

@@ -957,14 +957,22 @@ class ImageLoader(QObject):
     def _on_response_started(self, request_id: int, status: int, total: int) -> None:
         job = self._by_request.get(request_id)
         if job is not None:
-            job.responded = True
+            self._responded(job)
             self._arrived(job, 0)
+
+    def _responded(self, job: _Job) -> None:
+        if not job.responded:
+            job.responded = True
+            # The rate rule judges the body from here: the wait for the answer is the no-response
+            # rule's, and counted as slow body it failed a server that answered late, then fast.
+            job.arrivals.window_start = time.monotonic()
+            job.arrivals.window_bytes = job.arrivals.received
 
     def _on_progress(self, request_id: int, received: int, total: int) -> None:
         job = self._by_request.get(request_id)
         if job is None:
             return
-        job.responded = True
+        self._responded(job)
         self._arrived(job, max(0, received - job.received))  # a redirect's next hop counts anew
         job.received = received
         if job.revalidating is None:
@@ -982,13 +990,20 @@ class ImageLoader(QObject):
             return  # aborted or superseded
         transport = job.transport  # the slot's release forgets it
         self._release_slot(job)
-        self._adapt_stream_cap(job.parsed.host_key, result)
+        # What the connection told of the host only counts if the host answered: an HTTP/1.1
+        # origin redirecting to an HTTP/2 CDN was given 64 streams, and its six connections
+        # held the other 58 requests until they timed out.
+        answered_by_host = (not result.final_url
+                            or parse_image_url(result.final_url).host_key == job.parsed.host_key)
+        if answered_by_host:
+            self._adapt_stream_cap(job.parsed.host_key, result)
         # Refill the freed connection now, not at the next event-loop turn: by then the other
         # replies' data events are queued ahead, and a connection idling a few ms per request
         # adds up over a gallery (34 rounds of six on W1).
         self.dispatch_now()
         if result.http2_used:
             self.stats["http2_responses"] += 1
+        if result.http2_used and answered_by_host:
             if job.parsed.host_key not in self._http2_hosts:
                 self._http2_hosts.add(job.parsed.host_key)
                 self._request_schedule()

@@ -132,6 +132,9 @@ class TransferResult:
     last_modified: str = ""
     cache_control: str = ""
     http2_used: bool = False
+    # Where the answer came from after redirects ("": the URL asked for). A CDN's HTTP/2 says
+    # nothing of the origin that redirected there.
+    final_url: str = ""
     not_modified: bool = False  # 304 to a conditional request
     error: Optional[TransferError] = None
 

@@ -122,6 +122,10 @@ class _Transfer:
             return None
         self.total = _content_length(self.headers.get("content-length", ""))
         self.transport._startedFromWorker.emit(request.request_id, self.status, self.total)
+        if self.status in _REDIRECT_STATUSES:  # and no Location: as the Qt transport says it
+            self.error = TransferError(ErrorKind.REDIRECT,
+                                       f"HTTP {self.status} redirect without a usable Location")
+            return 0
         if self.status >= 300 and self.status != 304:
             self.error = http_status_error(self.status, self.reason,
                                            self.headers.get("retry-after", ""))
@@ -191,6 +195,7 @@ class _Transfer:
             etag=headers.get("etag", ""), last_modified=headers.get("last-modified", ""),
             cache_control=headers.get("cache-control", ""),
             http2_used=http_version == pycurl.CURL_HTTP_VERSION_2_0,
+            final_url=self.url if self.url != request.url else "",
             not_modified=self.status == 304)
 
     def failure(self, error: TransferError) -> TransferResult:
@@ -317,9 +322,11 @@ class _Worker:
         self.multi = pycurl.CurlMulti()
         self.multi.setopt(pycurl.M_PIPELINING, pycurl.PIPE_MULTIPLEX)
         # The loader caps requests in flight per host already; this keeps libcurl from opening
-        # more connections than that cap while HTTP/2 is still being negotiated.
+        # more connections than that cap while HTTP/2 is still being negotiated. Through a
+        # proxy libcurl counts the proxy as the host, and every origin would share its six:
+        # there, no cap of libcurl's (0), the loader's per origin only.
         self.multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS,
-                          max(1, self.options.max_connections_per_host))
+                          0 if transport.proxies else max(1, self.options.max_connections_per_host))
         self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
 

@@ -69,6 +69,12 @@ _PROXY_EQUIVALENTS = {
 _READ_BUFFER_MARGIN = 1024 * 1024
 
 
+def _final_url(reply: QNetworkReply, requested: str) -> str:
+    """Where the answer came from after redirects, or "" if from the URL asked for."""
+    final = reply.url().toString(QUrl.FullyEncoded)
+    return "" if final == requested else final
+
+
 @functools.lru_cache(maxsize=1)
 def qt_has_tls() -> bool:
     """Whether this Qt can speak TLS (False for PyQt5 wheels on OpenSSL 3 systems)."""
@@ -170,8 +176,13 @@ class QtTransport(Transport):
                               QNetworkRequest.NoLessSafeRedirectPolicy if qt_has_tls()
                               else QNetworkRequest.UserVerifiedRedirectPolicy)
         qrequest.setMaximumRedirectsAllowed(request.max_redirects)
-        qrequest.setAttribute(QNetworkRequest.CacheLoadControlAttribute,
-                              QNetworkRequest.AlwaysNetwork)
+        # No cookies kept or sent, as libcurl keeps none: a host setting one per image grew the
+        # Cookie header past a server's limit (nginx: 400 at 8 KB), and would track the user.
+        qrequest.setAttribute(QNetworkRequest.CookieLoadControlAttribute, QNetworkRequest.Manual)
+        qrequest.setAttribute(QNetworkRequest.CookieSaveControlAttribute, QNetworkRequest.Manual)
+        # (No CacheLoadControlAttribute: without a QNetworkDiskCache Qt keeps nothing, and
+        # AlwaysNetwork only added "Cache-Control: no-cache", which sends a caching proxy or CDN
+        # back to the origin for every thumbnail.)
         # Images are compressed already; asking for identity also stops Qt from inflating a
         # gzip body itself, without any bound (decode.py inflates with the byte cap instead).
         qrequest.setRawHeader(b"Accept-Encoding", b"identity")
@@ -406,6 +417,7 @@ class QtTransport(Transport):
                 etag=_header(reply, b"ETag"), last_modified=_header(reply, b"Last-Modified"),
                 cache_control=_header(reply, b"Cache-Control"),
                 http2_used=bool(reply.attribute(QNetworkRequest.Http2WasUsedAttribute)),
+                final_url=_final_url(reply, request.url),
                 not_modified=status == 304)
             if received != transfer.reported:
                 self.progress.emit(request.request_id, received, transfer.total)
