@@ -4,7 +4,7 @@ import threading
 import time
 
 import pytest
-from PyQt5.QtCore import QCoreApplication, Qt
+from PyQt5.QtCore import QCoreApplication, QElapsedTimer, Qt
 
 from imagegallery.transport.base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE,
                                          ErrorKind, TransferRequest, TransportOptions)
@@ -96,7 +96,7 @@ def test_worker_thread_starts_lazily_and_signals_arrive_on_the_gui_thread(qtbot,
     assert all(r.ok and r.body == b"x" * 1000 for r in recorder.finished.values())
     assert transport.in_flight() == 0
     transport.close()
-    assert not transport.worker_thread.is_alive()
+    qtbot.waitUntil(lambda: not transport.worker_thread.is_alive(), timeout=5000)
 
 
 def test_progress_is_throttled_and_ends_with_the_full_count(qtbot, make_transport, image_server):
@@ -213,7 +213,7 @@ def test_abort_drops_a_result_already_on_its_way(qtbot, make_transport, image_se
     url = image_server.add("/quick", b"quick", "image/png")
     queued = threading.Event()
     # Runs on the worker thread right after the result was queued for the GUI thread.
-    transport._finishedFromWorker.connect(lambda result: queued.set(), Qt.DirectConnection)
+    transport.from_worker.finished.connect(lambda result: queued.set(), Qt.DirectConnection)
     transport.start(TransferRequest(1, url, CAP, 5))
     # Block the GUI thread (no event processing) until the result is on its way, then abort.
     assert queued.wait(5)
@@ -231,9 +231,37 @@ def test_close_with_transfers_in_flight_returns_and_stops_the_thread(qtbot, make
     qtbot.waitUntil(entered.is_set, timeout=5000)
     transport.close()
     release.set()
-    assert transport.in_flight() == 0 and not transport.worker_thread.is_alive()
+    assert transport.in_flight() == 0
+    qtbot.waitUntil(lambda: not transport.worker_thread.is_alive(), timeout=5000)
     QCoreApplication.processEvents()  # delivers anything the stopped thread had queued
     assert recorder.finished == {}
+
+
+def test_close_does_not_wait_for_a_worker_stuck_in_libcurls_cleanup(qtbot, make_transport,
+                                                                    image_server, monkeypatch):
+    # libcurl's cleanup waits for its DNS lookups: a slow resolver held the GUI thread for 2 s at
+    # every transport change and at quit while close() joined the worker.
+    from imagegallery.transport import curl
+
+    cleanup_done = threading.Event()
+    real_run = curl._Worker.run
+
+    def run_then_slow_cleanup(worker):
+        real_run(worker)
+        cleanup_done.wait(10)  # as multi.close() waiting for a resolver thread
+
+    monkeypatch.setattr(curl._Worker, "run", run_then_slow_cleanup)
+    transport, recorder = make_transport()
+    url = image_server.add("/a.png", b"x" * 100, "image/png")
+    assert run(qtbot, transport, recorder, 1, url).ok
+    timer = QElapsedTimer()
+    timer.start()
+    transport.close()
+    closing_ms = timer.elapsed()
+    assert transport.worker_thread.is_alive()
+    cleanup_done.set()
+    qtbot.waitUntil(lambda: not transport.worker_thread.is_alive(), timeout=5000)
+    assert closing_ms < 500  # it joined for 2,000 ms
 
 
 def test_self_signed_certificate_fails_with_the_reason(qtbot, make_transport, test_ca,

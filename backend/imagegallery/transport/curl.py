@@ -18,6 +18,7 @@ id: a result already queued when the GUI thread aborts is dropped on arrival.
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import os
 import re
@@ -44,7 +45,8 @@ from .proxy import environment_proxies, proxy_for_url
 # 64 KiB) was five events per photo: over HTTP/2, 64 streams' worth arriving together.
 PROGRESS_MIN_INTERVAL_S = 0.05
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_SHUTDOWN_WAIT_S = 2.0
+_SHUTDOWN_WAIT_S = 2.0  # how long the interpreter's exit waits for workers still ending
+_CLOSE_WAIT_S = 0.1  # how long close() waits for its worker on the GUI thread
 # CURLOPT_SUPPRESS_CONNECT_HEADERS (libcurl 7.54): without it a proxy's "200 Connection
 # established" reaches the header callback as if it were the image's response. pycurl has no
 # name for it.
@@ -121,7 +123,7 @@ class _Transfer:
             self.redirect_to = location  # followed when this hop ends; its body is dropped
             return None
         self.total = _content_length(self.headers.get("content-length", ""))
-        self.transport._startedFromWorker.emit(request.request_id, self.status, self.total)
+        self.transport.from_worker.started.emit(request.request_id, self.status, self.total)
         if self.status in _REDIRECT_STATUSES:  # and no Location: as the Qt transport says it
             self.error = TransferError(ErrorKind.REDIRECT,
                                        f"HTTP {self.status} redirect without a usable Location")
@@ -152,7 +154,7 @@ class _Transfer:
         self.chunks.append(chunk)
         now = time.monotonic()
         if now - self.reported_at >= PROGRESS_MIN_INTERVAL_S:
-            self.transport._progressFromWorker.emit(self.request.request_id, self.received,
+            self.transport.from_worker.progress.emit(self.request.request_id, self.received,
                                                     self.total)
             self.reported, self.reported_at = self.received, now
         return None
@@ -185,7 +187,7 @@ class _Transfer:
         request = self.request
         if self.received != self.reported or self.received == 0:
             # The last count always arrives, so the loader and the tile see the full size.
-            self.transport._progressFromWorker.emit(request.request_id, self.received, self.total)
+            self.transport.from_worker.progress.emit(request.request_id, self.received, self.total)
         headers = self.headers
         http_version = self.handle.getinfo(pycurl.INFO_HTTP_VERSION)
         return TransferResult(
@@ -203,17 +205,37 @@ class _Transfer:
                               http_status=error.http_status or self.status, error=error)
 
 
+class _WorkerSignals(QObject):
+    """What the worker thread tells the GUI thread (queued, since the worker emits them).
+
+    An object apart from the transport, which the worker keeps until it ends: close() does not
+    wait for the worker (libcurl's DNS thread can hold it for seconds), so the transport may be
+    deleted first, and Qt drops a deleted receiver's connections, so a late word goes nowhere.
+    """
+
+    started = pyqtSignal(int, int, "qlonglong")
+    progress = pyqtSignal(int, "qlonglong", "qlonglong")
+    finished = pyqtSignal(object)
+
+
+# Workers still running, for the exit hook: the interpreter must not tear PyQt down under one.
+_running_workers: Set[threading.Thread] = set()
+
+
+@atexit.register
+def _let_workers_end_at_exit() -> None:
+    # Registered after PyQt's own exit hook, so it runs first.
+    deadline = time.monotonic() + _SHUTDOWN_WAIT_S
+    for thread in list(_running_workers):
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
 class CurlTransport(Transport):
     """libcurl transport for https where Qt has no TLS (and for anything when forced).
 
     Thread: created on and called from the GUI thread; transfers run on the transport's own
     thread, started on the first `start`; signals arrive on the GUI thread.
     """
-
-    # Worker -> GUI thread (queued, since the emitter is the worker thread).
-    _startedFromWorker = pyqtSignal(int, int, "qlonglong")
-    _progressFromWorker = pyqtSignal(int, "qlonglong", "qlonglong")
-    _finishedFromWorker = pyqtSignal(object)
 
     def __init__(self, options: TransportOptions = TransportOptions(),
                  parent: Optional[QObject] = None):
@@ -232,9 +254,10 @@ class CurlTransport(Transport):
         # Over HTTP/2 dozens of transfers finish together; handing them all over in one go
         # (each starting the next request) stopped the GUI for 30-40 ms.
         self._finished_results = TurnBudget(self._hand_over, self)
-        self._startedFromWorker.connect(self._relay_started)
-        self._progressFromWorker.connect(self._relay_progress)
-        self._finishedFromWorker.connect(self._finished_results.offer)
+        self.from_worker = _WorkerSignals()  # no parent: the worker's reference keeps it
+        self.from_worker.started.connect(self._relay_started)
+        self.from_worker.progress.connect(self._relay_progress)
+        self.from_worker.finished.connect(self._finished_results.offer)
 
     # -- Transport interface (GUI thread) --------------------------------------------------
     def start(self, request: TransferRequest) -> None:
@@ -261,11 +284,12 @@ class CurlTransport(Transport):
         self._finished_results.clear()
         if self._thread is None:
             return
+        # Waited for briefly (it ends in a few ms, its connections closed), not until it ends:
+        # in libcurl's cleanup it waits for its DNS lookups, and a slow one held the GUI thread
+        # for 2 s at every transport change and at quit. Left running, it ends on its own and
+        # closes its wake-up pipe; the exit hook above waits for it, bounded.
         self._send("close", None)
-        self._thread.join(_SHUTDOWN_WAIT_S)
-        if not self._thread.is_alive():
-            self._wake_reader.close()
-            self._wake_writer.close()
+        self._thread.join(_CLOSE_WAIT_S)
 
     @property
     def worker_thread(self) -> Optional[threading.Thread]:
@@ -277,6 +301,8 @@ class CurlTransport(Transport):
             self._wake_writer.send(b"\0")
         except BlockingIOError:
             pass  # the pipe is full of wake-ups already; the worker drains every command
+        except OSError:
+            pass  # the worker has ended (it closed the pipe): nothing is listening
 
     def _ensure_thread(self) -> None:
         if self._thread is not None:
@@ -290,7 +316,13 @@ class CurlTransport(Transport):
 
     def _run_worker(self) -> None:
         # Made on its own thread: the multi handle is never touched anywhere else.
-        _Worker(self).run()
+        _running_workers.add(threading.current_thread())
+        try:
+            _Worker(self).run()
+        finally:
+            self._wake_reader.close()
+            self._wake_writer.close()
+            _running_workers.discard(threading.current_thread())
 
     # -- relays (GUI thread) ---------------------------------------------------------------
     def _relay_started(self, request_id: int, status: int, total: int) -> None:
@@ -509,7 +541,7 @@ class _Worker:
 
     def _finish(self, transfer: _Transfer, result: TransferResult) -> None:
         self._remove(transfer)
-        self.transport._finishedFromWorker.emit(result)
+        self.transport.from_worker.finished.emit(result)
 
     def _remove(self, transfer: _Transfer) -> None:
         self.transfers.pop(transfer.request.request_id, None)
