@@ -1048,35 +1048,6 @@ def test_a_url_named_like_a_javascript_object_member_can_be_selected(qtbot, scen
     assert scene.selected() == ["constructor", a]
 
 
-def test_a_sorting_proxy_over_a_gallery_model_shows_its_tiles(qtbot, scene_factory, image_server,
-                                                              make_model):
-    from PyQt5.QtCore import QSize, QSortFilterProxyModel
-
-    urls = serve(image_server, COLORS[:3])
-    source = make_model()
-    source.thumbnailSize = QSize(120, 80)
-    source.urls = urls
-    proxy = QSortFilterProxyModel()
-    proxy.setSourceModel(source)
-    proxy.sort(0, Qt.DescendingOrder)
-    scene = scene_factory("""
-import QtQuick 2.15
-import QtQuick.Window 2.15
-import ImageGallery 1.0
-
-Window {
-    width: 580; height: 420; visible: true
-    property QtObject proxy: null
-    ImageGallery { objectName: "gallery"; anchors.fill: parent; model: proxy }
-}
-""", proxy=proxy)
-    qtbot.waitUntil(lambda: source.loadedCount == 3, timeout=10000)
-    qtbot.waitUntil(lambda: len(gallery_cells(scene.window)) == 3
-                    and all(cell_tile(cell) is not None for cell in gallery_cells(scene.window)),
-                    timeout=3000)
-    assert sorted(tile.property("url") for tile in image_buttons(scene.window)) == sorted(urls)
-
-
 PROXY_QML = """
 import QtQuick 2.15
 import QtQuick.Window 2.15
@@ -1094,11 +1065,10 @@ Window {
 """
 
 
-def test_keys_selection_and_urls_go_through_a_sorting_proxy(qtbot, scene_factory, image_server,
-                                                             make_model):
+def gallery_model_behind_a_sorting_proxy(make_model, urls):
+    """(model, proxy): the proxy shows the model's rows by URL, last first."""
     from PyQt5.QtCore import QSize, QSortFilterProxyModel
 
-    urls = serve(image_server, COLORS[:3])
     source = make_model()
     source.thumbnailSize = QSize(120, 80)
     source.urls = urls
@@ -1106,6 +1076,25 @@ def test_keys_selection_and_urls_go_through_a_sorting_proxy(qtbot, scene_factory
     proxy.setSourceModel(source)
     proxy.setSortRole(ImageGalleryModel.UrlRole)
     proxy.sort(0, Qt.DescendingOrder)
+    return source, proxy
+
+
+def test_a_sorting_proxy_over_a_gallery_model_shows_its_tiles(qtbot, scene_factory, image_server,
+                                                              make_model):
+    urls = serve(image_server, COLORS[:3])
+    source, proxy = gallery_model_behind_a_sorting_proxy(make_model, urls)
+    scene = scene_factory(PROXY_QML, proxy=proxy)
+    qtbot.waitUntil(lambda: source.loadedCount == 3, timeout=10000)
+    qtbot.waitUntil(lambda: len(gallery_cells(scene.window)) == 3
+                    and all(cell_tile(cell) is not None for cell in gallery_cells(scene.window)),
+                    timeout=3000)
+    assert sorted(tile.property("url") for tile in image_buttons(scene.window)) == sorted(urls)
+
+
+def test_keys_selection_and_urls_go_through_a_sorting_proxy(qtbot, scene_factory, image_server,
+                                                             make_model):
+    urls = serve(image_server, COLORS[:3])
+    source, proxy = gallery_model_behind_a_sorting_proxy(make_model, urls)
     shown = [proxy.data(proxy.index(row, 0), ImageGalleryModel.UrlRole) for row in range(3)]
     assert shown == sorted(urls, reverse=True) and shown != urls
     scene = scene_factory(PROXY_QML, proxy=proxy)
