@@ -175,6 +175,10 @@ def test_a_pasted_url_or_path_with_a_space_stays_whole(tmp_path):
     assert parse_pasted_text(str(folder / "beach day.png")) == [str(folder / "beach day.png")]
     assert parse_pasted_text("http://a/my photo.jpg") == ["http://a/my photo.jpg"]
     assert parse_pasted_text(f"http://a/1.png {tmp_path}") == ["http://a/1.png", str(tmp_path)]
+    # Paths and URLs beside each other still split, a missing file's among them.
+    assert parse_pasted_text("~/a.png ~/b.png") == ["~/a.png", "~/b.png"]
+    assert parse_pasted_text(f"http://a/1.png http://a/2.png {tmp_path}/missing.png") == [
+        "http://a/1.png", "http://a/2.png", f"{tmp_path}/missing.png"]
 
 
 def test_a_list_files_paths_are_read_from_the_lists_folder(tmp_path, monkeypatch):

@@ -264,3 +264,53 @@ def test_reloads_are_forgotten_once_no_older_work_can_be_running(qtbot, monkeypa
             model.retryFailed()
     model.urls = []
     assert len(model.loader._refetches) <= 100  # one list's, not every URL ever retried
+
+
+def test_a_url_listed_thousands_of_times_costs_a_scroll_step_little(qtbot, image_server, make_model,
+                                                                     monkeypatch):
+    # Every rescored row walked all the rows of its URL: 330 ms a scroll step for a placeholder
+    # listed 5,000 times. Counted, not timed: how many rows' priorities one step works out.
+    url = image_server.add("/same.png", solid_image_bytes("#808080"))
+    model = make_model()
+    model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    model.setVisibleRange(0, 29)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [url] * 5000
+    worked_out = []
+    priority_for = model._priority_for
+    monkeypatch.setattr(model, "_priority_for",
+                        lambda number: worked_out.append(number) or priority_for(number))
+    model.setVisibleRange(2500, 2529)
+    assert 0 < len(worked_out) < 2000  # (was 5,000 per row rescored: hundreds of thousands)
+
+
+def test_a_memory_answer_survives_an_old_reload_being_forgotten(qtbot, image_server, make_model,
+                                                                monkeypatch):
+    a, b = serve_solid_images(image_server, ["#ff0000", "#00ff00"], 64, 48)
+    model = make_model()
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [a, b]
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.retry(0)  # a reload of A the loader remembers
+    monkeypatch.setattr(loader_module, "REFETCH_MEMORY_S", 0.0)  # two minutes later
+    model.append(a)  # A again: a memory hit, answered next turn
+    model.retry(1)  # B retried in the same turn: the loader forgets A's reload
+    assert model.status_of(2) == Status.Loading
+    qtbot.waitUntil(lambda: model.status_of(2) == Status.Ready, timeout=5000)
+
+
+def test_a_tile_scrolled_away_does_not_cancel_what_another_tile_reloads(qtbot, image_server,
+                                                                         make_model):
+    from imagegallery.provider import ThumbnailResponse
+
+    image_server.latency = 0.5  # still loading when the first tile goes
+    url = image_server.add("/x.png", solid_image_bytes("#ff0000"))
+    model = make_model()
+    loader = model.loader
+    relay = ThumbnailImageProvider().relay
+    response = ThumbnailResponse(relay)
+    relay._on_miss(model._loader_id, url, loader.spec, response)  # a tile's evicted thumbnail
+    relay._on_reload(model._loader_id, url)  # another tile of the URL, its promise gone
+    response.cancel()  # the first tile scrolled away
+    with qtbot.waitSignal(loader.thumbnailReady, timeout=5000, check_params_cb=lambda u, _: u == url):
+        pass

@@ -203,8 +203,8 @@ class _Job:
     via_curl: bool = False
     # Times sent again after an answer that never came (ErrorKind.NOT_ANSWERED).
     sent_again: int = 0
-    # How many times the URL had been fetched again on purpose (retry(), reload()) when this job
-    # began: a decode of an earlier generation never refills the caches.
+    # The URL's generation (ImageLoader._refetches) when this job began: a decode or disk read
+    # of an earlier generation never refills the caches.
     generation: int = 0
     # Made because a view's Image asked (an evicted thumbnail) and by no one else: once no
     # Image waits for it any more (its tile scrolled away), nobody does.
@@ -369,7 +369,10 @@ class ImageLoader(QObject):
 
         self._decode_backlog: Dict[int, int] = {}  # decode token -> body bytes waiting
         self._decode_generations: Dict[int, int] = {}  # decode token -> its job's generation
-        self._refetches: Dict[str, int] = {}  # url -> times retry() fetched it again
+        # url -> the generation of its last retry(): numbers from one counter, so they only grow,
+        # also for a URL forgotten (see _remember_refetch) and fetched again.
+        self._refetches: Dict[str, int] = {}
+        self._generations = itertools.count(1)
         self._refetched_at: "OrderedDict[str, float]" = OrderedDict()  # url -> last retry(), oldest first
         self._decode_backlog_bytes = 0
         self._decoder = PriorityWorkerPool(default_decode_threads(), "decode", self)
@@ -543,8 +546,7 @@ class ImageLoader(QObject):
         if job is not None:
             if claimant is not None:
                 job.claimants.add(claimant)
-            if priority != URGENT:
-                job.for_view_only = False
+            job.for_view_only = False  # someone else wants it too (load_for_provider sets it)
             self.set_priority(url, priority)
             if job.revalidating is not None:
                 # Delivered already; the server is only being asked whether it changed. A newcomer
@@ -611,7 +613,7 @@ class ImageLoader(QObject):
         generation = self._refetches.get(url, 0)
 
         def answer() -> None:
-            if self._refetches.get(url, 0) == generation:
+            if self._refetches.get(url, 0) <= generation:  # (a forgotten one reads as 0)
                 self.thumbnailReady.emit(url, thumbnail)
 
         return answer
@@ -689,7 +691,7 @@ class ImageLoader(QObject):
                 self._refetched_at[oldest] = now  # re-timed, at the end
             else:
                 del self._refetches[oldest]
-        self._refetches[url] = self._refetches.get(url, 0) + 1
+        self._refetches[url] = next(self._generations)
         self._refetched_at[url] = now
         self._refetched_at.move_to_end(url)
 

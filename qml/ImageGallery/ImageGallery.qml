@@ -296,7 +296,7 @@ GridView {
             return
         var seen = Object.create(null)
         var unique = []
-        var all = galleryModel.urls
+        var all = galleryModel.urls.slice()  // read once: indexing the property read it whole each time
         if (model !== galleryModel) {  // what the proxy shows: a filter's hidden rows stay out
             all = []
             for (var row = 0; row < count; ++row)
