@@ -505,7 +505,7 @@ class ImageGalleryModel(QAbstractListModel):
         so a URL on screen and again far below is not sent to the back when the far row is
         asked for. O(log copies): a placeholder URL listed 5,000 times made every scroll step
         walk all its rows (330 ms)."""
-        if len(self._rows_by_url[url]) == 1:
+        if len(self._rows_by_url.get(url, ())) <= 1:
             return self._priority_for(number)
         if self._numbers_of_url is None:
             numbers_of_url = defaultdict(list)
