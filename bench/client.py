@@ -11,7 +11,8 @@ Every client shows a real window of 4 x 6 tiles (1040x960) and is measured the s
   rss      resident memory at t0 and the process's peak (VmHWM);
   cpu      CPU seconds per thread name from t0 to the end (the server's own is counted apart).
 
-"Ready" per client: naive/qnam: the pixmap is set on its widget; qtquick: Image.status is Ready
+"Ready" per client: naive: the loop has ended (nothing is painted before, so every row counts
+then); qnam: the pixmap is set on its widget; qtquick: Image.status is Ready
 in its delegate; gallery: the model row is Ready *and* every tile on screen shows its thumbnail
 (ImageButton.ready), so the gallery is never credited before the user could see the picture.
 The gallery's first thumbnail likewise counts when a tile shows it, not when its row is Ready;

@@ -14,7 +14,7 @@ models = [ImageGalleryModel() for _ in range(3)]
 for number, model in enumerate(models):
     model.urls = [f"{sys.argv[1]}?model={number}&row={row}" for row in range(2000)]
 print("set")
-"""  # ends at once: decode workers (the plugin warm-up) are still inside Qt
+"""  # ends at once: the warm-up thread and the decode workers may still be inside Qt
 
 
 @pytest.mark.slow

@@ -314,3 +314,22 @@ def test_a_tile_scrolled_away_does_not_cancel_what_another_tile_reloads(qtbot, i
     response.cancel()  # the first tile scrolled away
     with qtbot.waitSignal(loader.thumbnailReady, timeout=5000, check_params_cb=lambda u, _: u == url):
         pass
+
+
+def test_a_job_only_views_asked_for_ends_when_the_last_of_their_tiles_goes(qtbot, image_server,
+                                                                           make_model):
+    from imagegallery.provider import ThumbnailResponse
+
+    image_server.latency = 10  # still loading long after the tiles went
+    url = image_server.add("/x.png", solid_image_bytes("#ff0000"))
+    model = make_model()
+    loader = model.loader
+    relay = ThumbnailImageProvider().relay
+    responses = [ThumbnailResponse(relay) for _ in range(2)]  # two views' tiles of one URL
+    for response in responses:
+        relay._on_miss(model._loader_id, url, loader.spec, response)
+    for response in responses:
+        response.cancel()
+    # Ended, not loaded: the second tile's request had made it a job someone else wanted.
+    qtbot.waitUntil(lambda: not loader.is_loading(url), timeout=3000)
+    assert loader.cached(url) is None

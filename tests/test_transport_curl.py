@@ -213,7 +213,7 @@ def test_abort_drops_a_result_already_on_its_way(qtbot, make_transport, image_se
     url = image_server.add("/quick", b"quick", "image/png")
     queued = threading.Event()
     # Runs on the worker thread right after the result was queued for the GUI thread.
-    transport.from_worker.finished.connect(lambda result: queued.set(), Qt.DirectConnection)
+    transport.worker_signals.finished.connect(lambda result: queued.set(), Qt.DirectConnection)
     transport.start(TransferRequest(1, url, CAP, 5))
     # Block the GUI thread (no event processing) until the result is on its way, then abort.
     assert queued.wait(5)

@@ -146,16 +146,16 @@ def parse_url_lines(text: str) -> List[str]:
 
 
 def parse_pasted_text(text: str) -> List[str]:
-    """URLs pasted into the toolbar: one a line, or several on a line separated by spaces."""
+    """URLs and paths pasted into the toolbar, one a line or several on a line. A new entry
+    starts at a piece that has a scheme, starts with /, ~ or ., or names an existing file; any
+    other piece continues the entry before it, with its space (a file manager's
+    "file:///home/me/My Photos/a.png"). So bare names not on disk ("a.png b.png") stay one entry."""
     from .url_policy import has_scheme
 
     urls: List[str] = []
     for line in parse_url_lines(text):
         entries: List[str] = []
         for piece in line.split():
-            # A new entry starts where a URL or a path starts; any other piece is the rest of
-            # the entry before it, which had a space in it ("file:///home/me/My Photos/a.png",
-            # as a file manager copies it).
             if not entries or has_scheme(piece) or piece.startswith(("/", "~", ".")) \
                     or os.path.exists(piece):
                 entries.append(piece)

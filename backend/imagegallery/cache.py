@@ -433,9 +433,10 @@ _MAX_SEGMENT_PAYLOAD = 65533
 
 
 def _jpeg_turbo_if_loaded():
-    """`jpeg_turbo` once a thread has imported it whole, else None. The decode pool's warm-up
-    imports it as a loader starts (numpy: about 70 ms); a warm start's first disk hits, read
-    by Qt meanwhile, came at 32-61 ms instead of 107-153 ms (50 thumbnails, four runs)."""
+    """`jpeg_turbo` once a thread has imported it whole, else None. The warm-up thread install()
+    starts (loader.warm_up_in_background) imports it before the first list (numpy: about 70
+    ms); a warm start's first disk hits, read by Qt meanwhile, came at 32-61 ms instead of
+    107-153 ms (50 thumbnails, four runs)."""
     module = sys.modules.get(f"{__package__}.jpeg_turbo")
     return module if getattr(module, "LOADED", False) else None
 

@@ -113,7 +113,7 @@ class _Stage(enum.IntEnum):
 
 _DISK_LOOKUP, _QUEUED, _FETCHING, _BACKOFF, _DECODING = _Stage
 # The disk thread's order: a lookup first (a row waits on it), then a touch (a revalidated
-# thumbnail's age), then a write; warm-up work after all of them.
+# thumbnail's age), then a write.
 _IO_LOOKUP, _IO_TOUCH, _IO_STORE = 0, 1, 2
 def _names_a_network_image(text: str) -> bool:
     """Whether a list entry is an http(s) URL, as parse_image_url reads its scheme
@@ -206,12 +206,12 @@ class _Job:
     # The URL's generation (ImageLoader._refetches) when this job began: a decode or disk read
     # of an earlier generation never refills the caches.
     generation: int = 0
-    # Made because a view's Image asked (an evicted thumbnail) and by no one else: once no
-    # Image waits for it any more (its tile scrolled away), nobody does.
-    for_view_only: bool = False
-    # The priority a model gave it before a view's request made it URGENT: what it returns to
-    # when no view waits any more.
-    priority_before_urgent: Tuple[int, int] = (BACKGROUND, 0)
+    # Made because a view's Image asked (an evicted thumbnail), and asked for since only by
+    # other views' Images: once no Image waits for it (its tile scrolled away), nobody wants it.
+    wanted_by_views_only: bool = False
+    # The priority its models last asked for. While a view's Image waits, the job runs at URGENT
+    # instead (see set_priority), and returns to this when none does.
+    model_priority: Tuple[int, int] = (BACKGROUND, 0)
     # The downloaded body while it is decoded: a new thumbnail size decodes it again instead of
     # downloading it again.
     body: Optional[TransferResult] = None
@@ -272,6 +272,7 @@ class _ForTheSandbox(NamedTuple):
 
 
 _warm_up_thread: Optional[threading.Thread] = None
+# The warm-up takes 0.1-0.2 s; 5 s covers a loaded machine, and bounds a quit that comes first.
 WARM_UP_JOIN_TIMEOUT_S = 5.0
 
 
@@ -279,12 +280,14 @@ def warm_up_in_background() -> None:
     """Load what the first images need, once per process, in a thread of its own: libjpeg-turbo
     and numpy (about 70 ms), Qt's image-format plugins (tens of ms at the first decode), Qt's
     answer to whether it has TLS (3-5 ms: it tries to load OpenSSL; the Qt transport asks at
-    every request) and libcurl with its OpenSSL (20-35 ms, for https without Qt's TLS).
+    every request) and libcurl with its OpenSSL (20-35 ms, for https without Qt's TLS; loaded
+    whatever the transport mode, which install() cannot know).
 
-    install() starts it, so this runs while the app compiles its QML. Started by the first
-    loader instead, it ran when the first list arrived (the model is made then when QML declares
-    it with its urls), and its imports, which hold the GIL, delayed W3's first thumbnail from
-    about 50 to 160 ms and stalled the GUI thread for 26-30 ms."""
+    install() starts it, so this runs while the app compiles its QML; a loader made without
+    install() starts it itself. Started by the first loader, it ran when the first list arrived
+    (when QML declares the model with its urls, the model is made as the list arrives), and its
+    imports, which hold the GIL, delayed W3's first thumbnail from about 50 to 160 ms and
+    stalled the GUI thread for 26-30 ms."""
     global _warm_up_thread
     if _warm_up_thread is None:
         thread = threading.Thread(target=_warm_up, name="ig-warm-up", daemon=True)
@@ -369,10 +372,11 @@ class ImageLoader(QObject):
 
         self._decode_backlog: Dict[int, int] = {}  # decode token -> body bytes waiting
         self._decode_generations: Dict[int, int] = {}  # decode token -> its job's generation
-        # url -> the generation of its last retry(): numbers from one counter, so they only grow,
-        # also for a URL forgotten (see _remember_refetch) and fetched again.
+        # url -> the generation of its last retry() (the model's reload() and retry() both call
+        # it). Generations come from one counter, so they only grow, also for a URL forgotten
+        # after REFETCH_MEMORY_S and fetched again; a URL never fetched again is generation 0.
         self._refetches: Dict[str, int] = {}
-        self._generations = itertools.count(1)
+        self._generation_counter = itertools.count(1)
         self._refetched_at: "OrderedDict[str, float]" = OrderedDict()  # url -> last retry(), oldest first
         self._decode_backlog_bytes = 0
         self._decoder = PriorityWorkerPool(default_decode_threads(), "decode", self)
@@ -546,7 +550,9 @@ class ImageLoader(QObject):
         if job is not None:
             if claimant is not None:
                 job.claimants.add(claimant)
-            job.for_view_only = False  # someone else wants it too (load_for_provider sets it)
+            # A model (or another caller of load()) wants it too; load_for_provider restores the
+            # flag after its own call.
+            job.wanted_by_views_only = False
             self.set_priority(url, priority)
             if job.revalidating is not None:
                 # Delivered already; the server is only being asked whether it changed. A newcomer
@@ -572,7 +578,10 @@ class ImageLoader(QObject):
 
     def load_for_provider(self, url: str, spec: ThumbnailSpec,
                           callback: Callable[[Optional[CachedThumbnail], str], None]) -> None:
-        """An on-screen thumbnail was evicted from memory: get it back first of all."""
+        """An on-screen thumbnail was evicted from memory: get it back first of all.
+
+        callback(thumbnail, "") or callback(None, reason) is called exactly once, perhaps before
+        this returns; forget_waiter(url, callback) withdraws it."""
         cached = self.thumbnails.get(self.key_for(url, spec))
         if cached is not None:
             callback(cached, "")
@@ -580,15 +589,15 @@ class ImageLoader(QObject):
         if spec != self._spec:
             callback(None, "thumbnail size changed")
             return
-        made_now = url not in self._jobs
+        earlier = self._jobs.get(url)
+        views_only = earlier is None or earlier.wanted_by_views_only
         self.load(url, URGENT)
         job = self._jobs.get(url)
         if job is None:  # failed at once or was delivered from memory in between
             cached = self.thumbnails.get(self.key_for(url, spec))
             callback(cached, "" if cached else "not available")
             return
-        if made_now:
-            job.for_view_only = True
+        job.wanted_by_views_only = views_only
         job.waiters.append(callback)
 
     def forget_waiter(self, url: str, callback) -> None:
@@ -601,10 +610,10 @@ class ImageLoader(QObject):
         job.waiters.remove(callback)
         if job.waiters:
             return
-        if job.for_view_only:
+        if job.wanted_by_views_only:
             self.cancel(url)
         elif job.priority == URGENT:
-            self.set_priority(url, job.priority_before_urgent)
+            self.set_priority(url, job.model_priority)
 
     def _picture_answer(self, url: str, thumbnail: CachedThumbnail) -> Callable[[], None]:
         """An answer with a picture at hand, given next turn unless `url` is fetched again on
@@ -632,14 +641,17 @@ class ImageLoader(QObject):
                 answer()
 
     def set_priority(self, url: str, priority: Tuple[int, int]) -> None:
+        """Re-rank url's job. While a view's Image waits for it (load_for_provider) the job
+        stays URGENT, and a lower priority asked meanwhile is kept in job.model_priority for when
+        the last Image gives up (forget_waiter)."""
         job = self._jobs.get(url)
         if job is None or job.priority == priority:
             return
         if job.priority == URGENT and priority > URGENT and job.waiters:
-            job.priority_before_urgent = priority  # for when no view waits any more
+            job.model_priority = priority
             return  # a view's Image is waiting; keep it first
         if priority == URGENT:
-            job.priority_before_urgent = job.priority
+            job.model_priority = job.priority
         job.priority = priority
         if job.stage == _QUEUED:
             self._enqueue(job)  # the old heap entry goes stale and is skipped
@@ -681,17 +693,19 @@ class ImageLoader(QObject):
         self._start_pipeline(job)
 
     def _remember_refetch(self, url: str) -> None:
+        """Give `url` a new generation, and forget the re-fetches older than REFETCH_MEMORY_S
+        whose URL has no job (one with a job is re-timed: its late work still needs the guard)."""
         now = time.monotonic()
-        for _ in range(len(self._refetched_at)):  # the oldest first; one still loading is kept
+        for _ in range(len(self._refetched_at)):  # the oldest first
             oldest, at = next(iter(self._refetched_at.items()))
             if now - at < REFETCH_MEMORY_S:
                 break
             del self._refetched_at[oldest]
-            if oldest in self._jobs or oldest == url:
+            if oldest in self._jobs:
                 self._refetched_at[oldest] = now  # re-timed, at the end
             else:
                 del self._refetches[oldest]
-        self._refetches[url] = next(self._generations)
+        self._refetches[url] = next(self._generation_counter)
         self._refetched_at[url] = now
         self._refetched_at.move_to_end(url)
 
@@ -1208,8 +1222,6 @@ class ImageLoader(QObject):
             else:  # same token: the job is still decoding, and cancelled as one
                 self._sandboxed.submit(job.priority, token, self._sandbox_job, outcome)
             return
-        if not isinstance(outcome, tuple):
-            return  # the warm-up job
         url, spec, result, thumbnail, error = outcome
         generation = self._decode_generations.get(token, 0)
         self._release_backlog(token)

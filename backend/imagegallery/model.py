@@ -204,8 +204,9 @@ class ImageGalleryModel(QAbstractListModel):
         self._rows: List[_Row] = []
         self._rows_by_url: Dict[str, List[_Row]] = defaultdict(list)
         self._index_of: Optional[Dict[int, int]] = None  # id(row) -> row number, rebuilt lazily
-        # url -> its rows' numbers, ascending, for URLs listed more than once; rebuilt lazily.
-        self._numbers_of_url: Optional[Dict[str, List[int]]] = None
+        # url -> the numbers of its rows, ascending, only for URLs listed more than once (see
+        # _url_priority); None: rebuilt when next needed.
+        self._row_numbers_of_repeated_url: Optional[Dict[str, List[int]]] = None
         self._thumbnail_size = QSize(240, 140)
         self._fill_mode = self.FillMode.PreserveAspectFit
         self._device_pixel_ratio = 1.0
@@ -344,7 +345,7 @@ class ImageGalleryModel(QAbstractListModel):
             self.beginResetModel()
             fresh = iter(self._new_rows([url for row, url in zip(target, urls) if row is None]))
             self._rows = [row if row is not None else next(fresh) for row in target]
-            self._rows_moved()
+            self._forget_row_numbers()
             self.endResetModel()
             self._request_or_queue((number, row) for number, row in enumerate(self._rows)
                                    if row.status == self.Status.Null)
@@ -377,7 +378,7 @@ class ImageGalleryModel(QAbstractListModel):
         self.beginInsertRows(QModelIndex(), first, last)
         new_rows = self._new_rows(urls)
         self._rows[first:first] = new_rows
-        self._rows_moved()
+        self._forget_row_numbers()
         self.endInsertRows()
         # The rows on screen and within the prefetch margin load now, the rest through the feed.
         near_first = max(first, self._visible_first - self._prefetch_rows)
@@ -396,7 +397,7 @@ class ImageGalleryModel(QAbstractListModel):
         self.beginRemoveRows(QModelIndex(), first, last)
         removed = self._rows[first:last + 1]
         del self._rows[first:last + 1]
-        self._rows_moved()
+        self._forget_row_numbers()
         self.endRemoveRows()
         self._partial_progress = None
         for row in removed:
@@ -507,22 +508,23 @@ class ImageGalleryModel(QAbstractListModel):
         walk all its rows (330 ms)."""
         if len(self._rows_by_url.get(url, ())) <= 1:
             return self._priority_for(number)
-        if self._numbers_of_url is None:
+        if self._row_numbers_of_repeated_url is None:
             numbers_of_url = defaultdict(list)
             for row_number, row in enumerate(self._rows):
                 if len(self._rows_by_url[row.url]) > 1:
                     numbers_of_url[row.url].append(row_number)
-            self._numbers_of_url = numbers_of_url
-        numbers = self._numbers_of_url[url]
+            self._row_numbers_of_repeated_url = numbers_of_url
+        numbers = self._row_numbers_of_repeated_url[url]
         # The best row is the first at or after the screen's top (on screen, or the nearest
         # below it), the last before it (the nearest above), or the first of all (the rest).
         at = bisect.bisect_left(numbers, self._visible_first)
         candidates = [numbers[0]] + numbers[max(0, at - 1):at + 1]
         return min(map(self._priority_for, candidates))
 
-    def _rows_moved(self) -> None:
+    def _forget_row_numbers(self) -> None:
+        """Row numbers changed (insert, remove, reorder): drop the indexes built from them."""
         self._index_of = None
-        self._numbers_of_url = None
+        self._row_numbers_of_repeated_url = None
 
     def _wanted(self, number: int) -> bool:
         if self._load_policy == self.LoadPolicy.LoadAll:

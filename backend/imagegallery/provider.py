@@ -27,7 +27,7 @@ a queued `QMetaObject.invokeMethod` instead (README, "From a Python host app").
 from __future__ import annotations
 
 import threading
-from typing import NamedTuple, Optional, Tuple
+from typing import Callable, NamedTuple, Optional, Tuple
 
 from PyQt5.QtCore import QObject, QSize, Qt, pyqtSignal
 from PyQt5.QtGui import QImage
@@ -63,6 +63,14 @@ def parse_image_id(image_id: str) -> Optional[ThumbnailRequest]:
         return None
 
 
+class _LoaderWait(NamedTuple):
+    """Which loader waits for what on a response's behalf, and what it calls back."""
+
+    loader_id: int
+    url: str
+    callback: Callable[[Optional[CachedThumbnail], str], None]
+
+
 class ThumbnailResponse(QQuickImageResponse):
     """One pending image for QML. Emits `finished` exactly once, also after `cancel()`.
 
@@ -76,8 +84,9 @@ class ThumbnailResponse(QQuickImageResponse):
         self._done = False
         self._lock = threading.Lock()
         self._relay = relay
-        # What the loader calls back (set on the GUI thread): named again when QML gives up.
-        self.waiter = None
+        # Set on the GUI thread when the miss reaches a loader; cancel() hands it back so the
+        # loader stops waiting for this Image.
+        self.loader_wait: Optional[_LoaderWait] = None
 
     @property
     def done(self) -> bool:
@@ -132,17 +141,16 @@ class _GuiThreadRelay(QObject):
         def deliver(thumbnail: Optional[CachedThumbnail], error: str) -> None:
             response.complete(thumbnail.image if thumbnail is not None else None, error)
 
-        response.waiter = (loader_id, url, deliver)
+        response.loader_wait = _LoaderWait(loader_id, url, deliver)
         loader.load_for_provider(url, spec, deliver)
 
     def _on_gave_up(self, response: ThumbnailResponse):
-        if response.waiter is None:
+        wait, response.loader_wait = response.loader_wait, None
+        if wait is None:
             return  # it never reached a loader
-        loader_id, url, deliver = response.waiter
-        response.waiter = None
-        loader = loader_for_id(loader_id)
+        loader = loader_for_id(wait.loader_id)
         if loader is not None:
-            loader.forget_waiter(url, deliver)
+            loader.forget_waiter(wait.url, wait.callback)
 
     def _on_reload(self, loader_id: int, url: str):
         loader = loader_for_id(loader_id)

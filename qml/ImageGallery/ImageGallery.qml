@@ -356,6 +356,7 @@ GridView {
     // Read from the model itself, not galleryModel, whose binding may not have caught up yet
     // when the view makes cells for a new model or says it changed.
     function _galleryModelOf(shown) {
+        // 16: a guard against a chain of proxies that loops; real chains are one or two deep.
         for (var depth = 0; shown && depth < 16; ++depth, shown = shown.sourceModel) {
             if (typeof shown.setVisibleRange === "function")
                 return shown

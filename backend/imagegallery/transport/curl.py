@@ -123,7 +123,7 @@ class _Transfer:
             self.redirect_to = location  # followed when this hop ends; its body is dropped
             return None
         self.total = _content_length(self.headers.get("content-length", ""))
-        self.transport.from_worker.started.emit(request.request_id, self.status, self.total)
+        self.transport.worker_signals.started.emit(request.request_id, self.status, self.total)
         if self.status in _REDIRECT_STATUSES:  # and no Location: as the Qt transport says it
             self.error = TransferError(ErrorKind.REDIRECT,
                                        f"HTTP {self.status} redirect without a usable Location")
@@ -154,7 +154,7 @@ class _Transfer:
         self.chunks.append(chunk)
         now = time.monotonic()
         if now - self.reported_at >= PROGRESS_MIN_INTERVAL_S:
-            self.transport.from_worker.progress.emit(self.request.request_id, self.received,
+            self.transport.worker_signals.progress.emit(self.request.request_id, self.received,
                                                     self.total)
             self.reported, self.reported_at = self.received, now
         return None
@@ -187,7 +187,7 @@ class _Transfer:
         request = self.request
         if self.received != self.reported or self.received == 0:
             # The last count always arrives, so the loader and the tile see the full size.
-            self.transport.from_worker.progress.emit(request.request_id, self.received, self.total)
+            self.transport.worker_signals.progress.emit(request.request_id, self.received, self.total)
         headers = self.headers
         http_version = self.handle.getinfo(pycurl.INFO_HTTP_VERSION)
         return TransferResult(
@@ -254,10 +254,12 @@ class CurlTransport(Transport):
         # Over HTTP/2 dozens of transfers finish together; handing them all over in one go
         # (each starting the next request) stopped the GUI for 30-40 ms.
         self._finished_results = TurnBudget(self._hand_over, self)
-        self.from_worker = _WorkerSignals()  # no parent: the worker's reference keeps it
-        self.from_worker.started.connect(self._relay_started)
-        self.from_worker.progress.connect(self._relay_progress)
-        self.from_worker.finished.connect(self._finished_results.offer)
+        # No parent, so deleting the transport does not delete it; the worker reaches it
+        # through its reference to this object's Python side.
+        self.worker_signals = _WorkerSignals()
+        self.worker_signals.started.connect(self._relay_started)
+        self.worker_signals.progress.connect(self._relay_progress)
+        self.worker_signals.finished.connect(self._finished_results.offer)
 
     # -- Transport interface (GUI thread) --------------------------------------------------
     def start(self, request: TransferRequest) -> None:
@@ -541,7 +543,7 @@ class _Worker:
 
     def _finish(self, transfer: _Transfer, result: TransferResult) -> None:
         self._remove(transfer)
-        self.transport.from_worker.finished.emit(result)
+        self.transport.worker_signals.finished.emit(result)
 
     def _remove(self, transfer: _Transfer) -> None:
         self.transfers.pop(transfer.request.request_id, None)
