@@ -299,37 +299,39 @@ def test_a_memory_answer_survives_an_old_reload_being_forgotten(qtbot, image_ser
     qtbot.waitUntil(lambda: model.status_of(2) == Status.Ready, timeout=5000)
 
 
-def test_a_tile_scrolled_away_does_not_cancel_what_another_tile_reloads(qtbot, image_server,
-                                                                         make_model):
+def tiles_asking_for(model, url, tiles):
+    """(relay, responses): `tiles` Images whose thumbnail of `url` was evicted, each asking the
+    image provider for it, as Qt's pixmap reader thread would."""
     from imagegallery.provider import ThumbnailResponse
 
+    relay = ThumbnailImageProvider().relay
+    responses = [ThumbnailResponse(relay) for _ in range(tiles)]
+    for response in responses:
+        relay._on_miss(model._loader_id, url, model.loader.spec, response)
+    return relay, responses
+
+
+def test_a_tile_scrolled_away_does_not_cancel_what_another_tile_reloads(qtbot, image_server,
+                                                                         make_model):
     image_server.latency = 0.5  # still loading when the first tile goes
     url = image_server.add("/x.png", solid_image_bytes("#ff0000"))
     model = make_model()
-    loader = model.loader
-    relay = ThumbnailImageProvider().relay
-    response = ThumbnailResponse(relay)
-    relay._on_miss(model._loader_id, url, loader.spec, response)  # a tile's evicted thumbnail
+    relay, [response] = tiles_asking_for(model, url, 1)
     relay._on_reload(model._loader_id, url)  # another tile of the URL, its promise gone
     response.cancel()  # the first tile scrolled away
-    with qtbot.waitSignal(loader.thumbnailReady, timeout=5000, check_params_cb=lambda u, _: u == url):
+    with qtbot.waitSignal(model.loader.thumbnailReady, timeout=5000,
+                          check_params_cb=lambda u, _: u == url):
         pass
 
 
 def test_a_job_only_views_asked_for_ends_when_the_last_of_their_tiles_goes(qtbot, image_server,
                                                                            make_model):
-    from imagegallery.provider import ThumbnailResponse
-
     image_server.latency = 10  # still loading long after the tiles went
     url = image_server.add("/x.png", solid_image_bytes("#ff0000"))
     model = make_model()
-    loader = model.loader
-    relay = ThumbnailImageProvider().relay
-    responses = [ThumbnailResponse(relay) for _ in range(2)]  # two views' tiles of one URL
-    for response in responses:
-        relay._on_miss(model._loader_id, url, loader.spec, response)
+    _, responses = tiles_asking_for(model, url, 2)  # two views' tiles of one URL
     for response in responses:
         response.cancel()
     # Ended, not loaded: the second tile's request had made it a job someone else wanted.
-    qtbot.waitUntil(lambda: not loader.is_loading(url), timeout=3000)
-    assert loader.cached(url) is None
+    qtbot.waitUntil(lambda: not model.loader.is_loading(url), timeout=3000)
+    assert model.loader.cached(url) is None
