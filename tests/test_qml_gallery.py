@@ -1133,3 +1133,52 @@ def test_load_visible_through_a_proxy_loads_the_screen_it_scrolls_to(qtbot, scen
     qtbot.waitUntil(lambda: source.get(last)["status"] == ImageGalleryModel.Status.Ready, timeout=10000)
     assert source.loadedCount < len(urls) // 2  # the screens shown and their margins, not the list
     scene.gallery.setProperty("model", None)
+
+
+def test_a_proxy_filter_that_keeps_the_count_loads_the_rows_it_now_shows(qtbot, scene_factory,
+                                                                         image_server, make_model):
+    from PyQt5.QtCore import QRegExp, QSize, QSortFilterProxyModel
+
+    body = solid_image_bytes("#808080", 64, 40)
+    # Rows 0-149 are /a<n>.png, rows 150-299 /b<n>.png: "/a" and "/b" keep 150 rows each.
+    urls = [image_server.add(f"/{'a' if n < 150 else 'b'}{n}.png", body) for n in range(300)]
+    source = make_model()
+    source.thumbnailSize = QSize(120, 80)
+    source.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    source.prefetchRows = 0
+    source.urls = urls
+    proxy = QSortFilterProxyModel()
+    proxy.setSourceModel(source)
+    proxy.setFilterRole(ImageGalleryModel.UrlRole)
+    proxy.setFilterRegExp(QRegExp("/a"))
+    scene = scene_factory(PROXY_QML, proxy=proxy)
+    qtbot.waitUntil(lambda: source.status_of(0) == ImageGalleryModel.Status.Ready, timeout=10000)
+    proxy.setFilterRegExp(QRegExp("/b"))
+    on_screen = [proxy.mapToSource(proxy.index(row, 0)).row() for row in range(8)]
+    qtbot.waitUntil(lambda: all(source.status_of(row) != ImageGalleryModel.Status.Null
+                                for row in on_screen), timeout=5000)
+    scene.gallery.setProperty("model", None)
+
+
+def test_urls_reach_a_gallery_model_given_to_the_proxy_later(qtbot, scene_factory, image_server,
+                                                             make_model):
+    from PyQt5.QtCore import QSortFilterProxyModel
+
+    urls = serve(image_server, COLORS[:3])
+    proxy = QSortFilterProxyModel()
+    scene = scene_factory("""
+import QtQuick 2.15
+import QtQuick.Window 2.15
+import ImageGallery 1.0
+
+Window {
+    width: 580; height: 420; visible: true
+    property var list: []
+    property QtObject proxy: null
+    ImageGallery { objectName: "gallery"; anchors.fill: parent; urls: list; model: proxy }
+}
+""", list=urls, proxy=proxy)
+    source = make_model()
+    proxy.setSourceModel(source)
+    qtbot.waitUntil(lambda: source.urls == urls, timeout=3000)
+    scene.gallery.setProperty("model", None)

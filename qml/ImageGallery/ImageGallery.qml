@@ -157,10 +157,14 @@ GridView {
 
     onUrlsChanged: _applyUrls()
     Connections {
-        // A proxy that sorts again moves other rows of the model onto the screen.
+        // A proxy that sorts or filters again moves other rows of the model onto the screen,
+        // also when its count stays the same (a filter swapping 150 rows for 150 others).
         target: root.galleryModel && root.model !== root.galleryModel ? root.model : null
         function onLayoutChanged() { root._scheduleVisibleRange() }
         function onModelReset() { root._scheduleVisibleRange() }
+        function onRowsInserted() { root._scheduleVisibleRange() }
+        function onRowsRemoved() { root._scheduleVisibleRange() }
+        function onRowsMoved() { root._scheduleVisibleRange() }
     }
     Connections {
         target: root.galleryModel
@@ -189,11 +193,14 @@ GridView {
     onColumnsChanged: _scheduleVisibleRange()  // a narrower thumbnail: more rows of the list on screen
     onGalleryModelChanged: {
         _scheduleVisibleRange()
-        // Another model's URLs are not this one's: a picker must not return what it no longer shows.
-        if (galleryModel)
+        if (galleryModel) {
+            _applyUrls()  // a proxy given its source model later gets `urls` too
+            // Another model's URLs are not this one's: a picker must not return what it no
+            // longer shows.
             _dropGoneSelections()
-        else
+        } else {
             selectedUrls = []
+        }
     }
 
     Keys.onPressed: function(event) {
