@@ -308,3 +308,16 @@ def test_install_loads_the_decoders_in_the_background_before_any_model(qtbot, mo
     qtbot.waitUntil(lambda: len(warmed_on) > 0, timeout=5000)
     assert warmed_on[0] is not threading.main_thread()
     imagegallery.delete_engine(engine)
+
+
+def test_worker_threads_start_when_first_needed(qtbot, image_server, make_model):
+    # A model is often made as its list arrives: starting its five threads in the constructor
+    # was a millisecond of that turn, and the sandbox's two are never needed for PNG and JPEG.
+    model = make_model()
+    loader = model.loader
+    pools = {"decode": loader._decoder, "sandbox": loader._sandboxed, "disk": loader._io}
+    assert not any(thread.is_alive() for pool in pools.values() for thread in pool._threads)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [image_server.add("/a.png", solid_image_bytes("#00ff00"))]
+    assert all(thread.is_alive() for thread in pools["decode"]._threads + pools["disk"]._threads)
+    assert not any(thread.is_alive() for thread in pools["sandbox"]._threads)

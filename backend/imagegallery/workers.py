@@ -126,11 +126,13 @@ class PriorityWorkerPool(QObject):
         self._closed = False
         self._running = 0
         self._posting = 0
+        # Started at the first submit, not here: a model is often made as its list arrives,
+        # and five thread starts were a millisecond of that turn; the sandbox's two threads
+        # are never needed by most galleries.
         self._threads = [threading.Thread(target=self._work, args=(f"ig-{name}-{i}",),
                                           name=f"imagegallery-{name}-{i}", daemon=True)
                          for i in range(threads)]
-        for thread in self._threads:
-            thread.start()
+        self._started = False
         _live_pools.add(self)
 
     def submit(self, priority, token, fn: Callable, *args) -> None:
@@ -141,6 +143,10 @@ class PriorityWorkerPool(QObject):
             self._pending[token] = True
             heapq.heappush(self._heap, (priority, next(self._counter), token, fn, args))
             self._condition.notify()
+        if not self._started:
+            self._started = True
+            for thread in self._threads:
+                thread.start()
 
     def cancel(self, token) -> None:
         """Drop a job that has not started; a running one finishes and its result is ignored."""
