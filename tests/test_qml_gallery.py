@@ -1091,6 +1091,21 @@ def test_a_sorting_proxy_over_a_gallery_model_shows_its_tiles(qtbot, scene_facto
     assert sorted(tile.property("url") for tile in image_buttons(scene.window)) == sorted(urls)
 
 
+def load_visible_model_behind_a_proxy(make_model, urls, prefetch_rows):
+    """(model, proxy): a LoadVisible model of `urls` behind a QSortFilterProxyModel that, until
+    told otherwise, shows every row in order."""
+    from PyQt5.QtCore import QSize, QSortFilterProxyModel
+
+    source = make_model()
+    source.thumbnailSize = QSize(120, 80)
+    source.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    source.prefetchRows = prefetch_rows
+    source.urls = urls
+    proxy = QSortFilterProxyModel()
+    proxy.setSourceModel(source)
+    return source, proxy
+
+
 def test_keys_selection_and_urls_go_through_a_sorting_proxy(qtbot, scene_factory, image_server,
                                                              make_model):
     urls = serve(image_server, COLORS[:3])
@@ -1116,16 +1131,8 @@ def test_keys_selection_and_urls_go_through_a_sorting_proxy(qtbot, scene_factory
 
 def test_load_visible_through_a_proxy_loads_the_screen_it_scrolls_to(qtbot, scene_factory,
                                                                       image_server, make_model):
-    from PyQt5.QtCore import QSize, QSortFilterProxyModel
-
     urls = serve(image_server, COLORS * 30)
-    source = make_model()
-    source.thumbnailSize = QSize(120, 80)
-    source.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
-    source.prefetchRows = 4
-    source.urls = urls
-    proxy = QSortFilterProxyModel()
-    proxy.setSourceModel(source)
+    source, proxy = load_visible_model_behind_a_proxy(make_model, urls, prefetch_rows=4)
     scene = scene_factory(PROXY_QML, proxy=proxy)
     qtbot.waitUntil(lambda: source.get(0)["status"] == ImageGalleryModel.Status.Ready, timeout=10000)
     QMetaObject.invokeMethod(scene.gallery, "positionViewAtEnd")
@@ -1137,18 +1144,12 @@ def test_load_visible_through_a_proxy_loads_the_screen_it_scrolls_to(qtbot, scen
 
 def test_a_proxy_filter_that_keeps_the_count_loads_the_rows_it_now_shows(qtbot, scene_factory,
                                                                          image_server, make_model):
-    from PyQt5.QtCore import QRegExp, QSize, QSortFilterProxyModel
+    from PyQt5.QtCore import QRegExp
 
     body = solid_image_bytes("#808080", 64, 40)
     # Rows 0-149 are /a<n>.png, rows 150-299 /b<n>.png: "/a" and "/b" keep 150 rows each.
     urls = [image_server.add(f"/{'a' if n < 150 else 'b'}{n}.png", body) for n in range(300)]
-    source = make_model()
-    source.thumbnailSize = QSize(120, 80)
-    source.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
-    source.prefetchRows = 0
-    source.urls = urls
-    proxy = QSortFilterProxyModel()
-    proxy.setSourceModel(source)
+    source, proxy = load_visible_model_behind_a_proxy(make_model, urls, prefetch_rows=0)
     proxy.setFilterRole(ImageGalleryModel.UrlRole)
     proxy.setFilterRegExp(QRegExp("/a"))
     scene = scene_factory(PROXY_QML, proxy=proxy)
