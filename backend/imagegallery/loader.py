@@ -269,6 +269,7 @@ class _ForTheSandbox(NamedTuple):
     spec: ThumbnailSpec
     result: TransferResult
     decode: Callable[[], DecodedThumbnail]
+    generation: int  # its job's, as _decode_outcome hands it back
 
 
 _warm_up_thread: Optional[threading.Thread] = None
@@ -371,7 +372,6 @@ class ImageLoader(QObject):
         self._request_ids = itertools.count(1)
 
         self._decode_backlog: Dict[int, int] = {}  # decode token -> body bytes waiting
-        self._decode_generations: Dict[int, int] = {}  # decode token -> its job's generation
         # url -> the generation of its last retry() (the model's reload() and retry() both call
         # it). Generations come from one counter, so they only grow, also for a URL forgotten
         # after REFETCH_MEMORY_S and fetched again; a URL never fetched again is generation 0.
@@ -1115,33 +1115,35 @@ class ImageLoader(QObject):
         job.token = next(self._tokens)
         size = len(result.body)
         self._decode_backlog[job.token] = size
-        self._decode_generations[job.token] = job.generation
         self._decode_backlog_bytes += size
         # Decoding outranks nothing on screen: visible rows decode first, like they download.
         self._decoder.submit(job.priority, job.token, self._decode_job, job.url, job.spec,
-                             self._limits, result)
+                             self._limits, result, job.generation)
 
     @staticmethod
-    def _decode_job(url: str, spec: ThumbnailSpec, limits: LoadLimits, result: TransferResult):
+    def _decode_job(url: str, spec: ThumbnailSpec, limits: LoadLimits, result: TransferResult,
+                    generation: int):
         decoded = decode_thumbnail(result.body, spec, limits, url, result.content_type,
                                    result.content_encoding, defer_sandbox=True)
         if decoded.decode_in_sandbox is not None:
-            return _ForTheSandbox(url, spec, result, decoded.decode_in_sandbox)
-        return ImageLoader._decode_outcome(url, spec, result, decoded)
+            return _ForTheSandbox(url, spec, result, decoded.decode_in_sandbox, generation)
+        return ImageLoader._decode_outcome(url, spec, result, decoded, generation)
 
     @staticmethod
     def _sandbox_job(handed_over: _ForTheSandbox):
         return ImageLoader._decode_outcome(handed_over.url, handed_over.spec, handed_over.result,
-                                           handed_over.decode())
+                                           handed_over.decode(), handed_over.generation)
 
     @staticmethod
     def _decode_outcome(url: str, spec: ThumbnailSpec, result: TransferResult,
-                        decoded: DecodedThumbnail):
+                        decoded: DecodedThumbnail, generation: int):
+        """What a decode worker hands back; `generation` is its job's (see _refetches), carried
+        through as the disk lookup carries it."""
         thumbnail = None
         if decoded.ok:
             thumbnail = CachedThumbnail(decoded.image, decoded.original_size, result.etag,
                                         result.last_modified)
-        return url, spec, result, thumbnail, decoded.error
+        return url, spec, result, thumbnail, decoded.error, generation
 
     def _store_on_disk(self, url: str, spec: ThumbnailSpec, thumbnail: CachedThumbnail) -> None:
         """Write behind, on the I/O thread after every pending lookup, once the loader has
@@ -1222,8 +1224,7 @@ class ImageLoader(QObject):
             else:  # same token: the job is still decoding, and cancelled as one
                 self._sandboxed.submit(job.priority, token, self._sandbox_job, outcome)
             return
-        url, spec, result, thumbnail, error = outcome
-        generation = self._decode_generations.get(token, 0)
+        url, spec, result, thumbnail, error, generation = outcome
         self._release_backlog(token)
         job = self._jobs.get(url)
         current = job is not None and job.token == token
@@ -1296,7 +1297,6 @@ class ImageLoader(QObject):
         job.token = next(self._tokens)  # late results and stale heap entries are now ignored
 
     def _release_backlog(self, token: int) -> None:
-        self._decode_generations.pop(token, None)
         size = self._decode_backlog.pop(token, None)
         if size is not None:
             was_full = self._decode_backlog_bytes >= DECODE_BACKLOG_BYTES
