@@ -111,6 +111,18 @@ GridView {
             tileLoader.active = false
             root._forgetTile(tileLoader)
         }
+        // A cell put in the pool (reuseItems) may be destroyed from there later, its tile still
+        // being made: cancelled now, and started again if the cell is reused.
+        GridView.onPooled: {
+            if (tileLoader.status !== Loader.Ready) {
+                tileLoader.active = false
+                root._forgetTile(tileLoader)
+            }
+        }
+        GridView.onReused: {
+            if (!tileLoader.active && root._hasTileRoles(cell.model))
+                root._queueTile(tileLoader)
+        }
 
         Loader {
             id: tileLoader
