@@ -164,6 +164,30 @@ def test_disk_cache_trims_to_budget_and_age(tmp_path):
     assert disk.load(keys[-1]) is None
 
 
+def test_disk_cache_evicts_the_least_recently_read_first_and_ages_from_the_write(tmp_path):
+    disk = DiskThumbnailCache(str(tmp_path), budget_bytes=10_000, max_age_s=3600)
+    keys = [ThumbnailKey(f"http://h/{i}.jpg", 240, 140, "fit") for i in range(6)]
+    written_at = {}
+    for number, key in enumerate(keys):
+        noisy = solid(240, 140, "#123456")
+        for x in range(0, 240, 3):
+            noisy.setPixel(x, number * 7 % 140, 0xffffff)
+        disk.store(key, CachedThumbnail(noisy, QSize(240, 140)))
+        written_at[key] = time.time() - 60 * (10 - number)
+        os.utime(disk._path(key), (written_at[key], written_at[key]))
+    assert disk.size_on_disk() > 10_000  # so trim() must drop some
+    assert disk.load(keys[0]) is not None  # the first written is the last read
+    assert os.stat(disk._path(keys[0])).st_mtime == written_at[keys[0]]
+    disk.trim()
+    assert disk.size_on_disk() <= 10_000
+    assert disk.load(keys[0]) is not None
+    assert disk.load(keys[1]) is None  # written after it, never read: it went first
+    # Reading keeps no file past the age limit, counted from its write.
+    expired = time.time() - 7200
+    os.utime(disk._path(keys[0]), (time.time(), expired))
+    assert disk.load(keys[0]) is None
+
+
 def test_warm_start_shows_every_thumbnail_with_the_server_stopped(qtbot, image_server, make_model):
     colors = ["#ff0000", "#00ff00", "#0000ff", "#ffff00"]
     urls = [image_server.add(f"/{i}.png", solid_image_bytes(c)) for i, c in enumerate(colors)]

@@ -242,7 +242,8 @@ class DiskThumbnailCache:
             return None
         if not S_ISREG(stat.st_mode):
             return None  # not a file this cache wrote: reading a FIFO would block the disk thread
-        if time.time() - stat.st_mtime > self.max_age_s:
+        now = time.time()
+        if now - stat.st_mtime > self.max_age_s:
             self._remove(path)
             return None
         try:
@@ -251,7 +252,22 @@ class DiskThumbnailCache:
             return None
         if thumbnail is None:
             self._remove(path)  # damaged: fetch again rather than fail
+        else:
+            self._mark_used(path, stat, now)
         return thumbnail
+
+    @staticmethod
+    def _mark_used(path: str, stat: os.stat_result, now: float) -> None:
+        """Record a hit in the file's access time, which trim() evicts by, leaving its
+        modification time, the age the age limit counts from. Set here, not left to the
+        kernel: a `noatime` or `relatime` mount would keep a thumbnail read every day as old
+        as the day it was written, and evict it before ones never read again."""
+        if now - stat.st_atime < 60:
+            return  # read within the last minute: its place in the order is already right
+        try:
+            os.utime(path, (now, stat.st_mtime))
+        except OSError:
+            pass  # a read-only cache still serves; it only evicts in write order
 
     def _read_file(self, path: str, file_size: int, box: QSize) -> Optional[CachedThumbnail]:
         """The thumbnail in `path`, or None for a damaged or foreign file. Only what this cache
@@ -374,9 +390,10 @@ class DiskThumbnailCache:
             pass
 
     def trim(self) -> None:
-        """Drop expired files, then the oldest until the folder fits the budget. Only this
-        cache's own files (_ENTRY_NAME in a _SHARD_NAME folder) are counted or deleted, by the
-        space they take on disk; symbolic links are not followed."""
+        """Drop expired files (by the time they were written or revalidated), then the least
+        recently used (by the time they were last read or written) until the folder fits the
+        budget. Only this cache's own files (_ENTRY_NAME in a _SHARD_NAME folder) are counted
+        or deleted, by the space they take on disk; symbolic links are not followed."""
         entries = []
         now = time.time()
         for path, stat in self._entries():
@@ -385,7 +402,8 @@ class DiskThumbnailCache:
             elif now - stat.st_mtime > self.max_age_s:
                 self._remove(path)
             else:
-                entries.append((stat.st_mtime, _bytes_on_disk(stat), path))
+                last_used = max(stat.st_atime, stat.st_mtime)
+                entries.append((last_used, _bytes_on_disk(stat), path))
         total = sum(size for _, size, _ in entries)
         entries.sort()
         for _, size, path in entries:
