@@ -17,7 +17,7 @@ wake_python = QTimer()
 wake_python.timeout.connect(lambda: None)
 wake_python.start(250)
 engine = QQmlApplicationEngine()
-imagegallery.install(engine)  # ImageGallery 1.0: types, image provider, QML import path
+imagegallery.install(engine)  # ImageGallery 1.0: types, image providers, QML import path
 here = os.path.dirname(os.path.abspath(__file__))  # not the working folder: run it from anywhere
 engine.load(sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "PhotoPicker.qml"))
 sys.exit(app.exec_() if engine.rootObjects() else 3)

@@ -3,7 +3,7 @@
 A host app needs one call::
 
     engine = QQmlApplicationEngine()
-    imagegallery.install(engine)   # types, image provider, QML import path
+    imagegallery.install(engine)   # types, image providers, QML import path
     engine.load("main.qml")        # import ImageGallery 1.0
 
 See README.md and docs/architecture.md.
@@ -19,7 +19,7 @@ QML_MAJOR, QML_MINOR = 1, 0
 
 _log = logging.getLogger("imagegallery.qml")
 _types_registered = False
-# engine address -> its image provider. PyQt ties a transferred provider's Python half to the
+# engine address -> its image providers. PyQt ties a transferred provider's Python half to the
 # engine's *wrapper*, and QQuickView.engine() hands out a temporary one: without this strong
 # reference the provider's Python half dies while the engine still calls it.
 _providers = {}
@@ -41,7 +41,12 @@ def register_qml_types() -> None:
 
 
 def install(engine) -> None:
-    """Make `import ImageGallery 1.0` work in `engine`: types, image provider, import path.
+    """Make `import ImageGallery 1.0` work in `engine`: types, image providers, import path.
+
+    Two providers: a synchronous one for thumbnails in memory, and an asynchronous one that
+    waits for the loader to bring back a thumbnail no longer in memory (provider.py). Also
+    starts the process's warm-up thread (decoders, Qt's TLS answer, libcurl), so they load while
+    the app compiles its QML.
 
     Call once per engine, on the GUI thread, before loading QML. QML warnings go to the
     `imagegallery.qml` logger. The engine is deleted when the application quits (see below).
@@ -79,7 +84,7 @@ def install(engine) -> None:
 
 
 def delete_engine(engine) -> None:
-    """Delete a QML engine that uses the image provider, without risking a deadlock.
+    """Delete a QML engine that uses the image providers, without risking a deadlock.
 
     Deleting an engine joins Qt's pixmap reader thread, which may be inside the provider's
     Python code waiting for the GIL, while a plain `del engine` or `sip.delete(engine)` holds the

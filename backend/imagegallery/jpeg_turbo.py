@@ -7,8 +7,9 @@ For downloads, Qt's reader stays the fallback for what is not handed over here o
 CMYK, 12-bit and truncated files (Qt shows what arrived), or a platform without the wheel. The disk
 cache writes its JPEG thumbnails here and reads them back here; one refused is fetched again.
 
-Imported from a decoder thread or the disk thread (the disk cache's JPEGs go through it too), never
-from the sandbox child (numpy takes about 70 ms to load).
+Imported first by the warm-up thread install() starts (loader.warm_up_in_background), before the
+first list, since numpy takes about 70 ms to load; else by a decoder thread or the disk thread (the
+disk cache's JPEGs go through it too). Never imported in the sandbox child.
 """
 from __future__ import annotations
 

@@ -2,10 +2,14 @@
 
 Used by the loader for decoding (one thread per core: libjpeg-turbo's decode and
 QImageReader.read run without the GIL, so two threads decode about twice as fast as one; PyQt5
-5.15 keeps the GIL in QImage.scaled, copy and convertToFormat, measured in bench/README.md) and
-for the disk cache (one thread), and by the local-file transport (one thread of its own, so a slow
-share never holds up the disk cache). Priority matters because a burst of
+5.15 keeps the GIL in QImage.scaled, copy and convertToFormat, measured in bench/README.md), for
+the sandbox (one thread per child process, so a hanging child never holds a thread the other
+decodes need) and for the disk cache (one thread), and by the local-file transport (one thread of
+its own, so a slow share never holds up the disk cache). Priority matters because a burst of
 finished downloads would otherwise be decoded in arrival order, not visible-first.
+
+Every pool thread runs 10 nicer than the thread that made it (WORKER_NICENESS; Linux only): on few
+cores, full-speed workers otherwise take the CPU from the GUI thread and frames wait.
 """
 from __future__ import annotations
 

@@ -12,9 +12,11 @@ watch and when its next timeout falls, and the thread waits for them in a select
 a socketpair the GUI thread writes a byte to when it hands over work. The multi handle, the easy
 handles and their connections are touched only on that thread.
 
-Events cross to the GUI thread by queued signals into this object, which re-emits the public
-`Transport` signals there. That hop is what lets `abort` promise that nothing more arrives for an
-id: a result already queued when the GUI thread aborts is dropped on arrival.
+Events cross to the GUI thread by queued signals of a small object apart from the transport
+(`_WorkerSignals`, which can outlive it: close() does not wait for the worker to end); the
+transport re-emits them as the public `Transport` signals there. That hop is what lets `abort`
+promise that nothing more arrives for an id: a result already queued when the GUI thread aborts
+is dropped on arrival.
 """
 from __future__ import annotations
 

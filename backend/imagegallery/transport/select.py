@@ -15,7 +15,8 @@ from PyQt5.QtCore import QObject
 from .base import Transport, TransportOptions
 # Imported with the loader, not at the first request: the first thumbnail should not wait the
 # ~30 ms these imports take (urllib.request through proxy.py). The curl transport is not
-# imported here: the loader imports it on its I/O worker (preload_curl_transport).
+# imported here: the warm-up thread install() starts imports it, whatever the transport mode
+# (loader.warm_up_in_background, through preload_curl_transport).
 from .local import LocalFileTransport
 from .qt import QtTransport, qt_has_tls
 
@@ -24,9 +25,9 @@ TRANSPORT_ENVIRONMENT_VARIABLE = "IMAGEGALLERY_TRANSPORT"
 
 
 def preload_curl_transport() -> None:
-    """Import the curl transport (pycurl: libcurl, its OpenSSL, nghttp2). Called in a worker:
-    made at the first https URL instead, it cost the GUI thread 20-35 ms (linking the libraries,
-    OpenSSL's start-up) inside the setter of a new list."""
+    """Import the curl transport (pycurl: libcurl, its OpenSSL, nghttp2). Called on the warm-up
+    thread (loader.warm_up_in_background): made at the first https URL instead, it cost the GUI
+    thread 20-35 ms (linking the libraries, OpenSSL's start-up) inside the setter of a new list."""
     import importlib
 
     importlib.import_module(".curl", __package__)
