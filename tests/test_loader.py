@@ -209,6 +209,51 @@ def test_load_visible_policy_loads_only_the_screen_and_margin(qtbot, model, imag
     assert all(model.status_of(r) == Status.Ready for r in range(476, 500))
 
 
+def test_two_views_on_one_model_each_get_their_screen_loaded(qtbot, model, image_server):
+    from PyQt5 import sip
+    from PyQt5.QtCore import QObject
+
+    urls = [image_server.add(f"/{i}.png", solid_image_bytes("#808080", 32, 32)) for i in range(500)]
+    model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    model.prefetchRows = 0
+    grid, strip = QObject(), QObject()
+    with qtbot.waitSignal(model.finished, timeout=20000):
+        model.urls = urls
+        model.setVisibleRangeOf(grid, 0, 9)
+        model.setVisibleRangeOf(strip, 400, 409)
+    # Each view's report replaces only its own: the grid's screen was not dropped for the strip's.
+    assert [r for r in range(500) if model.status_of(r) == Status.Ready] == \
+        list(range(10)) + list(range(400, 410))
+    with qtbot.waitSignal(model.finished, timeout=20000):
+        model.setVisibleRangeOf(strip, 450, 459)
+    assert all(model.status_of(r) == Status.Ready for r in range(450, 460))
+    assert model.loadedCount == 30
+    # A destroyed view's screen stops counting: a reload fetches only the grid's rows.
+    sip.delete(strip)
+    hits = image_server.total_hits()
+    with qtbot.waitSignal(model.finished, timeout=20000):
+        model.reload()
+    assert image_server.total_hits() - hits == 10
+    assert all(model.status_of(r) == Status.Ready for r in range(10))
+    assert model.status_of(450) == Status.Null
+
+
+def test_a_view_listing_rows_loads_them_and_its_margin_but_not_the_rows_between(
+        qtbot, model, image_server):
+    from PyQt5.QtCore import QObject
+
+    urls = [image_server.add(f"/{i}.png", solid_image_bytes("#808080", 32, 32)) for i in range(300)]
+    model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    model.prefetchRows = 24  # applies around ranges, not around listed rows
+    filtered_view = QObject()
+    shown, near = [0, 30, 60, 90], [120, 150]  # a filter keeping one row in 30
+    with qtbot.waitSignal(model.finished, timeout=20000):
+        model.setVisibleRowsOf(filtered_view, shown, near)
+        model.urls = urls
+    assert [r for r in range(300) if model.status_of(r) != Status.Null] == shown + near
+    assert image_server.total_hits() == 6
+
+
 def test_a_multiplexed_hosts_lowered_stream_cap_grows_one_stream_per_round_of_successes():
     # After a reset left two streams running, the third comes after two successes, the fourth
     # after three more: a new connection is never handed a burst (test_tls.py has the reset).

@@ -1161,6 +1161,70 @@ def test_a_proxy_filter_that_keeps_the_count_loads_the_rows_it_now_shows(qtbot, 
     scene.gallery.setProperty("model", None)
 
 
+def test_a_sparse_proxy_filter_under_load_visible_loads_only_the_rows_it_shows(
+        qtbot, scene_factory, image_server, make_model):
+    from PyQt5.QtCore import QRegExp
+
+    body = solid_image_bytes("#808080", 64, 40)
+    # One row in 30 is /kept<n>.png: the filter shows rows 0, 30, 60, ... of 900.
+    urls = [image_server.add(f"/{'kept' if n % 30 == 0 else 'hidden'}{n}.png", body)
+            for n in range(900)]
+    source, proxy = load_visible_model_behind_a_proxy(make_model, urls, prefetch_rows=2)
+    proxy.setFilterRole(ImageGalleryModel.UrlRole)
+    proxy.setFilterRegExp(QRegExp("/kept"))
+    assert proxy.rowCount() == 30
+    scene = scene_factory(PROXY_QML, proxy=proxy)
+    qtbot.waitUntil(lambda: all(source.status_of(30 * row) == ImageGalleryModel.Status.Ready
+                                for row in range(4)), timeout=10000)
+    qtbot.waitUntil(lambda: not source.busy, timeout=10000)  # every row asked for has settled
+    loaded = [row for row in range(900) if source.status_of(row) != ImageGalleryModel.Status.Null]
+    assert loaded and all(row % 30 == 0 for row in loaded), loaded[:10]
+    # The screen and the view's own margin of two rows: not all 30 shown rows.
+    on_screen = scene.gallery.property("columns") * math.ceil(
+        scene.gallery.height() / scene.gallery.property("cellHeight"))
+    assert len(loaded) <= on_screen + 2 < 30
+    scene.gallery.setProperty("model", None)
+
+
+TWO_VIEWS_QML = """
+import QtQuick 2.15
+import QtQuick.Window 2.15
+import ImageGallery 1.0
+
+Window {
+    width: 580; height: 420; visible: true
+    property QtObject shared: null
+    Row {
+        anchors.fill: parent
+        ImageGallery { objectName: "gallery"; width: 290; height: parent.height; model: shared }
+        ImageGallery { objectName: "strip"; width: 290; height: parent.height; model: shared }
+    }
+}
+"""
+
+
+def test_two_views_on_one_model_each_load_their_own_screen(qtbot, scene_factory, image_server,
+                                                           make_model):
+    from PyQt5.QtCore import QSize
+
+    body = solid_image_bytes("#808080", 64, 40)
+    urls = [image_server.add(f"/{n}.png", body) for n in range(300)]
+    shared = make_model(thumbnailSize=QSize(120, 80), prefetchRows=0,
+                        loadPolicy=ImageGalleryModel.LoadPolicy.LoadVisible)
+    shared.urls = urls
+    scene = scene_factory(TWO_VIEWS_QML, shared=shared)
+    strip = scene.window.findChild(QObject, "strip")
+    qtbot.waitUntil(lambda: shared.status_of(0) == ImageGalleryModel.Status.Ready, timeout=10000)
+    # Both move in one turn: each view's report must keep the other's.
+    QMetaObject.invokeMethod(scene.gallery, "positionViewAtIndex", Q_ARG(int, 150),
+                             Q_ARG(int, 1))  # GridView.Beginning
+    QMetaObject.invokeMethod(strip, "positionViewAtEnd")
+    qtbot.waitUntil(lambda: shared.status_of(150) == ImageGalleryModel.Status.Ready
+                    and shared.status_of(299) == ImageGalleryModel.Status.Ready, timeout=10000)
+    scene.gallery.setProperty("model", None)
+    strip.setProperty("model", None)
+
+
 def test_urls_reach_a_gallery_model_given_to_the_proxy_later(qtbot, scene_factory, image_server,
                                                              make_model):
     from PyQt5.QtCore import QSortFilterProxyModel

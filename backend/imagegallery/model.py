@@ -8,7 +8,6 @@ loop turn, not 200 repaints.
 from __future__ import annotations
 
 import base64
-import bisect
 import enum
 import functools
 import itertools
@@ -20,13 +19,15 @@ from collections import defaultdict, deque
 from dataclasses import replace
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
+from PyQt5 import sip
 from PyQt5.QtCore import (Q_ENUM, QAbstractListModel, QByteArray, QModelIndex,
                           QObject, QSize, Qt, QTimer, pyqtProperty, pyqtSignal, pyqtSlot)
 
 from .cache import CachedThumbnail, disk_cache_folder
 from .decode import CROP, FIT, ThumbnailSpec
 from .limits import LoadLimits
-from .loader import BACKGROUND, NEAR_VISIBLE, VISIBLE, ImageLoader
+from .loader import BACKGROUND, ImageLoader
+from .screen_rows import ScreenRows
 from .transport.select import TRANSPORT_MODES, transport_mode_from_environment
 from .url_policy import DEFAULT_ALLOWED_SCHEMES, ParsedImageUrl, parse_image_url
 
@@ -66,6 +67,14 @@ def encode_source_url(url: str) -> str:
 
 def decode_source_url(text: str) -> str:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
+
+
+def _row_numbers(values) -> List[int]:
+    """Row numbers from QML (a JavaScript array's numbers arrive as floats); anything else,
+    and a row a proxy could not map (-1), is left out."""
+    return [int(value) for value in values or ()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 <= value < math.inf]
 
 
 def _ranges(sorted_numbers: List[int]):
@@ -214,7 +223,8 @@ class ImageGalleryModel(QAbstractListModel):
         self._allowed_schemes = list(DEFAULT_ALLOWED_SCHEMES)
         self._allow_plain_paths = False
         self._set_url_rules()
-        self._visible_first, self._visible_last = 0, -1
+        self._screens = ScreenRows()  # what each view shows: the rows that load first
+        self._watched_views: Set[int] = set()  # views whose destruction ends their report
         self._prefetch_rows = 24
 
         self._counts = {status: 0 for status in self.Status}
@@ -381,16 +391,14 @@ class ImageGalleryModel(QAbstractListModel):
         self._forget_row_numbers()
         self.endInsertRows()
         # The rows on screen and within the prefetch margin load now, the rest through the feed.
-        near_first = max(first, self._visible_first - self._prefetch_rows)
-        near_last = min(last, self._visible_last + self._prefetch_rows)
-        for number in sorted(range(near_first, near_last + 1), key=self._request_order):
+        near = sorted((number for number in self._rows_in_reach() if first <= number <= last),
+                      key=self._request_order)
+        for number in near:
             self._request(new_rows[number - first], number)
         if self._load_policy == self.LoadPolicy.LoadAll:
-            if near_first > near_last:  # none near the screen
-                self._add_to_feed(new_rows)
-            else:
-                self._add_to_feed(new_rows[:near_first - first])
-                self._add_to_feed(new_rows[near_last - first + 1:])
+            requested = set(near)
+            self._add_to_feed([row for number, row in enumerate(new_rows, first)
+                               if number not in requested])
             self._schedule_feed()
 
     def _remove_range(self, first: int, last: int) -> None:
@@ -415,9 +423,7 @@ class ImageGalleryModel(QAbstractListModel):
     def _after_structure_change(self) -> None:
         # Rows a removal or an insertion moved onto the screen or into the margin: the view
         # reports the same range as before, so nothing else would request or promote them.
-        margin = self._prefetch_rows
-        self._rescore(range(max(0, self._visible_first - margin),
-                            min(len(self._rows), self._visible_last + margin + 1)))
+        self._rescore(self._rows_in_reach())
         # The new rows' requests are queued with their priorities: send them before the view
         # spends this turn building delegates for the rows.
         self._loader.dispatch_now()
@@ -493,13 +499,12 @@ class ImageGalleryModel(QAbstractListModel):
 
     # -- loading ---------------------------------------------------------------------------
     def _priority_for(self, number: int):
-        first, last = self._visible_first, self._visible_last
-        if first <= number <= last:
-            return (VISIBLE, number - first)
-        distance = first - number if number < first else number - last
-        if distance <= self._prefetch_rows:
-            return (NEAR_VISIBLE, distance)
-        return (BACKGROUND, number)
+        return self._screens.priority(number, self._prefetch_rows)
+
+    def _rows_in_reach(self, margin: Optional[int] = None) -> Set[int]:
+        """The rows on any view's screen or in its prefetch margin."""
+        margin = self._prefetch_rows if margin is None else margin
+        return self._screens.rows_in_reach(margin, len(self._rows))
 
     def _url_priority(self, url: str, number: int):
         """The priority of row `number`'s URL: the best of its rows' (one job serves them all),
@@ -514,12 +519,7 @@ class ImageGalleryModel(QAbstractListModel):
                 if len(self._rows_by_url[row.url]) > 1:
                     numbers_of_url[row.url].append(row_number)
             self._row_numbers_of_repeated_url = numbers_of_url
-        numbers = self._row_numbers_of_repeated_url[url]
-        # The best row is the first at or after the screen's top (on screen, or the nearest
-        # below it), the last before it (the nearest above), or the first of all (the rest).
-        at = bisect.bisect_left(numbers, self._visible_first)
-        candidates = [numbers[0]] + numbers[max(0, at - 1):at + 1]
-        return min(map(self._priority_for, candidates))
+        return self._screens.best_of(self._row_numbers_of_repeated_url[url], self._prefetch_rows)
 
     def _forget_row_numbers(self) -> None:
         """Row numbers changed (insert, remove, reorder): drop the indexes built from them."""
@@ -621,20 +621,56 @@ class ImageGalleryModel(QAbstractListModel):
 
     @pyqtSlot(int, int)
     def setVisibleRange(self, first: int, last: int) -> None:
-        """The view reports which rows are on screen; the loader orders its queue by it."""
-        # Kept unclamped: a view may report its range before the rows arrive.
-        first, last = max(0, first), max(-1, last)
-        if (first, last) == (self._visible_first, self._visible_last):
-            return
-        old_first, old_last = self._visible_first, self._visible_last
-        self._visible_first, self._visible_last = first, last
-        margin, count = self._prefetch_rows, len(self._rows)
-        # Only the rows around the old and the new screen change priority; a jump from the top
-        # to the end of 10,000 rows must not walk every row in between on the GUI thread.
-        affected = set(range(max(0, first - margin), min(count, last + margin + 1)))
-        if old_last >= old_first:
-            affected.update(range(max(0, old_first - margin), min(count, old_last + margin + 1)))
-        self._rescore(affected)
+        """The one view on this model shows rows first..last; they load first, then the
+        prefetch margin around them. A model shown by several views: see setVisibleRangeOf."""
+        self._change_screens(lambda: self._screens.set_range(None, max(0, first), last))
+
+    @pyqtSlot(QObject, int, int)
+    def setVisibleRangeOf(self, view: QObject, first: int, last: int) -> None:
+        """`view` shows rows first..last (none if last < first). Each view's report replaces
+        only its own, so every view's screen loads first. A view forgotten when destroyed."""
+        key = self._view_key(view)
+        self._change_screens(lambda: self._screens.set_range(key, max(0, first), last))
+
+    @pyqtSlot(QObject, "QVariantList", "QVariantList")
+    def setVisibleRowsOf(self, view: QObject, shown, near) -> None:
+        """`view`, through a proxy that filters or sorts, shows the rows `shown` (top first)
+        and prefetches `near` (nearest its screen first): this model's row numbers, which need
+        not be contiguous. No margin is added around them; rows between them that the proxy
+        hides do not load under LoadVisible."""
+        key = self._view_key(view)
+        shown, near = _row_numbers(shown), _row_numbers(near)
+        self._change_screens(lambda: self._screens.set_rows(key, shown, near))
+
+    @pyqtSlot(QObject)
+    def forgetView(self, view: QObject) -> None:
+        """`view` no longer shows this model (it shows another one, say): its rows stop
+        counting as on screen."""
+        key = sip.unwrapinstance(view)
+        self._change_screens(lambda: self._screens.forget(key))
+
+    def _view_key(self, view: QObject) -> int:
+        """The key of `view`'s report: its C++ address, stable while it lives (a QML item's
+        Python wrapper may be a new one at each call). Its report goes when it is destroyed."""
+        key = sip.unwrapinstance(view)
+        if key not in self._watched_views:
+            self._watched_views.add(key)
+            view.destroyed.connect(self._view_destroyed)
+        return key
+
+    @pyqtSlot(QObject)
+    def _view_destroyed(self, view: QObject) -> None:
+        key = sip.unwrapinstance(view)
+        self._watched_views.discard(key)
+        self._change_screens(lambda: self._screens.forget(key))
+
+    def _change_screens(self, change) -> None:
+        """Apply `change` (True if it changed the screens) and rescore what it moved: only the
+        rows around the old and the new screens, so a jump from the top to the end of 10,000
+        rows does not walk every row in between on the GUI thread."""
+        before = self._rows_in_reach()
+        if change():
+            self._rescore(before | self._rows_in_reach())
 
     def _rescore(self, numbers) -> None:
         """Request the rows in `numbers` now wanted (nearest the screen first, as
@@ -865,9 +901,7 @@ class ImageGalleryModel(QAbstractListModel):
         self._loader.set_spec(spec)
         # Rows on and near the screen re-decode now and stay Ready meanwhile; the rest come back
         # on demand, when the view asks the provider for their new source.
-        first = max(0, self._visible_first - self._prefetch_rows)
-        last = min(len(self._rows) - 1, max(self._visible_last, 0) + self._prefetch_rows)
-        for number in range(first, last + 1):
+        for number in sorted(self._rows_in_reach()):
             row = self._rows[number]
             if row.status == self.Status.Ready:
                 self._loader.load(row.url, self._url_priority(row.url, number), self._parsed(row),
@@ -899,10 +933,8 @@ class ImageGalleryModel(QAbstractListModel):
         if rows != self._prefetch_rows:
             widest = max(rows, self._prefetch_rows)
             self._prefetch_rows = rows
-            if self._visible_last >= self._visible_first:
-                self._rescore(range(max(0, self._visible_first - widest),
-                                    min(len(self._rows), self._visible_last + widest + 1)))
-                self._loader.dispatch_now()
+            self._rescore(self._rows_in_reach(widest))
+            self._loader.dispatch_now()
             self.settingsChanged.emit()
 
     prefetchRows = pyqtProperty(int, _get_prefetch_rows, _set_prefetch_rows, notify=settingsChanged)

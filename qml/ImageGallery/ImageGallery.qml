@@ -4,7 +4,7 @@ import QtQml 2.15
 import ImageGallery 1.0
 
 // A grid of image buttons over an ImageGalleryModel. The view reports which rows are on screen
-// (setVisibleRange) so the loader fetches those first, and tells the model the screen's pixel
+// (setVisibleRangeOf) so the loader fetches those first, and tells the model the screen's pixel
 // ratio so thumbnails are made in device pixels; everything else is presentation.
 GridView {
     id: root
@@ -181,6 +181,8 @@ GridView {
     Connections {
         target: root.galleryModel
         function onUrlsChanged() { root._dropGoneSelections() }
+        // Through a proxy the view lists its own prefetch margin, prefetchRows wide.
+        function onSettingsChanged() { root._scheduleVisibleRange() }
     }
     onModelChanged: {
         if (_ownModel && model !== _ownModel) {
@@ -440,29 +442,41 @@ GridView {
         Qt.callLater(_reportVisibleRange)
     }
 
+    // The model this view last reported its screen to: told to forget it when the view shows
+    // another one, so the old model's rows stop loading first for a screen that left.
+    property var _reportedTo: null
+
     function _reportVisibleRange() {
+        if (_reportedTo && _reportedTo !== galleryModel) {
+            _reportedTo.forgetView(root)
+            _reportedTo = null
+        }
         if (!galleryModel || count === 0 || width <= 0 || height <= 0 || cellHeight <= 0)
             return
         // Row 0 starts below the header, which begins at originY.
         var top = Math.max(0, contentY - originY - (headerItem ? headerItem.height : 0))
         var first = Math.floor(top / cellHeight) * columns
         var last = Math.min(count - 1, Math.ceil((top + height) / cellHeight) * columns - 1)
-        if (model !== galleryModel) {
-            // The model's rows under the screen's: a filter keeps their order, a sort does not,
-            // so the range spans the lowest to the highest of them.
-            var lowest = -1, highest = -1
-            for (var index = first; index <= last; ++index) {
-                var row = _sourceRow(index)
-                if (row < 0)
-                    continue
-                lowest = lowest < 0 ? row : Math.min(lowest, row)
-                highest = Math.max(highest, row)
-            }
-            if (lowest < 0)
-                return
-            first = lowest
-            last = highest
+        _reportedTo = galleryModel
+        if (model === galleryModel) {
+            galleryModel.setVisibleRangeOf(root, first, last)
+            return
         }
-        galleryModel.setVisibleRange(first, last)
+        // Through a proxy the model's rows under the screen need not be contiguous (a filter
+        // skips rows, a sort reorders them), and neither are those of the proxy's own
+        // prefetch margin: both are listed, mapped, nearest the screen first.
+        var shown = []
+        for (var index = first; index <= last; ++index)
+            shown.push(_sourceRow(index))
+        var near = []
+        for (var distance = 1; distance <= galleryModel.prefetchRows; ++distance) {
+            if (first - distance < 0 && last + distance >= count)
+                break
+            if (first - distance >= 0)
+                near.push(_sourceRow(first - distance))
+            if (last + distance < count)
+                near.push(_sourceRow(last + distance))
+        }
+        galleryModel.setVisibleRowsOf(root, shown, near)
     }
 }
