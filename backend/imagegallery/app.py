@@ -40,6 +40,7 @@ exit status:
      or a theme file with a QML error (the message names the file and line)
   3  the QML window (or the --qml file) failed to load; the QML errors are printed
   4  --screenshot could not render or save the picture in time, or the window was closed first
+  130  interrupted (Ctrl+C); under --pick that is a cancel, 1
 """
 
 _log = logging.getLogger("imagegallery.app")
