@@ -225,6 +225,13 @@ def test_a_redirect_to_another_scheme_is_refused_and_says_where(qtbot, transport
     assert load(qtbot, loader, bare) == "HTTP 302 redirect without a usable Location"
 
 
+def test_a_305_use_proxy_is_an_error_not_a_redirect(qtbot, image_server, make_loader):
+    image_server.add("/elsewhere.png", solid_image_bytes("#2040f0"))
+    url = image_server.add("/use-proxy", b"", "text/plain", 305, {"Location": "/elsewhere.png"})
+    assert load(qtbot, make_loader(), url) == "HTTP 305 Use Proxy"
+    assert image_server.hits["/elsewhere.png"] == 0
+
+
 def test_https_to_http_redirect_is_refused(qtbot, transport, https_server, image_server, test_ca,
                                            make_loader):
     if transport == "qt" and not qt_has_tls():

@@ -306,6 +306,13 @@ class QtTransport(Transport):
         transfer = self._transfer_for_sender()
         if transfer is None:
             return
+        status = transfer.reply.attribute(QNetworkRequest.HttpStatusCodeAttribute) or 0
+        if status == 305:
+            # "Use Proxy": Qt takes it as a redirect to the Location. RFC 9110 deprecates it,
+            # since it lets any server send the client through a host of its choosing, and
+            # libcurl does not follow it: an error status, the same text from both transports.
+            self._fail(transfer, _http_error(transfer.reply, status))
+            return
         if not qt_has_tls():  # (a hop to another scheme fails in Qt first: see _error_for)
             if target.scheme().lower() == "https":
                 # Left to Qt, the hop failed as "connection reset", retried twice, and http links
