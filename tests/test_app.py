@@ -491,3 +491,59 @@ def test_a_list_the_window_cannot_read_says_why_in_the_window(qtbot, image_serve
         qtbot.waitUntil(lambda: tiles_settled(window), timeout=10000)
     finally:
         session.close()
+
+
+def _contrast(first: QColor, second: QColor) -> float:
+    """WCAG's contrast ratio of two colours (1 to 21)."""
+    def luminance(color):
+        channels = [c / 255 for c in (color.red(), color.green(), color.blue())]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    lighter, darker = sorted((luminance(first), luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def _button_colors(window, button):
+    """(the most common colour in the button, the one that contrasts with it most): its
+    background and its text, as painted."""
+    from collections import Counter
+
+    from PyQt5.QtCore import QPointF
+
+    from imagegallery.app import grab_window
+
+    shot = grab_window(window)
+    corner = button.mapToScene(QPointF(0, 0)).toPoint()
+    counts = Counter(shot.pixel(corner.x() + x, corner.y() + y)
+                     for x in range(3, int(button.width()) - 3)
+                     for y in range(3, int(button.height()) - 3))
+    background = QColor(counts.most_common(1)[0][0])
+    text = max((QColor(rgb) for rgb in counts), key=lambda color: _contrast(color, background))
+    return background, text
+
+
+@pytest.mark.parametrize("theme", ["light", "dark", "high-contrast"])
+def test_the_pickers_choose_button_can_be_read_and_shows_when_it_can_be_used(qtbot, image_server,
+                                                                            theme):
+    from PyQt5.QtCore import QCoreApplication, QObject
+
+    from imagegallery.app import _Session, build_parser, tiles_settled
+
+    url = image_server.add("/0.png", solid_image_bytes("#ff0000"))
+    args = build_parser().parse_args(["--pick", "--theme", theme, url])
+    session = _Session(QCoreApplication.instance(), args, [url], theme, None)
+    try:
+        assert session.start() == 0
+        window = session.window
+        qtbot.waitUntil(lambda: session.model.loadedCount == 1 and tiles_settled(window), timeout=10000)
+        button = window.findChild(QObject, "chooseButton")
+        idle_background, _ = _button_colors(window, button)
+        window.findChild(QObject, "gallery").setProperty("selectedUrls", [url])
+        qtbot.waitUntil(lambda: button.property("enabled"), timeout=3000)
+        qtbot.waitUntil(lambda: _button_colors(window, button)[0] != idle_background, timeout=3000)
+        background, text = _button_colors(window, button)
+        # 4.5:1 is WCAG's AA for text; measured on anti-aliased glyphs, 3:1 (its bar for large
+        # text and controls) leaves room for the edge pixels.
+        assert _contrast(background, text) >= 3.0, (theme, background.name(), text.name())
+    finally:
+        session.close()

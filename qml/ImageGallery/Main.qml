@@ -197,6 +197,20 @@ ApplicationWindow {
                 visible: root.pickMode
                 enabled: gallery.selectedUrls.length > 0
                 highlighted: true
+                // The Default style fills a highlighted button with palette.dark and writes on
+                // it in palette.brightText: the window's dark is its border colour, and white on
+                // light grey (1.4:1) or navy on slate (1.6:1) could hardly be read. The accent
+                // and its text instead, as on a selected tile; every other role bound too (see
+                // the theme switcher above), and faded while there is nothing to choose.
+                palette.dark: Theme.accent
+                palette.brightText: Theme.accentText
+                palette.button: Theme.button
+                palette.buttonText: Theme.buttonText
+                palette.mid: Theme.border
+                palette.highlight: Theme.accent
+                palette.window: Theme.window
+                palette.windowText: Theme.text
+                opacity: enabled ? 1 : 0.45
                 text: gallery.selectedUrls.length > 1 ? qsTr("Choose %1").arg(gallery.selectedUrls.length)
                                                       : qsTr("Choose")
                 onClicked: root.pickSelection("")
