@@ -11,8 +11,8 @@ import pytest
 from PyQt5.QtGui import QColor, QImage
 
 from imagegallery import __version__
-from imagegallery.app import (EXIT_CANCELLED, EXIT_QML, EXIT_SCREENSHOT, EXIT_USAGE, collect_urls, main,
-                              parse_pasted_text, parse_url_lines)
+from imagegallery.app import (EXIT_CANCELLED, EXIT_QML, EXIT_SCREENSHOT, EXIT_USAGE, build_parser,
+                              collect_urls, main, parse_pasted_text, parse_url_lines)
 from imagegallery.workers import usable_cores
 from imaging import close_to, solid_image_bytes
 
@@ -149,10 +149,33 @@ def test_window_options_beside_qml_are_refused(capsys, tmp_path):
 def test_url_lists_skip_blank_lines_and_comments_and_read_stdin():
     text = "# my photos\nhttp://a/1.png\n\n   http://a/2.png  \n#http://a/3.png\n"
     assert parse_url_lines(text) == ["http://a/1.png", "http://a/2.png"]
-    args = SimpleNamespace(urls=["http://a/0.png"], file="-")
+    args = SimpleNamespace(urls=["http://a/0.png"], file=["-"])
     assert collect_urls(args, io.StringIO(text)) == ["http://a/0.png", "http://a/1.png", "http://a/2.png"]
     assert parse_pasted_text("http://a/1.png http://a/2.png\nhttp://a/3.png") == [
         "http://a/1.png", "http://a/2.png", "http://a/3.png"]
+
+
+def test_every_url_list_given_is_read_and_standard_input_once(capsys, tmp_path):
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("http://a/1.png\n")
+    second.write_text("http://a/2.png\nhttp://a/3.png\n")
+    args = build_parser().parse_args(["http://a/0.png", "--file", str(first), "-f", str(second),
+                                      "--file", "-"])
+    assert collect_urls(args, io.StringIO("http://a/4.png\n")) == [
+        f"http://a/{n}.png" for n in range(5)]
+    code, _, err = run_main(capsys, "--file", "-", "--file", "-")
+    assert code == EXIT_USAGE and "standard input can be read once" in err
+
+
+def test_a_ca_file_without_a_certificate_is_a_usage_error(capsys, tmp_path, test_ca):
+    picture = tmp_path / "photo.png"
+    picture.write_bytes(solid_image_bytes("#ff0000"))
+    code, _, err = run_main(capsys, "--ca-file", str(picture), "--screenshot", str(tmp_path / "x.png"),
+                            "http://127.0.0.1:9/a.png")
+    assert code == EXIT_USAGE and f"CA file {picture} holds no PEM certificate" in err
+    code, _, err = run_main(capsys, "--ca-file", str(tmp_path / "none.pem"), "http://127.0.0.1:9/a.png")
+    assert code == EXIT_USAGE and "CA file not found" in err
+    assert b"-----BEGIN CERTIFICATE-----" in open(test_ca.ca_file, "rb").read()  # what passes
 
 
 def test_a_closed_or_binary_standard_input_is_a_usage_error(capsys, monkeypatch):
@@ -188,7 +211,7 @@ def test_a_list_files_paths_are_read_from_the_lists_folder(tmp_path, monkeypatch
     (album / "IMG:0001.png").write_bytes(b"not read here")  # a camera's name, as `ls` lists it
     (album / "list.txt").write_text("beach.png\nIMG:0001.png\nmissing.png\nhttp://a/1.png\n")
     monkeypatch.chdir(tmp_path)
-    args = SimpleNamespace(urls=[], file="album/list.txt")
+    args = SimpleNamespace(urls=[], file=["album/list.txt"])
     assert collect_urls(args) == [str(album / "beach.png"), str(album / "IMG:0001.png"),
                                   str(album / "missing.png"), "http://a/1.png"]
 

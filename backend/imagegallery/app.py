@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("urls", nargs="*", metavar="URL",
                         help="image URLs or local image paths; none runs the offline demo")
-    parser.add_argument("-f", "--file", metavar="PATH",
-                        help="read URLs from PATH, one a line ('-' reads standard input)")
+    parser.add_argument("-f", "--file", metavar="PATH", action="append",
+                        help="read URLs from PATH, one a line ('-' reads standard input); "
+                             "may be given more than once")
     parser.add_argument("--theme", metavar="NAME|PATH", default=None,
                         help="light, dark, high-contrast, or a theme .qml file "
                              "(reloaded when it changes; see docs/themes.md)")
@@ -239,10 +240,13 @@ def collect_urls(args, stdin=None) -> List[str]:
             # scheme "photo". Made absolute, it can only be the file.
             entry = os.path.abspath(os.path.expanduser(entry))
         urls.append(entry)
-    if args.file:
-        listed = read_url_list(args.file, stdin)
+    lists = args.file or []
+    if lists.count("-") > 1:
+        raise UsageError("--file - is given twice: standard input can be read once")
+    for path in lists:
+        listed = read_url_list(path, stdin)
         if not listed:
-            raise UsageError(f"URL list {args.file} holds no URLs "
+            raise UsageError(f"URL list {path} holds no URLs "
                              "(one a line; blank lines and # comments are skipped)")
         urls.extend(listed)
     return urls
@@ -663,8 +667,10 @@ class _Session:
         self.app.exit(EXIT_OK)
 
     def _screenshot_timed_out(self) -> None:
+        pending = self.model.pendingCount
+        waiting = f"{pending} still loading" if pending else "every image settled, not yet shown"
         print(f"imagegallery: error: the gallery did not settle within {self._screenshot_timeout_s():g} s "
-              f"({self.model.pendingCount} still loading); no screenshot taken", file=sys.stderr)
+              f"({waiting}); no screenshot taken", file=sys.stderr)
         self.app.exit(EXIT_SCREENSHOT)
 
 
@@ -681,6 +687,21 @@ def _check_screenshot_path(path: str) -> None:
     if suffix not in writable:
         raise UsageError(f"--screenshot: cannot write '{suffix or 'no extension'}' pictures; "
                          f"end the name with one of .{', .'.join(writable)}")
+
+
+def _check_ca_file(path: str) -> None:
+    """A CA file must hold a PEM certificate: given an image or a DER file, both transports
+    dropped it without a word, and every https tile then blamed the server's certificate."""
+    try:
+        with open(os.path.expanduser(path), "rb") as handle:
+            head = handle.read(4 * 1024 * 1024)
+    except FileNotFoundError:
+        raise UsageError(f"CA file not found: {path}") from None
+    except OSError as error:
+        raise UsageError(f"CA file {path} cannot be read: {error.strerror or error}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in head:
+        raise UsageError(f"CA file {path} holds no PEM certificate "
+                         "(a '-----BEGIN CERTIFICATE-----' block)")
 
 
 def _refuse_options_beside_qml(args) -> None:
@@ -708,8 +729,8 @@ def main(argv: Optional[Sequence[str]] = None, stdin=None) -> int:
     try:
         if args.qml and not os.path.isfile(os.path.expanduser(args.qml)):
             raise UsageError(f"QML file not found: {args.qml}")
-        if args.ca_file and not os.path.isfile(os.path.expanduser(args.ca_file)):
-            raise UsageError(f"CA file not found: {args.ca_file}")
+        if args.ca_file:
+            _check_ca_file(args.ca_file)
         if args.screenshot and args.pick:
             raise UsageError("--screenshot and --pick cannot be used together")
         if args.screenshot:
