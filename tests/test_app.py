@@ -77,6 +77,8 @@ def test_unknown_theme_name_and_missing_theme_file(capsys, tmp_path):
     assert "unknown theme 'solarized'" in err and "light, dark, high-contrast" in err
     code, _, err = run_main(capsys, "--theme", str(tmp_path / "Mine.qml"), "http://127.0.0.1:9/a.png")
     assert code == EXIT_USAGE and "theme file not found" in err
+    code, _, err = run_main(capsys, "--theme", str(tmp_path), "http://127.0.0.1:9/a.png")
+    assert code == EXIT_USAGE and "is a folder; give a theme .qml file" in err
 
 
 def test_theme_file_with_a_qml_error_names_file_and_line(qtbot, capsys, tmp_path):

@@ -171,6 +171,11 @@ def test_syntax_error_and_wrong_root_type_are_reported(qtbot, probe, tmp_path):
     with qtbot.waitSignal(loader.failed, timeout=5000) as failed:
         probe.setProperty("themePath", other)
     assert "root object must be ThemeData" in failed.args[0]
+    assert failed.args[0].endswith("not QtObject")  # the type written, not the file's name
+    boxed = write(tmp_path / "Boxed.qml", "import QtQuick 2.15\nRectangle { color: 'red' }\n")
+    with qtbot.waitSignal(loader.failed, timeout=5000) as failed:
+        probe.setProperty("themePath", boxed)
+    assert failed.args[0].endswith("not Rectangle")
 
 
 def test_missing_file_is_reported(qtbot, probe, tmp_path):

@@ -264,6 +264,8 @@ def resolve_theme(value: str):
     path = os.path.expanduser(value)
     if os.path.isfile(path):
         return None, os.path.abspath(path)
+    if os.path.isdir(path):
+        raise UsageError(f"theme {value} is a folder; give a theme .qml file")
     if value.endswith(".qml") or os.sep in value or "/" in value:
         raise UsageError(f"theme file not found: {value}")
     raise UsageError(f"unknown theme '{value}' (choose {', '.join(BUILT_IN_THEMES)}, "

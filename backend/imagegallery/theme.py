@@ -234,7 +234,7 @@ class ThemeLoader(QObject):
             theme.deleteLater()
             component.deleteLater()
             self._fail(f"{path}:1: the root object must be ThemeData (or LightTheme, DarkTheme, "
-                       f"HighContrastTheme), not {theme.metaObject().className().split('_QML')[0]}")
+                       f"HighContrastTheme), not {_qml_type_name(theme)}")
             return
         QQmlEngine.setObjectOwnership(theme, QQmlEngine.CppOwnership)
         theme.setParent(self)
@@ -321,3 +321,15 @@ class ThemeLoader(QObject):
         except OSError:
             return None
         return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+
+def _qml_type_name(item) -> str:
+    """The QML type `item` was declared as (Rectangle, QtObject), not the type its file makes
+    of it (a theme file NotTheme.qml whose root is a Rectangle is of a type "NotTheme")."""
+    meta = item.metaObject()
+    while meta.superClass() is not None and "_QML" in meta.className():
+        meta = meta.superClass()
+    name = meta.className()
+    if name == "QObject":
+        return "QtObject"
+    return name[len("QQuick"):] if name.startswith("QQuick") else name
