@@ -188,6 +188,25 @@ def test_disk_cache_evicts_the_least_recently_read_first_and_ages_from_the_write
     assert disk.load(keys[0]) is None
 
 
+def test_a_hit_leaves_an_entry_another_process_rewrote_meanwhile_its_own_age(tmp_path):
+    disk = DiskThumbnailCache(str(tmp_path), max_age_s=3600)
+    key = ThumbnailKey("http://h/a.jpg", 240, 140, "fit")
+    disk.store(key, CachedThumbnail(solid(240, 140, "#123456"), QSize(240, 140)))
+    old = time.time() - 3000
+    os.utime(disk._path(key), (old, old))
+    read_file = disk._read_file
+
+    def read_while_another_process_stores(path, size, box):
+        thumbnail = read_file(path, size, box)
+        other = DiskThumbnailCache(str(tmp_path), max_age_s=3600)
+        other.store(key, CachedThumbnail(solid(240, 140, "#654321"), QSize(240, 140)))
+        return thumbnail
+
+    disk._read_file = read_while_another_process_stores
+    assert disk.load(key) is not None
+    assert time.time() - os.stat(disk._path(key)).st_mtime < 60  # as new as its write
+
+
 def test_warm_start_shows_every_thumbnail_with_the_server_stopped(qtbot, image_server, make_model):
     colors = ["#ff0000", "#00ff00", "#0000ff", "#ffff00"]
     urls = [image_server.add(f"/{i}.png", solid_image_bytes(c)) for i, c in enumerate(colors)]

@@ -254,6 +254,45 @@ def test_a_view_listing_rows_loads_them_and_its_margin_but_not_the_rows_between(
     assert image_server.total_hits() == 6
 
 
+def test_listed_rows_follow_their_rows_when_hidden_rows_are_removed_or_inserted(
+        qtbot, model, image_server):
+    from PyQt5.QtCore import QObject
+
+    body = solid_image_bytes("#808080", 32, 32)
+    urls = [image_server.add(f"/{'kept' if n % 30 == 0 else 'hidden'}{n}.png", body) for n in range(300)]
+    model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    filtered_view = QObject()
+    with qtbot.waitSignal(model.finished, timeout=20000):
+        model.urls = urls
+        model.setVisibleRowsOf(filtered_view, [0, 30, 60], [90])
+    # A proxy says nothing of rows it hides: its view reports nothing new, and the model's row
+    # numbers must follow the rows themselves.
+    model.remove(1)
+    model.append([image_server.add("/hidden-late.png", body)])
+    model.setProperty("urls", model.urls[:5] + [image_server.add("/hidden-new.png", body)] + model.urls[5:])
+    qtbot.waitUntil(lambda: not model.busy, timeout=10000)
+    loaded = [model.urls[row] for row in range(model.count) if model.status_of(row) != Status.Null]
+    assert len(loaded) == 4 and all("/kept" in url for url in loaded), loaded
+    assert all(image_server.hits[f"/hidden{n}.png"] == 0 for n in range(300))
+
+
+def test_once_its_last_view_goes_a_load_visible_model_loads_nothing_more(qtbot, model, image_server):
+    from PyQt5 import sip
+    from PyQt5.QtCore import QObject
+
+    urls = [image_server.add(f"/{i}.png", solid_image_bytes("#808080", 32, 32)) for i in range(300)]
+    model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    view = QObject()
+    with qtbot.waitSignal(model.finished, timeout=20000):
+        model.urls = urls
+        model.setVisibleRangeOf(view, 200, 209)
+    hits = image_server.total_hits()
+    sip.delete(view)  # a page closed: the top rows must not start loading for nobody
+    qtbot.waitUntil(lambda: not model.busy, timeout=10000)
+    assert image_server.total_hits() == hits
+    assert all(model.status_of(row) == Status.Null for row in range(50))
+
+
 def test_a_multiplexed_hosts_lowered_stream_cap_grows_one_stream_per_round_of_successes():
     # After a reset left two streams running, the third comes after two successes, the fourth
     # after three more: a new connection is never handed a burst (test_tls.py has the reset).

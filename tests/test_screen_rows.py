@@ -29,7 +29,9 @@ def test_each_view_keeps_its_own_screen_and_margin():
     assert screens.priority(12, MARGIN) == (BACKGROUND, 12)
     assert screens.priority(101, MARGIN) == (VISIBLE, 1)
     assert screens.forget("strip") and not screens.forget("strip")
-    assert screens.priority(0, MARGIN) == (NEAR_VISIBLE, 1)  # every view gone: the top again
+    # Every view gone: nothing is on screen (no top rows loading for a page that was closed).
+    assert screens.priority(0, MARGIN) == (BACKGROUND, 0)
+    assert screens.rows_in_reach(MARGIN, 200) == set()
 
 
 def test_overlapping_screens_count_once():
@@ -53,6 +55,18 @@ def test_listed_rows_get_no_margin_and_keep_their_order():
     # A view switching from a list to a range (its proxy went) keeps only the range.
     screens.set_range("filtered", 200, 201)
     assert screens.priority(90, MARGIN) == (BACKGROUND, 90)
+
+
+def test_listed_rows_move_with_the_rows_inserted_and_removed_before_them():
+    screens = ScreenRows()
+    screens.set_rows("filtered", shown=[0, 30, 60], near=[90, 500])  # 500: not there yet
+    screens.rows_removed(1, 1, rows_before=300)  # a row the filter hides
+    assert screens.rows_in_reach(MARGIN, 1000) == {0, 29, 59, 89, 500}
+    screens.rows_inserted(10, 5, rows_before=299)
+    assert screens.rows_in_reach(MARGIN, 1000) == {0, 34, 64, 94, 500}
+    screens.rows_removed(30, 40, rows_before=304)  # row 34, on screen, goes
+    assert screens.rows_in_reach(MARGIN, 1000) == {0, 53, 83, 500}
+    assert screens.priority(53, MARGIN) == (VISIBLE, 2)
 
 
 def test_a_urls_best_row_is_found_among_many_copies():

@@ -265,7 +265,11 @@ class DiskThumbnailCache:
         if now - stat.st_atime < 60:
             return  # read within the last minute: its place in the order is already right
         try:
-            os.utime(path, (now, stat.st_mtime))
+            # Only if the file is still the one read: another process's new entry stored (or
+            # revalidated) meanwhile must keep its own modification time, not get this one's.
+            current = os.stat(path)
+            if (current.st_ino, current.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns):
+                os.utime(path, ns=(int(now * 1e9), stat.st_mtime_ns))
         except OSError:
             pass  # a read-only cache still serves; it only evicts in write order
 

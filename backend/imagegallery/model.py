@@ -224,6 +224,9 @@ class ImageGalleryModel(QAbstractListModel):
         self._allow_plain_paths = False
         self._set_url_rules()
         self._screens = ScreenRows()  # what each view shows: the rows that load first
+        # url -> its priority, while one _rescore runs (the screens cannot change meanwhile): a
+        # URL in 5,000 rows was otherwise scored again for each of its rows in reach.
+        self._url_priorities_this_rescore: Optional[Dict[str, tuple]] = None
         self._watched_views: Set[int] = set()  # views whose destruction ends their report
         self._prefetch_rows = 24
 
@@ -385,6 +388,7 @@ class ImageGalleryModel(QAbstractListModel):
 
     def _insert_rows(self, first: int, urls: List[str]) -> None:
         last = first + len(urls) - 1
+        self._screens.rows_inserted(first, len(urls), len(self._rows))
         self.beginInsertRows(QModelIndex(), first, last)
         new_rows = self._new_rows(urls)
         self._rows[first:first] = new_rows
@@ -402,6 +406,7 @@ class ImageGalleryModel(QAbstractListModel):
             self._schedule_feed()
 
     def _remove_range(self, first: int, last: int) -> None:
+        self._screens.rows_removed(first, last, len(self._rows))
         self.beginRemoveRows(QModelIndex(), first, last)
         removed = self._rows[first:last + 1]
         del self._rows[first:last + 1]
@@ -513,13 +518,19 @@ class ImageGalleryModel(QAbstractListModel):
         walk all its rows (330 ms)."""
         if len(self._rows_by_url.get(url, ())) <= 1:
             return self._priority_for(number)
+        memo = self._url_priorities_this_rescore
+        if memo is not None and url in memo:
+            return memo[url]
         if self._row_numbers_of_repeated_url is None:
             numbers_of_url = defaultdict(list)
             for row_number, row in enumerate(self._rows):
                 if len(self._rows_by_url[row.url]) > 1:
                     numbers_of_url[row.url].append(row_number)
             self._row_numbers_of_repeated_url = numbers_of_url
-        return self._screens.best_of(self._row_numbers_of_repeated_url[url], self._prefetch_rows)
+        priority = self._screens.best_of(self._row_numbers_of_repeated_url[url], self._prefetch_rows)
+        if memo is not None:
+            memo[url] = priority
+        return priority
 
     def _forget_row_numbers(self) -> None:
         """Row numbers changed (insert, remove, reorder): drop the indexes built from them."""
@@ -676,6 +687,13 @@ class ImageGalleryModel(QAbstractListModel):
         """Request the rows in `numbers` now wanted (nearest the screen first, as
         _request_or_queue does), re-prioritise the rest, and under LoadVisible cancel those that
         left the screen and its margin."""
+        self._url_priorities_this_rescore = {}
+        try:
+            self._rescore_rows(numbers)
+        finally:
+            self._url_priorities_this_rescore = None
+
+    def _rescore_rows(self, numbers) -> None:
         for number in sorted(numbers, key=self._request_order):
             row = self._rows[number]
             if not self._parsed(row).ok:

@@ -15,8 +15,9 @@ from .loader import BACKGROUND, NEAR_VISIBLE, VISIBLE
 
 Priority = Tuple[int, int]
 
-# Until a view reports (and once every view has gone), rows are scored as if a screen sat just
-# above row 0: the top rows load first, as they would on a view opened at the top.
+# Until a view first reports, rows are scored as if a screen sat just above row 0: the top rows
+# load first, as they would on a view opened at the top. Once views have reported, none left
+# (closed, or showing nothing) means nothing is on screen: under LoadVisible nothing loads.
 _NO_SCREEN = (0, -1)
 
 
@@ -27,12 +28,14 @@ class ScreenRows:
         self._ranges: Dict[Hashable, Tuple[int, int]] = {}
         # view -> (row -> place on its screen, row -> place in its margin, nearest first)
         self._listed: Dict[Hashable, Tuple[Dict[int, int], Dict[int, int]]] = {}
+        self._ever_reported = False
         self._merge()
 
     def set_range(self, view: Hashable, first: int, last: int) -> bool:
         """`view` shows the model's rows first..last (none if last < first). True if that
         changed anything."""
         self._listed.pop(view, None)
+        self._ever_reported = True
         if last < first:
             changed = self._ranges.pop(view, None) is not None
         else:
@@ -47,6 +50,7 @@ class ScreenRows:
         `near` (nearest its screen first); no margin is added around them. True if that
         changed anything."""
         self._ranges.pop(view, None)
+        self._ever_reported = True
         report = (_places(shown), _places(near))
         if not report[0] and not report[1]:
             changed = self._listed.pop(view, None) is not None
@@ -65,9 +69,31 @@ class ScreenRows:
             self._merge()
         return had
 
+    def rows_inserted(self, first: int, count: int, rows_before: int) -> None:
+        """`count` rows were inserted at `first`, among `rows_before`. Listed rows name the
+        model's rows, so they move with them: a proxy says nothing of rows it hides, and its view
+        would not report again. (Ranges are screen positions and stay.) Numbers from
+        `rows_before` on named rows not there yet (a view may report first) and stay too."""
+        self._move_listed(lambda number: number + count if first <= number < rows_before
+                          else number)
+
+    def rows_removed(self, first: int, last: int, rows_before: int) -> None:
+        """Rows first..last were removed from `rows_before`: listed ones go, later ones move up."""
+        count = last - first + 1
+        self._move_listed(lambda number: None if first <= number <= last
+                          else number - count if last < number < rows_before else number)
+
+    def _move_listed(self, moved) -> None:
+        if not self._listed:
+            return
+        for view, report in self._listed.items():
+            self._listed[view] = tuple({moved(number): place for number, place in places.items()
+                                        if moved(number) is not None} for places in report)
+        self._merge()
+
     def _merge(self) -> None:
         runs = sorted(self._ranges.values())
-        if not runs and not self._listed:
+        if not self._ever_reported:
             runs = [_NO_SCREEN]
         merged: List[Tuple[int, int]] = []
         for first, last in runs:
@@ -111,12 +137,16 @@ class ScreenRows:
 
     def best_of(self, numbers: List[int], margin: int) -> Priority:
         """The best priority among `numbers` (ascending row numbers of one URL), looking only at
-        the few that can be best: O(screens x log rows), not O(rows)."""
+        the few that can be best: O(screens x log rows), not O(rows); listed rows are matched
+        from whichever side is shorter."""
         candidates: Set[int] = {numbers[0]}
         for first, _ in self._runs:
             at = bisect.bisect_left(numbers, first)
             candidates.update(numbers[max(0, at - 1):at + 1])
         for listed in (self._shown, self._near):
+            if len(numbers) <= len(listed):
+                candidates.update(number for number in numbers if number in listed)
+                continue
             for number in listed:
                 at = bisect.bisect_left(numbers, number)
                 if at < len(numbers) and numbers[at] == number:

@@ -451,17 +451,24 @@ GridView {
             _reportedTo.forgetView(root)
             _reportedTo = null
         }
-        if (!galleryModel || count === 0 || width <= 0 || height <= 0 || cellHeight <= 0)
+        if (!galleryModel)
             return
+        _reportedTo = galleryModel
+        if (width <= 0 || height <= 0 || cellHeight <= 0) {
+            galleryModel.setVisibleRangeOf(root, 0, -1)  // shows nothing: its old screen goes
+            return
+        }
         // Row 0 starts below the header, which begins at originY.
         var top = Math.max(0, contentY - originY - (headerItem ? headerItem.height : 0))
         var first = Math.floor(top / cellHeight) * columns
-        var last = Math.min(count - 1, Math.ceil((top + height) / cellHeight) * columns - 1)
-        _reportedTo = galleryModel
+        // Not cut at `count`: rows that arrive later (a list set after the view is laid out)
+        // are on screen from their first turn.
+        var last = Math.ceil((top + height) / cellHeight) * columns - 1
         if (model === galleryModel) {
             galleryModel.setVisibleRangeOf(root, first, last)
             return
         }
+        last = Math.min(count - 1, last)  // a proxy's rows past its count map to nothing
         // Through a proxy the model's rows under the screen need not be contiguous (a filter
         // skips rows, a sort reorders them), and neither are those of the proxy's own
         // prefetch margin: both are listed, mapped, nearest the screen first.

@@ -170,11 +170,11 @@ class QtTransport(Transport):
             self._without_tls_timer.start()
             return
         qrequest = QNetworkRequest(QUrl(request.url))
-        # Where Qt has no TLS each hop is ours to allow (_on_redirected): a hop to https must not
-        # reach Qt's TLS at all. Elsewhere Qt follows them, never from https down to http.
+        # Every hop is ours to allow (_on_redirected): under Qt's own policies a hop is on its
+        # way before `redirected` is emitted, too late to refuse a 305, or, where Qt has no
+        # TLS, to keep a hop to https away from Qt's TLS.
         qrequest.setAttribute(QNetworkRequest.RedirectPolicyAttribute,
-                              QNetworkRequest.NoLessSafeRedirectPolicy if qt_has_tls()
-                              else QNetworkRequest.UserVerifiedRedirectPolicy)
+                              QNetworkRequest.UserVerifiedRedirectPolicy)
         qrequest.setMaximumRedirectsAllowed(request.max_redirects)
         # No cookies kept or sent, as libcurl keeps none: a host setting one per image grew the
         # Cookie header past a server's limit (nginx: 400 at 8 KB), and would track the user.
@@ -313,15 +313,19 @@ class QtTransport(Transport):
             # libcurl does not follow it: an error status, the same text from both transports.
             self._fail(transfer, _http_error(transfer.reply, status))
             return
-        if not qt_has_tls():  # (a hop to another scheme fails in Qt first: see _error_for)
-            if target.scheme().lower() == "https":
-                # Left to Qt, the hop failed as "connection reset", retried twice, and http links
-                # that moved to https are common: the loader hands the URL to the transport that
-                # speaks TLS instead.
-                self._fail(transfer, TransferError(
-                    ErrorKind.REDIRECT_NEEDS_TLS, f"redirected to {target.toString()}"))
-            else:
-                transfer.reply.redirectAllowed.emit()  # UserVerifiedRedirectPolicy: see start()
+        # (A hop to a scheme other than http and https fails in Qt first: see _error_for.)
+        target_scheme = target.scheme().lower()
+        if target_scheme == "https" and not qt_has_tls():
+            # Left to Qt, the hop failed as "connection reset", retried twice, and http links
+            # that moved to https are common: the loader hands the URL to the transport that
+            # speaks TLS instead.
+            self._fail(transfer, TransferError(
+                ErrorKind.REDIRECT_NEEDS_TLS, f"redirected to {target.toString()}"))
+        elif transfer.reply.url().scheme().lower() == "https" and target_scheme == "http":
+            # What Qt's NoLessSafeRedirectPolicy refuses, in its words.
+            self._fail(transfer, TransferError(ErrorKind.REDIRECT, INSECURE_REDIRECT_MESSAGE))
+        else:
+            transfer.reply.redirectAllowed.emit()  # UserVerifiedRedirectPolicy: see start()
 
     def _poll_progress(self) -> None:
         if not self._transfers:
