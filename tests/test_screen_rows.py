@@ -34,6 +34,15 @@ def test_each_view_keeps_its_own_screen_and_margin():
     assert screens.rows_in_reach(MARGIN, 200) == set()
 
 
+def test_a_first_report_of_nothing_ends_the_top_rows_default():
+    screens = ScreenRows()
+    assert screens.set_range("hidden view", 0, -1)
+    assert screens.priority(0, MARGIN) == (BACKGROUND, 0)
+    screens = ScreenRows()
+    assert screens.set_rows("filter keeping nothing", shown=[], near=[])
+    assert screens.rows_in_reach(MARGIN, 100) == set()
+
+
 def test_overlapping_screens_count_once():
     screens = ScreenRows()
     screens.set_range("a", 10, 19)

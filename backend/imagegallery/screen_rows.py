@@ -34,12 +34,12 @@ class ScreenRows:
     def set_range(self, view: Hashable, first: int, last: int) -> bool:
         """`view` shows the model's rows first..last (none if last < first). True if that
         changed anything."""
-        self._listed.pop(view, None)
-        self._ever_reported = True
+        changed = self._listed.pop(view, None) is not None or not self._ever_reported
+        self._ever_reported = True  # (the first report ends the top rows' default, if empty too)
         if last < first:
-            changed = self._ranges.pop(view, None) is not None
+            changed = self._ranges.pop(view, None) is not None or changed
         else:
-            changed = self._ranges.get(view) != (first, last)
+            changed = self._ranges.get(view) != (first, last) or changed
             self._ranges[view] = (first, last)
         if changed:
             self._merge()
@@ -49,13 +49,13 @@ class ScreenRows:
         """`view` shows the model's rows `shown` (in its own order, top first) and prefetches
         `near` (nearest its screen first); no margin is added around them. True if that
         changed anything."""
-        self._ranges.pop(view, None)
+        changed = self._ranges.pop(view, None) is not None or not self._ever_reported
         self._ever_reported = True
         report = (_places(shown), _places(near))
         if not report[0] and not report[1]:
-            changed = self._listed.pop(view, None) is not None
+            changed = self._listed.pop(view, None) is not None or changed
         else:
-            changed = self._listed.get(view) != report
+            changed = self._listed.get(view) != report or changed
             self._listed[view] = report
         if changed:
             self._merge()
