@@ -263,3 +263,35 @@ def test_sandbox_enforces_the_pixel_budget_and_memory_limit(qtbot, sandbox):
     fine = decode_thumbnail(corpus_bytes("qtimageformats/test-flag.tga"), SPEC, LoadLimits(),
                             "http://h/b.tga", sandbox=sandbox)
     assert fine.ok, fine.error
+
+
+def _one_bit_png(width: int, height: int) -> bytes:
+    """A black 1-bit greyscale PNG of `width` x `height`: a few KB that decode to 4 bytes a pixel."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return (struct.pack(">I", len(payload)) + kind + payload
+                + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
+
+    row = b"\x00" + b"\x00" * ((width + 7) // 8)
+    pixels = zlib.compress(row * height, 9)
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def test_a_small_file_that_decodes_to_hundreds_of_megabytes_is_decoded_in_the_sandbox(sandbox):
+    # Inside the pixel budget, but 8000x8000 decodes to 256 MB before it is scaled: in every
+    # decode thread at once, in this process, that was the app's memory.
+    asked = []
+    decode = sandbox.decode
+    sandbox.decode = lambda data, *args: asked.append(len(data)) or decode(data, *args)
+    huge = _one_bit_png(8000, 8000)
+    assert len(huge) < 20_000
+    thumbnail = decode_thumbnail(huge, SPEC, LoadLimits(), "http://h/huge.png", sandbox=sandbox)
+    assert thumbnail.error == "" and thumbnail.original_size.width() == 8000
+    assert thumbnail.image.size().width() == 140 and QColor(thumbnail.image.pixel(70, 70)).name() == "#000000"
+    assert asked == [len(huge)]
+    small = decode_thumbnail(_one_bit_png(800, 800), SPEC, LoadLimits(), "http://h/small.png",
+                             sandbox=sandbox)
+    assert small.error == "" and asked == [len(huge)]  # in this process, as before

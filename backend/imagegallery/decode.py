@@ -38,6 +38,11 @@ _HTML_SNIFF_BYTES = 512
 # Above this many pixels a non-JPEG image is scaled inside QImageReader.read(), off the GIL
 # (see _read); freeing 4 megapixels with it held costs about a millisecond.
 SCALE_IN_READER_PIXELS = 4_000_000
+# A non-JPEG image decodes in full before it is scaled. Past this many bytes of decoded pixels
+# it is decoded in the sandbox child, under its memory limit, not in this process: inside the
+# pixel budget a 777 KB 16-bit PNG of 10000x10000 took 1.5 GB here, and a 35-byte GIF or a 1 KB
+# BMP 400 MB, each decode thread at once. 128 MB passes a 32-megapixel photo's 4 bytes a pixel.
+IN_PROCESS_DECODE_BYTES = 128 * 1024 * 1024
 
 FIT = "fit"
 CROP = "crop"
@@ -185,12 +190,17 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
             thumbnail = _decode_jpeg_with_turbo(data, header, scans, spec, limits)
             if thumbnail is not None:
                 return thumbnail
+    hint = _format_hint(url, content_type)
     if image_format:
-        return _decode_with_qt(data, spec, limits.max_pixels, limits.max_side, image_format,
-                               autodetect=False, content_type=content_type)
-    if _looks_like_html(head, content_type):
+        try:
+            return _decode_with_qt(data, spec, limits.max_pixels, limits.max_side, image_format,
+                                   autodetect=False, content_type=content_type,
+                                   in_process_bytes=IN_PROCESS_DECODE_BYTES)
+        except _TooLargeForThisProcess:
+            hint = image_format
+    elif _looks_like_html(head, content_type):
         raise DecodeRefused(_not_an_image_reason(head, content_type))
-    in_sandbox = (bytes(data), spec, limits, _format_hint(url, content_type), content_type, sandbox)
+    in_sandbox = (bytes(data), spec, limits, hint, content_type, sandbox)
     if defer_sandbox:
         return DecodedThumbnail(None, QSize(), decode_in_sandbox=lambda: _with_reason_for_failure(
             _decode_in_sandbox, *in_sandbox))
@@ -265,9 +275,14 @@ def decode_in_this_process(data: bytes, request: dict,
             bytes(pointer))
 
 
+class _TooLargeForThisProcess(Exception):
+    """Its decoded pixels would take more than the in-process budget: the sandbox decodes it."""
+
+
 def _decode_with_qt(data: Body, spec: ThumbnailSpec, max_pixels: int, max_side: int,
                     image_format: bytes, autodetect: bool, content_type: str,
-                    on_format: Optional[Callable[[str], None]] = None) -> DecodedThumbnail:
+                    on_format: Optional[Callable[[str], None]] = None,
+                    in_process_bytes: Optional[int] = None) -> DecodedThumbnail:
     # The reader must not outlive its buffer, nor the buffer its bytes: some TIFFs crash otherwise.
     array = QByteArray(data)
     buffer = QBuffer(array)
@@ -275,6 +290,7 @@ def _decode_with_qt(data: Body, spec: ThumbnailSpec, max_pixels: int, max_side: 
     readers = []  # every reader made here, so all of them die before the buffer
     reader = None
     failure = ""
+    too_large = False
     try:
         if image_format:
             # Only the named plugin looks at the bytes: no other plugin's probe runs on them.
@@ -302,7 +318,9 @@ def _decode_with_qt(data: Body, spec: ThumbnailSpec, max_pixels: int, max_side: 
             raise DecodeRefused(SVG_REFUSED)
         if detected == b"bmp":
             _check_bmp_length(bytes(array.left(_SNIFF_BYTES)), array.size())
-        return _read(reader, detected, data, spec, max_pixels, max_side)
+        return _read(reader, detected, data, spec, max_pixels, max_side, in_process_bytes)
+    except _TooLargeForThisProcess:
+        too_large = True
     except DecodeRefused as refused:
         failure = str(refused)
     except Exception as unexpected:  # a decoder bug must cost one tile, not the process
@@ -316,6 +334,8 @@ def _decode_with_qt(data: Body, spec: ThumbnailSpec, max_pixels: int, max_side: 
         del readers[:]
         buffer.close()
         del buffer, array
+    if too_large:
+        raise _TooLargeForThisProcess()  # a new one: the caught one's traceback held the reader
     raise DecodeRefused(failure)
 
 
@@ -335,7 +355,7 @@ def _check_bmp_length(header: bytes, length: int) -> None:
 
 
 def _read(reader: QImageReader, image_format: bytes, data: Body, spec: ThumbnailSpec,
-          max_pixels: int, max_side: int) -> DecodedThumbnail:
+          max_pixels: int, max_side: int, in_process_bytes: Optional[int] = None) -> DecodedThumbnail:
     name = image_format.decode("ascii", "replace")
     reader.setAutoTransform(True)  # EXIF orientation
     stored = reader.size()  # from the header only; nothing is allocated yet
@@ -347,6 +367,13 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
         # it allocate 576 MB. Judged, and scaled, by the canvas.
         stored = stored.expandedTo(_gif_screen_size(data))
     _check_pixel_budget(stored, name, max_pixels, max_side)
+    # What a full decode takes, at least 4 bytes a pixel: an indexed GIF or a 1-bit PNG is
+    # painted or converted to 32 bits; a 16-bit PNG is read at 8.
+    bits = max(32, QImage.toPixelFormat(reader.imageFormat()).bitsPerPixel())
+    decoded_bytes = stored.width() * stored.height() * bits // 8
+    if in_process_bytes is not None and image_format != b"jpeg" \
+            and decoded_bytes > in_process_bytes:  # (JPEG decodes scaled down)
+        raise _TooLargeForThisProcess()
 
     transformation = int(reader.transformation())
     manual = 0
@@ -372,6 +399,11 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
             reader.setScaledClipRect(clip)
     image = reader.read()
     if image.isNull():
+        if image_format != b"jpeg" and decoded_bytes > IN_PROCESS_DECODE_BYTES \
+                and reader.error() == QImageReader.UnknownError:
+            # What Qt says when the allocation fails (the sandbox's memory limit, say).
+            raise DecodeRefused(f"cannot decode {name} (out of memory: {stored.width()}x"
+                                f"{stored.height()} at {bits} bits a pixel)")
         raise DecodeRefused(f"cannot decode {name} ({reader.errorString()})")
     if manual:
         image = _apply_transformation(image, manual)
