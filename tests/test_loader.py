@@ -209,6 +209,18 @@ def test_load_visible_policy_loads_only_the_screen_and_margin(qtbot, model, imag
     assert all(model.status_of(r) == Status.Ready for r in range(476, 500))
 
 
+def test_a_load_visible_model_loads_nothing_until_a_view_says_what_it_shows(qtbot, model,
+                                                                              image_server):
+    urls = [image_server.add(f"/{i}.png", solid_image_bytes("#808080", 32, 32)) for i in range(100)]
+    model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    model.prefetchRows = 5
+    model.urls = urls
+    assert not model.busy and image_server.total_hits() == 0
+    with qtbot.waitSignal(model.finished, timeout=20000):
+        model.setVisibleRange(50, 54)
+    assert [r for r in range(100) if model.status_of(r) == Status.Ready] == list(range(45, 60))
+
+
 def test_two_views_on_one_model_each_get_their_screen_loaded(qtbot, model, image_server):
     from PyQt5 import sip
     from PyQt5.QtCore import QObject

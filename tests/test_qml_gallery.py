@@ -1184,6 +1184,9 @@ def test_a_sparse_proxy_filter_under_load_visible_loads_only_the_rows_it_shows(
     qtbot.waitUntil(lambda: not source.busy, timeout=10000)  # every row asked for has settled
     loaded = [row for row in range(900) if source.status_of(row) != ImageGalleryModel.Status.Null]
     assert loaded and all(row % 30 == 0 for row in loaded), loaded[:10]
+    # Not even asked for: the list was set before the view's first report, and the top rows
+    # a view is assumed to show until then are mostly hidden ones.
+    assert all(image_server.hits[f"/hidden{n}.png"] == 0 for n in range(900))
     # The screen and the view's own margin of two rows: not all 30 shown rows.
     on_screen = scene.gallery.property("columns") * math.ceil(
         scene.gallery.height() / scene.gallery.property("cellHeight"))
@@ -1208,6 +1211,28 @@ def test_a_view_whose_proxy_shows_nothing_leaves_nothing_on_screen(qtbot, scene_
     source.reload()  # fetches the screen again: there is none
     qtbot.waitUntil(lambda: not source.busy, timeout=10000)
     assert image_server.total_hits() == hits
+    scene.gallery.setProperty("model", None)
+
+
+def test_a_hidden_view_leaves_nothing_on_screen(qtbot, scene_factory, image_server, make_model):
+    from PyQt5.QtCore import QSize
+
+    body = solid_image_bytes("#808080", 64, 40)
+    urls = [image_server.add(f"/{n}.png", body) for n in range(300)]
+    shown = make_model(thumbnailSize=QSize(120, 80), prefetchRows=0,
+                       loadPolicy=ImageGalleryModel.LoadPolicy.LoadVisible)
+    shown.urls = urls
+    scene = scene_factory(PROXY_QML, proxy=shown)
+    qtbot.waitUntil(lambda: shown.status_of(0) == ImageGalleryModel.Status.Ready, timeout=10000)
+    scene.gallery.setProperty("visible", False)  # a page covered in a StackView, say
+    QMetaObject.invokeMethod(scene.gallery, "positionViewAtIndex", Q_ARG(int, 200), Q_ARG(int, 1))
+    qtbot.waitUntil(lambda: not shown._rows_in_reach(), timeout=3000)
+    hits = image_server.total_hits()
+    shown.reload()
+    qtbot.waitUntil(lambda: not shown.busy, timeout=10000)
+    assert image_server.total_hits() == hits
+    scene.gallery.setProperty("visible", True)  # shown again: its screen loads
+    qtbot.waitUntil(lambda: shown.status_of(200) == ImageGalleryModel.Status.Ready, timeout=10000)
     scene.gallery.setProperty("model", None)
 
 

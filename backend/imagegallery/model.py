@@ -540,7 +540,10 @@ class ImageGalleryModel(QAbstractListModel):
     def _wanted(self, number: int) -> bool:
         if self._load_policy == self.LoadPolicy.LoadAll:
             return True
-        return self._priority_for(number)[0] != BACKGROUND
+        # Under LoadVisible the top rows' default is a guess: with no view yet nothing is on
+        # screen, and a view behind a filter would have fetched rows it hides (its first
+        # report comes a turn after a list declared with the model).
+        return self._screens.reported and self._priority_for(number)[0] != BACKGROUND
 
     def _parsed(self, row: _Row) -> ParsedImageUrl:
         if row.parsed is None:

@@ -69,6 +69,11 @@ class ScreenRows:
             self._merge()
         return had
 
+    @property
+    def reported(self) -> bool:
+        """Whether any view has reported yet (the top rows' default applies until one has)."""
+        return self._ever_reported
+
     def rows_inserted(self, first: int, count: int, rows_before: int) -> None:
         """`count` rows were inserted at `first`, among `rows_before`. Listed rows name the
         model's rows, so they move with them: a proxy says nothing of rows it hides, and its view

@@ -199,6 +199,7 @@ GridView {
     }
 
     onContentYChanged: _scheduleVisibleRange()
+    onVisibleChanged: _scheduleVisibleRange()
     onHeightChanged: _scheduleVisibleRange()
     onWidthChanged: _scheduleVisibleRange()
     onCountChanged: _scheduleVisibleRange()
@@ -454,8 +455,10 @@ GridView {
         if (!galleryModel)
             return
         _reportedTo = galleryModel
-        if (width <= 0 || height <= 0 || cellHeight <= 0) {
-            galleryModel.setVisibleRangeOf(root, 0, -1)  // shows nothing: its old screen goes
+        if (!visible || width <= 0 || height <= 0 || cellHeight <= 0) {
+            // Shows nothing (a page covered in a StackView, a tab not current): its old screen
+            // goes, or it would keep loading first what nobody sees.
+            galleryModel.setVisibleRangeOf(root, 0, -1)
             return
         }
         // Row 0 starts below the header, which begins at originY.
