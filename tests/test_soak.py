@@ -25,7 +25,8 @@ def live_replies(loader) -> int:
     replies = 0
     for transport in loader._transports.active():
         for manager in getattr(transport, "_managers", ()):
-            replies += len(manager.findChildren(QNetworkReply))
+            if manager is not None:  # an origin slot not used yet
+                replies += len(manager.findChildren(QNetworkReply))
     return replies
 
 

@@ -267,6 +267,39 @@ def test_https_to_http_redirect_is_refused(qtbot, transport, https_server, image
     assert image_server.hits["/plain.png"] == 0
 
 
+def test_qt_judges_a_redirect_by_the_hop_it_leaves_not_the_reply_url(monkeypatch):
+    # All of Qt's redirects are ours to allow, and inside `redirected` the reply's url() is the
+    # target already: judged by it, https to http looked like http to http and was followed.
+    # This Qt has no TLS here, so the slot is driven with a stand-in reply.
+    from PyQt5.QtCore import QObject, QUrl, pyqtSignal
+
+    from imagegallery.transport.base import TransferRequest
+    from imagegallery.transport.qt import QtTransport, _Transfer
+
+    class Reply(QObject):
+        redirectAllowed = pyqtSignal()
+
+        def attribute(self, _):
+            return 302
+
+    transport = QtTransport()
+    failures, allowed = [], []
+    monkeypatch.setattr(transport, "_fail", lambda transfer, error: failures.append(error.message))
+    for start, hops in (("https://h/a.png", ["https://cdn/b.png", "http://cdn/c.png"]),
+                        ("http://h/a.png", ["https://h/b.png", "http://h/c.png"])):
+        reply = Reply()
+        reply.redirectAllowed.connect(lambda: allowed.append(1))
+        transfer = _Transfer(TransferRequest(1, start, 1 << 20, 5), reply, 0)
+        monkeypatch.setattr(transport, "_transfer_for_sender", lambda: transfer)
+        monkeypatch.setattr("imagegallery.transport.qt.qt_has_tls", lambda: True)
+        for hop in hops:
+            transport._on_redirected(QUrl(hop))
+    transport.close()
+    # https -> https allowed, then https -> http refused; http -> https allowed, then the hop
+    # from that https -> http refused too.
+    assert failures == [INSECURE_REDIRECT_MESSAGE] * 2 and len(allowed) == 2
+
+
 def test_an_origin_redirecting_to_an_http2_cdn_keeps_its_own_connection_cap(
         qtbot, transport, https_server, image_server, test_ca, make_loader):
     if transport == "qt" and not qt_has_tls():
