@@ -265,8 +265,8 @@ def test_sandbox_enforces_the_pixel_budget_and_memory_limit(qtbot, sandbox):
     assert fine.ok, fine.error
 
 
-def _one_bit_png(width: int, height: int) -> bytes:
-    """A black 1-bit greyscale PNG of `width` x `height`: a few KB that decode to 4 bytes a pixel."""
+def _blank_png(width: int, height: int, bit_depth: int = 1, color_type: int = 0) -> bytes:
+    """A black PNG, not interlaced (1-bit greyscale unless told): a few KB whatever its size."""
     import struct
     import zlib
 
@@ -274,24 +274,34 @@ def _one_bit_png(width: int, height: int) -> bytes:
         return (struct.pack(">I", len(payload)) + kind + payload
                 + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
 
-    row = b"\x00" + b"\x00" * ((width + 7) // 8)
-    pixels = zlib.compress(row * height, 9)
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    channels = {0: 1, 2: 3, 6: 4}[color_type]
+    row = bytes(1 + (width * channels * bit_depth + 7) // 8)
+    packer = zlib.compressobj(9)
+    pixels = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 def test_a_small_file_that_decodes_to_hundreds_of_megabytes_is_decoded_in_the_sandbox(sandbox):
-    # Inside the pixel budget, but 8000x8000 decodes to 256 MB before it is scaled: in every
-    # decode thread at once, in this process, that was the app's memory.
+    # Inside the pixel budget, but 8000x8000 1-bit pixels are converted to 32 bits and copied
+    # once more before the scale: 512 MB, in every decode thread at once, in this process.
     asked = []
     decode = sandbox.decode
     sandbox.decode = lambda data, *args: asked.append(len(data)) or decode(data, *args)
-    huge = _one_bit_png(8000, 8000)
+    huge = _blank_png(8000, 8000)
     assert len(huge) < 20_000
     thumbnail = decode_thumbnail(huge, SPEC, LoadLimits(), "http://h/huge.png", sandbox=sandbox)
     assert thumbnail.error == "" and thumbnail.original_size.width() == 8000
     assert thumbnail.image.size().width() == 140 and QColor(thumbnail.image.pixel(70, 70)).name() == "#000000"
     assert asked == [len(huge)]
-    small = decode_thumbnail(_one_bit_png(800, 800), SPEC, LoadLimits(), "http://h/small.png",
+    # Qt reads an 8-bit RGBA PNG row by row straight to the thumbnail's size: no memory to save.
+    rgba = decode_thumbnail(_blank_png(6000, 6000, 8, 6), SPEC, LoadLimits(), "http://h/rgba.png",
+                            sandbox=sandbox)
+    small = decode_thumbnail(_blank_png(800, 800), SPEC, LoadLimits(), "http://h/small.png",
                              sandbox=sandbox)
-    assert small.error == "" and asked == [len(huge)]  # in this process, as before
+    assert rgba.error == "" and small.error == "" and asked == [len(huge)]  # both in this process
+    # Past what the sandbox may allocate, it is refused before the child tries.
+    refused = decode_thumbnail(huge, SPEC, LoadLimits(decoder_memory_bytes=100 * 1024 * 1024),
+                               "http://h/huge.png", sandbox=sandbox)
+    assert refused.error == ("image too large to decode (8000x8000 png needs about 488.3 MB, the "
+                             "decoder may use 100 MB)")

@@ -38,10 +38,11 @@ _HTML_SNIFF_BYTES = 512
 # Above this many pixels a non-JPEG image is scaled inside QImageReader.read(), off the GIL
 # (see _read); freeing 4 megapixels with it held costs about a millisecond.
 SCALE_IN_READER_PIXELS = 4_000_000
-# A non-JPEG image decodes in full before it is scaled. Past this many bytes of decoded pixels
-# it is decoded in the sandbox child, under its memory limit, not in this process: inside the
-# pixel budget a 777 KB 16-bit PNG of 10000x10000 took 1.5 GB here, and a 35-byte GIF or a 1 KB
-# BMP 400 MB, each decode thread at once. 128 MB passes a 32-megapixel photo's 4 bytes a pixel.
+# Most non-JPEG images decode in full before they are scaled. One whose decode would take more
+# than this (see _decode_peak_bytes) is decoded in the sandbox child, under its memory limit,
+# not in this process: inside the pixel budget a 777 KB 16-bit PNG of 10000x10000 took 1.5 GB
+# here, a 92-byte animated WebP 384 MB, a 35-byte GIF or a 1 KB BMP 400 MB, in each decode
+# thread at once. 128 MB keeps a 16-megapixel photo with alpha in process.
 IN_PROCESS_DECODE_BYTES = 128 * 1024 * 1024
 
 FIT = "fit"
@@ -232,7 +233,7 @@ def _decode_in_sandbox(data: bytes, spec: ThumbnailSpec, limits: LoadLimits, hin
     sandbox = sandbox or shared_sandbox()
     request = {"hint": hint.decode(), "max_pixels": limits.max_pixels, "max_side": limits.max_side,
                "width": spec.width, "height": spec.height, "fill": spec.fill_mode,
-               "content_type": content_type[:200]}
+               "content_type": content_type[:200], "memory_bytes": limits.decoder_memory_bytes}
     try:
         reply, pixels = sandbox.decode(data, request, limits.decode_timeout_s,
                                        limits.decoder_memory_bytes, _format_name_guess(data, hint))
@@ -261,7 +262,7 @@ def decode_in_this_process(data: bytes, request: dict,
         decoded = _decode_with_qt(data, spec, int(request["max_pixels"]), int(request["max_side"]),
                                   str(request.get("hint", "")).encode(), autodetect=True,
                                   content_type=str(request.get("content_type", "")),
-                                  on_format=on_format)
+                                  on_format=on_format, memory_bytes=request.get("memory_bytes"))
     except DecodeRefused as refused:
         return {"ok": False, "error": str(refused)}, b""
     except Exception as unexpected:
@@ -282,7 +283,12 @@ class _TooLargeForThisProcess(Exception):
 def _decode_with_qt(data: Body, spec: ThumbnailSpec, max_pixels: int, max_side: int,
                     image_format: bytes, autodetect: bool, content_type: str,
                     on_format: Optional[Callable[[str], None]] = None,
-                    in_process_bytes: Optional[int] = None) -> DecodedThumbnail:
+                    in_process_bytes: Optional[int] = None,
+                    memory_bytes: Optional[int] = None) -> DecodedThumbnail:
+    """Decode with Qt's plugin for `image_format` (or the one the bytes name, with
+    `autodetect`). Past `in_process_bytes` of decode memory it raises _TooLargeForThisProcess
+    (the caller hands it to the sandbox); past `memory_bytes` (the sandbox's own limit) the
+    image is refused."""
     # The reader must not outlive its buffer, nor the buffer its bytes: some TIFFs crash otherwise.
     array = QByteArray(data)
     buffer = QBuffer(array)
@@ -318,7 +324,8 @@ def _decode_with_qt(data: Body, spec: ThumbnailSpec, max_pixels: int, max_side: 
             raise DecodeRefused(SVG_REFUSED)
         if detected == b"bmp":
             _check_bmp_length(bytes(array.left(_SNIFF_BYTES)), array.size())
-        return _read(reader, detected, data, spec, max_pixels, max_side, in_process_bytes)
+        return _read(reader, detected, data, spec, max_pixels, max_side, in_process_bytes,
+                     memory_bytes)
     except _TooLargeForThisProcess:
         too_large = True
     except DecodeRefused as refused:
@@ -355,7 +362,8 @@ def _check_bmp_length(header: bytes, length: int) -> None:
 
 
 def _read(reader: QImageReader, image_format: bytes, data: Body, spec: ThumbnailSpec,
-          max_pixels: int, max_side: int, in_process_bytes: Optional[int] = None) -> DecodedThumbnail:
+          max_pixels: int, max_side: int, in_process_bytes: Optional[int] = None,
+          memory_bytes: Optional[int] = None) -> DecodedThumbnail:
     name = image_format.decode("ascii", "replace")
     reader.setAutoTransform(True)  # EXIF orientation
     stored = reader.size()  # from the header only; nothing is allocated yet
@@ -367,12 +375,12 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
         # it allocate 576 MB. Judged, and scaled, by the canvas.
         stored = stored.expandedTo(_gif_screen_size(data))
     _check_pixel_budget(stored, name, max_pixels, max_side)
-    # What a full decode takes, at least 4 bytes a pixel: an indexed GIF or a 1-bit PNG is
-    # painted or converted to 32 bits; a 16-bit PNG is read at 8.
-    bits = max(32, QImage.toPixelFormat(reader.imageFormat()).bitsPerPixel())
-    decoded_bytes = stored.width() * stored.height() * bits // 8
-    if in_process_bytes is not None and image_format != b"jpeg" \
-            and decoded_bytes > in_process_bytes:  # (JPEG decodes scaled down)
+    peak_bytes = _decode_peak_bytes(reader, image_format, data, stored)
+    if memory_bytes is not None and peak_bytes > memory_bytes:
+        raise DecodeRefused(f"image too large to decode ({stored.width()}x{stored.height()} "
+                            f"{name} needs about {format_bytes(peak_bytes)}, the decoder may use "
+                            f"{format_bytes(memory_bytes)})")
+    if in_process_bytes is not None and peak_bytes > in_process_bytes:
         raise _TooLargeForThisProcess()
 
     transformation = int(reader.transformation())
@@ -399,11 +407,10 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
             reader.setScaledClipRect(clip)
     image = reader.read()
     if image.isNull():
-        if image_format != b"jpeg" and decoded_bytes > IN_PROCESS_DECODE_BYTES \
-                and reader.error() == QImageReader.UnknownError:
-            # What Qt says when the allocation fails (the sandbox's memory limit, say).
+        if peak_bytes > IN_PROCESS_DECODE_BYTES and reader.error() == QImageReader.UnknownError:
+            # What Qt says when an allocation after the read fails (the sandbox's memory limit).
             raise DecodeRefused(f"cannot decode {name} (out of memory: {stored.width()}x"
-                                f"{stored.height()} at {bits} bits a pixel)")
+                                f"{stored.height()} needs about {format_bytes(peak_bytes)})")
         raise DecodeRefused(f"cannot decode {name} ({reader.errorString()})")
     if manual:
         image = _apply_transformation(image, manual)
@@ -492,6 +499,34 @@ def _decode_jpeg_with_turbo(data: Body, header: JpegHeader,
     if transformation:
         image = _apply_transformation(image, transformation)
     return DecodedThumbnail(image, display)
+
+
+def _decode_peak_bytes(reader: QImageReader, image_format: bytes, data: Body, stored: QSize) -> int:
+    """About the most memory Qt takes to decode `stored` pixels of this image before scaling
+    it (measured per format with a reset VmHWM): the image as read, at least 32 bits a pixel (an
+    indexed GIF is painted on a 32-bit canvas), plus the copy the scale converts it to first
+    (premultiplied, or 32 bits) unless it is read in a format the scale takes as it is, plus an
+    animated WebP's canvas beside its frame. 0 for JPEG (decoded at its DCT scale) or an 8-bit,
+    non-interlaced RGB or RGBA PNG past SCALE_IN_READER_PIXELS, which Qt reads row by row
+    straight to the thumbnail's size."""
+    if image_format == b"jpeg" or (image_format == b"png" and _png_read_row_by_row(data)
+                                   and stored.width() * stored.height() > SCALE_IN_READER_PIXELS):
+        return 0
+    read_as = reader.imageFormat()
+    bits = max(32, QImage.toPixelFormat(read_as).bitsPerPixel())
+    if read_as not in (QImage.Format_RGB32, QImage.Format_ARGB32_Premultiplied):
+        bits += bits  # converted before the scale: 32 bits, or 64 for a 16-bit image
+    flags = _bytes_at(data, 20, 1) if image_format == b"webp" else b""
+    if flags and _bytes_at(data, 12, 4) == b"VP8X" and flags[0] & 0x02:
+        bits += 32  # animated: the frame, and the canvas it is drawn on
+    return stored.width() * stored.height() * bits // 8
+
+
+def _png_read_row_by_row(data: Body) -> bool:
+    """An 8-bit RGB or RGBA PNG without interlacing, from its IHDR."""
+    header = _bytes_at(data, 0, 29)
+    return len(header) == 29 and header[12:16] == b"IHDR" and header[24] == 8 \
+        and header[25] in (2, 6) and header[28] == 0
 
 
 def _check_pixel_budget(stored: QSize, name: str, max_pixels: int, max_side: int) -> None:
