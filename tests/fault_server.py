@@ -196,11 +196,6 @@ class FaultServer:
                      b"Content-Length: 10737418240\r\n\r\n")
         return self._stream(path, sock, bytes(64 * 1024), 64 * 1024, until=10737418240)
 
-    def _fault_endless_headers(self, path, sock):
-        """Header lines for ever, as fast as the client reads, and never a body."""
-        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n")
-        return self._stream(path, sock, (b"X-Filler: " + b"b" * 1000 + b"\r\n") * 64, 0)
-
     def _fault_endless_chunked(self, path, sock):
         """A chunked body of 64 KB chunks that never ends (no length to refuse it by)."""
         sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n"

@@ -123,25 +123,6 @@ def test_fault_gives_its_reason_and_spares_the_rest(qtbot, model, faults, path, 
         assert status_bytes("VmHWM") - hwm_before < 160 * 1024 * 1024
 
 
-def test_an_origin_sending_headers_for_ever_leaves_other_origins_loading(qtbot, faults,
-                                                                         image_server):
-    # Qt parses a manager's responses on that manager's one thread: a host streaming header
-    # lines kept it busy, and healthy rows of other hosts timed out behind it.
-    gallery = ImageGalleryModel()
-    gallery.transport = "qt"
-    gallery.set_limits(replace(FAST, max_retries=0, connect_timeout_s=4.0))
-    goods = [image_server.add(f"/good{n}.png", solid_image_bytes(color))
-             for n, color in enumerate(["#ff0000", "#00ff00", "#0000ff", "#ffff00"])]
-    try:
-        with qtbot.waitSignal(gallery.finished, timeout=30000):
-            gallery.urls = goods[:2] + [faults.url("/endless-headers")] + goods[2:]
-        assert [gallery.status_of(row) for row in (0, 1, 3, 4)] == [Status.Ready] * 4, \
-            [gallery.get(row)["errorString"] for row in range(5)]
-        assert gallery.status_of(2) == Status.Error
-    finally:
-        gallery.loader.close()
-
-
 def test_500_then_success_is_retried(qtbot, model, faults):
     status, shown, _ = load_with_good_neighbours(qtbot, model, faults, "/flaky500")
     assert (status, shown) == (Status.Ready, "")

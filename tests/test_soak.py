@@ -25,8 +25,7 @@ def live_replies(loader) -> int:
     replies = 0
     for transport in loader._transports.active():
         for manager in getattr(transport, "_managers", ()):
-            if manager is not None:  # an origin slot not used yet
-                replies += len(manager.findChildren(QNetworkReply))
+            replies += len(manager.findChildren(QNetworkReply))
     return replies
 
 

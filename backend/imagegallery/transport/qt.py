@@ -22,10 +22,6 @@ from .proxy import EnvironmentProxyFactory, proxy_factory_for_qt, proxy_for_url
 # One QNAM opens at most six HTTP/1.1 connections per host (a constant inside Qt). A user who
 # allows more gets one QNAM per six, each with its own connection pool.
 QNAM_CONNECTIONS_PER_HOST = 6
-# Origins are spread over this many sets of managers. A manager parses every response on its
-# one thread, so a host streaming header lines for ever held up every other host's answers
-# there (their rows timed out); now it holds up only the origins sharing its set.
-ORIGIN_SLOTS = 4
 PROGRESS_SECONDS = 0.05
 # The largest HTTP/2 DATA frame we tell servers we accept (the protocol's default is 16 KB).
 # Every frame costs work at both ends (Qt's protocol handler, a data event on the GUI thread,
@@ -96,7 +92,6 @@ class _Transfer:
         self.reply = reply
         # Its manager's place in _managers, where _manager_load counts it; a manager retired
         # meanwhile hands its place (and the count of its transfers still ending) to the next.
-        # (Places slot * per_origin ... + per_origin - 1 are those of an origin slot.)
         self.manager_index = manager_index
         # The URL the current hop was sent to: inside `redirected` the reply's url() is the
         # target already, so the scheme a redirect leaves from is kept here.
@@ -113,12 +108,9 @@ class QtTransport(Transport):
     def __init__(self, options: TransportOptions = TransportOptions(), parent=None):
         super().__init__(parent)
         self._options = options
-        # Managers per origin: each adds its own six HTTP/1.1 connections per host.
-        self._per_origin = max(1, math.ceil(options.max_connections_per_host / QNAM_CONNECTIONS_PER_HOST))
+        count = max(1, math.ceil(options.max_connections_per_host / QNAM_CONNECTIONS_PER_HOST))
         self.uses_environment_proxy = False
-        # Made at their first request (a gallery of one host never makes the other slots').
-        self._managers: List[Optional[QNetworkAccessManager]] = [None] * (ORIGIN_SLOTS * self._per_origin)
-        self._slot_of_origin: Dict[str, int] = {}  # origin -> its slot, in the order first seen
+        self._managers = [self._new_manager() for _ in range(count)]
         # Managers whose connections can no longer be trusted (see _retire_manager): no new
         # request goes to one; each is deleted once its last transfer ends.
         self._retired_managers: List[QNetworkAccessManager] = []
@@ -217,20 +209,15 @@ class QtTransport(Transport):
             qrequest.setAttribute(QNetworkRequest.Http2DirectAttribute, True)
             qrequest.setHttp2Configuration(self._http2_configuration)
 
-        first = self._slot_for(request.url) * self._per_origin
         if request.http2_cleartext and not request.url.startswith("https:"):
             # Prior knowledge: HTTP/2 for sure, so one manager's one connection carries them all.
-            manager_index = first
+            manager_index = 0
         else:
-            # The origin's least busy manager: the loader's per-host cap bounds the total, so N
-            # requests use N connections.
-            manager_index = min(range(first, first + self._per_origin),
-                                key=self._manager_load.__getitem__)
+            # The least busy manager: each adds its own six HTTP/1.1 connections per host, and
+            # the loader's per-host cap bounds the total, so N requests use N connections.
+            manager_index = min(range(len(self._managers)), key=self._manager_load.__getitem__)
         self._manager_load[manager_index] += 1
-        manager = self._managers[manager_index]
-        if manager is None:
-            manager = self._managers[manager_index] = self._new_manager()
-        reply = manager.get(qrequest)
+        reply = self._managers[manager_index].get(qrequest)
         # Qt keeps the body in its own buffer and stops reading the socket once the buffer is
         # full; the progress poll then sees more than the cap and fails the transfer. The
         # buffer is the cap plus a margin, not plus one byte: Qt appends a piece at a time and
@@ -261,15 +248,6 @@ class QtTransport(Transport):
 
     def in_flight(self) -> int:
         return len(self._transfers) + len(self._without_tls)
-
-    def _slot_for(self, url: str) -> int:
-        """The origin slot of `url`: origins take the slots in turn as they are first seen."""
-        scheme, _, rest = url.partition("://")
-        origin = scheme.lower() + "://" + rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].lower()
-        slot = self._slot_of_origin.get(origin)
-        if slot is None:
-            slot = self._slot_of_origin[origin] = len(self._slot_of_origin) % ORIGIN_SLOTS
-        return slot
 
     def close(self) -> None:
         self._closing = True
