@@ -91,6 +91,14 @@ def test_built_in_themes_switch_every_value(probe):
     assert seen["high-contrast"] == ("#000000", "#ffff00")
 
 
+@pytest.mark.qt_log_ignore("Theme.name: no built-in theme")
+def test_a_mistyped_built_in_name_shows_light_and_says_so(qtlog, probe):
+    QMetaObject.invokeMethod(probe, "useBuiltIn", Q_ARG(QVariant, "drak"))
+    assert color(probe, "window") == "#f4f5f7"
+    said = [record.message for record in qtlog.records if "Theme.name" in record.message]
+    assert said == ["Theme.name: no built-in theme 'drak' (light, dark, high-contrast); showing light"]
+
+
 def test_theme_file_loads_and_applies(qtbot, probe, tmp_path):
     path = write(tmp_path / "Mine.qml", GOOD_THEME % "#123456")
     loader = probe.property("loader")

@@ -13,6 +13,12 @@ QtObject {
     readonly property var names: ["light", "dark", "high-contrast"]
     property string name: "light"
     property QtObject custom: null  // a ThemeData, possibly from a ThemeLoader's engine
+    // A mistyped name shows the light theme; said, so the typo is found.
+    onNameChanged: {
+        if (names.indexOf(name) < 0)
+            console.warn("Theme.name: no built-in theme '" + name + "' (" + names.join(", ")
+                         + "); showing light")
+    }
 
     // The theme shown. Null for a moment when the object in `custom` is destroyed (a
     // ThemeLoader's theme, as the application quits): Qt clears this property, and re-runs the
