@@ -81,12 +81,14 @@ def test_unknown_theme_name_and_missing_theme_file(capsys, tmp_path):
     assert code == EXIT_USAGE and "is a folder; give a theme .qml file" in err
 
 
-def test_theme_file_with_a_qml_error_names_file_and_line(qtbot, capsys, tmp_path):
+def test_theme_file_with_a_qml_error_names_file_and_line(qtbot, capsys, caplog, tmp_path):
     theme = tmp_path / "Broken.qml"
     theme.write_text("import ImageGallery 1.0\nThemeData {\n    accent: 12 +\n}\n")
     code, _, err = run_main(capsys, "--theme", str(theme), "http://127.0.0.1:9/a.png")
     assert code == EXIT_USAGE
     assert f"{theme}:4" in err or f"{theme}:3" in err
+    # Said once, as the usage error, not also in the theme loader's log line before it.
+    assert not [r for r in caplog.records if r.name == "imagegallery.theme"]
 
 
 def test_missing_qml_app(capsys, tmp_path):

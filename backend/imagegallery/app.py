@@ -471,8 +471,17 @@ class _Session:
 
         if self.theme_path:
             self.theme_loader = ThemeLoader(engine=engine)
-            self.theme_loader.source = self.theme_path
-            if not self.theme_loader.wait(10000) or self.theme_loader.status != ThemeLoader.Status.Ready:
+            # A first load that fails is the usage error below; the loader's own log line
+            # printed the same reason once more above it.
+            theme_log = logging.getLogger("imagegallery.theme")
+            level = theme_log.level
+            theme_log.setLevel(logging.ERROR)
+            try:
+                self.theme_loader.source = self.theme_path
+                loaded = self.theme_loader.wait(10000)
+            finally:
+                theme_log.setLevel(level)
+            if not loaded or self.theme_loader.status != ThemeLoader.Status.Ready:
                 message = self.theme_loader.errorString or f"{self.theme_path}: theme did not load in time"
                 raise UsageError(f"theme file has an error:\n{message}")
 
