@@ -8,7 +8,8 @@ import os
 
 import pytest
 from PyQt5 import sip
-from PyQt5.QtCore import QMetaObject, QObject, QPoint, QPointF, Qt, Q_ARG, Q_RETURN_ARG, QVariant
+from PyQt5.QtCore import (QMetaObject, QObject, QPoint, QPointF, QSize, Qt, Q_ARG, Q_RETURN_ARG,
+                          QVariant)
 from PyQt5.QtGui import QColor
 from PyQt5.QtQml import QQmlApplicationEngine, QQmlIncubationController
 from PyQt5.QtTest import QTest
@@ -1094,6 +1095,48 @@ def test_a_sorting_proxy_over_a_gallery_model_shows_its_tiles(qtbot, scene_facto
                     and all(cell_tile(cell) is not None for cell in gallery_cells(scene.window)),
                     timeout=3000)
     assert sorted(tile.property("url") for tile in image_buttons(scene.window)) == sorted(urls)
+
+
+def test_a_new_lists_cells_leave_the_roles_to_their_tiles(qtbot, tmp_path, image_server,
+                                                         make_model):
+    # Every role a cell reads is a call into Python while the first replies wait; a cell read
+    # all five to see that the model has them. Now a model's first cell does, once.
+    from PyQt5.QtCore import QIdentityProxyModel
+
+    class CountingProxy(QIdentityProxyModel):
+        def __init__(self):
+            super().__init__()
+            self.url_reads = 0
+
+        def data(self, index, role=Qt.DisplayRole):
+            if role == ImageGalleryModel.UrlRole:
+                self.url_reads += 1
+            return super().data(index, role)
+
+    source = make_model()
+    source.thumbnailSize = QSize(120, 80)
+    proxy = CountingProxy()
+    proxy.setSourceModel(source)
+    engine = QQmlApplicationEngine()
+    incubation = HeldIncubation()  # no tile is made: only the cells read roles
+    engine.setIncubationController(incubation)
+    imagegallery.install(engine)
+    path = tmp_path / "Scene.qml"
+    path.write_text(PROXY_QML)
+    engine.setInitialProperties({"proxy": proxy})
+    engine.load(str(path))
+    window = engine.rootObjects()[0]
+    try:
+        qtbot.waitUntil(window.isExposed, timeout=5000)
+        source.urls = [image_server.url(f"/missing/{index}.png") for index in range(40)]
+        qtbot.waitUntil(lambda: len(gallery_cells(window)) >= 12, timeout=5000)
+        assert not image_buttons(window)
+        assert proxy.url_reads == 1
+        make_every_tile(qtbot, window, incubation)
+        assert image_buttons(window)  # the check let them be made
+    finally:
+        window.close()
+        sip.delete(engine)
 
 
 def load_visible_model_behind_a_proxy(make_model, urls, prefetch_rows):

@@ -80,8 +80,8 @@ GridView {
     // ImageButton) is made asynchronously, in the idle time between frames. A new list makes a
     // screen of cells in one turn on the GUI thread, and every reply that finishes meanwhile
     // waits: made there, a tile cost about 0.4 ms (its five roles are read through Python),
-    // 27 ms for a 7x7 window. The cell reads no role; the tile reads them from `model` once it
-    // is made.
+    // 27 ms for a 7x7 window. The cell reads no role (only a model's first cell reads them
+    // once, _modelHasTileRoles); the tile reads them from `model` once it is made.
     delegate: Rectangle {
         id: cell
         objectName: "galleryCell"
@@ -100,7 +100,7 @@ GridView {
         // Tiles read an ImageGalleryModel's roles (directly or through a proxy); a model
         // without them gets empty cells and one warning, not five TypeErrors a tile.
         Component.onCompleted: {
-            if (root._hasTileRoles(cell.model))
+            if (root._modelHasTileRoles(cell.model))
                 root._queueTile(tileLoader)
             else
                 root._warnNoTileRoles()
@@ -120,7 +120,7 @@ GridView {
             }
         }
         GridView.onReused: {
-            if (!tileLoader.active && root._hasTileRoles(cell.model))
+            if (!tileLoader.active && root._modelHasTileRoles(cell.model))
                 root._queueTile(tileLoader)
         }
 
@@ -386,9 +386,19 @@ GridView {
         return null
     }
 
-    function _hasTileRoles(row) {
-        return row.url !== undefined && row.status !== undefined && row.source !== undefined
+    // Whether the model's rows have the five roles a tile requires, judged on the first cell of
+    // each model: every role read goes through Python, and reading them for every cell cost a
+    // new list's first screen 36 x 5 of them while its first replies waited.
+    property var _tileRolesFoundIn: null
+
+    function _modelHasTileRoles(row) {
+        if (_tileRolesFoundIn === model)
+            return true
+        var found = row.url !== undefined && row.status !== undefined && row.source !== undefined
             && row.errorString !== undefined && row.progress !== undefined
+        if (found)
+            _tileRolesFoundIn = model
+        return found
     }
 
     property var _warnedAbout: null  // the model _warnNoTileRoles spoke of, once is enough
