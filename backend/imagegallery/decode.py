@@ -374,7 +374,7 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
         # file's logical screen: a 35-byte file with a 1x1 frame on a 12,000-pixel screen made
         # it allocate 576 MB. Judged, and scaled, by the canvas.
         stored = stored.expandedTo(_gif_screen_size(data))
-    _check_pixel_budget(stored, name, max_pixels, max_side)
+    _check_pixel_budget(stored, max_pixels, max_side)
     peak_bytes = _decode_peak_bytes(reader, image_format, data, stored)
     if memory_bytes is not None and peak_bytes > memory_bytes:
         raise DecodeRefused(f"image too large to decode ({stored.width()}x{stored.height()} "
@@ -476,7 +476,7 @@ def _decode_jpeg_with_turbo(data: Body, header: JpegHeader,
     if stored is None or stored.isEmpty() or header.components not in (1, 3) \
             or header.precision != 8:
         return None  # no frame header, a height given after the scan, CMYK or YCCK, 12-bit
-    _check_pixel_budget(stored, "jpeg", limits.max_pixels, limits.max_side)
+    _check_pixel_budget(stored, limits.max_pixels, limits.max_side)
     transformation = header.transformation
     rotated = bool(transformation & int(QImageIOHandler.TransformationRotate90))
     display = stored.transposed() if rotated else stored
@@ -529,7 +529,7 @@ def _png_read_row_by_row(data: Body) -> bool:
         and header[25] in (2, 6) and header[28] == 0
 
 
-def _check_pixel_budget(stored: QSize, name: str, max_pixels: int, max_side: int) -> None:
+def _check_pixel_budget(stored: QSize, max_pixels: int, max_side: int) -> None:
     w, h = stored.width(), stored.height()
     if w > max_side or h > max_side or w * h > max_pixels:
         raise DecodeRefused(

@@ -37,9 +37,10 @@ class LoadLimits:
     # Browsers allow about 20; five covers CDN hops while a loop fails fast.
     max_redirects: int = 5
 
-    # Transient failures (reset, 5xx, 429, timeouts) are retried this many times after the first
-    # try, with exponential backoff from `retry_base_delay_s` and equal jitter, capped by
-    # `retry_max_delay_s` (which also caps a server's Retry-After).
+    # Transient failures (TransferError.transient; listed in docs/reliability.md) are retried
+    # this many times after the first try, with exponential backoff from `retry_base_delay_s`
+    # and equal jitter, capped by `retry_max_delay_s` (which also caps a server's Retry-After).
+    # One count for all of a request's failures, whatever their kind.
     max_retries: int = 2
     retry_base_delay_s: float = 0.5
     retry_max_delay_s: float = 30.0

@@ -87,7 +87,7 @@ HELD_DISK_WRITES_MAX_S = 5.0
 # of thumbnails the memory cache had already let go. Past this bound only rows on screen or near
 # it start downloads; the rest wait for the disk, so memory is bounded by budgets, not list length.
 QUEUED_DISK_WRITES_BYTES = 64 * 1024 * 1024
-# Thumbnails whose in-memory source the loader last gave a view (see `thumbnail_to_show`), held
+# Thumbnails whose in-memory source the loader last gave a view (see `promise_thumbnail`), held
 # so that the memory cache evicting one between the view's asking and its Image's loading
 # cannot leave the Image without a picture. Only what the cache evicted costs memory here: at
 # most this many thumbnails (256 tiles of 240x140 are 33 MB; of 800x800, 640 MB) and a quarter
@@ -95,10 +95,10 @@ QUEUED_DISK_WRITES_BYTES = 64 * 1024 * 1024
 # promise gone gets a blank pixel and its thumbnail back through the loader (provider.py).
 PROMISED_THUMBNAILS = 256
 PROMISED_SHARE_OF_CACHE = 0.25
-# How long the loader remembers that a URL was fetched again on purpose (retry(), reload()),
-# so that older work for it still running cannot put back the older picture: far longer than
-# any decode or disk read takes. Forgotten after that, so a long session's retries do not
-# accumulate.
+# How long the loader remembers that a URL was fetched again on purpose (refetch(): the model's
+# retry() and reload()), so that older work for it still running cannot put back the older
+# picture: far longer than any decode or disk read takes. Forgotten after that, so a long
+# session's retries do not accumulate.
 REFETCH_MEMORY_S = 120.0
 
 
@@ -263,6 +263,24 @@ class _DiskWrite(NamedTuple):
     size: int
 
 
+class _DiskLookup(NamedTuple):
+    """What the disk thread hands back for one lookup: the thumbnail, or None on a miss."""
+    url: str
+    key: ThumbnailKey
+    thumbnail: Optional[CachedThumbnail]
+    generation: int  # its job's (see _refetches): a lookup begun before a refetch is ignored
+
+
+class _DecodeOutcome(NamedTuple):
+    """What a decode worker hands back: the thumbnail, or None and the reason it failed."""
+    url: str
+    spec: ThumbnailSpec
+    result: TransferResult  # the download, kept for the caches (validators, the encoded bytes)
+    thumbnail: Optional[CachedThumbnail]
+    error: str
+    generation: int  # its job's, as the disk lookup carries it
+
+
 class _ForTheSandbox(NamedTuple):
     """A decode thread's answer for bytes the sandbox must decode: what the sandbox thread needs."""
     url: str
@@ -324,7 +342,7 @@ class ImageLoader(QObject):
     loadProgress = pyqtSignal(str, "qlonglong", "qlonglong")  # url, received, total or -1
     # A job left the loader (loaded, failed, cancelled, or a revalidation that kept the disk's
     # thumbnail and so said nothing): a model feeding a long list waits for room on this. It is
-    # emitted from inside the loader's bookkeeping (retry() emits it between dropping the old
+    # emitted from inside the loader's bookkeeping (refetch() emits it between dropping the old
     # job and making the new one), so a slot should schedule work, as the model's does, rather
     # than call back into the loader.
     jobEnded = pyqtSignal()
@@ -372,12 +390,12 @@ class ImageLoader(QObject):
         self._request_ids = itertools.count(1)
 
         self._decode_backlog: Dict[int, int] = {}  # decode token -> body bytes waiting
-        # url -> the generation of its last retry() (the model's reload() and retry() both call
-        # it). Generations come from one counter, so they only grow, also for a URL forgotten
+        # url -> the generation of its last refetch() (the model's reload() and retry() both
+        # call it). Generations come from one counter, so they only grow, also for a URL forgotten
         # after REFETCH_MEMORY_S and fetched again; a URL never fetched again is generation 0.
         self._refetches: Dict[str, int] = {}
         self._generation_counter = itertools.count(1)
-        self._refetched_at: "OrderedDict[str, float]" = OrderedDict()  # url -> last retry(), oldest first
+        self._refetched_at: "OrderedDict[str, float]" = OrderedDict()  # url -> last refetch(), oldest first
         self._decode_backlog_bytes = 0
         self._decoder = PriorityWorkerPool(default_decode_threads(), "decode", self)
         self._decoder.done.connect(self._on_decoded)
@@ -508,7 +526,7 @@ class ImageLoader(QObject):
         """The thumbnail for `url` at the current spec if it is in memory (no I/O)."""
         return self.thumbnails.get(self.key_for(url))
 
-    def thumbnail_to_show(self, url: str) -> Optional[CachedThumbnail]:
+    def promise_thumbnail(self, url: str) -> Optional[CachedThumbnail]:
         """The thumbnail for `url` if it is in memory, promised to the view that asks: until
         PROMISED_THUMBNAILS later promises, `promised_thumbnail` finds it even if the memory
         cache has let it go. The model asks this for a row's source, which it points at the
@@ -570,7 +588,7 @@ class ImageLoader(QObject):
         if not parsed.ok:
             self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error))
             return
-        job = _Job(url, parsed, priority, self._spec, generation=self._refetches.get(url, 0))
+        job = _Job(url, parsed, priority, self._spec, generation=self._generation_of(url))
         if claimant is not None:
             job.claimants.add(claimant)
         self._jobs[url] = job
@@ -617,15 +635,24 @@ class ImageLoader(QObject):
 
     def _picture_answer(self, url: str, thumbnail: CachedThumbnail) -> Callable[[], None]:
         """An answer with a picture at hand, given next turn unless `url` is fetched again on
-        purpose (reload(), retry()) in between: the older picture would then reach the rows
+        purpose (refetch()) in between: the older picture would then reach the rows
         that wait for the new one."""
-        generation = self._refetches.get(url, 0)
+        generation = self._generation_of(url)
 
         def answer() -> None:
-            if self._refetches.get(url, 0) <= generation:  # (a forgotten one reads as 0)
+            if not self._refetched_since(url, generation):
                 self.thumbnailReady.emit(url, thumbnail)
 
         return answer
+
+    def _generation_of(self, url: str) -> int:
+        """The generation of `url`'s last refetch(); 0 if never, or forgotten since."""
+        return self._refetches.get(url, 0)
+
+    def _refetched_since(self, url: str, generation: int) -> bool:
+        """Whether `url` was fetched again on purpose after work of `generation` began: that
+        work's picture is the one being replaced. (A forgotten refetch reads as 0, never newer.)"""
+        return generation < self._generation_of(url)
 
     def _answer_soon(self, answer: Callable[[], None]) -> None:
         """Run `answer` on the next event-loop turn, so callers see the same order of signals
@@ -672,8 +699,8 @@ class ImageLoader(QObject):
             waiter(None, "cancelled")
         self._job_ended()
 
-    def retry(self, url: str, priority: Tuple[int, int] = (VISIBLE, 0),
-              parsed: Optional[ParsedImageUrl] = None, claimant: Optional[int] = None) -> None:
+    def refetch(self, url: str, priority: Tuple[int, int] = (VISIBLE, 0),
+                  parsed: Optional[ParsedImageUrl] = None, claimant: Optional[int] = None) -> None:
         """Load again, from the network, a URL that failed or should be refreshed. The new job
         serves everyone the old one did."""
         old = self._jobs.get(url)
@@ -788,22 +815,23 @@ class ImageLoader(QObject):
             self._after_disk_miss(job)
 
     @staticmethod
-    def _lookup_disk(url: str, key: ThumbnailKey, disk: DiskThumbnailCache, generation: int):
-        return url, key, disk.load(key), generation
+    def _lookup_disk(url: str, key: ThumbnailKey, disk: DiskThumbnailCache,
+                     generation: int) -> _DiskLookup:
+        return _DiskLookup(url, key, disk.load(key), generation)
 
     def _on_io_done(self, token, result) -> None:
         if isinstance(token, _DiskWrite):
             self._disk_write_done(token)
-        elif isinstance(result, tuple):
+        elif isinstance(result, _DiskLookup):
             self._on_disk_lookup(token, result)
         elif isinstance(result, Exception):  # a lookup that raised: go on as if it missed
             job = self._job_with_token(token)
             if job is not None and job.stage == _DISK_LOOKUP:
                 self._after_disk_miss(job)
 
-    def _on_disk_lookup(self, token, result) -> None:
+    def _on_disk_lookup(self, token, result: _DiskLookup) -> None:
         url, key, thumbnail, generation = result
-        if thumbnail is not None and generation < self._refetches.get(url, 0):
+        if thumbnail is not None and self._refetched_since(url, generation):
             return  # begun before a reload(): the disk's copy is the picture being replaced
         if thumbnail is not None:
             self.thumbnails.put(key, thumbnail)
@@ -1136,14 +1164,12 @@ class ImageLoader(QObject):
 
     @staticmethod
     def _decode_outcome(url: str, spec: ThumbnailSpec, result: TransferResult,
-                        decoded: DecodedThumbnail, generation: int):
-        """What a decode worker hands back; `generation` is its job's (see _refetches), carried
-        through as the disk lookup carries it."""
+                        decoded: DecodedThumbnail, generation: int) -> _DecodeOutcome:
         thumbnail = None
         if decoded.ok:
             thumbnail = CachedThumbnail(decoded.image, decoded.original_size, result.etag,
                                         result.last_modified)
-        return url, spec, result, thumbnail, decoded.error, generation
+        return _DecodeOutcome(url, spec, result, thumbnail, decoded.error, generation)
 
     def _store_on_disk(self, url: str, spec: ThumbnailSpec, thumbnail: CachedThumbnail) -> None:
         """Write behind, on the I/O thread after every pending lookup, once the loader has
@@ -1229,9 +1255,9 @@ class ImageLoader(QObject):
         job = self._jobs.get(url)
         current = job is not None and job.token == token
         # A result nobody waits for any more (its row went away, it was restarted) still fills
-        # the caches, unless the URL was fetched again on purpose since it began (reload(),
-        # retry()): finishing last, this older picture would replace the newer one.
-        if thumbnail is not None and generation >= self._refetches.get(url, 0):
+        # the caches, unless the URL was fetched again on purpose since it began
+        # (refetch()): finishing last, this older picture would replace the newer one.
+        if thumbnail is not None and not self._refetched_since(url, generation):
             self.thumbnails.put(self.key_for(url, spec), thumbnail)
             if result.may_be_stored:
                 self._store_on_disk(url, spec, thumbnail)

@@ -296,7 +296,7 @@ class ImageGalleryModel(QAbstractListModel):
         if row.status != self.Status.Ready:
             return ""
         spec = self._loader.spec
-        in_memory = self._loader.thumbnail_to_show(row.url) is not None
+        in_memory = self._loader.promise_thumbnail(row.url) is not None
         provider = MEMORY_PROVIDER_NAME if in_memory else PROVIDER_NAME
         return (f"image://{provider}/{self._loader_id}/{spec.width}x{spec.height}/"
                 f"{spec.fill_mode}/{row.version}/{encode_source_url(row.url)}")
@@ -483,12 +483,7 @@ class ImageGalleryModel(QAbstractListModel):
             rows = self._rows_by_url.get(url, [])
             if not rows or not self._parsed(rows[0]).ok:
                 continue
-            self._loader.cancel(url, self._claim)
-            self._drop_fraction(url)
-            for row in rows:
-                self._set_status(row, self.Status.Null, "")
-                row.received, row.total = 0, -1
-                row.from_network = True
+            self._unload(url, from_network=True)
         self._request_or_queue((number, row) for number, row in enumerate(self._rows)
                                if row.from_network and row.status == self.Status.Null)
         self._schedule_feed()
@@ -624,7 +619,7 @@ class ImageGalleryModel(QAbstractListModel):
             for sibling in self._rows_by_url[row.url]:
                 sibling.from_network = False
             self._refetching.add(row.url)
-            self._loader.retry(row.url, self._url_priority(row.url, number), parsed, self._claim)
+            self._loader.refetch(row.url, self._url_priority(row.url, number), parsed, self._claim)
         else:
             self._loader.load(row.url, self._url_priority(row.url, number), parsed, self._claim)
 
@@ -708,15 +703,20 @@ class ImageGalleryModel(QAbstractListModel):
                     self._loader.set_priority(row.url, self._url_priority(row.url, number))
             elif row.status == self.Status.Loading and self._load_policy == self.LoadPolicy.LoadVisible:
                 if self._url_priority(row.url, number)[0] == BACKGROUND:  # no row of it wanted
-                    self._loader.cancel(row.url, self._claim)
-                    refetching = row.url in self._refetching
-                    for sibling in self._rows_by_url[row.url]:
-                        sibling.from_network = sibling.from_network or refetching
-                        self._set_status(sibling, self.Status.Null, "")
-                        sibling.received, sibling.total = 0, -1
-                    self._drop_fraction(row.url)
+                    # A reload cancelled mid-way is still owed: back on screen, it refetches.
+                    self._unload(row.url, from_network=row.url in self._refetching)
             else:
                 self._loader.set_priority(row.url, self._url_priority(row.url, number))
+
+    def _unload(self, url: str, from_network: bool) -> None:
+        """Stop loading `url` for this model and put its rows back to Null, to be requested
+        again; `from_network`: that request skips the caches (a reload not yet delivered)."""
+        self._loader.cancel(url, self._claim)
+        self._drop_fraction(url)
+        for row in self._rows_by_url[url]:
+            self._set_status(row, self.Status.Null, "")
+            row.received, row.total = 0, -1
+            row.from_network = row.from_network or from_network
 
     def _admitted_rows(self, url: str) -> List[_Row]:
         """The rows for `url` this model's URL rules allow: a result that was on its way (a

@@ -5,7 +5,7 @@ model picks the provider when QML reads the row:
 - `imagegallery-memory` (MemoryThumbnailProvider) when the thumbnail is in memory: a plain,
   synchronous provider, so the Image shows it in the same turn, on the GUI thread, and a tile
   that scrolls back into view never flashes its placeholder. It only looks the image up; the
-  loader keeps what it promised the view (`thumbnail_to_show`) for the rare eviction between
+  loader keeps what it promised the view (`promise_thumbnail`) for the rare eviction between
   the model's answer and the Image's request.
 - `imagegallery` (ThumbnailImageProvider) otherwise: a Ready row whose thumbnail the
   byte-bounded cache evicted. It asks the row's loader, first in its queue, which restores it
