@@ -6,8 +6,8 @@ its proxy explicitly makes both agree on every variable.
 """
 from __future__ import annotations
 
+import os
 import sys
-import urllib.request
 from typing import Dict, List, Optional
 
 from PyQt5.QtNetwork import QNetworkProxy, QNetworkProxyFactory, QNetworkProxyQuery
@@ -15,6 +15,12 @@ from PyQt5.QtNetwork import QNetworkProxy, QNetworkProxyFactory, QNetworkProxyQu
 
 def environment_proxies() -> Dict[str, str]:
     """{"http": url, "https": url, "all": url, "no": hosts} from the environment (either case)."""
+    if not any(name[-6:].lower() == "_proxy" for name in os.environ):
+        # The usual case, answered without urllib.request: importing it (http.client, email)
+        # cost 15-50 ms of every app's start-up, on the GUI thread, before its window showed.
+        return {}
+    import urllib.request
+
     return {k: v for k, v in urllib.request.getproxies_environment().items() if v}
 
 
@@ -60,6 +66,8 @@ def _bypassed(host: str, no_proxy: str) -> bool:
         return False
     if no_proxy.strip() == "*":
         return True
+    import urllib.request
+
     return bool(urllib.request.proxy_bypass_environment(host, {"no": no_proxy}))
 
 
