@@ -207,6 +207,7 @@ GridView {
     onCellWidthChanged: _scheduleVisibleRange()
     onColumnsChanged: _scheduleVisibleRange()  // a narrower thumbnail: more rows of the list on screen
     onGalleryModelChanged: {
+        _tileRolesFoundIn = null  // a proxy given another source model is the same `model`
         _scheduleVisibleRange()
         if (galleryModel) {
             _applyUrls()  // a proxy given its source model later gets `urls` too
