@@ -60,11 +60,14 @@ def _peak_rss() -> int:
 
 
 def _cpu_by_thread() -> Dict[str, float]:
-    """CPU seconds (user + system) per thread name, threads of one pool summed (Linux)."""
+    """CPU seconds (user + system) per thread name, threads of one pool summed (Linux); threads
+    gone by now (the gallery's warm-up thread) under "exited threads", from the process's total."""
     ticks = os.sysconf("SC_CLK_TCK")
     totals: Dict[str, float] = {}
     try:
         tasks = os.listdir("/proc/self/task")
+        with open("/proc/self/stat") as handle:
+            process_fields = handle.read().rsplit(")", 1)[1].split()
     except OSError:
         return totals
     for task in tasks:
@@ -77,6 +80,8 @@ def _cpu_by_thread() -> Dict[str, float]:
         fields = stat[stat.rindex(")") + 2:].split()
         name = "gui" if task == str(os.getpid()) else name.rstrip("0123456789-")
         totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    process_total = (int(process_fields[11]) + int(process_fields[12])) / ticks
+    totals["exited threads"] = max(0.0, process_total - sum(totals.values()))
     return totals
 
 
@@ -90,6 +95,7 @@ class Meter:
         self.config = config
         self.on_done = on_done
         self.t0 = 0.0
+        self.begun_at = 0.0  # perf_counter() at begin()
         self.last_tick = 0.0
         self.max_gap = 0.0
         self.max_gap_at = 0.0  # when the longest gap began, from t0: says which work caused it
@@ -126,10 +132,11 @@ class Meter:
         before that there is no window to freeze (tick)."""
         self.rss_start = _rss()
         self.cpu_start = _cpu_by_thread()
-        self.t0 = self.last_tick = self.phase_start = time.perf_counter()
-        if launched_s_ago is not None:
+        self.t0 = self.last_tick = self.phase_start = self.begun_at = time.perf_counter()
+        if launched_s_ago is not None:  # CPU and memory count from the launch, as times do
             self.t0 = self.phase_start = self.t0 - launched_s_ago
             self.last_tick = None
+            self.cpu_start, self.rss_start = {}, 0
         self.target = set(target)
         self.timer.start()
         self.deadline.start(int((self.config["timeout_s"] - (launched_s_ago or 0)) * 1000))
@@ -226,7 +233,9 @@ class Meter:
             return
         self.finished = True
         now = time.perf_counter()
-        if self.last_tick is not None and now - self.last_tick > self.max_gap:  # never yielded
+        if self.last_tick is None:  # from launch, and the window never drew a frame
+            self.max_gap, self.max_gap_at = now - self.begun_at, self.begun_at - self.t0
+        elif now - self.last_tick > self.max_gap:  # a loop that never yielded
             self.max_gap, self.max_gap_at = now - self.last_tick, self.last_tick - self.t0
         self.timer.stop()
         self.deadline.stop()

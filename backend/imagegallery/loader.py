@@ -37,6 +37,7 @@ from .sandbox_decode import SANDBOX_PROCESSES
 from .transport.base import (ErrorKind, TransferError, TransferRequest, TransferResult, Transport,
                              TransportOptions, Urgency)
 from .transport.qt import qt_has_tls
+from .transport.proxy import environment_proxies
 from .transport.select import TransportSet, preload_curl_transport, transport_name_for
 from .units import format_bytes, format_seconds
 from .url_policy import ParsedImageUrl, parse_image_url
@@ -299,8 +300,9 @@ def warm_up_in_background() -> None:
     """Load what the first images need, once per process, in a thread of its own: libjpeg-turbo
     and numpy (about 70 ms), Qt's image-format plugins (tens of ms at the first decode), Qt's
     answer to whether it has TLS (3-5 ms: it tries to load OpenSSL; the Qt transport asks at
-    every request) and libcurl with its OpenSSL (20-35 ms, for https without Qt's TLS; loaded
-    whatever the transport mode, which install() cannot know).
+    every request), libcurl with its OpenSSL (20-35 ms, for https without Qt's TLS; loaded
+    whatever the transport mode, which install() cannot know) and, where a *_proxy variable is
+    set, urllib.request for reading them (15-50 ms; the first transport reads them).
 
     install() starts it, so this runs while the app compiles its QML; a loader made without
     install() starts it itself. Started by the first loader, it ran when the first list arrived
@@ -322,7 +324,7 @@ def warm_up_in_background() -> None:
 
 
 def _warm_up() -> None:
-    for step in (warm_up_decoders, qt_has_tls, preload_curl_transport):
+    for step in (warm_up_decoders, qt_has_tls, preload_curl_transport, environment_proxies):
         try:
             step()
         except Exception:  # pycurl missing, say: the transports say so when a URL needs it
@@ -700,7 +702,7 @@ class ImageLoader(QObject):
         self._job_ended()
 
     def refetch(self, url: str, priority: Tuple[int, int] = (VISIBLE, 0),
-                  parsed: Optional[ParsedImageUrl] = None, claimant: Optional[int] = None) -> None:
+                parsed: Optional[ParsedImageUrl] = None, claimant: Optional[int] = None) -> None:
         """Load again, from the network, a URL that failed or should be refreshed. The new job
         serves everyone the old one did."""
         old = self._jobs.get(url)

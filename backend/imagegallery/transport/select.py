@@ -13,8 +13,9 @@ from typing import Dict, List, Optional
 from PyQt5.QtCore import QObject
 
 from .base import Transport, TransportOptions
-# Imported with the loader, not at the first request: the first thumbnail should not wait the
-# ~30 ms these imports take (urllib.request through proxy.py). The curl transport is not
+# Imported with the loader, not at the first request: the first thumbnail should not wait for
+# them (proxy.py imports urllib.request, 15-50 ms, only where a *_proxy variable is set, and the
+# warm-up thread does that: environment_proxies in loader._warm_up). The curl transport is not
 # imported here: the warm-up thread install() starts imports it, whatever the transport mode
 # (loader.warm_up_in_background, through preload_curl_transport).
 from .local import LocalFileTransport
