@@ -76,13 +76,18 @@ Item {
     // The thumbnail, its placeholder and the error face are made asynchronously, a frame or two
     // after the tile: a new list builds a whole screen of tiles in one go on the GUI thread, and
     // everything made there delays the first replies' hand-over (and the first frame).
-    // Cancels a face still being made (as the gallery's cells do with their tiles): left to the
-    // tile's destruction, Qt reported "Object or context destroyed during incubation".
+    // Started once the tile is complete, and cancelled as it goes (as the gallery's cells do with
+    // their tiles): left to the tile's destruction, Qt reported "Object or context destroyed
+    // during incubation". Started with the tile instead, it began while the tile itself was
+    // still being made, and a tile dropped then (its cell scrolled away or made again) never
+    // completed, so never cancelled it: the same warning, now and then in a resize storm.
+    Component.onCompleted: content.active = true
     Component.onDestruction: content.active = false
     Loader {
         id: content
         anchors.fill: parent
         asynchronous: true
+        active: false
         sourceComponent: Item {
             readonly property int thumbnailStatus: thumbnail.status
             Item {
