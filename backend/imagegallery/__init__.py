@@ -46,11 +46,13 @@ def install(engine) -> None:
     Two providers: a synchronous one for thumbnails in memory, and an asynchronous one that
     waits for the loader to bring back a thumbnail no longer in memory (provider.py). Also
     starts the process's warm-up thread (decoders, Qt's TLS answer, libcurl), so they load while
-    the app compiles its QML.
+    the app compiles its QML, and moves Python's cyclic garbage collection to the GUI thread
+    (gui_thread_gc.py: the library's threads must not free the app's Qt objects).
 
     Call once per engine, on the GUI thread, before loading QML. QML warnings go to the
     `imagegallery.qml` logger. The engine is deleted when the application quits (see below).
     """
+    from .gui_thread_gc import collect_garbage_on_gui_thread
     from .loader import warm_up_in_background
     from .model import MEMORY_PROVIDER_NAME, PROVIDER_NAME
     from .provider import MemoryThumbnailProvider, ThumbnailImageProvider
@@ -59,6 +61,7 @@ def install(engine) -> None:
     from PyQt5 import sip
 
     warm_up_in_background()  # decoders and libraries load while the app compiles its QML
+    collect_garbage_on_gui_thread()
     register_qml_types()
     provider = ThumbnailImageProvider()
     memory_provider = MemoryThumbnailProvider(provider.relay)
