@@ -7,10 +7,13 @@ collector ran 40 times outside the GUI thread and freed cycles there 10 times. A
 a QObject Python owns (the app's, a test's, a QEventLoop) then deletes that object in the wrong
 thread, which Qt does not allow: a crash, or a Qt object gone under the code using it.
 
-So automatic collection is turned off and the GUI thread collects instead, with the same
-generation thresholds, checked every CHECK_INTERVAL_MS (the pattern PyQt applications such as
-calibre and qutebrowser use). Reference counting frees everything that is not in a cycle at once,
-as before; only cyclic garbage waits, at most that long while the GUI thread runs its event loop.
+So automatic collection is turned off and the GUI thread collects instead, every
+CHECK_INTERVAL_MS (the pattern PyQt applications such as calibre and qutebrowser use): the
+youngest generation at every check where anything was allocated since the last, the older ones
+as their thresholds say. Reference counting frees everything that is not in a cycle at once, as
+before; cyclic garbage waits at most about that long while the GUI thread runs its event loop. (A
+check of the threshold alone would have let it wait for ever: the count it reads is allocations
+less frees, and a burst of work that frees what it made leaves it low.)
 An application that wants automatic collection back calls `gc.enable()` after `install()`: the
 timer then only finds less to do.
 """
@@ -34,11 +37,11 @@ class _GuiThreadCollector(QObject):
         self._timer.start(CHECK_INTERVAL_MS)
 
     def collect_due_generations(self) -> None:
-        """What automatic collection would have done since the last check: the youngest
-        generation once its count passes its threshold, and each older one likewise."""
+        """The youngest generation if anything was allocated since the last collection, and
+        each older one once its count (collections of the one below) passes its threshold."""
         count0, count1, count2 = gc.get_count()
         threshold0, threshold1, threshold2 = gc.get_threshold()
-        if threshold0 == 0 or count0 <= threshold0:  # a threshold of 0 turns collection off
+        if threshold0 == 0 or count0 == 0:  # a threshold of 0 turns collection off
             return
         generation = 0
         if count1 > threshold1:
