@@ -27,3 +27,46 @@ def test_a_child_that_does_not_start_in_time_is_killed_and_reaped(monkeypatch):
     [child] = started
     assert child.returncode is not None
     assert child.stdin.closed and child.stdout.closed
+
+
+def _tiff(width, height):
+    from PyQt5.QtCore import QBuffer, QByteArray, QIODevice
+    from PyQt5.QtGui import QColor, QImage, QImageWriter
+
+    image = QImage(width, height, QImage.Format_RGB32)
+    image.fill(QColor("#20a040"))
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.WriteOnly)
+    writer = QImageWriter(buffer, b"tiff")
+    writer.setCompression(1)
+    assert writer.write(image)
+    return bytes(data)
+
+
+def test_closing_one_loader_leaves_the_shared_children_to_the_others(qtbot, image_server):
+    # A child dies with the thread that started it (PR_SET_PDEATHSIG), and the children were
+    # started by a loader's sandbox threads, which end with that loader: the decode another
+    # loader had in that child failed as "decoder crashed (tiff)".
+    from imagegallery.loader import ImageLoader
+
+    small = [image_server.add(f"/small{index}.tif", _tiff(64, 64), "image/tiff") for index in range(2)]
+    large = image_server.add("/large.tif", _tiff(6000, 6000), "image/tiff")
+    first, second = ImageLoader(disk_cache_dir=""), ImageLoader(disk_cache_dir="")
+    try:
+        made = []
+        first.thumbnailReady.connect(lambda url, thumbnail: made.append(url))
+        for url in small:  # two at once: both children start, from the first loader's threads
+            first.load(url, (0, 0))
+        qtbot.waitUntil(lambda: len(made) == 2, timeout=30000)
+        failed, loaded = [], []
+        second.loadFailed.connect(lambda url, reason: failed.append(reason))
+        second.thumbnailReady.connect(lambda url, thumbnail: loaded.append(url))
+        second.load(large, (0, 0))
+        qtbot.waitUntil(lambda: second._sandboxed.pending() == 1, timeout=30000)
+        first.close()
+        qtbot.waitUntil(lambda: bool(failed or loaded), timeout=30000)
+        assert (failed, loaded) == ([], [large])
+    finally:
+        first.close()
+        second.close()

@@ -294,3 +294,38 @@ def test_https_uses_http2_by_alpn_over_one_connection(qtbot, https_server, test_
     qtbot.waitUntil(lambda: len(recorder.finished) == 10, timeout=5000)
     assert all(r.ok and r.http2_used for r in recorder.finished.values())
     assert https_server.http_versions == {"2": 10} and https_server.connections == 1
+
+
+EXIT_SCRIPT = """
+import sys
+from PyQt5.QtCore import QEventLoop
+from PyQt5.QtGui import QGuiApplication
+app = QGuiApplication(sys.argv)
+from imagegallery.model import ImageGalleryModel
+model = ImageGalleryModel()
+model.transport = "curl"
+model.urls = [sys.argv[1]]
+while model.status_of(0) not in (ImageGalleryModel.Status.Ready, ImageGalleryModel.Status.Error):
+    app.processEvents(QEventLoop.WaitForMoreEvents)
+print(int(model.status_of(0)), flush=True)
+"""  # ends without quitting an application: nothing closes its transport
+
+
+def test_a_script_that_never_closed_its_curl_transport_exits_without_waiting(tmp_path, image_server):
+    # The exit hook waited for curl workers nobody had told to stop: 2 s at every such exit.
+    import os
+    import subprocess
+    import sys
+
+    from imagegallery.transport.curl import _SHUTDOWN_WAIT_S
+    from imaging import solid_image_bytes
+
+    url = image_server.add("/red.png", solid_image_bytes("#ff0000"))
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", IMAGEGALLERY_CACHE_DIR=str(tmp_path))
+    process = subprocess.Popen([sys.executable, "-c", EXIT_SCRIPT, url], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout.readline().strip() == "1"  # Ready: the script's last line has run
+    ended = time.monotonic()
+    process.wait(timeout=60)
+    assert process.returncode == 0
+    assert time.monotonic() - ended < 0.75 * _SHUTDOWN_WAIT_S

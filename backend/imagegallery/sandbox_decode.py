@@ -51,6 +51,45 @@ class SandboxFailure(Exception):
     """The child could not produce an answer (crashed, timed out, protocol error)."""
 
 
+class _Spawner:
+    """Starts the children from one thread that lives as long as the process.
+
+    A child asks to be killed when its parent goes (PR_SET_PDEATHSIG), and Linux means the
+    parent *thread*: started from a loader's sandbox thread, which ends with that loader, the
+    child died when that loader closed, in the middle of another loader's decode ("decoder
+    crashed (tiff)"), since every loader shares the children."""
+
+    def __init__(self):
+        self._requests: "queue.Queue[tuple]" = queue.Queue()
+        self._thread: Optional[threading.Thread] = None
+        self._lock = threading.Lock()
+
+    def popen(self, *args, **kwargs) -> subprocess.Popen:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="ig-sandbox-spawner",
+                                                daemon=True)
+                self._thread.start()
+        done, outcome = threading.Event(), []
+        self._requests.put((args, kwargs, outcome, done))
+        done.wait()
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
+
+    def _serve(self) -> None:
+        while True:
+            args, kwargs, outcome, done = self._requests.get()
+            try:
+                outcome.append(subprocess.Popen(*args, **kwargs))
+            except BaseException as error:  # the caller raises it, in its own thread
+                outcome.append(error)
+            done.set()
+
+
+_spawner = _Spawner()
+
+
 # -- parent side -----------------------------------------------------------------------------------
 
 class _Child:
@@ -66,7 +105,7 @@ class _Child:
         # The child never shows anything: no display connection, no platform plugin needed.
         env["QT_QPA_PLATFORM"] = "offscreen"
         stderr = None if os.environ.get("IMAGEGALLERY_SANDBOX_STDERR") else subprocess.DEVNULL
-        self.process = subprocess.Popen(
+        self.process = _spawner.popen(
             [sys.executable, "-m", "imagegallery.sandbox_decode", "--serve", str(memory_bytes)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env, close_fds=True)
         self._in = self.process.stdin.fileno()

@@ -220,15 +220,21 @@ class _WorkerSignals(QObject):
     finished = pyqtSignal(object)
 
 
-# Workers still running, for the exit hook: the interpreter must not tear PyQt down under one.
-_running_workers: Set[threading.Thread] = set()
+# Workers still running, and their transports, for the exit hook: the interpreter must not tear
+# PyQt down under one.
+_running_workers: Dict[threading.Thread, "CurlTransport"] = {}
 
 
 @atexit.register
 def _let_workers_end_at_exit() -> None:
-    # Registered after PyQt's own exit hook, so it runs first.
+    # Registered after PyQt's own exit hook, so it runs first. A transport nobody closed (a
+    # script that ends without quitting an application) is told to close here: its worker
+    # would otherwise wait for commands, and exit for the whole wait.
     deadline = time.monotonic() + _SHUTDOWN_WAIT_S
-    for thread in list(_running_workers):
+    running = list(_running_workers.items())
+    for _, transport in running:
+        transport._send("close", None)
+    for thread, _ in running:
         thread.join(max(0.0, deadline - time.monotonic()))
 
 
@@ -320,13 +326,13 @@ class CurlTransport(Transport):
 
     def _run_worker(self) -> None:
         # Made on its own thread: the multi handle is never touched anywhere else.
-        _running_workers.add(threading.current_thread())
+        _running_workers[threading.current_thread()] = self
         try:
             _Worker(self).run()
         finally:
             self._wake_reader.close()
             self._wake_writer.close()
-            _running_workers.discard(threading.current_thread())
+            _running_workers.pop(threading.current_thread(), None)
 
     # -- relays (GUI thread) ---------------------------------------------------------------
     def _relay_started(self, request_id: int, status: int, total: int) -> None:
