@@ -53,6 +53,8 @@ def install(engine) -> None:
     `imagegallery.qml` logger. The engine is deleted when the application quits (see below).
     """
     from .gui_thread_gc import collect_garbage_on_gui_thread
+
+    collect_garbage_on_gui_thread()  # first: no collection runs during the imports below
     from .loader import warm_up_in_background
     from .model import MEMORY_PROVIDER_NAME, PROVIDER_NAME
     from .provider import MemoryThumbnailProvider, ThumbnailImageProvider
@@ -61,7 +63,6 @@ def install(engine) -> None:
     from PyQt5 import sip
 
     warm_up_in_background()  # decoders and libraries load while the app compiles its QML
-    collect_garbage_on_gui_thread()
     register_qml_types()
     provider = ThumbnailImageProvider()
     memory_provider = MemoryThumbnailProvider(provider.relay)
