@@ -22,6 +22,14 @@ from servers import ImageServer  # noqa: E402
 pytest_plugins = ["tls_servers"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def garbage_collected_on_the_gui_thread(qapp):
+    """As in the app: no worker thread frees a test's Qt objects (gui_thread_gc.py)."""
+    from imagegallery.gui_thread_gc import collect_garbage_on_gui_thread
+
+    collect_garbage_on_gui_thread()
+
+
 @pytest.fixture(autouse=True)
 def cold_disk_cache(tmp_path, monkeypatch):
     """Every test starts with an empty thumbnail disk cache and memory cache of its own."""

@@ -46,15 +46,12 @@ def install(engine) -> None:
     Two providers: a synchronous one for thumbnails in memory, and an asynchronous one that
     waits for the loader to bring back a thumbnail no longer in memory (provider.py). Also
     starts the process's warm-up thread (decoders, Qt's TLS answer, libcurl), so they load while
-    the app compiles its QML, and moves Python's cyclic garbage collection to the GUI thread
-    (gui_thread_gc.py: the library's threads must not free the app's Qt objects).
+    the app compiles its QML. (To keep the library's threads from freeing the app's Qt objects
+    in garbage cycles, see gui_thread_gc.collect_garbage_on_gui_thread.)
 
     Call once per engine, on the GUI thread, before loading QML. QML warnings go to the
     `imagegallery.qml` logger. The engine is deleted when the application quits (see below).
     """
-    from .gui_thread_gc import collect_garbage_on_gui_thread
-
-    collect_garbage_on_gui_thread()  # first: no collection runs during the imports below
     from .loader import warm_up_in_background
     from .model import MEMORY_PROVIDER_NAME, PROVIDER_NAME
     from .provider import MemoryThumbnailProvider, ThumbnailImageProvider

@@ -16,6 +16,7 @@ import sys
 from typing import List, Optional, Sequence
 
 from . import __version__
+from .gui_thread_gc import collect_garbage_on_gui_thread
 
 EXIT_OK = 0
 EXIT_CANCELLED = 1
@@ -308,6 +309,7 @@ def _application():
     # organization warns on every open and writes under "Unknown Organization".
     app.setOrganizationName("imagegallery")
     app.setOrganizationDomain("imagegallery.invalid")
+    collect_garbage_on_gui_thread()  # the app's own process: no thread of ours frees a Qt object
     return app
 
 

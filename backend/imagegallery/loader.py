@@ -32,7 +32,6 @@ from PyQt5.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, pyqtSign
 from .cache import (CachedThumbnail, DiskThumbnailCache, ThumbnailKey, default_disk_cache_dir,
                     disk_cache_folder, new_encoded_cache, shared_thumbnail_cache)
 from .decode import FIT, DecodedThumbnail, ThumbnailSpec, decode_thumbnail, warm_up_decoders
-from .gui_thread_gc import collect_garbage_on_gui_thread
 from .limits import LoadLimits
 from .sandbox_decode import SANDBOX_PROCESSES
 from .transport.base import (ErrorKind, TransferError, TransferRequest, TransferResult, Transport,
@@ -355,7 +354,6 @@ class ImageLoader(QObject):
                  disk_cache_dir: Optional[str] = None, http2_cleartext: bool = False,
                  revalidate: bool = False, parent=None):
         super().__init__(parent)
-        collect_garbage_on_gui_thread()  # before this loader's threads allocate anything
         self._limits = limits
         self._spec = ThumbnailSpec(240, 140, FIT)
         self._transport_options = self._with_connection_cap(transport_options or TransportOptions())

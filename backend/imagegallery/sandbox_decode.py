@@ -43,6 +43,8 @@ SANDBOX_PROCESSES = 2
 MAX_DECODES_PER_CHILD = 500
 # Python plus Qt start in about 0.2 s; a loaded CI machine can take many times that.
 STARTUP_TIMEOUT_S = 30.0
+# A fork takes milliseconds: this only bounds a spawning thread gone wrong.
+SPAWNER_ANSWER_S = 30.0
 # The header of a request or a reply; anything larger is a protocol violation.
 _MAX_HEADER_BYTES = 64 * 1024
 
@@ -66,13 +68,16 @@ class _Spawner:
 
     def popen(self, *args, **kwargs) -> subprocess.Popen:
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name="ig-sandbox-spawner",
-                                                daemon=True)
-                self._thread.start()
+            # Started again if it is gone: it failed to start, or this is a forked child.
+            if self._thread is None or not self._thread.is_alive():
+                thread = threading.Thread(target=self._serve, name="ig-sandbox-spawner",
+                                          daemon=True)
+                thread.start()  # a RuntimeError here reaches the caller, as from Popen
+                self._thread = thread
         done, outcome = threading.Event(), []
         self._requests.put((args, kwargs, outcome, done))
-        done.wait()
+        if not done.wait(SPAWNER_ANSWER_S):
+            raise TimeoutError("the sandbox's spawning thread did not answer")
         if isinstance(outcome[0], BaseException):
             raise outcome[0]
         return outcome[0]
@@ -249,7 +254,7 @@ class SandboxDecoder:
     def _spawn(self, memory_bytes: int) -> _Child:
         try:
             child = _Child(memory_bytes)
-        except (OSError, SandboxFailure, TimeoutError, ValueError) as exc:
+        except (OSError, RuntimeError, SandboxFailure, TimeoutError, ValueError) as exc:
             raise SandboxFailure(f"cannot start the sandboxed decoder ({type(exc).__name__})") from None
         with self._lock:
             self.spawned += 1

@@ -235,7 +235,8 @@ def _let_workers_end_at_exit() -> None:
     for _, transport in running:
         transport._send("close", None)
     for thread, _ in running:
-        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():  # (listed before it started: one that never did has nothing to end)
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class CurlTransport(Transport):
@@ -322,11 +323,13 @@ class CurlTransport(Transport):
         self._wake_writer.setblocking(False)
         self._thread = threading.Thread(target=self._run_worker, name="imagegallery-curl",
                                         daemon=True)
+        # Listed before it starts, on this thread: listed by itself, a worker started just
+        # before exit could be missed by the exit hook, and PyQt torn down under it.
+        _running_workers[self._thread] = self
         self._thread.start()
 
     def _run_worker(self) -> None:
         # Made on its own thread: the multi handle is never touched anywhere else.
-        _running_workers[threading.current_thread()] = self
         try:
             _Worker(self).run()
         finally:
