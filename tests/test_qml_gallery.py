@@ -1141,7 +1141,7 @@ def test_a_new_lists_cells_leave_the_roles_to_their_tiles(qtbot, tmp_path, image
 
 @pytest.mark.qt_log_ignore("ImageGallery: `model` must be an ImageGalleryModel")
 def test_a_proxy_given_a_source_without_the_tile_roles_gets_the_warning_not_tiles(
-        qtbot, qtlog, tmp_path, image_server, make_model):
+        qtbot, qtlog, scene_factory, image_server, make_model):
     # The view remembers that its model has the tile's roles; a proxy given another source
     # model is still the same `model`, and its new rows got tiles that could not fill.
     from PyQt5.QtCore import QIdentityProxyModel
@@ -1152,32 +1152,19 @@ def test_a_proxy_given_a_source_without_the_tile_roles_gets_the_warning_not_tile
     source.urls = [image_server.url(f"/missing/{index}.png") for index in range(2)]
     proxy = QIdentityProxyModel()
     proxy.setSourceModel(source)
-    scene_engine = QQmlApplicationEngine()
-    warnings = []
-    scene_engine.warnings.connect(lambda found: warnings.extend(w.toString() for w in found))
-    imagegallery.install(scene_engine)
-    path = tmp_path / "Scene.qml"
-    path.write_text(PROXY_QML)
-    scene_engine.setInitialProperties({"proxy": proxy})
-    scene_engine.load(str(path))
-    window = scene_engine.rootObjects()[0]
-    try:
-        qtbot.waitUntil(window.isExposed, timeout=5000)
-        qtbot.waitUntil(lambda: len(image_buttons(window)) == 2, timeout=5000)
-        plain = QStandardItemModel()
-        for index in range(12):
-            plain.appendRow(QStandardItem(f"row {index}"))
-        proxy.setSourceModel(plain)
-        qtbot.waitUntil(lambda: any("must be an ImageGalleryModel" in record.message
-                                    for record in qtlog.records), timeout=5000)
-        gallery = window.findChild(QObject, "gallery")
-        qtbot.waitUntil(lambda: gallery.property("count") == 12 and len(gallery_cells(window)) >= 8,
-                        timeout=5000)
-        assert not [tile for tile in image_buttons(window) if tile.isVisible()]
-        assert not warnings  # no tile bound to roles the rows do not have
-    finally:
-        window.close()
-        sip.delete(scene_engine)
+    scene = scene_factory(PROXY_QML, proxy=proxy)  # its close() asserts QML warned of nothing
+    window, gallery = scene.window, scene.gallery
+    qtbot.waitUntil(lambda: len(image_buttons(window)) == 2, timeout=5000)
+    plain = QStandardItemModel()
+    for index in range(12):
+        plain.appendRow(QStandardItem(f"row {index}"))
+    proxy.setSourceModel(plain)
+    qtbot.waitUntil(lambda: any("must be an ImageGalleryModel" in record.message
+                                for record in qtlog.records), timeout=5000)
+    qtbot.waitUntil(lambda: gallery.property("count") == 12 and len(gallery_cells(window)) >= 8,
+                    timeout=5000)
+    assert not [tile for tile in image_buttons(window) if tile.isVisible()]
+    assert not scene.warnings  # no tile bound to roles the rows do not have
 
 
 def load_visible_model_behind_a_proxy(make_model, urls, prefetch_rows):
