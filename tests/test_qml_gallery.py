@@ -1285,14 +1285,18 @@ def test_a_view_whose_proxy_shows_nothing_leaves_nothing_on_screen(qtbot, scene_
     scene.gallery.setProperty("model", None)
 
 
-def test_a_hidden_view_leaves_nothing_on_screen(qtbot, scene_factory, image_server, make_model):
-    from PyQt5.QtCore import QSize
-
+def load_visible_model_of_300(make_model, image_server):
+    """A LoadVisible model without a prefetch margin, of 300 small images: what loads is what
+    its views show."""
     body = solid_image_bytes("#808080", 64, 40)
-    urls = [image_server.add(f"/{n}.png", body) for n in range(300)]
-    shown = make_model(thumbnailSize=QSize(120, 80), prefetchRows=0,
+    model = make_model(thumbnailSize=QSize(120, 80), prefetchRows=0,
                        loadPolicy=ImageGalleryModel.LoadPolicy.LoadVisible)
-    shown.urls = urls
+    model.urls = [image_server.add(f"/{n}.png", body) for n in range(300)]
+    return model
+
+
+def test_a_hidden_view_leaves_nothing_on_screen(qtbot, scene_factory, image_server, make_model):
+    shown = load_visible_model_of_300(make_model, image_server)
     scene = scene_factory(PROXY_QML, proxy=shown)
     qtbot.waitUntil(lambda: shown.status_of(0) == ImageGalleryModel.Status.Ready, timeout=10000)
     scene.gallery.setProperty("visible", False)  # a page covered in a StackView, say
@@ -1326,13 +1330,7 @@ Window {
 
 def test_two_views_on_one_model_each_load_their_own_screen(qtbot, scene_factory, image_server,
                                                            make_model):
-    from PyQt5.QtCore import QSize
-
-    body = solid_image_bytes("#808080", 64, 40)
-    urls = [image_server.add(f"/{n}.png", body) for n in range(300)]
-    shared = make_model(thumbnailSize=QSize(120, 80), prefetchRows=0,
-                        loadPolicy=ImageGalleryModel.LoadPolicy.LoadVisible)
-    shared.urls = urls
+    shared = load_visible_model_of_300(make_model, image_server)
     scene = scene_factory(TWO_VIEWS_QML, shared=shared)
     strip = scene.window.findChild(QObject, "strip")
     qtbot.waitUntil(lambda: shared.status_of(0) == ImageGalleryModel.Status.Ready, timeout=10000)
