@@ -133,11 +133,16 @@ GridView {
             sourceComponent: ImageButton {
                 readonly property int index: cell.index
 
-                url: cell.model.url
-                status: cell.model.status
-                source: cell.model.source
-                errorString: cell.model.errorString
-                progress: cell.model.progress
+                // A row can go while its tile is still being made (the view given another
+                // model, or null, mid-load): its roles then read undefined, and each would be a
+                // QML warning ("Unable to assign [undefined]"), once in CI. The tile goes with
+                // its cell; until then it shows an empty row.
+                // Each role read once (a read is a call into Python), through _orIfGone.
+                url: root._orIfGone(cell.model.url, "")
+                status: root._orIfGone(cell.model.status, Image.Null)
+                source: root._orIfGone(cell.model.source, "")
+                errorString: root._orIfGone(cell.model.errorString, "")
+                progress: root._orIfGone(cell.model.progress, 0)
                 thumbnailSize: root.thumbnailSize
                 fillMode: root.galleryModel ? root.galleryModel.fillMode : Image.PreserveAspectFit
                 selected: root._selectedSet[url] === true
@@ -385,6 +390,10 @@ GridView {
                 return shown
         }
         return null
+    }
+
+    function _orIfGone(role, empty) {
+        return role !== undefined ? role : empty
     }
 
     // Whether the model's rows have the five roles a tile requires, judged on the first cell of
