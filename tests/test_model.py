@@ -284,6 +284,36 @@ def test_a_url_one_model_drops_still_loads_for_another_on_the_same_loader(qtbot,
         loader.close()
 
 
+def test_another_models_cancelled_transfer_leaves_no_row_loading_for_ever(qtbot, image_server):
+    """On a shared loader, a transfer one model asked for and then dropped must not strand the
+    other model's row of that URL in Loading: scrolled into view, the row still loads."""
+    from imagegallery.loader import ImageLoader
+
+    first_url = image_server.add("/first.png", solid_image_bytes("#00ff00", 16, 16))
+    shared_url = image_server.add("/shared.png", solid_image_bytes("#ff0000", 16, 16))
+    loader = ImageLoader()
+    dropping, scrolling = ImageGalleryModel(loader=loader), ImageGalleryModel(loader=loader)
+    try:
+        scrolling.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+        scrolling.prefetchRows = 0
+        scrolling.setVisibleRange(0, 0)
+        with qtbot.waitSignal(scrolling.finished, timeout=5000):
+            scrolling.urls = [first_url, shared_url]  # row 1 is off screen: not requested
+        assert scrolling.status_of(1) == Status.Null
+        image_server.latency = 1.0
+        with qtbot.waitSignal(loader.loadStarted, timeout=5000):
+            dropping.urls = [shared_url]
+        assert scrolling.status_of(1) == Status.Null  # not this model's transfer
+        dropping.urls = []  # its job is cancelled, and no signal says so
+        image_server.latency = 0.0
+        scrolling.setVisibleRange(1, 1)
+        qtbot.waitUntil(lambda: scrolling.status_of(1) == Status.Ready, timeout=5000)
+        assert close_to(center_color(scrolling.thumbnail(1)), "#ff0000")
+        assert not scrolling.busy
+    finally:
+        loader.close()
+
+
 def test_rows_waiting_for_the_feed_load_after_the_busy_rows_are_removed(qtbot, image_server,
                                                                         model):
     from imagegallery.model import MAX_LOADER_JOBS

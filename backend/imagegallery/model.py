@@ -725,11 +725,18 @@ class ImageGalleryModel(QAbstractListModel):
         return [row for row in self._rows_by_url.get(url, ()) if self._parsed(row).ok]
 
     def _on_load_started(self, url: str) -> None:
+        # Only a transfer this model asked for: on a shared loader another model's job may end
+        # at that model's cancel without a word, and a row shown Loading on its behalf would
+        # never be requested again (it is no longer Null).
+        if not self._loader.is_claimed_by(url, self._claim):
+            return
         for row in self._admitted_rows(url):
             if row.status != self.Status.Ready:
                 self._set_status(row, self.Status.Loading, "")
 
     def _on_load_progress(self, url: str, received: int, total: int) -> None:
+        if not self._loader.is_claimed_by(url, self._claim):
+            return  # another model's transfer; its rows are not Loading here (_on_load_started)
         # Not Ready rows: one whose thumbnail is downloaded again for a new size has settled,
         # and its fraction would count it twice in `progress`.
         rows = [row for row in self._admitted_rows(url) if row.status != self.Status.Ready]
