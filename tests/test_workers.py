@@ -39,6 +39,24 @@ def test_jobs_run_in_priority_order_and_cancelled_ones_never_run(qtbot, make_poo
     assert pool.pending() == 0
 
 
+def test_a_token_submitted_again_after_its_cancel_runs_once_and_the_cancelled_job_never(
+        qtbot, make_pool):
+    pool = make_pool(1)
+    gate = threading.Event()
+    ran = []
+    pool.submit(0, "gate", gate.wait, 5)
+    pool.submit(1, "job", ran.append, "cancelled one")
+    pool.cancel("job")
+    pool.submit(1, "job", ran.append, "new one")
+    done = []
+    pool.done.connect(lambda token, result: done.append(token))
+    gate.set()
+    qtbot.waitUntil(lambda: done == ["gate", "job"], timeout=5000)
+    assert pool.wait_until_idle(5)
+    assert ran == ["new one"]
+    assert pool.pending() == 0
+
+
 def test_wait_until_idle_returns_once_queued_work_is_done(make_pool):
     pool = make_pool(1)
     gate = threading.Event()

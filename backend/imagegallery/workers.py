@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Set, Tuple
 
 from PyQt5.QtCore import QCoreApplication, QEvent, QObject, Qt, pyqtSignal
 
@@ -123,8 +123,12 @@ class PriorityWorkerPool(QObject):
     def __init__(self, threads: int, name: str, parent=None):
         super().__init__(parent)
         self._heap: List[Tuple[Any, int, object, Callable, tuple]] = []
-        self._cancelled: set = set()
-        self._pending: Dict[object, bool] = {}
+        # A token's entries still in the heap, by sequence number, and the entries cancelled:
+        # by entry, not by token, so a token submitted again after a cancel runs once, the
+        # cancelled entry not at all.
+        self._queued: Dict[object, List[int]] = {}
+        self._queued_count = 0
+        self._cancelled: Set[int] = set()
         self._counter = itertools.count()
         self._condition = threading.Condition()
         self._closed = False
@@ -143,9 +147,10 @@ class PriorityWorkerPool(QObject):
         with self._condition:
             if self._closed:
                 return
-            self._cancelled.discard(token)
-            self._pending[token] = True
-            heapq.heappush(self._heap, (priority, next(self._counter), token, fn, args))
+            sequence = next(self._counter)
+            self._queued.setdefault(token, []).append(sequence)
+            self._queued_count += 1
+            heapq.heappush(self._heap, (priority, sequence, token, fn, args))
             self._condition.notify()
         if not self._started:
             self._started = True
@@ -155,14 +160,14 @@ class PriorityWorkerPool(QObject):
     def cancel(self, token) -> None:
         """Drop a job that has not started; a running one finishes and its result is ignored."""
         with self._condition:
-            if token in self._pending:
-                self._cancelled.add(token)
-                del self._pending[token]
+            sequences = self._queued.pop(token, ())
+            self._cancelled.update(sequences)
+            self._queued_count -= len(sequences)
 
     def pending(self) -> int:
         """Jobs queued or running (the soak test checks nothing outlives its row)."""
         with self._condition:
-            return len(self._pending) + self._running
+            return self._queued_count + self._running
 
     def wait_until_idle(self, timeout_s: float) -> bool:
         """Block until every queued and running job is done, at most `timeout_s`."""
@@ -183,7 +188,9 @@ class PriorityWorkerPool(QObject):
             self._closed = True
             if not finish_queued:
                 self._heap.clear()
-                self._pending.clear()
+                self._queued.clear()
+                self._queued_count = 0
+                self._cancelled.clear()
             self._condition.notify_all()
             # A worker that saw the pool open may be posting its result, which takes microseconds;
             # bounded all the same, since close() runs on the GUI thread.
@@ -207,13 +214,17 @@ class PriorityWorkerPool(QObject):
                     self._condition.wait()
                 if not self._heap:  # closed, and nothing left to finish
                     return
-                _, _, token, fn, args = heapq.heappop(self._heap)
-                if token in self._cancelled:
-                    self._cancelled.discard(token)
+                _, sequence, token, fn, args = heapq.heappop(self._heap)
+                if sequence in self._cancelled:
+                    self._cancelled.discard(sequence)
                     if not self._heap and not self._running:
                         self._condition.notify_all()  # wait_until_idle() waits on this
                     continue
-                self._pending.pop(token, None)
+                sequences = self._queued[token]
+                sequences.remove(sequence)
+                if not sequences:
+                    del self._queued[token]
+                self._queued_count -= 1
                 self._running += 1
             try:
                 result = fn(*args)
