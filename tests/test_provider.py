@@ -188,3 +188,34 @@ def test_an_evicted_plain_path_thumbnail_comes_back_for_the_provider(qtbot, tmp_
         assert error == "" and close_to(center_color(thumbnail.image), "#00ff00")
     finally:
         model.loader.close()
+
+
+def test_a_reload_while_an_image_waits_for_its_thumbnail_answers_it_with_the_new_picture(
+        qtbot, image_server, make_model):
+    """reload() fetches the URL again; a view's Image waiting on the old job (an evicted
+    thumbnail) is served by the new one, not told "cancelled", which it would show."""
+    url = image_server.add("/a.png", solid_image_bytes("#ff0000"))
+    model = make_model()
+    image_server.latency = 0.5
+    model.urls = [url]
+    qtbot.waitUntil(lambda: model.loader.in_flight() == 1, timeout=5000)
+    answers = []
+    model.loader.load_for_provider(url, model.loader.spec,
+                                   lambda thumbnail, error: answers.append((thumbnail, error)))
+    image_server.add("/a.png", solid_image_bytes("#0000ff"))
+    image_server.latency = 0.0
+    model.reload()
+    qtbot.waitUntil(lambda: len(answers) == 1, timeout=10000)
+    thumbnail, error = answers[0]
+    assert error == ""
+    assert close_to(center_color(thumbnail.image), "#0000ff")
+
+
+def test_an_image_asking_for_a_url_the_rules_refuse_hears_why(qtbot, make_model):
+    model = make_model()
+    answers = []
+    model.loader.load_for_provider("ftp://127.0.0.1/a.png", model.loader.spec,
+                                   lambda thumbnail, error: answers.append((thumbnail, error)))
+    assert len(answers) == 1
+    thumbnail, error = answers[0]
+    assert thumbnail is None and "ftp" in error, error

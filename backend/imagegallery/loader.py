@@ -439,7 +439,9 @@ class ImageLoader(QObject):
         return self._limits
 
     def set_limits(self, limits: LoadLimits) -> None:
-        """New limits apply to transfers started from now on."""
+        """New limits apply at once: the timeouts to transfers already running too (the
+        watchdog reads them at every check); a new connection cap restarts the transports, and
+        with them the transfers in flight. Byte caps hold for transfers started from now on."""
         reconnect = limits.max_connections_per_host != self._limits.max_connections_per_host
         self._limits = limits
         if reconnect:
@@ -615,7 +617,11 @@ class ImageLoader(QObject):
         job = self._jobs.get(url)
         if job is None:  # failed at once or was delivered from memory in between
             cached = self.thumbnails.get(self.key_for(url, spec))
-            callback(cached, "" if cached else "not available")
+            if cached is not None:
+                callback(cached, "")
+            else:  # the reason load() gives the models, not a vaguer one
+                callback(None, "gallery closed" if self._closed else
+                         self.parse_url(url).error or "not available")
             return
         job.wanted_by_views_only = views_only
         job.waiters.append(callback)
@@ -687,13 +693,19 @@ class ImageLoader(QObject):
 
     def cancel(self, url: str, claimant: Optional[int] = None) -> None:
         """`claimant` (or, without one, everyone) no longer needs `url`: once no claimant is
-        left, drop it from the queue and abort its transfer or decode."""
+        left, and no view's Image waits for it, drop it from the queue and abort its transfer
+        or decode."""
         job = self._jobs.get(url)
         if job is None:
             return
         if claimant is not None:
             job.claimants.discard(claimant)
             if job.claimants:
+                return
+            if job.waiters:
+                # A tile on screen still shows this URL (a model's reload() passes through here
+                # before it refetches): the job goes on for it, and ends with its last Image.
+                job.wanted_by_views_only = True
                 return
         del self._jobs[url]
         self._stop(job)
@@ -704,20 +716,31 @@ class ImageLoader(QObject):
     def refetch(self, url: str, priority: Tuple[int, int] = (VISIBLE, 0),
                 parsed: Optional[ParsedImageUrl] = None, claimant: Optional[int] = None) -> None:
         """Load again, from the network, a URL that failed or should be refreshed. The new job
-        serves everyone the old one did."""
+        serves everyone the old one did: its models, and the views' Images waiting for it."""
         old = self._jobs.get(url)
         claimants = set(old.claimants) if old is not None else set()
         if claimant is not None:
             claimants.add(claimant)
+        waiters, views_only = [], False
+        if old is not None:
+            # Handed on, not told "cancelled": an Image given that error shows it (and Qt warns).
+            waiters, old.waiters = old.waiters, []
+            views_only = old.wanted_by_views_only and claimant is None
         self.cancel(url)
         self.encoded.discard(url)
         parsed = parsed or self.parse_url(url)
         if not parsed.ok:
+            for waiter in waiters:
+                waiter(None, parsed.error)
             self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error))
             return
         self._remember_refetch(url)
+        model_priority = priority
+        if waiters:  # an Image waits: first of all, as load_for_provider made the old job
+            priority = URGENT
         job = _Job(url, parsed, priority, self._spec, bypass_disk=True, claimants=claimants,
-                   generation=self._refetches[url])
+                   generation=self._refetches[url], waiters=waiters,
+                   wanted_by_views_only=views_only, model_priority=model_priority)
         self._jobs[url] = job
         self._start_pipeline(job)
 
@@ -737,6 +760,11 @@ class ImageLoader(QObject):
         self._refetches[url] = next(self._generation_counter)
         self._refetched_at[url] = now
         self._refetched_at.move_to_end(url)
+
+    def is_claimed_by(self, url: str, claimant: int) -> bool:
+        """Whether `url` has a job that `claimant` asked for and has not cancelled."""
+        job = self._jobs.get(url)
+        return job is not None and claimant in job.claimants
 
     def is_loading(self, url: str) -> bool:
         return url in self._jobs

@@ -74,7 +74,8 @@ class _LoaderWait(NamedTuple):
 class ThumbnailResponse(QQuickImageResponse):
     """One pending image for QML. Emits `finished` exactly once, also after `cancel()`.
 
-    Thread: created on Qt's pixmap reader thread; completed from the GUI thread or at once.
+    Thread: created on Qt's pixmap reader thread; completed from the GUI thread, at once, or
+    by cancel() on the pixmap reader thread.
     """
 
     def __init__(self, relay: Optional["_GuiThreadRelay"] = None):
