@@ -79,6 +79,9 @@ ApplicationWindow {
     }
 
     footer: Label {
+        // An explicit width: the one ApplicationWindow gives its footer does not make a long
+        // text elide.
+        width: parent ? parent.width : 0
         padding: Theme.spacing
         color: Theme.text
         elide: Text.ElideMiddle

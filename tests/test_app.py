@@ -574,3 +574,55 @@ def test_the_pickers_choose_button_can_be_read_and_shows_when_it_can_be_used(qtb
         assert _contrast(background, text) >= 3.0, (theme, background.name(), text.name())
     finally:
         session.close()
+
+
+def test_a_screenshot_window_takes_no_input_so_the_pointer_leaves_no_tooltip_in_it(
+        qtbot, image_server, tmp_path):
+    """Under a real display the pointer may rest on a tile, whose tooltip was in the picture."""
+    from PyQt5.QtCore import QCoreApplication, Qt
+
+    from imagegallery.app import _Session, build_parser, tiles_settled
+
+    url = image_server.add("/0.png", solid_image_bytes("#ff0000"))
+    for arguments, takes_input in (([url], True),
+                                   (["--screenshot", str(tmp_path / "out.png"), url], False)):
+        session = _Session(QCoreApplication.instance(), build_parser().parse_args(arguments),
+                           [url], "light", None)
+        try:
+            assert session.start() == 0
+            transparent = bool(session.window.flags() & Qt.WindowTransparentForInput)
+            assert transparent != takes_input, arguments
+            with qtbot.waitSignal(session.model.finished, timeout=10000):
+                pass
+            qtbot.waitUntil(lambda: tiles_settled(session.window), timeout=10000)
+        finally:
+            session.close()
+
+
+def test_an_image_activated_outside_pick_mode_opens_in_the_desktops_viewer(
+        qtbot, image_server, tmp_path, monkeypatch):
+    from PyQt5.QtCore import QCoreApplication, QObject
+    from PyQt5.QtGui import QDesktopServices
+
+    from imagegallery.app import _Session, build_parser, tiles_settled
+
+    opened = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url) or True)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "local.png").write_bytes(solid_image_bytes("#00ff00"))
+    url = image_server.add("/0.png", solid_image_bytes("#ff0000"))
+    session = _Session(QCoreApplication.instance(), build_parser().parse_args([url, "local.png"]),
+                       [url, "local.png"], "light", None)
+    try:
+        assert session.start() == 0
+        with qtbot.waitSignal(session.model.finished, timeout=10000):
+            pass
+        qtbot.waitUntil(lambda: tiles_settled(session.window), timeout=10000)
+        gallery = session.window.findChild(QObject, "gallery")
+        gallery.imageActivated.emit(0, url)
+        gallery.imageActivated.emit(1, "local.png")
+        qtbot.waitUntil(lambda: len(opened) == 2, timeout=5000)
+        assert opened[0].toString() == url
+        assert opened[1].toLocalFile() == str(tmp_path / "local.png")
+    finally:
+        session.close()

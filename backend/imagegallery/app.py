@@ -457,7 +457,7 @@ class _Session:
 
     # The engine and window live as long as this object; main() drops it after exec.
     def start(self) -> int:
-        from PyQt5.QtCore import QSize, QUrl
+        from PyQt5.QtCore import QSize, Qt, QUrl
         from PyQt5.QtGui import QWindow
         from PyQt5.QtQml import QQmlApplicationEngine
 
@@ -521,6 +521,10 @@ class _Session:
         initial = {"pickMode": bool(self.args.pick), "themeName": self.theme_name or ""}
         if self.theme_loader is not None:
             initial["themeLoader"] = self.theme_loader
+        if self.args.screenshot:
+            # The picture is of the gallery, wherever the pointer is: a window that takes no
+            # input gets no hover, so no tile under the pointer shows its tooltip in it.
+            initial["flags"] = int(Qt.Window | Qt.WindowTransparentForInput)
         engine.setInitialProperties(initial)
         engine.load(QUrl(qml_file_url("Main.qml")))
         roots = engine.rootObjects()
@@ -543,6 +547,7 @@ class _Session:
 
         self.window.addUrlsRequested.connect(self._on_add_urls)
         self.window.openListRequested.connect(self._on_open_list)
+        self.window.openImageRequested.connect(self._on_open_image)
         if self.args.pick:
             self.window.picked.connect(self._on_picked)
             self.window.cancelled.connect(self._on_cancelled)
@@ -599,6 +604,16 @@ class _Session:
     # -- the window's requests ---------------------------------------------------------------
     def _on_add_urls(self, text: str) -> None:
         _off_the_gui_thread(lambda: parse_pasted_text(text), self._append_urls)
+
+    def _on_open_image(self, url: str) -> None:
+        """The whole image, in the desktop's browser or image viewer. A path is read from the
+        working folder, as the model reads it."""
+        from PyQt5.QtCore import QUrl
+        from PyQt5.QtGui import QDesktopServices
+
+        target = QUrl.fromUserInput(url, os.getcwd(), QUrl.AssumeLocalFile)
+        if not QDesktopServices.openUrl(target):
+            _log.warning("could not open %s: the desktop has no application for it", url)
 
     def _on_open_list(self, location: str) -> None:
         from PyQt5.QtCore import QUrl

@@ -25,6 +25,7 @@ ApplicationWindow {
     signal openListRequested(string path)  // a file of URLs, one a line
     signal picked(var urls)
     signal cancelled()
+    signal openImageRequested(string url)  // an image activated outside --pick: show it whole
 
     width: 1100
     height: 760
@@ -229,6 +230,8 @@ ApplicationWindow {
         onImageActivated: function(index, url) {
             if (root.pickMode)
                 root.pickSelection(url)
+            else
+                root.openImageRequested(url)
         }
     }
 
