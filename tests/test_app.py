@@ -94,6 +94,21 @@ def test_theme_file_with_a_qml_error_names_file_and_line(qtbot, capsys, caplog, 
 def test_missing_qml_app(capsys, tmp_path):
     code, _, err = run_main(capsys, "--qml", str(tmp_path / "App.qml"))
     assert code == EXIT_USAGE and "QML file not found" in err
+    code, _, err = run_main(capsys, "--qml", str(tmp_path))
+    assert code == EXIT_USAGE and "is a folder; give the QML file" in err
+
+
+def test_a_screenshot_path_that_is_a_folder_is_said_to_be_one(capsys, tmp_path):
+    code, _, err = run_main(capsys, "--screenshot", str(tmp_path), "http://127.0.0.1:9/a.png")
+    assert code == EXIT_USAGE and "is a folder; give the picture's file name" in err
+
+
+def test_empty_standard_input_is_called_that(capsys, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("# nothing\n"))
+    code, _, err = run_main(capsys, "--file", "-")
+    assert code == EXIT_USAGE and "standard input holds no URLs" in err
 
 
 @pytest.mark.qt_log_ignore("QQmlApplicationEngine failed to load component")

@@ -247,7 +247,7 @@ def collect_urls(args, stdin=None) -> List[str]:
     for path in lists:
         listed = read_url_list(path, stdin)
         if not listed:
-            raise UsageError(f"URL list {path} holds no URLs "
+            raise UsageError(f"{'standard input' if path == '-' else 'URL list ' + path} holds no URLs "
                              "(one a line; blank lines and # comments are skipped)")
         urls.extend(listed)
     return urls
@@ -707,6 +707,8 @@ def _check_screenshot_path(path: str) -> None:
     # "could not save" said neither why nor what would do.
     from PyQt5.QtGui import QImageWriter
 
+    if os.path.isdir(os.path.expanduser(path)):
+        raise UsageError(f"--screenshot: {path} is a folder; give the picture's file name")
     folder = os.path.dirname(os.path.abspath(os.path.expanduser(path)))
     if not os.path.isdir(folder):
         raise UsageError(f"--screenshot: folder not found: {folder}")
@@ -755,6 +757,8 @@ def main(argv: Optional[Sequence[str]] = None, stdin=None) -> int:
         return int(done.code or 0) if not isinstance(done.code, str) else EXIT_USAGE
     _configure_logging()
     try:
+        if args.qml and os.path.isdir(os.path.expanduser(args.qml)):
+            raise UsageError(f"--qml: {args.qml} is a folder; give the QML file")
         if args.qml and not os.path.isfile(os.path.expanduser(args.qml)):
             raise UsageError(f"QML file not found: {args.qml}")
         if args.ca_file:
