@@ -1233,7 +1233,8 @@ class ImageLoader(QObject):
         self._io.submit((_IO_STORE, 0), ("forget", next(self._tokens)), self.disk.discard, key)
 
     def _release_disk_writes_if_idle(self) -> None:
-        if self._held_disk_writes and not self._jobs:
+        # Not while close() cancels the jobs: it decides itself whether held writes still go.
+        if self._held_disk_writes and not self._jobs and not self._closed:
             self._release_disk_writes()
 
     def _release_disk_writes(self, writes: Optional[List[tuple]] = None) -> None:
