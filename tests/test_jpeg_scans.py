@@ -240,6 +240,23 @@ def test_a_stray_byte_does_not_hide_a_frames_size_or_coding(turbo):
     assert turbo.sizes == []
 
 
+def test_many_segments_before_the_frame_do_not_hide_its_size_or_coding(turbo):
+    # The header walk stopped after 128 segments, so 130 empty comments hid an arithmetic-coded
+    # frame: Qt's reader then decoded that 2 KB bomb for 2 s, and a dozen held both decoders.
+    from imagegallery.decode import MAX_JPEG_SEGMENTS
+
+    empty_comments = b"\xff\xfe\x00\x02" * (MAX_JPEG_SEGMENTS + 2)
+    bomb = arithmetic_bomb(60)
+    refused = decode_thumbnail(bomb[:2] + empty_comments + bomb[2:], ThumbnailSpec(240, 140),
+                               LoadLimits())
+    assert refused.error == f"JPEG with over {MAX_JPEG_SEGMENTS} segments before its image"
+    assert turbo.sizes == []
+    # A photo with many (but fewer) segments before its frame still shows.
+    photo = noisy_photo_bytes(seed=17, width=320, height=240)
+    assert decode_thumbnail(photo[:2] + b"\xff\xfe\x00\x02" * 130 + photo[2:],
+                            ThumbnailSpec(40, 30), LoadLimits()).ok
+
+
 @pytest.mark.qt_log_ignore("Corrupt JPEG data")  # Qt's plugin says what it skipped
 def test_a_truncated_progressive_jpeg_still_shows_what_arrived(turbo):
     data = progressive(noisy_photo_bytes(seed=15))

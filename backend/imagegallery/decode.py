@@ -59,6 +59,8 @@ _FORMATS_BY_MEDIA_TYPE = {"image/x-tga": b"tga", "image/x-targa": b"tga", "image
 _REFUSED_FORMATS = {b"svg", b"svgz"}
 SVG_REFUSED = "SVG is not shown (it can reference other files)"
 ARITHMETIC_JPEG_REFUSED = "arithmetic-coded JPEG is not shown (no browser decodes it either)"
+# Segments before the first scan: a dozen in practice. The walk holds the GIL, so it is bounded.
+MAX_JPEG_SEGMENTS = 512
 # Encoders write 3-60 scans: a photo of any size may have this many (LoadLimits.max_jpeg_scans).
 MIN_JPEG_SCANS_ALLOWED = 64
 # Qt makes a reader's format handler under a global mutex, and probes the device while holding
@@ -175,6 +177,10 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
     image_format = sniff_in_process_format(head)
     if head[:2] == JPEG_START:  # sniffed as JPEG, or one whose first marker is garbled
         header = read_jpeg_header(data)
+        if header.too_many_segments:
+            # Its frame header (size, coding) may lie beyond them, unchecked by every limit: 130
+            # empty comments hid an arithmetic-coded bomb that then held a decoder for 2 s.
+            raise DecodeRefused(f"JPEG with over {MAX_JPEG_SEGMENTS} segments before its image")
         if header.arithmetic:
             # Its scans cost a pass over every block for next to no bytes (303 scans of a
             # 10000x10000 frame in 6.5 KB held a decoder for 10 s), and no browser decodes it.
@@ -569,6 +575,8 @@ class JpegHeader(NamedTuple):
     transformation: int  # the EXIF orientation as a Qt transformation, 0 when none
     progressive: bool  # a progressive frame: its scans are counted, and maybe cut
     arithmetic: bool  # arithmetic-coded (SOF9-11, SOF13-15): refused
+    # More than MAX_JPEG_SEGMENTS before the first scan: the walk stopped short of the frame.
+    too_many_segments: bool
     # Comment segments of the "key: value" form Qt's writer makes of a QImage's texts (the disk
     # cache keeps its metadata there); read only when asked for.
     comments: Dict[str, str]
@@ -587,8 +595,9 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
     arithmetic = False
     comments: Dict[str, str] = {}
     exif_read = False
+    too_many_segments = True  # unless the walk ends at a scan, the data's end or a bad length
     position = 2  # after SOI
-    for _ in range(128):  # a dozen segments in practice; bounded against crafted files
+    for _ in range(MAX_JPEG_SEGMENTS):
         header = _bytes_at(data, position, 10)
         if header and header[0] != 0xFF:
             # libjpeg skips bytes that are not a marker, with a warning, and reads on: so does
@@ -596,18 +605,22 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
             # limits (an arithmetic-coded bomb then held a decoder for 7 s).
             position = _index_of_byte(data, 0xFF, position)
             if position < 0:
+                too_many_segments = False
                 break
             continue
         if len(header) < 4:
+            too_many_segments = False
             break
         marker = header[1]
         if marker == 0xFF:  # a fill byte before the marker
             position += 1
             continue
         if marker == 0xDA:  # start of scan
+            too_many_segments = False
             break
         length = int.from_bytes(header[2:4], "big")
         if length < 2:
+            too_many_segments = False
             break
         if marker in jpeg_scans.FRAME_MARKERS and stored is None and len(header) == 10:
             precision, components = header[4], header[9]
@@ -626,7 +639,7 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
                 comments[name] = value
         position += 2 + length
     return JpegHeader(stored, components, precision, transformation, progressive, arithmetic,
-                      comments)
+                      too_many_segments, comments)
 
 
 def _index_of_byte(data: Body, byte: int, start: int) -> int:
