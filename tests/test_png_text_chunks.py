@@ -1,0 +1,84 @@
+"""A PNG's text chunks never reach Qt: libpng inflates each compressed one while Qt reads the
+header, inside a call that keeps the GIL (QImageReader.size), so a decode thread froze the GUI."""
+import struct
+import threading
+import zlib
+
+from PyQt5.QtCore import QElapsedTimer, QTimer
+
+from imagegallery.decode import (MAX_PNG_TEXT_CHUNKS, ThumbnailSpec, decode_thumbnail,
+                                 without_png_text_chunks)
+from imagegallery.limits import LoadLimits
+from imaging import center_color, close_to, solid_image_bytes
+
+
+def _chunk(name: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + name + data + struct.pack(">I", zlib.crc32(name + data))
+
+
+def _with_chunks_after_header(png: bytes, chunks: bytes) -> bytes:
+    header_end = 8 + 4 + 4 + 13 + 4  # signature, then IHDR's length, name, data and CRC
+    return png[:header_end] + chunks + png[header_end:]
+
+
+def _chunk_names(png: bytes):
+    names, position = [], 8
+    while position + 8 <= len(png):
+        length = struct.unpack(">I", png[position:position + 4])[0]
+        names.append(png[position + 4:position + 8])
+        position += 12 + length
+    return names
+
+
+def _zip_bomb_texts(count: int) -> bytes:
+    """`count` zTXt chunks of 8 KB, each inflating to 7.9 MB (libpng stops one at 8 MB)."""
+    inflated = zlib.compress(b"\0" * 7_900_000, 9)
+    return b"".join(_chunk(b"zTXt", b"Comment%d\0\0" % n + inflated) for n in range(count))
+
+
+def test_text_chunks_are_taken_out_and_the_picture_kept():
+    png = solid_image_bytes("#ff0000", 64, 48)
+    texts = (_chunk(b"tEXt", b"Software\0a painter") + _chunk(b"iTXt", b"Title\0\0\0\0\0red")
+             + _zip_bomb_texts(2))
+    stripped = without_png_text_chunks(_with_chunks_after_header(png, texts))
+    assert stripped == png
+    assert not {b"tEXt", b"zTXt", b"iTXt"} & set(_chunk_names(stripped))
+    # A name that occurs inside other data, without a chunk's length and CRC around it, stays.
+    assert without_png_text_chunks(png + b"zTXt") == png + b"zTXt"
+
+
+def test_a_png_of_more_text_chunks_than_libpng_keeps_is_refused():
+    png = solid_image_bytes("#ff0000", 16, 16)
+    texts = _chunk(b"tEXt", b"k\0v") * (MAX_PNG_TEXT_CHUNKS + 1)
+    refused = decode_thumbnail(_with_chunks_after_header(png, texts), ThumbnailSpec(16, 16),
+                               LoadLimits())
+    assert refused.error == f"PNG with over {MAX_PNG_TEXT_CHUNKS} text chunks"
+
+
+def test_decoding_a_png_of_compressed_texts_leaves_the_gui_thread_free(qtbot):
+    # 100 texts of 8 MB each: 0.8 MB of file, and seconds inside libpng with the GIL held.
+    bomb = _with_chunks_after_header(solid_image_bytes("#00ff00", 64, 48), _zip_bomb_texts(100))
+    results = []
+    clock = QElapsedTimer()
+    clock.start()
+    last, gaps = [clock.elapsed()], []
+
+    def tick():
+        now = clock.elapsed()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    ticker = QTimer()
+    ticker.setInterval(5)
+    ticker.timeout.connect(tick)
+    ticker.start()
+    decoder = threading.Thread(
+        target=lambda: results.append(decode_thumbnail(bomb, ThumbnailSpec(64, 48), LoadLimits())))
+    decoder.start()
+    qtbot.waitUntil(lambda: bool(results), timeout=60000)
+    ticker.stop()
+    decoder.join()
+    assert results[0].ok, results[0].error
+    assert close_to(center_color(results[0].image), "#00ff00")
+    # Loose for a noisy machine: the GUI thread waited seconds for the GIL before.
+    assert max(gaps) < 500, f"GUI thread stalled {max(gaps)} ms"
