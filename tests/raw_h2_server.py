@@ -33,6 +33,9 @@ class RawH2Server:
         self.away_at_once = False
         # Paths whose first request is reset before any headers with NO_ERROR: never answered.
         self.unanswered_once_paths: set = set()
+        # Bytes of a header block without end to send for paths named here: a HEADERS frame
+        # without END_HEADERS, then CONTINUATION frames (the "CONTINUATION flood").
+        self.endless_header_paths: Dict[str, int] = {}
         self.client_max_frame_size: Optional[int] = None  # None: the client never set it
         self.data_frame_sizes: List[int] = []
         # path -> (RFC 7540 weight or None, RFC 9218 priority header or None)
@@ -98,6 +101,11 @@ class RawH2Server:
                             self.unanswered_once_paths.discard(headers[":path"])
                             connection.reset_stream(event.stream_id, ErrorCodes.NO_ERROR)
                             continue
+                        flood = self.endless_header_paths.get(headers[":path"])
+                        if flood is not None:
+                            client.sendall(connection.data_to_send())
+                            _send_endless_header_block(client, event.stream_id, flood)
+                            continue
                         weight = event.priority_updated and event.priority_updated.weight
                         self.priorities[headers[":path"]] = (weight, headers.get("priority"))
                         connection.send_headers(event.stream_id, [
@@ -135,6 +143,19 @@ class RawH2Server:
             else:
                 connection.end_stream(stream_id)
                 del unsent[stream_id]
+
+
+def _send_endless_header_block(client: socket.socket, stream_id: int, total: int) -> None:
+    from hyperframe.frame import ContinuationFrame, HeadersFrame
+
+    start = HeadersFrame(stream_id)
+    start.data = b"\x88"  # :status 200, from HPACK's static table
+    client.sendall(start.serialize())  # no END_HEADERS flag: the block goes on
+    more = ContinuationFrame(stream_id)
+    more.data = b"\x00" * 16384  # never decoded by a client that waits for the end (Qt)
+    piece = more.serialize() * 64  # 1 MB
+    for _ in range(max(1, total // len(piece))):
+        client.sendall(piece)  # OSError (the client gave up) ends the connection's thread
 
 
 def _text(value) -> str:

@@ -9,7 +9,7 @@ from imagegallery.limits import LoadLimits
 from imagegallery.model import ImageGalleryModel
 from imagegallery.transport.qt import HTTP2_MAX_FRAME_BYTES, qt_has_tls
 from imagegallery.transport.select import transport_name_for
-from imaging import center_color, close_to, noisy_photo_bytes, serve_solid_images
+from imaging import center_color, close_to, noisy_photo_bytes, serve_solid_images, solid_image_bytes
 from raw_h2_server import RawH2Server
 from tls_servers import AsgiImageServer
 
@@ -30,9 +30,26 @@ def reasons(model):
     return [model.data(model.index(r), ImageGalleryModel.ErrorStringRole) for r in range(model.count)]
 
 
-def test_auto_picks_curl_for_https_exactly_when_qt_has_no_tls():
-    assert transport_name_for("https", "auto") == ("qt" if qt_has_tls() else "curl")
+def test_auto_gives_whatever_may_speak_http2_to_libcurl():
+    assert transport_name_for("https", "auto") == "curl"
+    assert transport_name_for("http", "auto", http2_cleartext=True) == "curl"
     assert transport_name_for("http", "auto") == "qt"
+    assert transport_name_for("https", "qt") == "qt"
+
+
+def test_a_header_block_without_end_fails_its_tile_and_costs_no_memory(
+        qtbot, raw_h2_server, make_model):
+    # Qt 5.15 kept every CONTINUATION frame (2 GB in 2 s); nghttp2 refuses the block.
+    from process_memory import status_bytes
+
+    server = raw_h2_server(solid_image_bytes("#00ff00"), "image/png")
+    server.endless_header_paths["/endless.png"] = 300 * 1024 * 1024
+    model = make_model(http2Cleartext=True, maxRetries=0)
+    peak_before = status_bytes("VmHWM")
+    with qtbot.waitSignal(model.finished, timeout=30000):
+        model.urls = [server.url("/endless.png"), server.url("/good.png")]
+    assert statuses(model) == [Status.Error, Status.Ready], reasons(model)
+    assert status_bytes("VmHWM") - peak_before < 100 * 1024 * 1024
 
 
 def test_https_gallery_is_ready_over_one_http2_connection(qtbot, https_server, test_ca, make_model):

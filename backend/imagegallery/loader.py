@@ -357,8 +357,8 @@ class ImageLoader(QObject):
         self._limits = limits
         self._spec = ThumbnailSpec(240, 140, FIT)
         self._transport_options = self._with_connection_cap(transport_options or TransportOptions())
-        self._transports = self._new_transport_set(transport)
         self.http2_cleartext = http2_cleartext
+        self._transports = self._new_transport_set(transport)
         self.revalidate = revalidate
         # How a URL asked for without its parsed form (an image provider's miss) is judged: by the
         # rules of the model that listed it, which sets this (the CLI's plain paths among them).
@@ -489,7 +489,7 @@ class ImageLoader(QObject):
     def _new_transport_set(self, mode: str) -> TransportSet:
         transports = TransportSet(mode, self._transport_options, self)
         transports.on_created = self._connect_transport
-        if transport_name_for("http", mode) == "qt":
+        if transport_name_for("http", mode, self.http2_cleartext) == "qt":
             # Made now rather than at the first request: a QNAM and its proxy settings take
             # about 3 ms, which would land in the turn where a new list's first tiles are built.
             transports.for_scheme("http")
@@ -994,7 +994,7 @@ class ImageLoader(QObject):
         return host in self._http2_hosts or (self.http2_cleartext and host.startswith("http:"))
 
     def _start_transfer(self, job: _Job) -> None:
-        transport = self._transports.for_scheme(job.parsed.scheme)
+        transport = self._transports.for_scheme(job.parsed.scheme, self.http2_cleartext)
         if job.via_curl or job.parsed.host_key in self._hosts_via_curl:
             transport = self._transports.fallback_from(transport) or transport
         job.request_id = next(self._request_ids)

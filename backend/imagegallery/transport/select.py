@@ -1,7 +1,8 @@
 """Which transport carries which URL.
 
-`auto`: http through Qt; https through Qt where Qt has TLS, else through libcurl (pycurl, which
-brings its own OpenSSL 3). `qt` and `curl` force one for http(s) alike.
+`auto`: plain HTTP/1.1 through Qt; https, and http once h2c is asked for, through libcurl (pycurl,
+which brings its own OpenSSL 3 and nghttp2): see transport_name_for. `qt` and `curl` force one
+for http(s) alike.
 Local files always go through the file transport.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .base import Transport, TransportOptions
 # imported here: the warm-up thread install() starts imports it, whatever the transport mode
 # (loader.warm_up_in_background, through preload_curl_transport).
 from .local import LocalFileTransport
-from .qt import QtTransport, qt_has_tls
+from .qt import QtTransport
 
 TRANSPORT_MODES = ("auto", "qt", "curl")
 TRANSPORT_ENVIRONMENT_VARIABLE = "IMAGEGALLERY_TRANSPORT"
@@ -45,13 +46,20 @@ def transport_mode_from_environment(default: str = "auto") -> str:
     return default
 
 
-def transport_name_for(scheme: str, mode: str) -> str:
+def transport_name_for(scheme: str, mode: str, http2_cleartext: bool = False) -> str:
+    """Which transport `auto` (or the user's choice) gives a URL of `scheme`.
+
+    Whatever may speak HTTP/2 goes to libcurl: https (HTTP/2 by ALPN) and, once asked for, h2c.
+    Qt 5.15's HTTP/2 keeps a header block that never ends (CONTINUATION frames: 2 GB in 2 s) and
+    joins the headers an HPACK table expands, quadratically, on the GUI thread (20 KB on the
+    wire froze it for minutes); nghttp2 refuses both at once. Plain HTTP/1.1 stays with Qt.
+    """
     if scheme == "file":
         return "file"
     if mode in ("qt", "curl"):
         return mode
-    if scheme == "https":
-        return "qt" if qt_has_tls() else "curl"
+    if scheme == "https" or http2_cleartext:
+        return "curl"
     return "qt"
 
 
@@ -67,8 +75,8 @@ class TransportSet(QObject):
         self._transports: Dict[str, Transport] = {}
         self.on_created = None  # the loader connects each new transport's signals
 
-    def for_scheme(self, scheme: str) -> Transport:
-        return self._named(transport_name_for(scheme, self.mode))
+    def for_scheme(self, scheme: str, http2_cleartext: bool = False) -> Transport:
+        return self._named(transport_name_for(scheme, self.mode, http2_cleartext))
 
     def fallback_from(self, transport: Transport) -> Optional[Transport]:
         """libcurl, for a transfer `transport` could not finish (Qt without TLS redirected to
