@@ -219,3 +219,27 @@ def test_an_image_asking_for_a_url_the_rules_refuse_hears_why(qtbot, make_model)
     assert len(answers) == 1
     thumbnail, error = answers[0]
     assert thumbnail is None and "ftp" in error, error
+
+
+def test_a_response_completed_from_another_thread_finishes_on_its_own_thread(qtbot):
+    """Qt's pixmap reader thread owns a response: it connects to `finished`, checks whether it
+    came already and deletes the response once it has. Emitted from the GUI thread, `finished`
+    could come between that connect and that check, or the response be deleted mid-emission."""
+    import threading
+
+    from PyQt5.QtCore import QThread, Qt
+
+    from imagegallery.provider import ThumbnailResponse
+
+    response = ThumbnailResponse()  # made here: this (the test's) thread is its own
+    finished_on = []
+    response.finished.connect(lambda: finished_on.append(QThread.currentThread()),
+                              Qt.DirectConnection)
+    completer = threading.Thread(target=lambda: response.complete(None, "gone"))
+    completer.start()
+    completer.join()
+    qtbot.waitUntil(lambda: bool(finished_on), timeout=5000)
+    assert finished_on == [response.thread()]
+    response.cancel()  # after completion: finishes no second time (cancel emits at once)
+    assert len(finished_on) == 1
+    assert response.errorString() == "gone"

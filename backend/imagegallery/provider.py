@@ -29,7 +29,7 @@ from __future__ import annotations
 import threading
 from typing import Callable, NamedTuple, Optional, Tuple
 
-from PyQt5.QtCore import QObject, QSize, Qt, pyqtSignal
+from PyQt5.QtCore import QMetaObject, QObject, QSize, Qt, pyqtSignal, pyqtSlot
 from PyQt5.QtGui import QImage
 from PyQt5.QtQuick import (QQuickAsyncImageProvider, QQuickImageProvider, QQuickImageResponse,
                            QQuickTextureFactory)
@@ -72,10 +72,16 @@ class _LoaderWait(NamedTuple):
 
 
 class ThumbnailResponse(QQuickImageResponse):
-    """One pending image for QML. Emits `finished` exactly once, also after `cancel()`.
+    """One pending image for QML. Emits `finished` exactly once, also after `cancel()`, and only
+    ever on the thread it lives in: Qt's pixmap reader thread, which connects to `finished`,
+    checks whether it came already, and deletes the response once it has.
 
     Thread: created on Qt's pixmap reader thread; completed from the GUI thread, at once, or
-    by cancel() on the pixmap reader thread.
+    by cancel() on the reader thread. A completion only posts the emission to the reader
+    thread: emitted there, `finished` cannot come between Qt's connect and its check of an
+    early `finished` (which made Qt finish the response twice), and Qt never deletes the
+    response while another thread is still inside its emission (PyQt gives the GIL up while it
+    emits). After `complete` returns, the calling thread does not touch the C++ object again.
     """
 
     def __init__(self, relay: Optional["_GuiThreadRelay"] = None):
@@ -83,6 +89,7 @@ class ThumbnailResponse(QQuickImageResponse):
         self._image = QImage()
         self._error = ""
         self._done = False
+        self._emitted = False  # `finished` emitted (or about to be): Qt may delete us after it
         self._lock = threading.Lock()
         self._relay = relay
         # Set on the GUI thread when the miss reaches a loader; cancel() hands it back so the
@@ -95,12 +102,24 @@ class ThumbnailResponse(QQuickImageResponse):
             return self._done
 
     def complete(self, image: Optional[QImage], error: str = "") -> None:
+        """Thread: any. The emission itself always happens on the reader thread."""
         with self._lock:
             if self._done:
                 return
             self._done = True
             self._image = image if image is not None else QImage()
             self._error = error
+            # Posted under the lock: nothing emits `finished` (after which Qt deletes this
+            # object) until the post is made.
+            QMetaObject.invokeMethod(self, "_emit_finished", Qt.QueuedConnection)
+
+    @pyqtSlot()
+    def _emit_finished(self) -> None:
+        """Thread: the reader thread (this object's own)."""
+        with self._lock:
+            if self._emitted:
+                return
+            self._emitted = True
         self.finished.emit()
 
     def textureFactory(self) -> QQuickTextureFactory:
@@ -110,10 +129,11 @@ class ThumbnailResponse(QQuickImageResponse):
         return self._error
 
     def cancel(self) -> None:
-        """QML no longer wants the image (its Image was destroyed or given another source)."""
-        self.complete(None, "cancelled")
+        """QML no longer wants the image. Thread: the reader thread, which Qt calls this from."""
         if self._relay is not None:
             self._relay.gave_up.emit(self)  # the loader lives on the GUI thread
+        self.complete(None, "cancelled")
+        self._emit_finished()  # now, not on the next turn: Qt's docs want it after cancel
 
 
 class _GuiThreadRelay(QObject):
@@ -168,23 +188,25 @@ class ThumbnailImageProvider(QQuickAsyncImageProvider):
         super().__init__()
         self.relay = _GuiThreadRelay()  # created on the GUI thread, with install()
         self._cache = shared_thumbnail_cache()
-        # QML owns each response once returned, but PyQt must keep the Python half alive until it
-        # has finished; finished responses are dropped from here.
-        self._responses = set()
 
     def requestImageResponse(self, image_id: str, requested_size: QSize) -> QQuickImageResponse:
+        # No set of responses is kept: the method is /Factory/ in PyQt's sip, so the response
+        # returned is owned by C++ and sip holds a reference to its Python half until Qt's
+        # delete of it. Never raises: an exception here returns a null response, which Qt 5.15
+        # dereferences at once.
         response = ThumbnailResponse(self.relay)
-        self._responses.add(response)
-        response.finished.connect(lambda r=response: self._responses.discard(r))
-        request = parse_image_id(image_id)
-        if request is None:
-            response.complete(None, f"bad image id '{image_id}'")
-            return response
-        cached = self._cache.get(request.key)
-        if cached is not None:
-            response.complete(cached.image)
-        else:
-            self.relay.miss.emit(request.loader_id, request.url, request.spec, response)
+        try:
+            request = parse_image_id(image_id)
+            if request is None:
+                response.complete(None, f"bad image id '{image_id}'")
+                return response
+            cached = self._cache.get(request.key)
+            if cached is not None:
+                response.complete(cached.image)
+            else:
+                self.relay.miss.emit(request.loader_id, request.url, request.spec, response)
+        except Exception as exc:  # noqa: BLE001 - any error is this image's error, not a crash
+            response.complete(None, f"provider error: {exc!r}")
         return response
 
 
