@@ -141,7 +141,7 @@ class Scene:
         if model is not None:
             model.loader.close()
         self.window.close()
-        sip.delete(self.engine)
+        imagegallery.delete_engine(self.engine)  # sip.delete holds the GIL: a hang mid-load
         assert not self.warnings, self.warnings
 
     def tile(self, index):
@@ -244,7 +244,7 @@ def held_scene(qtbot, tmp_path):
     if model is not None:
         model.loader.close()
     window.close()
-    sip.delete(engine)
+    imagegallery.delete_engine(engine)
 
 
 def make_every_tile(qtbot, window, incubation):
@@ -723,7 +723,7 @@ def test_the_example_app_compiles(qtbot, tmp_path):
     qtbot.waitUntil(lambda: component.status() != QQmlComponent.Loading, timeout=5000)
     assert component.status() == QQmlComponent.Ready, [e.toString() for e in component.errors()]
     sip.delete(component)
-    sip.delete(engine)
+    imagegallery.delete_engine(engine)
 
 
 def test_hover_highlights_the_tile_and_shows_the_url_as_tooltip(qtbot, scene_factory, image_server):
@@ -760,7 +760,7 @@ def test_a_gallery_page_unloaded_ends_its_models_threads(qtbot, tmp_path, image_
         qtbot.waitUntil(lambda: not any(thread.is_alive() for thread in threads), timeout=5000)
     finally:
         scene.window.close()
-        sip.delete(scene.engine)
+        imagegallery.delete_engine(scene.engine)
     assert not scene.warnings, scene.warnings
 
 
@@ -1136,7 +1136,7 @@ def test_a_new_lists_cells_leave_the_roles_to_their_tiles(qtbot, tmp_path, image
         assert image_buttons(window)  # the check let them be made
     finally:
         window.close()
-        sip.delete(engine)
+        imagegallery.delete_engine(engine)
 
 
 @pytest.mark.qt_log_ignore("ImageGallery: `model` must be an ImageGalleryModel")
