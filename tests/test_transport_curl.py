@@ -115,6 +115,39 @@ def test_progress_is_throttled_and_ends_with_the_full_count(qtbot, make_transpor
     assert len(counts) <= elapsed / PROGRESS_MIN_INTERVAL_S + 2
 
 
+def test_a_body_sent_a_byte_at_a_time_costs_its_size_not_an_object_a_byte(
+        qtbot, make_transport, image_server):
+    import tracemalloc
+
+    cap = 1024 * 1024
+
+    def one_byte_chunks(request):
+        request.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n"
+                            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        piece = b"1\r\nx\r\n" * 65536  # 64 KB of body in 1-byte chunks
+        try:
+            for _ in range(cap // 65536 + 2):
+                request.wfile.write(piece)
+            request.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass  # the client stopped at its cap
+        request.close_connection = True
+
+    transport, recorder = make_transport()
+    url = image_server.add_handler("/drip.png", one_byte_chunks)
+    tracemalloc.start()
+    try:
+        transport.start(TransferRequest(1, url, cap, 5))
+        qtbot.waitUntil(lambda: 1 in recorder.finished, timeout=60000)  # a million callbacks
+        peak = tracemalloc.get_traced_memory()[1]
+        result = recorder.finished[1]
+    finally:
+        tracemalloc.stop()
+    assert not result.ok and result.error.kind == ErrorKind.TOO_LARGE
+    # A Python object per piece libcurl hands over took several times the cap.
+    assert peak < 3 * cap, f"{peak / 2 ** 20:.0f} MB for a {cap / 2 ** 20:.0f} MB cap"
+
+
 def test_asks_for_identity_and_keeps_a_compressed_body_as_sent(qtbot, make_transport, image_server):
     transport, recorder = make_transport()
     compressed = gzip.compress(b"\x89PNG" + b"\0" * 100_000)
