@@ -243,3 +243,20 @@ def test_a_response_completed_from_another_thread_finishes_on_its_own_thread(qtb
     response.cancel()  # after completion: finishes no second time (cancel emits at once)
     assert len(finished_on) == 1
     assert response.errorString() == "gone"
+
+
+def test_an_image_asking_for_a_size_no_longer_made_shows_nothing_not_an_error(
+        qtbot, engine, image_server, make_model):
+    """The thumbnail size changed while a tile's Image asked for an evicted thumbnail: its row
+    gives it a source of the new size next. Answered with an error, the tile showed its error
+    face meanwhile and QML warned ("QML Image: thumbnail size changed"), once per tile."""
+    from imagegallery.model import PROVIDER_NAME
+
+    model = loaded_model(qtbot, make_model, image_server, "/red.png", "#ff0000")
+    source = model.data(model.index(0), ImageGalleryModel.SourceRole)
+    loader_id, _, rest = source.split("/", 3)[-1].partition("/")
+    stale = f"image://{PROVIDER_NAME}/{loader_id}/64x64/{rest.split('/', 1)[1]}"
+    item = make_image_item(engine)
+    item.setProperty("source", stale)
+    qtbot.waitUntil(lambda: item.property("status") != 2, timeout=5000)  # no longer Loading
+    assert item.property("status") == 1  # Ready, with nothing to draw

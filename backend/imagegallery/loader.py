@@ -603,13 +603,16 @@ class ImageLoader(QObject):
         """An on-screen thumbnail was evicted from memory: get it back first of all.
 
         callback(thumbnail, "") or callback(None, reason) is called exactly once, perhaps before
-        this returns; forget_waiter(url, callback) withdraws it."""
+        this returns; forget_waiter(url, callback) withdraws it. callback(None, "") means nothing
+        is to be shown, and no error either: the thumbnail is no longer wanted at this size or
+        from this loader (the view's Image then shows nothing, instead of an error face and a
+        QML warning, until its row gives it a new source)."""
         cached = self.thumbnails.get(self.key_for(url, spec))
         if cached is not None:
             callback(cached, "")
             return
         if spec != self._spec:
-            callback(None, "thumbnail size changed")
+            callback(None, "")  # the rows get sources of the new size
             return
         earlier = self._jobs.get(url)
         views_only = earlier is None or earlier.wanted_by_views_only
@@ -620,7 +623,7 @@ class ImageLoader(QObject):
             if cached is not None:
                 callback(cached, "")
             else:  # the reason load() gives the models, not a vaguer one
-                callback(None, "gallery closed" if self._closed else
+                callback(None, "" if self._closed else
                          self.parse_url(url).error or "not available")
             return
         job.wanted_by_views_only = views_only
@@ -710,7 +713,7 @@ class ImageLoader(QObject):
         del self._jobs[url]
         self._stop(job)
         for waiter in job.waiters:
-            waiter(None, "cancelled")
+            waiter(None, "")  # no longer wanted: nothing to show, and no error to show
         self._job_ended()
 
     def refetch(self, url: str, priority: Tuple[int, int] = (VISIBLE, 0),
@@ -723,7 +726,7 @@ class ImageLoader(QObject):
             claimants.add(claimant)
         waiters, views_only = [], False
         if old is not None:
-            # Handed on, not told "cancelled": an Image given that error shows it (and Qt warns).
+            # Handed on: what they wait for is the picture the new job brings.
             waiters, old.waiters = old.waiters, []
             views_only = old.wanted_by_views_only and claimant is None
         self.cancel(url)
@@ -821,7 +824,7 @@ class ImageLoader(QObject):
             self._release_disk_writes()
         self._closed = True
         for url in list(self._jobs):
-            self.cancel(url)  # a provider waiting for a row hears "cancelled", not nothing
+            self.cancel(url)  # an Image waiting for a row hears the end (nothing to show), not nothing
         self._watchdog.stop()
         self._transports.close()
         self._held_disk_writes_deadline.stop()

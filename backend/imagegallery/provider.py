@@ -156,7 +156,7 @@ class _GuiThreadRelay(QObject):
             return  # cancelled on its way here: the tile scrolled past, nothing to fetch
         loader = loader_for_id(loader_id)
         if loader is None:
-            response.complete(None, "gallery closed")
+            response.complete(None, "")  # its gallery is gone: nothing to show, no error
             return
 
         def deliver(thumbnail: Optional[CachedThumbnail], error: str) -> None:
