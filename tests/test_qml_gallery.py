@@ -1366,3 +1366,16 @@ Window {
     proxy.setSourceModel(source)
     qtbot.waitUntil(lambda: source.urls == urls, timeout=3000)
     scene.gallery.setProperty("model", None)
+
+
+def test_a_list_that_shrinks_settles_its_remaining_tiles(qtbot, scene_factory, image_server):
+    """The cells of rows gone wait in the view's pool (reuseItems), visible but culled, with no
+    row (index -1). Counted as cells in use, their tiles were judged as tiles to show: a list
+    that shrank while its tiles still loaded never settled in a test (10 s, then a timeout)."""
+    from imagegallery.app import gallery_cells
+
+    scene = scene_factory(urls=serve(image_server, COLORS * 3))
+    scene.settle()
+    scene.window.setProperty("urls", serve(image_server, COLORS[:2]))
+    scene.settle()
+    assert sorted(cell.property("index") for cell in gallery_cells(scene.window)) == [0, 1]

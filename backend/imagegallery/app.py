@@ -340,8 +340,10 @@ def image_buttons(window) -> list:
 
 def gallery_cells(window) -> list:
     """The gallery's cells in use, one per row on screen or in its cache buffer; each holds
-    an ImageButton once that has been made (ImageGallery.qml)."""
-    return [cell for cell in _items_named(window.contentItem(), "galleryCell") if cell.isVisible()]
+    an ImageButton once that has been made (ImageGallery.qml). A cell in the view's pool
+    (reuseItems) stays visible, only culled, and shows no row: its index is -1."""
+    return [cell for cell in _items_named(window.contentItem(), "galleryCell")
+            if cell.isVisible() and cell.property("index") >= 0]
 
 
 def cell_tile(cell):
