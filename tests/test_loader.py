@@ -417,3 +417,14 @@ def test_worker_threads_start_when_first_needed(qtbot, image_server, make_model)
         model.urls = [image_server.add("/a.png", solid_image_bytes("#00ff00"))]
     assert all(thread.is_alive() for thread in pools["decode"]._threads + pools["disk"]._threads)
     assert not any(thread.is_alive() for thread in pools["sandbox"]._threads)
+
+
+def test_an_answer_with_no_body_by_its_status_says_so(qtbot, model, image_server):
+    # "empty response (0 bytes)" said less than the status did.
+    no_content = image_server.add("/204.png", b"", status=204)
+    not_modified = image_server.add("/304.png", b"", status=304)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [no_content, not_modified]
+    reasons = [model.data(model.index(row), ImageGalleryModel.ErrorStringRole) for row in (0, 1)]
+    assert reasons == ["HTTP 204 No Content (no image in the answer)",
+                       "HTTP 304 Not Modified (no image in the answer)"]

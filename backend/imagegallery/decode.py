@@ -107,19 +107,36 @@ def undo_content_encoding(body: Body, encoding: str, max_bytes: int) -> Body:
     encoding = (encoding or "").strip().lower()
     if encoding in ("", "identity"):
         return body if isinstance(body, QByteArray) else bytes(body)
+    compressed = bytes(body)
     if encoding in ("gzip", "x-gzip"):
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        window_bits = 16 + zlib.MAX_WBITS
     elif encoding == "deflate":
-        inflater = zlib.decompressobj()
+        # HTTP's deflate is the zlib format, but some servers send raw deflate, and browsers
+        # take both.
+        window_bits = zlib.MAX_WBITS if _looks_like_zlib(compressed) else -zlib.MAX_WBITS
     else:
         raise DecodeRefused(f"unsupported content encoding '{encoding}'")
-    try:
-        data = inflater.decompress(bytes(body), max_bytes + 1)
-    except zlib.error as exc:
-        raise DecodeRefused(f"corrupt {encoding} body ({exc})") from None
-    if len(data) > max_bytes or inflater.unconsumed_tail:
-        raise DecodeRefused(f"too large after decompression (over {format_bytes(max_bytes)})")
-    return data
+    pieces, size = [], 0
+    while compressed:
+        inflater = zlib.decompressobj(window_bits)
+        try:
+            piece = inflater.decompress(compressed, max_bytes + 1 - size)
+        except zlib.error as exc:
+            raise DecodeRefused(f"corrupt {encoding} body ({exc})") from None
+        pieces.append(piece)
+        size += len(piece)
+        if size > max_bytes or inflater.unconsumed_tail:
+            raise DecodeRefused(f"too large after decompression (over {format_bytes(max_bytes)})")
+        # A gzip body may be several members one after another (`cat a.gz b.gz`), which
+        # browsers inflate whole; other bytes after the end are ignored, as before.
+        rest = inflater.unused_data if inflater.eof else b""
+        compressed = rest if window_bits > zlib.MAX_WBITS and rest[:2] == b"\x1f\x8b" else b""
+    return b"".join(pieces)
+
+
+def _looks_like_zlib(data: bytes) -> bool:
+    """A zlib stream's two header bytes: deflate as the method, and a valid check value."""
+    return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
 
 
 def target_geometry(original: QSize, spec: ThumbnailSpec) -> Tuple[QSize, Optional[QRect]]:

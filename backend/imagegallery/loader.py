@@ -1095,6 +1095,12 @@ class ImageLoader(QObject):
         if not result.ok:
             self._on_transfer_error(job, result.error, transport)
             return
+        if result.http_status in (204, 304) and not result.body:
+            # An answer that has no body by definition: its status says more than "empty".
+            self._fail(job, f"HTTP {result.http_status} "
+                            f"{'No Content' if result.http_status == 204 else 'Not Modified'} "
+                            "(no image in the answer)")
+            return
         job.etag, job.last_modified = result.etag, result.last_modified
         self._decode(job, result)
 
