@@ -19,13 +19,13 @@ from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize, QUrl
 from PyQt5.QtGui import QImage, QImageReader
 
 from .decode import HANDLER_CREATION_LOCK, JPEG_START, ThumbnailSpec, read_jpeg_header
+from .limits import MEGABYTE
 
 _log = logging.getLogger("imagegallery.cache")
 
 
 V = TypeVar("V")
 
-MEGABYTE = 1024 * 1024
 # About 1,000 tiles of 240x140 ARGB: several screens of a large window, far below the memory a
 # list of 10,000 URLs would need if every thumbnail stayed resident.
 DEFAULT_THUMBNAIL_BUDGET = 128 * MEGABYTE

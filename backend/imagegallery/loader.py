@@ -116,13 +116,15 @@ _DISK_LOOKUP, _QUEUED, _FETCHING, _BACKOFF, _DECODING = _Stage
 # The disk thread's order: a lookup first (a row waits on it), then a touch (a revalidated
 # thumbnail's age), then a write.
 _IO_LOOKUP, _IO_TOUCH, _IO_STORE = 0, 1, 2
+_SCHEDULE_EVENT = QEvent.Type(QEvent.registerEventType())
+
+
 def _names_a_network_image(text: str) -> bool:
     """Whether a list entry is an http(s) URL, as parse_image_url reads its scheme
     (case-insensitively, after leading blanks), without parsing it again on the GUI thread.
     Only these go to the disk cache: a local file is its own cache, and looking one up there
     would always miss."""
     return text.lstrip()[:6].lower().startswith(("http:", "https:"))
-_SCHEDULE_EVENT = QEvent.Type(QEvent.registerEventType())
 
 
 def _urgency_of(priority: Tuple[int, int]) -> Urgency:

@@ -808,6 +808,8 @@ class ImageGalleryModel(QAbstractListModel):
     def _schedule_flush(self) -> None:
         if not self._flush_pending:
             self._flush_pending = True
+            # singleShot(0), not the transports' zero-interval QTimer: this flush belongs in the
+            # same pass over posted events as the results queued before it (architecture.md, 11).
             QTimer.singleShot(0, self._flush)
 
     def _flush(self) -> None:
@@ -954,6 +956,8 @@ class ImageGalleryModel(QAbstractListModel):
     loadPolicy = pyqtProperty(int, _get_load_policy, _set_load_policy, notify=loadPolicyChanged)
 
     def _get_prefetch_rows(self) -> int:
+        """The prefetch margin on each side of the screen, in model rows: items, not the grid's
+        lines of them."""
         return self._prefetch_rows
 
     def _set_prefetch_rows(self, rows: int) -> None:
