@@ -428,3 +428,15 @@ def test_an_answer_with_no_body_by_its_status_says_so(qtbot, model, image_server
     reasons = [model.data(model.index(row), ImageGalleryModel.ErrorStringRole) for row in (0, 1)]
     assert reasons == ["HTTP 204 No Content (no image in the answer)",
                        "HTTP 304 Not Modified (no image in the answer)"]
+
+
+def test_setting_the_same_transport_options_again_restarts_nothing(qtbot, model, image_server):
+    url = image_server.add("/slow.png", solid_image_bytes("#00ff00"))
+    image_server.latency = 0.5
+    model.urls = [url]
+    qtbot.waitUntil(lambda: model.loader.in_flight() == 1, timeout=5000)
+    model.loader.set_transport_options(model.loader.transport_options)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        pass
+    assert model.status_of(0) == Status.Ready
+    assert image_server.hits["/slow.png"] == 1  # not sent again on new transports

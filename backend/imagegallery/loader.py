@@ -467,7 +467,10 @@ class ImageLoader(QObject):
             self._replace_transports(mode)
 
     def set_transport_options(self, options: TransportOptions) -> None:
-        self._transport_options = self._with_connection_cap(options)
+        options = self._with_connection_cap(options)
+        if options == self._transport_options:
+            return  # the same settings: transfers in flight need not start again
+        self._transport_options = options
         self._replace_transports(self._transports.mode)
 
     def _with_connection_cap(self, options: TransportOptions) -> TransportOptions:
