@@ -190,10 +190,11 @@ def test_an_evicted_plain_path_thumbnail_comes_back_for_the_provider(qtbot, tmp_
         model.loader.close()
 
 
-def test_a_reload_while_an_image_waits_for_its_thumbnail_answers_it_with_the_new_picture(
+def test_a_reload_while_an_image_waits_tells_it_there_is_nothing_to_show_not_an_error(
         qtbot, image_server, make_model):
-    """reload() fetches the URL again; a view's Image waiting on the old job (an evicted
-    thumbnail) is served by the new one, not told "cancelled", which it would show."""
+    """reload() ends the job a view's Image (an evicted thumbnail) waits on: the Image hears
+    "nothing to show" until its row, fetched again, gives it a new source. It was told
+    "cancelled", an error it showed (and QML warned of)."""
     url = image_server.add("/a.png", solid_image_bytes("#ff0000"))
     model = make_model()
     image_server.latency = 0.5
@@ -204,11 +205,36 @@ def test_a_reload_while_an_image_waits_for_its_thumbnail_answers_it_with_the_new
                                    lambda thumbnail, error: answers.append((thumbnail, error)))
     image_server.add("/a.png", solid_image_bytes("#0000ff"))
     image_server.latency = 0.0
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.reload()
+    assert answers == [(None, "")]
+    assert close_to(center_color(model.thumbnail(0)), "#0000ff")
+
+
+def test_a_reload_reaches_a_row_off_screen_whose_image_still_waits(qtbot, image_server, make_model):
+    """Under LoadVisible a row out of the model's reach is fetched again only once it comes back
+    on screen; a job kept going for its waiting Image filled it with the old picture, and the
+    reload was lost for it (a review's repro)."""
+    first = image_server.add("/0.png", solid_image_bytes("#00ff00"))
+    second = image_server.add("/1.png", solid_image_bytes("#ff0000"))
+    model = make_model()
+    model.loadPolicy = ImageGalleryModel.LoadPolicy.LoadVisible
+    model.prefetchRows = 0
+    model.setVisibleRange(0, 1)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [first, second]
+    qtbot.waitUntil(lambda: model.loader.pending_worker_jobs() == 0, timeout=5000)  # on disk
+    model.setVisibleRange(0, 0)  # row 1 leaves the model's reach; its tile may still exist
+    shared_thumbnail_cache().clear()
+    image_server.add("/1.png", solid_image_bytes("#0000ff"))  # the server's picture changed
+    answers = []
+    model.loader.load_for_provider(second, model.loader.spec,
+                                   lambda thumbnail, error: answers.append((thumbnail, error)))
     model.reload()
-    qtbot.waitUntil(lambda: len(answers) == 1, timeout=10000)
-    thumbnail, error = answers[0]
-    assert error == ""
-    assert close_to(center_color(thumbnail.image), "#0000ff")
+    qtbot.waitUntil(lambda: bool(answers), timeout=5000)
+    model.setVisibleRange(1, 1)  # scrolled back into view
+    qtbot.waitUntil(lambda: model.status_of(1) == ImageGalleryModel.Status.Ready
+                    and close_to(center_color(model.thumbnail(1)), "#0000ff"), timeout=10000)
 
 
 def test_an_image_asking_for_a_url_the_rules_refuse_hears_why(qtbot, make_model):

@@ -701,19 +701,16 @@ class ImageLoader(QObject):
 
     def cancel(self, url: str, claimant: Optional[int] = None) -> None:
         """`claimant` (or, without one, everyone) no longer needs `url`: once no claimant is
-        left, and no view's Image waits for it, drop it from the queue and abort its transfer
-        or decode."""
+        left, drop it from the queue and abort its transfer or decode. The views' Images waiting
+        for it hear that there is nothing to show (no error); their rows give them new sources.
+        (Kept going for them instead, a job outlived a reload() and filled a row the reload had
+        not yet fetched again with the picture being replaced.)"""
         job = self._jobs.get(url)
         if job is None:
             return
         if claimant is not None:
             job.claimants.discard(claimant)
             if job.claimants:
-                return
-            if job.waiters:
-                # A tile on screen still shows this URL (a model's reload() passes through here
-                # before it refetches): the job goes on for it, and ends with its last Image.
-                job.wanted_by_views_only = True
                 return
         del self._jobs[url]
         self._stop(job)
