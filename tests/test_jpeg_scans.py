@@ -301,3 +301,12 @@ def test_a_damaged_progressive_jpeg_gets_an_image_or_a_reason(data):
     # 320x240 into 40x30 is the 1/8 scale, so every example goes through the cut.
     thumbnail = decode_thumbnail(data, ThumbnailSpec(40, 30), LoadLimits())
     assert thumbnail.ok or thumbnail.error
+
+
+def test_fill_bytes_before_a_marker_are_skipped_as_one(turbo):
+    # Legal before any marker; the walk spent a step of its budget on each, and 600 of them
+    # had a good photo refused as "JPEG with over 512 segments" (a review's file).
+    photo = noisy_photo_bytes(seed=17, width=320, height=240)
+    assert photo[2] == 0xFF
+    padded = photo[:2] + b"\xff" * 600 + photo[2:]
+    assert decode_thumbnail(padded, ThumbnailSpec(40, 30), LoadLimits()).ok

@@ -82,3 +82,35 @@ def test_decoding_a_png_of_compressed_texts_leaves_the_gui_thread_free(qtbot):
     assert close_to(center_color(results[0].image), "#00ff00")
     # Loose for a noisy machine: the GUI thread waited seconds for the GIL before.
     assert max(gaps) < 500, f"GUI thread stalled {max(gaps)} ms"
+
+
+def test_a_fake_chunk_inside_a_text_does_not_hide_the_texts_after_it():
+    """A real tEXt whose text starts a fake zTXt (length and CRC that agree) running over the
+    real zTXt chunks after it: a search by chunk name took the fake for a chunk, jumped over
+    the real ones, and left every one of them to libpng (a review's file)."""
+    png = solid_image_bytes("#00ff00", 64, 48)
+    bombs = _zip_bomb_texts(3)
+    inside = 4  # bytes of the fake's data inside the real text
+    padding = b"\0" * 4
+    fake_length = inside + 4 + len(bombs) + 8 + len(padding)
+    text = _chunk(b"tEXt", b"k\0" + struct.pack(">I", fake_length) + b"zTXt" + b"\0" * inside)
+    private_header = struct.pack(">I", len(padding) + 8) + b"prVt"
+    fake_data = b"\0" * inside + text[-4:] + bombs + private_header + padding
+    fake_crc = struct.pack(">I", zlib.crc32(b"zTXt" + fake_data))
+    private_data = padding + fake_crc + b"\0" * 4
+    private = private_header + private_data + struct.pack(">I", zlib.crc32(b"prVt" + private_data))
+    crafted = _with_chunks_after_header(png, text + bombs + private)
+    assert _chunk_names(crafted).count(b"zTXt") == 3  # what libpng reads
+    stripped = without_png_text_chunks(crafted)
+    assert b"zTXt" not in _chunk_names(stripped)
+    assert decode_thumbnail(stripped, ThumbnailSpec(64, 48), LoadLimits()).ok
+
+
+def test_a_png_of_more_chunks_than_any_encoder_writes_is_refused():
+    from imagegallery.decode import MAX_PNG_CHUNKS
+
+    png = solid_image_bytes("#ff0000", 16, 16)
+    private = _chunk(b"prVt", b"")
+    refused = decode_thumbnail(_with_chunks_after_header(png, private * MAX_PNG_CHUNKS),
+                               ThumbnailSpec(16, 16), LoadLimits())
+    assert refused.error == f"PNG of over {MAX_PNG_CHUNKS:,} chunks"

@@ -236,8 +236,10 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
 _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 # libpng keeps at most 1,000 ancillary chunks; a picture needs none of its texts.
 MAX_PNG_TEXT_CHUNKS = 1000
-# Places where a text chunk's name occurs but no chunk is: one in 4 GB bytes by chance.
-_MAX_PNG_FALSE_MATCHES = 64
+# Chunks a PNG may have at all: encoders cut image data into pieces of 8-64 KB, so a 50 MB file
+# has a few thousand. Bounded because the walk below is Python holding the GIL (about 0.3 us a
+# chunk).
+MAX_PNG_CHUNKS = 100_000
 
 
 def without_png_text_chunks(data: Body) -> Body:
@@ -246,44 +248,33 @@ def without_png_text_chunks(data: Body) -> Body:
     inside QImageReader.size(), and PyQt keeps the GIL through that call: 40 such chunks in a
     320 KB file froze the GUI thread for 0.7 s, 200 for 4 s.
 
-    Found by their names at C speed, and taken as chunks only where the length before the name
-    and the CRC after the data agree, so no Python loop walks every chunk of a large image.
+    The chunks are walked in order by their lengths, as libpng reads them: a search by name
+    was fooled by a fake chunk inside a real text whose length ran over the real ones.
     """
     spans = []
-    false_matches = 0
-    for name in _PNG_TEXT_CHUNKS:
-        start = _find(data, name, 12)  # after the signature and the first length
-        while start >= 0:
-            length = int.from_bytes(_bytes_at(data, start - 4, 4), "big")
-            end = start + 4 + length + 4
-            crc = _bytes_at(data, end - 4, 4) if end <= len(data) else b""
-            if len(crc) == 4 and zlib.crc32(_bytes_at(data, start, 4 + length)) == \
-                    int.from_bytes(crc, "big"):
-                spans.append((start - 4, end))
-                if len(spans) > MAX_PNG_TEXT_CHUNKS:
-                    raise DecodeRefused(f"PNG with over {MAX_PNG_TEXT_CHUNKS} text chunks")
-                start = _find(data, name, end)
-            else:
-                false_matches += 1
-                if false_matches > _MAX_PNG_FALSE_MATCHES:
-                    raise DecodeRefused("malformed PNG (chunk names inside its data)")
-                start = _find(data, name, start + 1)
+    position, chunks, size = 8, 0, len(data)  # after the signature
+    while position + 8 <= size:
+        header = _bytes_at(data, position, 8)
+        end = position + 12 + int.from_bytes(header[:4], "big")  # length, name, data, CRC
+        name = header[4:8]
+        chunks += 1
+        if chunks > MAX_PNG_CHUNKS:
+            raise DecodeRefused(f"PNG of over {MAX_PNG_CHUNKS:,} chunks")
+        if name in _PNG_TEXT_CHUNKS:
+            spans.append((position, min(end, size)))
+            if len(spans) > MAX_PNG_TEXT_CHUNKS:
+                raise DecodeRefused(f"PNG with over {MAX_PNG_TEXT_CHUNKS} text chunks")
+        if name == b"IEND":
+            break
+        position = end
     if not spans:
         return data
     kept, position = [], 0
-    for first, end in sorted(spans):
-        if first < position:
-            continue  # one text chunk's name and CRC faked inside another's text
+    for first, end in spans:
         kept.append(_bytes_at(data, position, first - position))
         position = end
-    kept.append(_bytes_at(data, position, len(data) - position))
+    kept.append(_bytes_at(data, position, size - position))
     return b"".join(kept)
-
-
-def _find(data: Body, needle: bytes, start: int) -> int:
-    if isinstance(data, QByteArray):
-        return data.indexOf(needle, start)
-    return data.find(needle, start)
 
 
 def sniff_in_process_format(data: bytes) -> bytes:
@@ -667,7 +658,7 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
     arithmetic = False
     comments: Dict[str, str] = {}
     exif_read = False
-    too_many_segments = True  # unless the walk ends at a scan, the data's end or a bad length
+    too_many_segments = False
     position = 2  # after SOI
     for _ in range(MAX_JPEG_SEGMENTS):
         header = _bytes_at(data, position, 10)
@@ -677,22 +668,20 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
             # limits (an arithmetic-coded bomb then held a decoder for 7 s).
             position = _index_of_byte(data, 0xFF, position)
             if position < 0:
-                too_many_segments = False
                 break
             continue
         if len(header) < 4:
-            too_many_segments = False
             break
         marker = header[1]
-        if marker == 0xFF:  # a fill byte before the marker
-            position += 1
+        if marker == 0xFF:
+            # Fill bytes before the marker, any number of them: skipped at C speed, as one step
+            # of the walk's budget.
+            position = _last_fill_byte(data, position + 1)
             continue
         if marker == 0xDA:  # start of scan
-            too_many_segments = False
             break
         length = int.from_bytes(header[2:4], "big")
         if length < 2:
-            too_many_segments = False
             break
         if marker in jpeg_scans.FRAME_MARKERS and stored is None and len(header) == 10:
             precision, components = header[4], header[9]
@@ -710,8 +699,22 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
             if separator and " " not in name:
                 comments[name] = value
         position += 2 + length
+    else:  # the budget ran out before a scan, the data's end or a broken length
+        too_many_segments = True
     return JpegHeader(stored, components, precision, transformation, progressive, arithmetic,
                       too_many_segments, comments)
+
+
+def _last_fill_byte(data: Body, start: int) -> int:
+    """Where the run of 0xFF bytes that `start` is in ends (the last one, which precedes the
+    marker), found a block at a time."""
+    position = start
+    while True:
+        block = _bytes_at(data, position, 4096)
+        rest = block.lstrip(b"\xff")
+        if rest or len(block) < 4096:
+            return position + len(block) - len(rest) - 1
+        position += len(block)
 
 
 def _index_of_byte(data: Body, byte: int, start: int) -> int:
