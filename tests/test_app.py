@@ -496,8 +496,7 @@ def test_revalidate_asks_the_server_about_each_disk_cached_thumbnail(qtbot, imag
                            "light", None)
         try:
             assert session.start() == 0
-            with qtbot.waitSignal(session.model.finished, timeout=10000):
-                pass
+            qtbot.waitUntil(lambda: session.model.pendingCount == 0, timeout=10000)
             qtbot.waitUntil(lambda: tiles_settled(session.window), timeout=10000)
             loader = session.model.loader
             qtbot.waitUntil(lambda: not loader.active_jobs() and not loader.pending_worker_jobs(),
@@ -607,8 +606,7 @@ def test_a_screenshot_window_takes_no_input_so_the_pointer_leaves_no_tooltip_in_
             assert session.start() == 0
             transparent = bool(session.window.flags() & Qt.WindowTransparentForInput)
             assert transparent != takes_input, arguments
-            with qtbot.waitSignal(session.model.finished, timeout=10000):
-                pass
+            qtbot.waitUntil(lambda: session.model.pendingCount == 0, timeout=10000)
             qtbot.waitUntil(lambda: tiles_settled(session.window), timeout=10000)
         finally:
             session.close()
@@ -616,8 +614,9 @@ def test_a_screenshot_window_takes_no_input_so_the_pointer_leaves_no_tooltip_in_
 
 def test_an_image_activated_outside_pick_mode_opens_in_the_desktops_viewer(
         qtbot, image_server, tmp_path, monkeypatch):
-    from PyQt5.QtCore import QCoreApplication, QObject
+    from PyQt5.QtCore import QCoreApplication, QObject, Qt
     from PyQt5.QtGui import QDesktopServices
+    from PyQt5.QtTest import QTest
 
     from imagegallery.app import _Session, build_parser, tiles_settled
 
@@ -626,18 +625,19 @@ def test_an_image_activated_outside_pick_mode_opens_in_the_desktops_viewer(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "local.png").write_bytes(solid_image_bytes("#00ff00"))
     url = image_server.add("/0.png", solid_image_bytes("#ff0000"))
-    session = _Session(QCoreApplication.instance(), build_parser().parse_args([url, "local.png"]),
-                       [url, "local.png"], "light", None)
+    refused = "smb://192.0.2.1/share/run-me.desktop"  # an Error row: never handed to the desktop
+    urls = [url, "local.png", refused]
+    session = _Session(QCoreApplication.instance(), build_parser().parse_args(urls), urls,
+                       "light", None)
     try:
         assert session.start() == 0
-        with qtbot.waitSignal(session.model.finished, timeout=10000):
-            pass
+        qtbot.waitUntil(lambda: session.model.pendingCount == 0, timeout=10000)
         qtbot.waitUntil(lambda: tiles_settled(session.window), timeout=10000)
         gallery = session.window.findChild(QObject, "gallery")
-        gallery.imageActivated.emit(0, url)
-        gallery.imageActivated.emit(1, "local.png")
+        for row in (2, 0, 1):
+            gallery.setProperty("currentIndex", row)
+            QTest.keyClick(session.window, Qt.Key_Return)
         qtbot.waitUntil(lambda: len(opened) == 2, timeout=5000)
-        assert opened[0].toString() == url
-        assert opened[1].toLocalFile() == str(tmp_path / "local.png")
+        assert [target.toString() for target in opened] == [url, (tmp_path / "local.png").as_uri()]
     finally:
         session.close()

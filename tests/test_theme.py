@@ -67,7 +67,7 @@ def probe(qtbot, tmp_path):
     root.engine = engine
     yield root
     QMetaObject.invokeMethod(root, "useBuiltIn", Q_ARG(QVariant, "light"))
-    sip.delete(engine)
+    imagegallery.delete_engine(engine)
     assert not warnings, warnings
 
 
@@ -272,4 +272,4 @@ def test_the_apps_theme_switcher_restyles_with_every_live_switch(qtbot):
             assert own.color(QPalette.Dark) != own.color(QPalette.Button)
     finally:
         window.close()
-        sip.delete(engine)
+        imagegallery.delete_engine(engine)

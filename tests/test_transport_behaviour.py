@@ -282,7 +282,7 @@ def test_qt_judges_a_redirect_by_the_hop_it_leaves_not_the_reply_url(monkeypatch
         def attribute(self, _):
             return 302
 
-    transport = QtTransport()
+    transport = QtTransport(follows_https=True)  # forced `qt`, where Qt has TLS
     failures, allowed = [], []
     monkeypatch.setattr(transport, "_fail", lambda transfer, error: failures.append(error.message))
     for start, hops in (("https://h/a.png", ["https://cdn/b.png", "http://cdn/c.png"]),
@@ -517,3 +517,26 @@ def test_qt_counts_a_body_cut_short_without_an_error_as_the_connection_closing(q
 def test_a_retry_after_of_any_latin_1_text_gives_seconds_or_none(value):
     seconds = parse_retry_after(value)
     assert seconds is None or seconds >= 0
+
+
+def test_in_auto_a_redirect_to_https_goes_to_libcurl_even_where_qt_has_tls(
+        qtbot, https_server, image_server, test_ca, monkeypatch):
+    # https is libcurl's in auto (Qt's HTTP/2 is not exposed to servers); Qt followed such a hop
+    # itself wherever it had TLS. Here Qt is told it has TLS, which it has not: a hop Qt
+    # followed itself would fail.
+    from imagegallery.transport import qt as qt_transport
+
+    monkeypatch.setattr(qt_transport, "qt_has_tls", lambda: True)
+    target = https_server.add("/moved.png", solid_image_bytes("#2040f0"))
+    url = image_server.add("/old.png", b"", "text/plain", 302, {"Location": target})
+    loader = ImageLoader(FAST, transport="auto", disk_cache_dir="",
+                         transport_options=TransportOptions(ca_file=test_ca.ca_file))
+    loader.outcomes = {}
+    loader.thumbnailReady.connect(lambda url, thumb: loader.outcomes.setdefault(url, thumb))
+    loader.loadFailed.connect(lambda url, reason: loader.outcomes.setdefault(url, reason))
+    try:
+        outcome = load(qtbot, loader, url)
+    finally:
+        loader.close()
+    assert not isinstance(outcome, str), outcome
+    assert close_to(center_color(outcome.image), "#2040f0")

@@ -607,13 +607,22 @@ class _Session:
     def _on_add_urls(self, text: str) -> None:
         _off_the_gui_thread(lambda: parse_pasted_text(text), self._append_urls)
 
-    def _on_open_image(self, url: str) -> None:
+    def _on_open_image(self, index: int, url: str) -> None:
         """The whole image, in the desktop's browser or image viewer. A path is read from the
-        working folder, as the model reads it."""
+        working folder, as the model reads it.
+
+        Only an image the gallery showed, by http, https or file: any other text of a list (a
+        refused smb: URL, a .desktop file's path) must not reach the desktop's handlers."""
         from PyQt5.QtCore import QUrl
         from PyQt5.QtGui import QDesktopServices
 
+        from .model import ImageGalleryModel
+
+        if self.model.status_of(index) != ImageGalleryModel.Status.Ready:
+            return
         target = QUrl.fromUserInput(url, os.getcwd(), QUrl.AssumeLocalFile)
+        if target.scheme() not in ("http", "https", "file"):
+            return
         if not QDesktopServices.openUrl(target):
             _log.warning("could not open %s: the desktop has no application for it", url)
 

@@ -302,7 +302,7 @@ def warm_up_in_background() -> None:
     """Load what the first images need, once per process, in a thread of its own: libjpeg-turbo
     and numpy (about 70 ms), Qt's image-format plugins (tens of ms at the first decode), Qt's
     answer to whether it has TLS (3-5 ms: it tries to load OpenSSL; the Qt transport asks at
-    every request), libcurl with its OpenSSL (20-35 ms, for https without Qt's TLS; loaded
+    every request), libcurl with its OpenSSL (20-35 ms, for https and h2c; loaded
     whatever the transport mode, which install() cannot know) and, where a *_proxy variable is
     set, urllib.request for reading them (15-50 ms; the first transport reads them).
 

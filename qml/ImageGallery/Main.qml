@@ -25,7 +25,7 @@ ApplicationWindow {
     signal openListRequested(string path)  // a file of URLs, one a line
     signal picked(var urls)
     signal cancelled()
-    signal openImageRequested(string url)  // an image activated outside --pick: show it whole
+    signal openImageRequested(int index, string url)  // activated outside --pick: show it whole
 
     width: 1100
     height: 760
@@ -231,7 +231,7 @@ ApplicationWindow {
             if (root.pickMode)
                 root.pickSelection(url)
             else
-                root.openImageRequested(url)
+                root.openImageRequested(index, url)
         }
     }
 

@@ -242,7 +242,7 @@ def _let_workers_end_at_exit() -> None:
 
 
 class CurlTransport(Transport):
-    """libcurl transport for https where Qt has no TLS (and for anything when forced).
+    """libcurl transport for https and h2c in `auto` (and for anything when forced).
 
     Thread: created on and called from the GUI thread; transfers run on the transport's own
     thread, started on the first `start`; signals arrive on the GUI thread.

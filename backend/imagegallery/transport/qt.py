@@ -1,8 +1,9 @@
 """The Qt transport: QNetworkAccessManager on the GUI thread.
 
-Used for http, and for https where Qt can load TLS (not with OpenSSL 3, see select.py). QNAM is
-asynchronous already, so it lives on the GUI thread and costs it two slot calls per reply, a
-progress poll every 50 ms and one `readAll` of the body when the reply finishes.
+Used for plain http (HTTP/1.1); for https and h2c only when the user forces it (`qt`; see
+select.py for why `auto` sends those to libcurl). QNAM is asynchronous already, so it lives on
+the GUI thread and costs it two slot calls per reply, a progress poll every 50 ms and one
+`readAll` of the body when the reply finishes.
 """
 from __future__ import annotations
 
@@ -103,11 +104,16 @@ class _Transfer:
 
 
 class QtTransport(Transport):
-    """QNAM transport. Thread: GUI thread only."""
+    """QNAM transport. Thread: GUI thread only.
 
-    def __init__(self, options: TransportOptions = TransportOptions(), parent=None):
+    `follows_https`: a redirect to https is followed here (where Qt has TLS) rather than handed
+    back for libcurl to carry; true only where the user forced this transport."""
+
+    def __init__(self, options: TransportOptions = TransportOptions(), parent=None,
+                 follows_https: bool = False):
         super().__init__(parent)
         self._options = options
+        self._follows_https = follows_https
         count = max(1, math.ceil(options.max_connections_per_host / QNAM_CONNECTIONS_PER_HOST))
         self.uses_environment_proxy = False
         self._managers = [self._new_manager() for _ in range(count)]
@@ -319,10 +325,10 @@ class QtTransport(Transport):
             return
         # (A hop to a scheme other than http and https fails in Qt first: see _error_for.)
         target_scheme = target.scheme().lower()
-        if target_scheme == "https" and not qt_has_tls():
-            # Left to Qt, the hop failed as "connection reset", retried twice, and http links
-            # that moved to https are common: the loader hands the URL to the transport that
-            # speaks TLS instead.
+        if target_scheme == "https" and not (self._follows_https and qt_has_tls()):
+            # Where Qt has no TLS the hop failed as "connection reset", retried twice, and http
+            # links that moved to https are common; where it has, https is libcurl's in `auto`
+            # (select.py). The loader hands the URL to libcurl, which follows the redirect.
             self._fail(transfer, TransferError(
                 ErrorKind.REDIRECT_NEEDS_TLS, f"redirected to {target.toString()}"))
         elif transfer.hop_url.scheme().lower() == "https" and target_scheme == "http":

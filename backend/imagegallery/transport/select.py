@@ -99,7 +99,7 @@ class TransportSet(QObject):
         if name == "file":
             return LocalFileTransport(self)
         if name == "qt":
-            return QtTransport(self.options, self)
+            return QtTransport(self.options, self, follows_https=self.mode == "qt")
         from .curl import CurlTransport
 
         return CurlTransport(self.options, self)
