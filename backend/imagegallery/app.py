@@ -247,7 +247,8 @@ def collect_urls(args, stdin=None) -> List[str]:
     for path in lists:
         listed = read_url_list(path, stdin)
         if not listed:
-            raise UsageError(f"{'standard input' if path == '-' else 'URL list ' + path} holds no URLs "
+            source = "standard input" if path == "-" else f"URL list {path}"
+            raise UsageError(f"{source} holds no URLs "
                              "(one a line; blank lines and # comments are skipped)")
         urls.extend(listed)
     return urls

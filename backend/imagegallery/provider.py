@@ -102,7 +102,9 @@ class ThumbnailResponse(QQuickImageResponse):
             return self._done
 
     def complete(self, image: Optional[QImage], error: str = "") -> None:
-        """Thread: any. The emission itself always happens on the reader thread."""
+        """Thread: any. The emission itself happens on the response's own thread, by its event
+        loop (Qt's pixmap reader runs one; a response made on a thread without one, as in a
+        test, finishes once that thread's events are processed)."""
         with self._lock:
             if self._done:
                 return
