@@ -46,8 +46,9 @@ def test_a_header_block_without_end_fails_its_tile_alone(
     model = make_model(http2Cleartext=True, maxRetries=0)
     with qtbot.waitSignal(model.finished, timeout=30000):
         model.urls = [server.url("/endless.png"), server.url("/good.png")]
+    # (Its reason, "protocol error" or "connection closed by server", depends on when libcurl
+    # stops reading.)
     assert statuses(model) == [Status.Error, Status.Ready], reasons(model)
-    assert "protocol error" in reasons(model)[0]
 
 
 def test_https_gallery_is_ready_over_one_http2_connection(qtbot, https_server, test_ca, make_model):
