@@ -493,9 +493,20 @@ class _Session:
         if self.args.qml:
             path = os.path.abspath(os.path.expanduser(self.args.qml))
             windows_before = set(self.app.topLevelWindows())
-            engine.load(QUrl.fromLocalFile(path))
+            # A file that fails to load is said once, as this app's error with its reasons;
+            # install()'s logger would print each reason just before it.
+            qml_log = logging.getLogger("imagegallery.qml")
+            level = qml_log.level
+            qml_log.setLevel(logging.CRITICAL)
+            first_message = len(self.load_messages)
+            try:
+                engine.load(QUrl.fromLocalFile(path))
+            finally:
+                qml_log.setLevel(level)
             if not engine.rootObjects():
                 return self._qml_failed(path)
+            for message in self.load_messages[first_message:]:  # a file that loaded: shown
+                qml_log.warning("%s", message)
             made = [window for window in self.app.topLevelWindows()
                     if isinstance(window, QWindow) and window not in windows_before]
             if made and not any(window.isVisible() for window in made):
