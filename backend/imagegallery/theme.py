@@ -270,8 +270,8 @@ class ThemeLoader(QObject):
     def _fail(self, message: str) -> None:
         if self._theme is None:
             _log.warning("theme not loaded: %s", message)
-        else:
-            _log.warning("theme not reloaded, keeping the current one: %s", message)
+        else:  # a reload of the same file, or another file given as the source
+            _log.warning("theme not loaded, keeping the current one: %s", message)
         self._set_status(self.Status.Error, message)
         self.failed.emit(message)
 
