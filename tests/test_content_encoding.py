@@ -30,3 +30,17 @@ def test_the_byte_cap_holds_over_all_members():
     member = gzip.compress(b"\0" * 600_000)
     with pytest.raises(DecodeRefused, match="too large after decompression"):
         undo_content_encoding(member * 2, "gzip", 1_000_000)
+
+
+def test_a_flood_of_empty_gzip_members_is_refused_without_a_long_wait():
+    # 20 bytes each: 4 MB of them took 10 s, holding the GIL, each member copying the rest.
+    from imagegallery.decode import MAX_GZIP_MEMBERS
+
+    flood = gzip.compress(b"", mtime=0) * (4 * 1024 * 1024 // 20)
+    with pytest.raises(DecodeRefused, match=f"gzip body of over {MAX_GZIP_MEMBERS} members"):
+        undo_content_encoding(flood, "gzip", 50 << 20)
+
+
+def test_a_member_followed_by_garbage_that_looks_like_one_keeps_what_was_inflated():
+    body = gzip.compress(PICTURE) + b"\x1f\x8b\x99garbage"
+    assert undo_content_encoding(body, "gzip", 1 << 20) == PICTURE

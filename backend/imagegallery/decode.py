@@ -99,6 +99,11 @@ class DecodeRefused(Exception):
     """Raised inside decoding with the reason shown on the tile."""
 
 
+# Members of one gzip body: a few in practice, a flood of empty ones a hostile server's.
+MAX_GZIP_MEMBERS = 1000
+_INFLATE_WINDOW_BYTES = 64 * 1024
+
+
 def undo_content_encoding(body: Body, encoding: str, max_bytes: int) -> Body:
     """Inflate a body the server compressed although we asked for identity, never past max_bytes.
 
@@ -107,7 +112,7 @@ def undo_content_encoding(body: Body, encoding: str, max_bytes: int) -> Body:
     encoding = (encoding or "").strip().lower()
     if encoding in ("", "identity"):
         return body if isinstance(body, QByteArray) else bytes(body)
-    compressed = bytes(body)
+    compressed = memoryview(bytes(body))
     if encoding in ("gzip", "x-gzip"):
         window_bits = 16 + zlib.MAX_WBITS
     elif encoding == "deflate":
@@ -116,21 +121,32 @@ def undo_content_encoding(body: Body, encoding: str, max_bytes: int) -> Body:
         window_bits = zlib.MAX_WBITS if _looks_like_zlib(compressed) else -zlib.MAX_WBITS
     else:
         raise DecodeRefused(f"unsupported content encoding '{encoding}'")
-    pieces, size = [], 0
-    while compressed:
-        inflater = zlib.decompressobj(window_bits)
-        try:
-            piece = inflater.decompress(compressed, max_bytes + 1 - size)
-        except zlib.error as exc:
-            raise DecodeRefused(f"corrupt {encoding} body ({exc})") from None
-        pieces.append(piece)
-        size += len(piece)
-        if size > max_bytes or inflater.unconsumed_tail:
-            raise DecodeRefused(f"too large after decompression (over {format_bytes(max_bytes)})")
+    pieces, size, position, members = [], 0, 0, 0
+    while position < len(compressed):
         # A gzip body may be several members one after another (`cat a.gz b.gz`), which
-        # browsers inflate whole; other bytes after the end are ignored, as before.
-        rest = inflater.unused_data if inflater.eof else b""
-        compressed = rest if window_bits > zlib.MAX_WBITS and rest[:2] == b"\x1f\x8b" else b""
+        # browsers inflate whole. Each is 20 bytes at least, so they are counted, and fed a
+        # window at a time: zlib copies all the input it did not use for every member, and a
+        # few MB of empty members took seconds, holding the GIL.
+        members += 1
+        if members > MAX_GZIP_MEMBERS:
+            raise DecodeRefused(f"gzip body of over {MAX_GZIP_MEMBERS} members")
+        inflater = zlib.decompressobj(window_bits)
+        while not inflater.eof and position < len(compressed):
+            window = compressed[position:position + _INFLATE_WINDOW_BYTES]
+            try:
+                piece = inflater.decompress(window, max_bytes + 1 - size)
+            except zlib.error as exc:
+                if members > 1:
+                    return b"".join(pieces)  # bytes after the last member, ignored as before
+                raise DecodeRefused(f"corrupt {encoding} body ({exc})") from None
+            pieces.append(piece)
+            size += len(piece)
+            if size > max_bytes or inflater.unconsumed_tail:
+                raise DecodeRefused(f"too large after decompression (over {format_bytes(max_bytes)})")
+            position += len(window) - len(inflater.unused_data)
+        if not (inflater.eof and window_bits > zlib.MAX_WBITS
+                and compressed[position:position + 2] == b"\x1f\x8b"):
+            break  # the end, or bytes after it that start no member: ignored
     return b"".join(pieces)
 
 
@@ -237,7 +253,7 @@ _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 # libpng keeps at most 1,000 ancillary chunks; a picture needs none of its texts.
 MAX_PNG_TEXT_CHUNKS = 1000
 # Chunks a PNG may have at all: encoders cut image data into pieces of 8-64 KB, so a 50 MB file
-# has a few thousand. Bounded because the walk below is Python holding the GIL (about 0.3 us a
+# has a few thousand. Bounded because the walk below is Python holding the GIL (0.5-1 us a
 # chunk).
 MAX_PNG_CHUNKS = 100_000
 
