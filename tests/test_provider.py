@@ -190,11 +190,10 @@ def test_an_evicted_plain_path_thumbnail_comes_back_for_the_provider(qtbot, tmp_
         model.loader.close()
 
 
-def test_a_reload_while_an_image_waits_tells_it_there_is_nothing_to_show_not_an_error(
+def test_a_reload_while_an_image_waits_answers_it_with_the_new_picture(
         qtbot, image_server, make_model):
-    """reload() ends the job a view's Image (an evicted thumbnail) waits on: the Image hears
-    "nothing to show" until its row, fetched again, gives it a new source. It was told
-    "cancelled", an error it showed (and QML warned of)."""
+    """reload() fetches the URL again; a view's Image waiting on the old job (an evicted
+    thumbnail) is served by the new one, not told "cancelled" (an error it showed)."""
     url = image_server.add("/a.png", solid_image_bytes("#ff0000"))
     model = make_model()
     image_server.latency = 0.5
@@ -205,10 +204,41 @@ def test_a_reload_while_an_image_waits_tells_it_there_is_nothing_to_show_not_an_
                                    lambda thumbnail, error: answers.append((thumbnail, error)))
     image_server.add("/a.png", solid_image_bytes("#0000ff"))
     image_server.latency = 0.0
-    with qtbot.waitSignal(model.finished, timeout=10000):
-        model.reload()
-    assert answers == [(None, "")]
-    assert close_to(center_color(model.thumbnail(0)), "#0000ff")
+    model.reload()
+    qtbot.waitUntil(lambda: len(answers) == 1, timeout=10000)
+    thumbnail, error = answers[0]
+    assert error == "" and close_to(center_color(thumbnail.image), "#0000ff")
+
+
+def test_an_image_waiting_on_another_models_job_is_served_when_that_model_drops_it(
+        qtbot, image_server):
+    """On a shared loader, a tile of model B (Ready, its thumbnail evicted) waits on a job only
+    model A claims. A dropped the URL: the job ended, the Image heard "nothing to show", and B's
+    row, Ready with the same source, never gave it another (a review's repro)."""
+    from imagegallery.loader import ImageLoader
+
+    url = image_server.add("/a.png", solid_image_bytes("#ff0000"))
+    loader = ImageLoader()
+    first, second = ImageGalleryModel(loader=loader), ImageGalleryModel(loader=loader)
+    try:
+        with qtbot.waitSignal(second.finished, timeout=10000):
+            first.urls = [url]
+            second.urls = [url]
+        shared_thumbnail_cache().clear()  # evicted: the tile's Image asks the provider
+        image_server.latency = 0.5
+        first.reload()  # a job only the first model claims
+        qtbot.waitUntil(lambda: loader.in_flight() == 1, timeout=5000)
+        answers = []
+        loader.load_for_provider(url, loader.spec,
+                                 lambda thumbnail, error: answers.append((thumbnail, error)))
+        first.urls = []
+        qtbot.waitUntil(lambda: bool(answers), timeout=10000)
+        thumbnail, error = answers[0]
+        assert error == "" and thumbnail is not None
+        assert close_to(center_color(thumbnail.image), "#ff0000")
+    finally:
+        image_server.latency = 0.0
+        loader.close()
 
 
 def test_a_reload_reaches_a_row_off_screen_whose_image_still_waits(qtbot, image_server, make_model):

@@ -701,16 +701,21 @@ class ImageLoader(QObject):
 
     def cancel(self, url: str, claimant: Optional[int] = None) -> None:
         """`claimant` (or, without one, everyone) no longer needs `url`: once no claimant is
-        left, drop it from the queue and abort its transfer or decode. The views' Images waiting
-        for it hear that there is nothing to show (no error); their rows give them new sources.
-        (Kept going for them instead, a job outlived a reload() and filled a row the reload had
-        not yet fetched again with the picture being replaced.)"""
+        left, and no view's Image waits for it, drop it from the queue and abort its transfer or
+        decode. Dropped with everyone (`claimant` None), its waiting Images hear that there is
+        nothing to show (no error)."""
         job = self._jobs.get(url)
         if job is None:
             return
         if claimant is not None:
             job.claimants.discard(claimant)
             if job.claimants:
+                return
+            if job.waiters:
+                # A tile still shows this URL (another model's row on a shared loader, or a row
+                # being reloaded): the job goes on for it, and ends with its last Image. A row
+                # owed a reload does not take its picture (model._on_thumbnail_ready).
+                job.wanted_by_views_only = True
                 return
         del self._jobs[url]
         self._stop(job)
@@ -826,7 +831,7 @@ class ImageLoader(QObject):
             self._release_disk_writes()
         self._closed = True
         for url in list(self._jobs):
-            self.cancel(url)  # an Image waiting for a row hears the end (nothing to show), not nothing
+            self.cancel(url)  # a waiting Image hears the end (nothing to show), not nothing
         self._watchdog.stop()
         self._transports.close()
         self._held_disk_writes_deadline.stop()
@@ -1117,10 +1122,9 @@ class ImageLoader(QObject):
         if error.kind in (ErrorKind.REDIRECT_NEEDS_TLS, ErrorKind.UNSUPPORTED_BY_TRANSPORT):
             fallback = self._transports.fallback_from(transport) if transport is not None else None
             if fallback is not None and not job.via_curl:
-                if error.kind is ErrorKind.UNSUPPORTED_BY_TRANSPORT:
-                    # The rest of its transfers too: each 1xx costs Qt a manager (its transport
-                    # retires the one that met it) and the URL a second request.
-                    self._hosts_via_curl.add(job.parsed.host_key)
+                # The rest of the host's transfers too: each costs its URL a second request
+                # (and each 1xx costs Qt a manager: its transport retires the one that met it).
+                self._hosts_via_curl.add(job.parsed.host_key)
                 # From the start again through libcurl, which follows the redirect, or reads
                 # past the interim answer, itself; a revalidation too, with its validators.
                 job.via_curl = True

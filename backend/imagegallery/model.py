@@ -724,6 +724,12 @@ class ImageGalleryModel(QAbstractListModel):
         a row the rules now refuse."""
         return [row for row in self._rows_by_url.get(url, ()) if self._parsed(row).ok]
 
+    def _rows_settled_by(self, url: str) -> List[_Row]:
+        """The rows a result for `url` settles: not those owed a reload that has not left yet
+        (`from_network`), whose picture that result may be (a job kept going for a view's
+        Image while the reload waits for the row to come back on screen)."""
+        return [row for row in self._admitted_rows(url) if not row.from_network]
+
     def _on_load_started(self, url: str) -> None:
         # Only a transfer this model asked for: on a shared loader another model's job may end
         # at that model's cancel without a word, and a row shown Loading on its behalf would
@@ -763,7 +769,7 @@ class ImageGalleryModel(QAbstractListModel):
     def _on_thumbnail_ready(self, url: str, thumbnail: CachedThumbnail) -> None:
         self._drop_fraction(url)
         self._refetching.discard(url)
-        rows = self._admitted_rows(url)
+        rows = self._rows_settled_by(url)
         if not rows:
             return  # the row went away (or is refused now) while the work finished
         # A new version is a new source URL: QML reloads instead of showing a stale pixmap. A
@@ -786,7 +792,7 @@ class ImageGalleryModel(QAbstractListModel):
     def _on_load_failed(self, url: str, reason: str) -> None:
         self._drop_fraction(url)
         self._refetching.discard(url)
-        rows = self._admitted_rows(url)
+        rows = self._rows_settled_by(url)
         if not rows:
             return
         for row in rows:

@@ -137,7 +137,9 @@ Item {
                     asynchronous: false
                     fillMode: root.fillMode
                     smooth: true
-                    onStatusChanged: if (status === Image.Ready) root.thumbnailShown()
+                    // Not for an empty picture: the provider's answer when the thumbnail is no
+                    // longer wanted at this size (the row gives the tile another source next).
+                    onStatusChanged: if (status === Image.Ready && implicitWidth > 0) root.thumbnailShown()
                 }
 
                 // Made only for a failed row (as is the tooltip below, on hover): items a tile does not
