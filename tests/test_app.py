@@ -629,7 +629,8 @@ def test_an_image_activated_outside_pick_mode_opens_in_the_desktops_viewer(
     (tmp_path / "local.png").write_bytes(solid_image_bytes("#00ff00"))
     url = image_server.add("/0.png", solid_image_bytes("#ff0000"))
     refused = "smb://192.0.2.1/share/run-me.desktop"  # an Error row: never handed to the desktop
-    urls = [url, "local.png", refused]
+    missing = image_server.add("/gone.png", b"", status=404)  # an Error row by http
+    urls = [url, "local.png", refused, missing]
     session = _Session(QCoreApplication.instance(), build_parser().parse_args(urls), urls,
                        "light", None)
     try:
@@ -637,7 +638,7 @@ def test_an_image_activated_outside_pick_mode_opens_in_the_desktops_viewer(
         qtbot.waitUntil(lambda: session.model.pendingCount == 0, timeout=10000)
         qtbot.waitUntil(lambda: tiles_settled(session.window), timeout=10000)
         gallery = session.window.findChild(QObject, "gallery")
-        for row in (2, 0, 1):
+        for row in (2, 3, 0, 1):
             gallery.setProperty("currentIndex", row)
             QTest.keyClick(session.window, Qt.Key_Return)
         qtbot.waitUntil(lambda: len(opened) == 2, timeout=5000)

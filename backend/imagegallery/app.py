@@ -630,7 +630,11 @@ class _Session:
 
         from .model import ImageGalleryModel
 
-        if self.model.status_of(index) != ImageGalleryModel.Status.Ready:
+        # The view's index is the model's row here (Main.qml gives it the model itself); checked
+        # all the same, since an exception in this slot would end the process.
+        model = self.model
+        if not (0 <= index < model.count and model.data(model.index(index)) == url
+                and model.status_of(index) == ImageGalleryModel.Status.Ready):
             return
         target = QUrl.fromUserInput(url, os.getcwd(), QUrl.AssumeLocalFile)
         if target.scheme() not in ("http", "https", "file"):
