@@ -2,6 +2,7 @@
 import socket
 import threading
 
+import pytest
 from PyQt5.QtCore import QSize
 
 from fault_server import FaultServer
@@ -553,3 +554,33 @@ def test_progress_of_a_refused_row_is_not_kept_after_its_result_is_dropped(qtbot
         release.set()
         owner.loader.close()
         black_hole.close()
+
+
+@pytest.mark.parametrize("policy", ["LoadAll", "LoadVisible"])
+def test_a_row_owed_a_reload_settles_when_its_url_is_added_again_meanwhile(
+        qtbot, image_server, policy):
+    """A URL reloaded while its row waits (off screen, or in the feed), then listed again on
+    screen: the new row was asked for plainly, the owed row was marked Loading by that transfer
+    but kept out of its result, and stayed Loading for ever (finished never came; a review's
+    repro)."""
+    from imagegallery.cache import shared_thumbnail_cache
+    from imagegallery.loader import ImageLoader
+
+    url = image_server.add("/u.png", solid_image_bytes("#ff0000"))
+    other = image_server.add("/o.png", solid_image_bytes("#00ff00"))
+    model = ImageGalleryModel(loader=ImageLoader(disk_cache_dir=""))
+    try:
+        model.loadPolicy = getattr(ImageGalleryModel.LoadPolicy, policy)
+        model.prefetchRows = 0
+        model.setVisibleRange(1, 2)  # row 0 is off screen; row 2 does not exist yet
+        with qtbot.waitSignal(model.finished, timeout=10000):
+            model.urls = [url, other]
+        model.reload()
+        shared_thumbnail_cache().clear()
+        model.loader.encoded.discard(url)
+        model.append(url)  # row 2, on screen
+        model.setVisibleRange(0, 2)  # and row 0 back on screen
+        qtbot.waitUntil(lambda: model.pendingCount == 0 and not model.busy, timeout=10000)
+        assert [model.status_of(row) for row in range(3)] == [Status.Ready] * 3
+    finally:
+        model.loader.close()

@@ -615,8 +615,12 @@ class ImageGalleryModel(QAbstractListModel):
         if row.status == self.Status.Null:
             self._set_status(row, self.Status.Loading, "")
             self._finished_owed = True
-        if row.from_network:
-            for sibling in self._rows_by_url[row.url]:
+        siblings = self._rows_by_url[row.url]
+        # Any row of the URL owed a reload makes this request the reload: a row of it added
+        # since (a paste, an append) was asked for plainly, and the owed row, kept out of that
+        # plain result, then waited for ever.
+        if any(sibling.from_network for sibling in siblings):
+            for sibling in siblings:
                 sibling.from_network = False
             self._refetching.add(row.url)
             self._loader.refetch(row.url, self._url_priority(row.url, number), parsed, self._claim)
@@ -736,7 +740,7 @@ class ImageGalleryModel(QAbstractListModel):
         # never be requested again (it is no longer Null).
         if not self._loader.is_claimed_by(url, self._claim):
             return
-        for row in self._admitted_rows(url):
+        for row in self._rows_settled_by(url):  # a row owed a reload waits for that, still Null
             if row.status != self.Status.Ready:
                 self._set_status(row, self.Status.Loading, "")
 
