@@ -131,13 +131,14 @@ def undo_content_encoding(body: Body, encoding: str, max_bytes: int) -> Body:
         if members > MAX_GZIP_MEMBERS:
             raise DecodeRefused(f"gzip body of over {MAX_GZIP_MEMBERS} members")
         inflater = zlib.decompressobj(window_bits)
+        before_this_member = len(pieces)
         while not inflater.eof and position < len(compressed):
             window = compressed[position:position + _INFLATE_WINDOW_BYTES]
             try:
                 piece = inflater.decompress(window, max_bytes + 1 - size)
             except zlib.error as exc:
-                if members > 1:
-                    return b"".join(pieces)  # bytes after the last member, ignored as before
+                if members > 1:  # bytes after the last member, ignored as before
+                    return b"".join(pieces[:before_this_member])
                 raise DecodeRefused(f"corrupt {encoding} body ({exc})") from None
             pieces.append(piece)
             size += len(piece)
