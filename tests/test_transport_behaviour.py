@@ -541,22 +541,3 @@ def test_in_auto_a_redirect_to_https_goes_to_libcurl_even_where_qt_has_tls(
     assert not isinstance(outcome, str), outcome
     assert close_to(center_color(outcome.image), "#2040f0")
 
-
-def test_in_auto_a_host_that_redirected_to_https_goes_to_libcurl_from_then_on(
-        qtbot, https_server, image_server, test_ca):
-    # Each URL of such a host cost two requests: Qt's, ended at the redirect, and libcurl's.
-    loader = ImageLoader(FAST, transport="auto", disk_cache_dir="",
-                         transport_options=TransportOptions(ca_file=test_ca.ca_file))
-    loader.outcomes = {}
-    loader.thumbnailReady.connect(lambda url, thumb: loader.outcomes.setdefault(url, thumb))
-    loader.loadFailed.connect(lambda url, reason: loader.outcomes.setdefault(url, reason))
-    urls = []
-    for number in range(2):
-        target = https_server.add(f"/moved{number}.png", solid_image_bytes("#2040f0"))
-        urls.append(image_server.add(f"/old{number}.png", b"", "text/plain", 302, {"Location": target}))
-    try:
-        for url in urls:
-            assert not isinstance(load(qtbot, loader, url), str)
-    finally:
-        loader.close()
-    assert [image_server.hits[f"/old{number}.png"] for number in range(2)] == [2, 1]

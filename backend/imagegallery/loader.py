@@ -382,7 +382,7 @@ class ImageLoader(QObject):
         self._host_in_flight: Dict[str, int] = {}
         self._http2_hosts: set = set()  # hosts that answered over HTTP/2: their cap is streams
         # Hosts that sent Qt an interim (1xx) answer: from then on all their transfers go through
-        # libcurl (see _send_host_through_curl).
+        # libcurl (_on_transfer_error).
         self._hosts_via_curl: Set[str] = set()
         # Multiplexed hosts whose connection was reset with streams on it: how many streams they
         # get now (see _adapt_stream_cap). Absent: the configured number.
@@ -1122,9 +1122,12 @@ class ImageLoader(QObject):
         if error.kind in (ErrorKind.REDIRECT_NEEDS_TLS, ErrorKind.UNSUPPORTED_BY_TRANSPORT):
             fallback = self._transports.fallback_from(transport) if transport is not None else None
             if fallback is not None and not job.via_curl:
-                # The rest of the host's transfers too: each costs its URL a second request
-                # (and each 1xx costs Qt a manager: its transport retires the one that met it).
-                self._hosts_via_curl.add(job.parsed.host_key)
+                if error.kind is ErrorKind.UNSUPPORTED_BY_TRANSPORT:
+                    # The rest of its transfers too: each 1xx costs Qt a manager (its transport
+                    # retires the one that met it) and the URL a second request. Not so for a
+                    # redirect to https: that is one URL's, and libcurl ignores the proxy a host
+                    # application may have given Qt, so the host's other URLs stay with Qt.
+                    self._hosts_via_curl.add(job.parsed.host_key)
                 # From the start again through libcurl, which follows the redirect, or reads
                 # past the interim answer, itself; a revalidation too, with its validators.
                 job.via_curl = True
