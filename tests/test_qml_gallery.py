@@ -710,6 +710,38 @@ def test_error_tile_shows_reason_and_retry_reloads(qtbot, scene_factory, image_s
     assert scene.selected() == []  # Retry did not also click the tile
 
 
+def test_a_refused_url_offers_no_retry_and_a_404_does(qtbot, scene_factory, image_server,
+                                                      tmp_path):
+    # A malformed URL or a scheme not allowed fails the same way on every retry: a Retry button
+    # there did nothing when clicked.
+    local = tmp_path / "local.png"
+    local.write_bytes(solid_image_bytes("#00ff00"))
+    urls = serve(image_server, COLORS[:1]) + ["http://[::1", "smb://host/share/a.png",
+                                              image_server.url("/missing.png"), local.as_uri()]
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    model = scene.model()
+
+    def offers_retry(row):
+        tile = scene.tile(row)
+        assert tile.property("status") == ImageGalleryModel.Status.Error, row
+        assert model.get(row)["retryable"] is tile.property("retryable"), row
+        assert tile.findChild(QObject, "retryButton").property("visible") \
+            is tile.property("retryable"), row
+        return tile.property("retryable")
+
+    assert [offers_retry(row) for row in (1, 2, 3)] == [False, False, True]
+    assert model.get(0)["retryable"] is True  # a loaded row could be reloaded
+
+    model.setProperty("allowedSchemes", ["http", "https"])  # the file row is refused now ...
+    qtbot.waitUntil(lambda: scene.tile(4).property("status") == ImageGalleryModel.Status.Error,
+                    timeout=5000)
+    assert offers_retry(4) is False
+    model.setProperty("allowedSchemes", ["http", "https", "file"])  # ... and admitted again
+    qtbot.waitUntil(lambda: scene.tile(4).property("ready"), timeout=5000)
+    assert model.get(4)["retryable"] is True
+
+
 def test_the_example_app_compiles(qtbot, tmp_path):
     """examples/PhotoPicker.qml uses only the module's public types (compiled, not run: it
     points at public URLs)."""

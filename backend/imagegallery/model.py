@@ -160,17 +160,19 @@ class ImageGalleryModel(QAbstractListModel):
     BytesTotalRole = Qt.UserRole + 6
     ImageSizeRole = Qt.UserRole + 7
     ProgressRole = Qt.UserRole + 8
+    RetryableRole = Qt.UserRole + 9
 
     _ROLE_NAMES = {
         UrlRole: b"url", StatusRole: b"status", SourceRole: b"source",
         ErrorStringRole: b"errorString", BytesReceivedRole: b"bytesReceived",
         BytesTotalRole: b"bytesTotal", ImageSizeRole: b"imageSize", ProgressRole: b"progress",
+        RetryableRole: b"retryable",
     }
 
     # What a load-state change can touch: everything but the URL, so delegates do not re-run
     # their URL-derived bindings (file name, tooltip, accessible name) on every result.
     _STATE_ROLES = [StatusRole, SourceRole, ErrorStringRole, BytesReceivedRole, BytesTotalRole,
-                    ImageSizeRole, ProgressRole, Qt.ToolTipRole]
+                    ImageSizeRole, ProgressRole, RetryableRole, Qt.ToolTipRole]
 
     urlsChanged = pyqtSignal()
     countChanged = pyqtSignal()
@@ -288,9 +290,18 @@ class ImageGalleryModel(QAbstractListModel):
             return row.image_size if row.image_size is not None else QSize()
         if role == self.ProgressRole:
             return self._row_progress(row)
+        if role == self.RetryableRole:
+            return self._retryable(row)
         if role == Qt.ToolTipRole:
             return row.url if not row.error else f"{row.url}\n{row.error}"
         return None
+
+    @staticmethod
+    def _retryable(row: _Row) -> bool:
+        """Whether retry() can change the row: not for a URL refused before any request
+        (malformed, or a scheme not allowed), which fails the same way every time until the
+        list or `allowedSchemes` changes. A failed download or decode can: servers change."""
+        return row.parsed is None or row.parsed.ok
 
     def _source_for(self, row: _Row) -> str:
         if row.status != self.Status.Ready:
@@ -463,7 +474,8 @@ class ImageGalleryModel(QAbstractListModel):
 
     @pyqtSlot(int)
     def retry(self, row: int) -> None:
-        """Load row `row` again from the network, whatever its state."""
+        """Load row `row` again from the network, whatever its state (a row whose URL is
+        refused, see the `retryable` role, stays as it is)."""
         if 0 <= row < len(self._rows):
             self._reload([self._rows[row].url])
 

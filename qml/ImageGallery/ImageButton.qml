@@ -15,6 +15,8 @@ Item {
     required property string source
     required property string errorString
     required property real progress
+    // False where a retry cannot help (a URL refused before any request): no Retry is offered.
+    required property bool retryable
 
     // The thumbnail box in logical pixels (the model's thumbnailSize) and its fill mode;
     // the status values are Image.status's, so Image.Ready etc. name them.
@@ -182,6 +184,7 @@ Item {
                         Rectangle {
                             id: retryButton
                             objectName: "retryButton"
+                            visible: root.retryable
                             anchors.horizontalCenter: parent.horizontalCenter
                             width: retryLabel.implicitWidth + 4 * Theme.spacingSmall
                             height: retryLabel.implicitHeight + 2 * Theme.spacingSmall
