@@ -251,6 +251,24 @@ def test_promised_thumbnails_hold_at_most_a_quarter_of_the_memory_cache(qtbot, i
         loader.thumbnails.set_budget(budget)
 
 
+def test_reading_rows_with_get_leaves_the_screens_promises_alone(qtbot, image_server,
+                                                                 make_model, monkeypatch):
+    # get() read every role, `source` too, and a source read promised the thumbnail: the
+    # gallery's selectAll() through a proxy calls get() for every row, and pushed out the
+    # promises kept for the tiles on screen.
+    monkeypatch.setattr(loader_module, "PROMISED_THUMBNAILS", 4)
+    urls = serve_solid_images(image_server, ["#ff0000"] * 12)
+    model = make_model()
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+    on_screen = [model.data(model.index(row), ImageGalleryModel.SourceRole) for row in range(4)]
+    promised = list(model.loader._promised)
+    for row in range(model.count):
+        assert model.get(row)["source"].startswith("image://imagegallery-memory/"), row
+    assert list(model.loader._promised) == promised
+    assert [model.get(row)["source"] for row in range(4)] == on_screen
+
+
 def test_reloads_are_forgotten_once_no_older_work_can_be_running(qtbot, monkeypatch, make_model):
     monkeypatch.setattr(loader_module, "REFETCH_MEMORY_S", 0.0)
     port = free_port_refusing_connections()
@@ -307,8 +325,34 @@ def tiles_asking_for(model, url, tiles):
     relay = ThumbnailImageProvider().relay
     responses = [ThumbnailResponse(relay) for _ in range(tiles)]
     for response in responses:
-        relay._on_miss(model._loader_id, url, model.loader.spec, response)
+        relay._on_miss(model._source_id, url, model.loader.spec, response)
     return relay, responses
+
+
+def test_an_evicted_thumbnail_comes_back_by_its_own_models_url_rules(qtbot, tmp_path):
+    # Two models on one loader, one taking plain paths (as the CLI's does), one not: the URL
+    # rules were the loader's, set by the last model made, so the first model's evicted
+    # thumbnail was refused as "no scheme" and its Ready row turned to Error.
+    from imagegallery.limits import LoadLimits
+    from imagegallery.loader import ImageLoader
+
+    path = str(tmp_path / "a.png")
+    (tmp_path / "a.png").write_bytes(solid_image_bytes("#ff0000"))
+    loader = ImageLoader(LoadLimits(), disk_cache_dir="")
+    try:
+        paths_allowed = ImageGalleryModel(loader=loader)
+        paths_allowed.set_allow_plain_paths(True)
+        paths_allowed.urls = [path]
+        qtbot.waitUntil(lambda: paths_allowed.status_of(0) == Status.Ready, timeout=5000)
+        urls_only = ImageGalleryModel(loader=loader)  # noqa: F841 - its rules are the newest
+        loader.thumbnails.clear()  # evicted while its tile is on screen
+        relay, [response] = tiles_asking_for(paths_allowed, path, 1)
+        qtbot.waitUntil(lambda: response.done, timeout=5000)
+        assert response.errorString() == ""
+        assert close_to(center_color(response.textureFactory().image()), "#ff0000")
+        assert paths_allowed.status_of(0) == Status.Ready
+    finally:
+        loader.close()
 
 
 def test_a_tile_scrolled_away_does_not_cancel_what_another_tile_reloads(qtbot, image_server,
@@ -317,7 +361,7 @@ def test_a_tile_scrolled_away_does_not_cancel_what_another_tile_reloads(qtbot, i
     url = image_server.add("/x.png", solid_image_bytes("#ff0000"))
     model = make_model()
     relay, [response] = tiles_asking_for(model, url, 1)
-    relay._on_reload(model._loader_id, url)  # another tile of the URL, its promise gone
+    relay._on_reload(model._source_id, url)  # another tile of the URL, its promise gone
     response.cancel()  # the first tile scrolled away
     with qtbot.waitSignal(model.loader.thumbnailReady, timeout=5000,
                           check_params_cb=lambda u, _: u == url):

@@ -8,6 +8,7 @@ import imagegallery
 from imagegallery import loader as loader_module
 from imagegallery.cache import shared_thumbnail_cache
 from imagegallery.model import ImageGalleryModel
+from imagegallery.provider import ThumbnailImageProvider, ThumbnailResponse
 from imaging import center_color, close_to, solid_image_bytes
 
 QML = b"""
@@ -180,12 +181,12 @@ def test_an_evicted_plain_path_thumbnail_comes_back_for_the_provider(qtbot, tmp_
             model.urls = [str(picture)]
         assert model.status_of(0) == ImageGalleryModel.Status.Ready
         shared_thumbnail_cache().clear()  # evicted, as scrolling through a large folder does
-        answers = []
-        model.loader.load_for_provider(str(picture), model.loader.spec,
-                                       lambda thumbnail, error: answers.append((thumbnail, error)))
-        qtbot.waitUntil(lambda: len(answers) == 1, timeout=10000)
-        thumbnail, error = answers[0]
-        assert error == "" and close_to(center_color(thumbnail.image), "#00ff00")
+        response = ThumbnailResponse(None)
+        ThumbnailImageProvider().relay._on_miss(model._source_id, str(picture),
+                                                model.loader.spec, response)
+        qtbot.waitUntil(lambda: response.done, timeout=10000)
+        assert response.errorString() == ""
+        assert close_to(center_color(response.textureFactory().image()), "#00ff00")
     finally:
         model.loader.close()
 
@@ -310,8 +311,8 @@ def test_an_image_asking_for_a_size_no_longer_made_shows_nothing_not_an_error(
 
     model = loaded_model(qtbot, make_model, image_server, "/red.png", "#ff0000")
     source = model.data(model.index(0), ImageGalleryModel.SourceRole)
-    loader_id, _, rest = source.split("/", 3)[-1].partition("/")
-    stale = f"image://{PROVIDER_NAME}/{loader_id}/64x64/{rest.split('/', 1)[1]}"
+    source_id, _, rest = source.split("/", 3)[-1].partition("/")
+    stale = f"image://{PROVIDER_NAME}/{source_id}/64x64/{rest.split('/', 1)[1]}"
     item = make_image_item(engine)
     item.setProperty("source", stale)
     qtbot.waitUntil(lambda: item.property("status") != 2, timeout=5000)  # no longer Loading

@@ -4,8 +4,9 @@ Per URL the pipeline is
     memory cache -> disk cache (I/O thread) -> encoded bytes cache -> network (transport)
     -> decode (worker pool) -> memory + disk cache -> `thumbnailReady`
 and every stage after the first runs off the GUI thread or inside Qt's own event loop. The loader
-is keyed by URL, so rows that share a URL share one download. Consumers (the model, the image
-provider) only say what they want (`load`, `set_priority`, `cancel`); the loader decides what to
+is keyed by URL, so rows that share a URL share one download. Consumers only say what they want
+(the model: `load`, `refetch`, `set_priority`, `cancel`; the image provider: `load_for_provider`,
+`forget_waiter`); the loader decides what to
 start, hands a transport only what may run now (so timeouts measure real transfers, not time spent
 waiting in a queue), and keeps its own reasons for every abort.
 
@@ -362,9 +363,10 @@ class ImageLoader(QObject):
         self.http2_cleartext = http2_cleartext
         self._transports = self._new_transport_set(transport)
         self.revalidate = revalidate
-        # How a URL asked for without its parsed form (an image provider's miss) is judged: by the
-        # rules of the model that listed it, which sets this (the CLI's plain paths among them).
-        self.parse_url: Callable[[str], ParsedImageUrl] = parse_image_url
+        # source id -> how that model judges a URL (its allowed schemes, the CLI's plain paths):
+        # an image provider's miss names only the source, and a shared loader serves models
+        # with different rules.
+        self._url_rules: Dict[int, Callable[[str], ParsedImageUrl]] = {}
         # The process-wide thumbnail cache, the one the image providers read.
         self.thumbnails = shared_thumbnail_cache()
         self._promised: "OrderedDict[ThumbnailKey, CachedThumbnail]" = OrderedDict()
@@ -565,6 +567,18 @@ class ImageLoader(QObject):
             return self._promised.get(key)
 
     # -- what consumers ask for ------------------------------------------------------------
+    def set_url_rules(self, source_id: int, parse: Callable[[str], ParsedImageUrl]) -> None:
+        """How URLs from the model with `source_id` are parsed when asked for by source."""
+        self._url_rules[source_id] = parse
+
+    def forget_url_rules(self, source_id: int) -> None:
+        self._url_rules.pop(source_id, None)
+
+    def parse_url_for(self, source_id: int, url: str) -> ParsedImageUrl:
+        """`url` judged by the rules of the model whose source named it (the defaults for a
+        model gone or unknown)."""
+        return self._url_rules.get(source_id, parse_image_url)(url)
+
     def load(self, url: str, priority: Tuple[int, int] = (BACKGROUND, 0),
              parsed: Optional[ParsedImageUrl] = None, claimant: Optional[int] = None) -> None:
         """Make the thumbnail for `url` available; emits thumbnailReady or loadFailed (with
@@ -593,7 +607,7 @@ class ImageLoader(QObject):
             # whether or not the image was cached.
             self._answer_soon(self._picture_answer(url, cached))
             return
-        parsed = parsed or self.parse_url(url)
+        parsed = parsed or parse_image_url(url)
         if not parsed.ok:
             self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error))
             return
@@ -604,8 +618,10 @@ class ImageLoader(QObject):
         self._start_pipeline(job)
 
     def load_for_provider(self, url: str, spec: ThumbnailSpec,
-                          callback: Callable[[Optional[CachedThumbnail], str], None]) -> None:
-        """An on-screen thumbnail was evicted from memory: get it back first of all.
+                          callback: Callable[[Optional[CachedThumbnail], str], None],
+                          parsed: Optional[ParsedImageUrl] = None) -> None:
+        """An on-screen thumbnail was evicted from memory: get it back first of all (`parsed`
+        by the rules of the model that listed it; `parse_url_for`).
 
         callback(thumbnail, "") or callback(None, reason) is called exactly once, perhaps before
         this returns; forget_waiter(url, callback) withdraws it. callback(None, "") means nothing
@@ -621,15 +637,15 @@ class ImageLoader(QObject):
             return
         earlier = self._jobs.get(url)
         views_only = earlier is None or earlier.wanted_by_views_only
-        self.load(url, URGENT)
+        parsed = parsed or parse_image_url(url)
+        self.load(url, URGENT, parsed)
         job = self._jobs.get(url)
         if job is None:  # failed at once or was delivered from memory in between
             cached = self.thumbnails.get(self.key_for(url, spec))
             if cached is not None:
                 callback(cached, "")
             else:  # the reason load() gives the models, not a vaguer one
-                callback(None, "" if self._closed else
-                         self.parse_url(url).error or "not available")
+                callback(None, "" if self._closed else parsed.error or "not available")
             return
         job.wanted_by_views_only = views_only
         job.waiters.append(callback)
@@ -738,7 +754,7 @@ class ImageLoader(QObject):
             views_only = old.wanted_by_views_only and claimant is None
         self.cancel(url)
         self.encoded.discard(url)
-        parsed = parsed or self.parse_url(url)
+        parsed = parsed or parse_image_url(url)
         if not parsed.ok:
             for waiter in waiters:
                 waiter(None, parsed.error)

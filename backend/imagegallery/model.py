@@ -51,13 +51,15 @@ PROGRESS_INTERVAL_MS = 100
 # deferred, the first thumbnail of a new list waited behind a frame being drawn (10 ms on W3).
 IMMEDIATE_FLUSH_AFTER_S = 0.008
 
-# loader id -> loader, for the image provider to find the loader behind a source URL.
-_loaders: "weakref.WeakValueDictionary[int, ImageLoader]" = weakref.WeakValueDictionary()
-_loader_ids = itertools.count(1)
+# source id -> loader, for the image providers to find the loader behind a row's source. Each
+# model has its own source id, also when it shares a loader: the id names whose URL rules a
+# miss is judged by (ImageLoader.parse_url_for).
+_loaders_by_source: "weakref.WeakValueDictionary[int, ImageLoader]" = weakref.WeakValueDictionary()
+_source_ids = itertools.count(1)
 
 
-def loader_for_id(loader_id: int) -> Optional[ImageLoader]:
-    return _loaders.get(loader_id)
+def loader_for_source(source_id: int) -> Optional[ImageLoader]:
+    return _loaders_by_source.get(source_id)
 
 
 def encode_source_url(url: str) -> str:
@@ -204,8 +206,9 @@ class ImageGalleryModel(QAbstractListModel):
             retirement = weakref.finalize(self, self._loader.retire)
             retirement.atexit = False  # at exit the application quits first and closes loaders
             self.destroyed.connect(self._loader.retire)
-        self._loader_id = next(_loader_ids)
-        _loaders[self._loader_id] = self._loader
+        self._source_id = next(_source_ids)
+        _loaders_by_source[self._source_id] = self._loader
+        weakref.finalize(self, self._loader.forget_url_rules, self._source_id).atexit = False
         self._loader.thumbnailReady.connect(self._on_thumbnail_ready)
         self._loader.loadFailed.connect(self._on_load_failed)
         self._loader.loadStarted.connect(self._on_load_started)
@@ -303,13 +306,19 @@ class ImageGalleryModel(QAbstractListModel):
         list or `allowedSchemes` changes. A failed download or decode can: servers change."""
         return row.parsed is None or row.parsed.ok
 
-    def _source_for(self, row: _Row) -> str:
+    def _source_for(self, row: _Row, promise: bool = True) -> str:
+        """The row's image source. A view asks for it to show it, so the thumbnail is promised
+        to the memory provider; `get()` only reports it (a promise per row of a long list, for
+        a selection through a proxy, pushed out those of the tiles on screen)."""
         if row.status != self.Status.Ready:
             return ""
         spec = self._loader.spec
-        in_memory = self._loader.promise_thumbnail(row.url) is not None
+        if promise:
+            in_memory = self._loader.promise_thumbnail(row.url) is not None
+        else:
+            in_memory = self._loader.key_for(row.url) in self._loader.thumbnails
         provider = MEMORY_PROVIDER_NAME if in_memory else PROVIDER_NAME
-        return (f"image://{provider}/{self._loader_id}/{spec.width}x{spec.height}/"
+        return (f"image://{provider}/{self._source_id}/{spec.width}x{spec.height}/"
                 f"{spec.fill_mode}/{row.version}/{encode_source_url(row.url)}")
 
     def _row_progress(self, row: _Row) -> float:
@@ -507,7 +516,10 @@ class ImageGalleryModel(QAbstractListModel):
         if not 0 <= row < len(self._rows):
             return {}
         index = self.index(row)
-        return {name.decode(): self.data(index, role) for role, name in self._ROLE_NAMES.items()}
+        roles = {name.decode(): self.data(index, role) for role, name in self._ROLE_NAMES.items()
+                 if role != self.SourceRole}
+        roles["source"] = self._source_for(self._rows[row], promise=False)
+        return roles
 
     # -- loading ---------------------------------------------------------------------------
     def _priority_for(self, number: int):
@@ -560,9 +572,9 @@ class ImageGalleryModel(QAbstractListModel):
     def _set_url_rules(self) -> None:
         # The loader parses by them too, when the image provider asks again for an evicted
         # thumbnail by its row's text: a plain path failed there as "no scheme".
-        self._loader.parse_url = functools.partial(
+        self._loader.set_url_rules(self._source_id, functools.partial(
             parse_image_url, allowed_schemes=tuple(self._allowed_schemes),
-            allow_plain_paths=self._allow_plain_paths)
+            allow_plain_paths=self._allow_plain_paths))
 
     def _request_or_queue(self, numbered_rows: Iterable[Tuple[int, _Row]]) -> None:
         """Visible and near rows at once, nearest the screen first; the rest, in order, through

@@ -1,6 +1,7 @@
 """The image providers behind a row's `source`: they serve thumbnails, never fetch.
 
-Sources look like image://<provider>/<loader>/<W>x<H>/<fill>/<version>/<base64 url>, where the
+Sources look like image://<provider>/<source id>/<W>x<H>/<fill>/<version>/<base64 url> (the
+source id names the model, and through it the loader and the model's URL rules), where the
 model picks the provider when QML reads the row:
 - `imagegallery-memory` (MemoryThumbnailProvider) when the thumbnail is in memory: a plain,
   synchronous provider, so the Image shows it in the same turn, on the GUI thread, and a tile
@@ -9,8 +10,8 @@ model picks the provider when QML reads the row:
   the model's answer and the Image's request.
 - `imagegallery` (ThumbnailImageProvider) otherwise: a Ready row whose thumbnail the
   byte-bounded cache evicted. It asks the row's loader, first in its queue, which restores it
-  from the disk cache or the encoded bytes it still holds, off the GUI thread; QML never
-  triggers a download of its own and never decodes a full image.
+  from the disk cache or the encoded bytes it still holds, off the GUI thread, or failing both
+  fetches it again, first in line. QML never starts a download of its own, and never decodes.
 
 Set these sources through the model's `source` role in QML, not from Python on an Image item:
 Qt's pixmap reader thread cancels a pending response while it holds its own lock, and the
@@ -37,13 +38,13 @@ from PyQt5.QtQuick import (QQuickAsyncImageProvider, QQuickImageProvider, QQuick
 from .cache import CachedThumbnail, ThumbnailKey, shared_thumbnail_cache
 from .decode import ThumbnailSpec
 from .loader import URGENT
-from .model import decode_source_url, loader_for_id
+from .model import decode_source_url, loader_for_source
 
 
 class ThumbnailRequest(NamedTuple):
     """What a source's image id names."""
 
-    loader_id: int
+    source_id: int
     url: str
     spec: ThumbnailSpec
 
@@ -53,11 +54,11 @@ class ThumbnailRequest(NamedTuple):
 
 
 def parse_image_id(image_id: str) -> Optional[ThumbnailRequest]:
-    """<loader>/<W>x<H>/<fill>/<version>/<base64 url>, or None if it is not one."""
+    """<source id>/<W>x<H>/<fill>/<version>/<base64 url>, or None if it is not one."""
     try:
-        loader_text, size_text, fill_mode, _version, encoded = image_id.split("/", 4)
+        source_text, size_text, fill_mode, _version, encoded = image_id.split("/", 4)
         width, height = (int(part) for part in size_text.split("x"))
-        return ThumbnailRequest(int(loader_text), decode_source_url(encoded),
+        return ThumbnailRequest(int(source_text), decode_source_url(encoded),
                                 ThumbnailSpec(width, height, fill_mode))
     except (ValueError, UnicodeDecodeError):
         return None
@@ -66,7 +67,7 @@ def parse_image_id(image_id: str) -> Optional[ThumbnailRequest]:
 class _LoaderWait(NamedTuple):
     """Which loader waits for what on a response's behalf, and what it calls back."""
 
-    loader_id: int
+    source_id: int
     url: str
     callback: Callable[[Optional[CachedThumbnail], str], None]
 
@@ -141,8 +142,8 @@ class ThumbnailResponse(QQuickImageResponse):
 class _GuiThreadRelay(QObject):
     """Carries provider misses to the GUI thread, where the loaders live."""
 
-    miss = pyqtSignal(int, str, object, object)  # loader id, url, spec, response
-    reload = pyqtSignal(int, str)  # loader id, url
+    miss = pyqtSignal(int, str, object, object)  # source id, url, spec, response
+    reload = pyqtSignal(int, str)  # source id, url
     gave_up = pyqtSignal(object)  # a response QML cancelled
 
     def __init__(self):
@@ -153,10 +154,10 @@ class _GuiThreadRelay(QObject):
         self.reload.connect(self._on_reload, Qt.QueuedConnection)
         self.gave_up.connect(self._on_gave_up, Qt.QueuedConnection)
 
-    def _on_miss(self, loader_id: int, url: str, spec: ThumbnailSpec, response: ThumbnailResponse):
+    def _on_miss(self, source_id: int, url: str, spec: ThumbnailSpec, response: ThumbnailResponse):
         if response.done:
             return  # cancelled on its way here: the tile scrolled past, nothing to fetch
-        loader = loader_for_id(loader_id)
+        loader = loader_for_source(source_id)
         if loader is None:
             response.complete(None, "")  # its gallery is gone: nothing to show, no error
             return
@@ -164,23 +165,23 @@ class _GuiThreadRelay(QObject):
         def deliver(thumbnail: Optional[CachedThumbnail], error: str) -> None:
             response.complete(thumbnail.image if thumbnail is not None else None, error)
 
-        response.loader_wait = _LoaderWait(loader_id, url, deliver)
-        loader.load_for_provider(url, spec, deliver)
+        response.loader_wait = _LoaderWait(source_id, url, deliver)
+        loader.load_for_provider(url, spec, deliver, loader.parse_url_for(source_id, url))
 
     def _on_gave_up(self, response: ThumbnailResponse):
         wait, response.loader_wait = response.loader_wait, None
         if wait is None:
             return  # it never reached a loader
-        loader = loader_for_id(wait.loader_id)
+        loader = loader_for_source(wait.source_id)
         if loader is not None:
             loader.forget_waiter(wait.url, wait.callback)
 
-    def _on_reload(self, loader_id: int, url: str):
-        loader = loader_for_id(loader_id)
+    def _on_reload(self, source_id: int, url: str):
+        loader = loader_for_source(source_id)
         if loader is not None:
             # The loader emits thumbnailReady once it has the thumbnail back in memory; the
             # model then gives the row a new source, which the memory provider can answer.
-            loader.load(url, URGENT)
+            loader.load(url, URGENT, loader.parse_url_for(source_id, url))
 
 
 class ThumbnailImageProvider(QQuickAsyncImageProvider):
@@ -206,7 +207,7 @@ class ThumbnailImageProvider(QQuickAsyncImageProvider):
             if cached is not None:
                 response.complete(cached.image)
             else:
-                self.relay.miss.emit(request.loader_id, request.url, request.spec, response)
+                self.relay.miss.emit(request.source_id, request.url, request.spec, response)
         except Exception as exc:  # noqa: BLE001 - any error is this image's error, not a crash
             response.complete(None, f"provider error: {exc!r}")
         return response
@@ -225,7 +226,7 @@ class MemoryThumbnailProvider(QQuickImageProvider):
 
     def requestImage(self, image_id: str, requested_size: QSize) -> Tuple[QImage, QSize]:
         request = parse_image_id(image_id)
-        loader = loader_for_id(request.loader_id) if request is not None else None
+        loader = loader_for_source(request.source_id) if request is not None else None
         thumbnail = loader.promised_thumbnail(request.key) if loader is not None else None
         if thumbnail is not None:
             return thumbnail.image, thumbnail.image.size()
@@ -237,7 +238,7 @@ class MemoryThumbnailProvider(QQuickImageProvider):
         # model gave out this source). A null image would be an Error and a QML warning for a
         # thumbnail that exists, so the tile gets a transparent pixel for now and the loader
         # brings the thumbnail back, which gives the row a new source.
-        self._relay.reload.emit(request.loader_id, request.url)
+        self._relay.reload.emit(request.source_id, request.url)
         blank = QImage(1, 1, QImage.Format_ARGB32_Premultiplied)
         blank.fill(Qt.transparent)
         return blank, blank.size()
