@@ -390,7 +390,7 @@ GridView {
     function _galleryModelOf(shown) {
         // 16: a guard against a chain of proxies that loops; real chains are one or two deep.
         for (var depth = 0; shown && depth < 16; ++depth, shown = shown.sourceModel) {
-            if (typeof shown.setVisibleRange === "function")
+            if (typeof shown.setVisibleRangeOf === "function")
                 return shown
         }
         return null

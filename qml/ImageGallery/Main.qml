@@ -109,6 +109,7 @@ ApplicationWindow {
                 objectName: "urlField"
                 Layout.fillWidth: true
                 placeholderText: qsTr("Paste image URLs or paths and press Enter")
+                placeholderTextColor: Theme.textMuted
                 selectByMouse: true
                 onAccepted: {
                     if (text.trim() !== "") {
