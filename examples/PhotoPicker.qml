@@ -85,6 +85,7 @@ ApplicationWindow {
         padding: Theme.spacing
         color: Theme.text
         elide: Text.ElideMiddle
+        textFormat: Text.PlainText  // a URL is whatever the list held, markup included
         text: qsTr("%1 of %2 loaded, %3 selected").arg(photos.loadedCount).arg(photos.count)
               .arg(gallery.selectedUrls.length)
               + (root.lastClicked ? qsTr(" · last clicked: %1").arg(root.lastClicked) : "")

@@ -7,6 +7,7 @@ import math
 import os
 
 import pytest
+import pytestqt.exceptions
 from PyQt5 import sip
 from PyQt5.QtCore import (QMetaObject, QObject, QPoint, QPointF, QSize, Qt, Q_ARG, Q_RETURN_ARG,
                           QVariant)
@@ -758,6 +759,18 @@ def test_the_example_app_compiles(qtbot, tmp_path):
     imagegallery.delete_engine(engine)
 
 
+def shown_tooltip_text(scene):
+    """The text of the tooltip on screen, or None. A popup's item sits in the window's overlay;
+    its QObject parent is the ToolTip."""
+    stack = [scene.window.contentItem()]
+    while stack:
+        item = stack.pop()
+        if item.metaObject().className() == "QQuickPopupItem" and item.isVisible():
+            return item.parent().property("text")
+        stack.extend(item.childItems())
+    return None
+
+
 def test_hover_highlights_the_tile_and_shows_the_url_as_tooltip(qtbot, scene_factory, image_server):
     urls = serve(image_server, COLORS[:2])
     scene = scene_factory(urls=urls)
@@ -768,17 +781,34 @@ def test_hover_highlights_the_tile_and_shows_the_url_as_tooltip(qtbot, scene_fac
     face = tile.findChild(QObject, "face")
     assert close_to(QColor(face.property("color")), "#eef2fb")  # Theme.tileHover (light)
 
-    def tooltip_text():
-        # The shared ToolTip's item sits in the window's overlay; its QObject parent is the ToolTip.
-        stack = [scene.window.contentItem()]
-        while stack:
-            item = stack.pop()
-            if item.metaObject().className() == "QQuickPopupItem" and item.isVisible():
-                return item.parent().property("text")
-            stack.extend(item.childItems())
-        return None
+    qtbot.waitUntil(lambda: shown_tooltip_text(scene) == urls[1], timeout=5000)
 
-    qtbot.waitUntil(lambda: tooltip_text() == urls[1], timeout=5000)
+
+def test_a_servers_reason_phrase_reaches_the_tile_as_plain_words(qtbot, scene_factory,
+                                                                  image_server):
+    # An HTTP reason phrase is the server's own text. Read as rich text on the tile, an <img>
+    # in it was fetched by Qt Quick and drawn, past the URL rules and every limit.
+    tracker = image_server.add("/t", solid_image_bytes("#00ff00"))  # short: the phrase is cut
+    phrase = f'<img src="{tracker}"><b>fine</b>\x1b[2J' + "x" * 500
+
+    def markup_reason(handler):
+        handler.send_response(404, phrase)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    url = image_server.add_handler("/evil.png", markup_reason)
+    scene = scene_factory(urls=[url])
+    scene.settle()
+    tile = scene.tile(0)
+    reason = tile.property("errorString")
+    assert reason.startswith(f'HTTP 404 <img src="{tracker}"')
+    assert "\x1b" not in reason and len(reason) <= len("HTTP 404 ") + 60  # cut, with an ellipsis
+    assert tile.findChild(QObject, "errorText").property("textFormat") == 0  # Text.PlainText
+
+    QTest.mouseMove(scene.window, scene.tile_center(0))  # the tooltip quotes it too
+    qtbot.waitUntil(lambda: shown_tooltip_text(scene) == f"{url}\n{reason}", timeout=5000)
+    with pytest.raises(pytestqt.exceptions.TimeoutError):  # given the time a fetch would take
+        qtbot.waitUntil(lambda: image_server.hits["/t"] > 0, timeout=1500)
 
 
 def test_a_gallery_page_unloaded_ends_its_models_threads(qtbot, tmp_path, image_server):

@@ -26,7 +26,7 @@ from PyQt5.QtGui import QImage, QImageIOHandler, QImageReader, QTransform
 from . import jpeg_scans
 from .limits import LoadLimits
 from .transport.base import Body
-from .units import format_bytes
+from .units import format_bytes, quote_server_words
 
 # Every check of a body's bytes in Python (magic numbers, SVG, HTML) reads at most its start.
 _SNIFF_BYTES = 1024
@@ -120,7 +120,7 @@ def undo_content_encoding(body: Body, encoding: str, max_bytes: int) -> Body:
         # take both.
         window_bits = zlib.MAX_WBITS if _looks_like_zlib(compressed) else -zlib.MAX_WBITS
     else:
-        raise DecodeRefused(f"unsupported content encoding '{encoding}'")
+        raise DecodeRefused(f"unsupported content encoding '{quote_server_words(encoding)}'")
     pieces, size, position, members = [], 0, 0, 0
     while position < len(compressed):
         # A gzip body may be several members one after another (`cat a.gz b.gz`), which
@@ -845,7 +845,7 @@ def _not_an_image_reason(data: bytes, content_type: str) -> str:
     if _looks_like_html(data, content_type):
         return "not an image (the server sent a web page)"
     if content_type and not content_type.lower().startswith("image/"):
-        return f"not an image ({content_type.split(';')[0].strip()})"
+        return f"not an image ({quote_server_words(content_type.split(';')[0])})"
     return "not an image"
 
 

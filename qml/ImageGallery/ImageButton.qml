@@ -176,6 +176,9 @@ Item {
                             wrapMode: Text.Wrap
                             maximumLineCount: 2
                             elide: Text.ElideRight
+                            // Plain: the reason can be a server's own words (an HTTP reason
+                            // phrase), and as rich text an <img> in them was fetched and drawn.
+                            textFormat: Text.PlainText
                             text: root.errorString
                             color: Theme.text
                             font.family: Theme.fontFamily
@@ -223,13 +226,38 @@ Item {
         anchors.fill: parent
         active: root.hovered && root.url !== ""
         sourceComponent: Item {
+            id: tipAnchor
             // Shown once the item is in the tile's window: a popup asked to show before that
             // stays hidden.
             property bool placed: false
             Component.onCompleted: placed = true
-            ToolTip.visible: placed
-            ToolTip.delay: 600
-            ToolTip.text: root.status === Image.Error ? root.url + "\n" + root.errorString : root.url
+
+            // A tooltip of the tile's own rather than the attached one, for two reasons: its
+            // text (the URL as listed, a server's reason phrase) is shown as plain text, where
+            // the default one reads markup, and it takes the theme's colours and font, where
+            // the default one takes the style's.
+            ToolTip {
+                id: tip
+                objectName: "tileToolTip"
+                visible: tipAnchor.placed
+                delay: 600
+                text: root.status === Image.Error ? root.url + "\n" + root.errorString : root.url
+                font.family: Theme.fontFamily
+                font.pixelSize: Theme.smallFontPixelSize
+                contentItem: Text {
+                    text: tip.text
+                    textFormat: Text.PlainText
+                    wrapMode: Text.WrapAnywhere
+                    font: tip.font
+                    color: Theme.text
+                }
+                background: Rectangle {
+                    color: Theme.surface
+                    border.width: Theme.borderWidth
+                    border.color: Theme.border
+                    radius: Theme.radiusSmall
+                }
+            }
         }
     }
 

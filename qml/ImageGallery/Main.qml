@@ -282,6 +282,7 @@ ApplicationWindow {
                 visible: root.listError !== ""
                 elide: Text.ElideLeft
                 Layout.maximumWidth: statusRow.width / 3
+                textFormat: Text.PlainText  // names files, and quotes what they held
                 text: root.listError
                 color: Theme.error
                 font.family: Theme.fontFamily
@@ -292,6 +293,7 @@ ApplicationWindow {
                 Layout.fillWidth: true
                 horizontalAlignment: Text.AlignRight
                 elide: Text.ElideLeft
+                textFormat: Text.PlainText
                 text: root.themeLoader && root.themeLoader.errorString !== ""
                       ? qsTr("Theme not reloaded: %1").arg(root.themeLoader.errorString) : ""
                 color: Theme.error

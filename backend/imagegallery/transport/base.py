@@ -15,6 +15,8 @@ from typing import Callable, Optional, Union
 
 from PyQt5.QtCore import QByteArray, QObject, QTimer, pyqtSignal
 
+from ..units import format_bytes, quote_server_words
+
 # A response body: bytes, or the Qt transport's QByteArray (kept, not copied; see TransferResult).
 Body = Union[bytes, QByteArray]
 
@@ -245,6 +247,7 @@ class TransportOptions:
 
 def http_status_error(status: int, reason: str = "", retry_after: str = "") -> TransferError:
     """"HTTP 404 Not Found", with the server's Retry-After kept for the retry policy."""
+    reason = quote_server_words(reason)
     if not reason:
         from http import HTTPStatus
 
@@ -257,8 +260,6 @@ def http_status_error(status: int, reason: str = "", retry_after: str = "") -> T
 
 
 def too_large_error(limit: int, declared: int = -1) -> TransferError:
-    from ..units import format_bytes
-
     if declared >= 0:
         return TransferError(ErrorKind.TOO_LARGE,
                              f"too large ({format_bytes(declared)}, limit {format_bytes(limit)})")
