@@ -743,6 +743,24 @@ def test_a_refused_url_offers_no_retry_and_a_404_does(qtbot, scene_factory, imag
     assert model.get(4)["retryable"] is True
 
 
+def test_a_picture_smaller_than_its_box_is_shown_at_its_own_size(qtbot, scene_factory,
+                                                                   image_server):
+    # The decoder never upscales; the tile's Image filled the 120x80 box anyway, blowing a
+    # 30x20 picture up four times into a blur.
+    urls = [image_server.add("/small.png", solid_image_bytes("#ff0000", 30, 20)),
+            image_server.add("/large.png", solid_image_bytes("#0000ff", 600, 400))]
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    sizes = [(round(item.width()), round(item.height()))
+             for item in (scene.tile(row).findChild(QObject, "thumbnail") for row in (0, 1))]
+    assert sizes == [(30, 20), (120, 80)]
+    picture = scene.grab()
+    center = scene.tile_center(0)
+    assert close_to(QColor(picture.pixel(center)), "#ff0000")
+    for dx, dy in ((25, 0), (-25, 0), (0, 16), (0, -16)):  # inside the box, outside the picture
+        assert not close_to(QColor(picture.pixel(center + QPoint(dx, dy))), "#ff0000"), (dx, dy)
+
+
 def test_the_example_app_compiles(qtbot, tmp_path):
     """examples/PhotoPicker.qml uses only the module's public types (compiled, not run: it
     points at public URLs)."""

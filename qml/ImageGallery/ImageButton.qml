@@ -1,5 +1,6 @@
 import QtQuick 2.15
 import QtQuick.Controls 2.15
+import QtQuick.Window 2.15
 
 // One tile: a button showing one row of an ImageGalleryModel. It only reflects the row's roles
 // (placeholder and progress while loading, the thumbnail when ready, the reason when it failed);
@@ -130,7 +131,13 @@ Item {
                 Image {
                     id: thumbnail
                     objectName: "thumbnail"
-                    anchors.fill: parent
+                    anchors.centerIn: parent
+                    // Never larger than the picture: a small original stays at its own size,
+                    // centred, as the decoder keeps it (it never upscales), instead of being
+                    // blown up into a blur. A thumbnail is made for the screen's pixel ratio,
+                    // so its logical size is its pixels over that ratio.
+                    width: Math.min(parent.width, implicitWidth / Screen.devicePixelRatio)
+                    height: Math.min(parent.height, implicitHeight / Screen.devicePixelRatio)
                     // The source changes whenever the thumbnail does; an empty source (not Ready) clears it.
                     source: root.status === Image.Ready ? root.source : ""
                     // A thumbnail in memory is shown at once, in this turn: its provider only looks
