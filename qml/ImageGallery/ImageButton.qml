@@ -135,9 +135,10 @@ Item {
                     // Never larger than the picture: a small original stays at its own size,
                     // centred, as the decoder keeps it (it never upscales), instead of being
                     // blown up into a blur. A thumbnail is made for the screen's pixel ratio,
-                    // so its logical size is its pixels over that ratio.
-                    width: Math.min(parent.width, implicitWidth / Screen.devicePixelRatio)
-                    height: Math.min(parent.height, implicitHeight / Screen.devicePixelRatio)
+                    // so its logical size is its pixels over that ratio. (Not implicitWidth:
+                    // with a fill mode, Image adjusts that to the size it is given, a loop.)
+                    width: Math.min(parent.width, sourceSize.width / Screen.devicePixelRatio)
+                    height: Math.min(parent.height, sourceSize.height / Screen.devicePixelRatio)
                     // The source changes whenever the thumbnail does; an empty source (not Ready) clears it.
                     source: root.status === Image.Ready ? root.source : ""
                     // A thumbnail in memory is shown at once, in this turn: its provider only looks
