@@ -14,7 +14,7 @@ from imagegallery import __version__
 from imagegallery.app import (EXIT_CANCELLED, EXIT_QML, EXIT_SCREENSHOT, EXIT_USAGE, build_parser,
                               collect_urls, main, parse_pasted_text, parse_url_lines)
 from imagegallery.workers import usable_cores
-from imaging import close_to, solid_image_bytes
+from imaging import close_to, serve_solid_images, solid_image_bytes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUBPROCESS_TIMEOUT = 60
@@ -589,6 +589,57 @@ def test_the_pickers_choose_button_can_be_read_and_shows_when_it_can_be_used(qtb
         # 4.5:1 is WCAG's AA for text; measured on anti-aliased glyphs, 3:1 (its bar for large
         # text and controls) leaves room for the edge pixels.
         assert _contrast(background, text) >= 3.0, (theme, background.name(), text.name())
+    finally:
+        session.close()
+
+
+def test_the_toolbar_leaves_the_arrow_keys_with_the_gallery(qtbot, image_server):
+    # A click on Reload took the focus from the gallery, and after a theme was picked with the
+    # mouse the arrow keys went on changing the theme.
+    from PyQt5.QtCore import QCoreApplication, QObject, QPointF, Qt
+    from PyQt5.QtTest import QTest
+
+    from imagegallery.app import _Session, build_parser, tiles_settled
+
+    urls = serve_solid_images(image_server, ["#ff0000", "#00ff00", "#0000ff"])
+    args = build_parser().parse_args(urls)
+    session = _Session(QCoreApplication.instance(), args, urls, "light", None)
+    try:
+        assert session.start() == 0
+        window = session.window
+        qtbot.waitUntil(lambda: session.model.loadedCount == 3 and tiles_settled(window),
+                        timeout=10000)
+        gallery = window.findChild(QObject, "gallery")
+
+        def click(name):
+            item = window.findChild(QObject, name)
+            QTest.mouseClick(window, Qt.LeftButton, Qt.NoModifier,
+                             item.mapToScene(QPointF(item.width() / 2, item.height() / 2)).toPoint())
+
+        gallery.setProperty("currentIndex", 0)
+        click("reloadButton")
+        qtbot.waitUntil(lambda: session.model.loadedCount == 3, timeout=10000)
+        QTest.keyClick(window, Qt.Key_Right)
+        assert gallery.property("currentIndex") == 1
+
+        switcher = window.findChild(QObject, "themeSwitcher")
+        click("themeSwitcher")
+        def list_shown():  # the popup's item sits in the window's overlay
+            stack = [window.contentItem()]
+            while stack:
+                item = stack.pop()
+                if item.metaObject().className() == "QQuickPopupItem" and item.isVisible():
+                    return True
+                stack.extend(item.childItems())
+            return False
+
+        qtbot.waitUntil(list_shown, timeout=3000)
+        QTest.keyClick(window, Qt.Key_Down)
+        QTest.keyClick(window, Qt.Key_Return)  # picks Dark, and the list closes
+        qtbot.waitUntil(lambda: gallery.property("activeFocus"), timeout=3000)
+        assert switcher.property("currentText") == "Dark"
+        QTest.keyClick(window, Qt.Key_Right)
+        assert (gallery.property("currentIndex"), switcher.property("currentText")) == (2, "Dark")
     finally:
         session.close()
 

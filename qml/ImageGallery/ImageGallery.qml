@@ -14,7 +14,8 @@ GridView {
     // ImageGalleryModel for them; with a model given, `urls` is passed on to it. Left unset
     // (undefined), a given model's own list is left alone.
     property var urls
-    // "none", "single" (selection follows the current tile) or "multi" (clicks and Space toggle).
+    // "none", "single" (one URL at a time: the tile clicked, or moved to with the keys) or
+    // "multi" (clicks and Space toggle).
     property string selectionMode: "single"
     property var selectedUrls: []
 
@@ -38,6 +39,9 @@ GridView {
     property bool _completed: false
     property var _ownModel: null  // the model `urls` made when none was given
     onSelectionModeChanged: {
+        if (selectionMode !== "none" && selectionMode !== "single" && selectionMode !== "multi")
+            console.warn("ImageGallery: selectionMode is \"none\", \"single\" or \"multi\", not \""
+                         + selectionMode + "\": nothing will be selected")
         if (selectionMode === "none")
             selectedUrls = []
         else if (selectionMode === "single" && selectedUrls.length > 1)
@@ -192,6 +196,7 @@ GridView {
         function onSettingsChanged() { root._scheduleVisibleRange() }
     }
     onModelChanged: {
+        _warnedAboutModel = false
         if (_ownModel && model !== _ownModel) {
             // The host gave a model of its own: the one `urls` made would go on loading.
             _ownModel.destroy()
@@ -231,6 +236,13 @@ GridView {
             return
         var page = columns * Math.max(1, Math.floor(height / cellHeight))
         var target = -1
+        var moves = [Qt.Key_Left, Qt.Key_Right, Qt.Key_Up, Qt.Key_Down, Qt.Key_PageUp, Qt.Key_PageDown]
+        if (currentIndex < 0 && moves.indexOf(event.key) >= 0) {
+            // No tile is current (a host set currentIndex to -1): any move starts at the first.
+            event.accepted = true
+            _moveTo(0)
+            return
+        }
         switch (event.key) {
         case Qt.Key_Left: target = currentIndex + (effectiveLayoutDirection === Qt.RightToLeft ? 1 : -1); break
         case Qt.Key_Right: target = currentIndex + (effectiveLayoutDirection === Qt.RightToLeft ? -1 : 1); break
@@ -268,10 +280,14 @@ GridView {
         event.accepted = true
         if (target < 0 || target >= count)
             return  // at an edge: stay, like a list does
-        currentIndex = target
-        positionViewAtIndex(target, GridView.Contain)
+        _moveTo(target)
+    }
+
+    function _moveTo(index) {
+        currentIndex = index
+        positionViewAtIndex(index, GridView.Contain)
         if (selectionMode === "single")
-            selectedUrls = [urlAt(target)]
+            selectedUrls = [urlAt(index)]
     }
 
     // The URL of row `index`, or "" outside the list.
@@ -415,12 +431,14 @@ GridView {
         return found
     }
 
-    property var _warnedAbout: null  // the model _warnNoTileRoles spoke of, once is enough
+    // Whether _warnNoTileRoles spoke of this model, once is enough. A flag, not the model
+    // compared: a JavaScript array given as `model` reads as a new array each time.
+    property bool _warnedAboutModel: false  // cleared when `model` changes
 
     function _warnNoTileRoles() {
-        if (_warnedAbout === model)
+        if (_warnedAboutModel)
             return
-        _warnedAbout = model
+        _warnedAboutModel = true
         console.warn("ImageGallery: `model` must be an ImageGalleryModel (or a proxy of one); a "
                      + "plain list of URLs goes in `urls` (the gallery then makes its own model)")
     }
@@ -470,19 +488,24 @@ GridView {
     // The model this view last reported its screen to: told to forget it when the view shows
     // another one, so the old model's rows stop loading first for a screen that left.
     property var _reportedTo: null
+    // The last range told to _reportedTo directly, "first:last": a scroll within the same rows
+    // (most frames of a scroll) need not call into Python to say so again.
+    property string _reportedRange: ""
 
     function _reportVisibleRange() {
         if (_reportedTo && _reportedTo !== galleryModel) {
             _reportedTo.forgetView(root)
             _reportedTo = null
         }
+        if (_reportedTo === null)
+            _reportedRange = ""
         if (!galleryModel)
             return
         _reportedTo = galleryModel
         if (!visible || width <= 0 || height <= 0 || cellHeight <= 0) {
             // Shows nothing (a page covered in a StackView, a tab not current): its old screen
             // goes, or it would keep loading first what nobody sees.
-            galleryModel.setVisibleRangeOf(root, 0, -1)
+            _tellRange(0, -1)
             return
         }
         // Row 0 starts below the header, which begins at originY.
@@ -492,9 +515,10 @@ GridView {
         // are on screen from their first turn.
         var last = Math.ceil((top + height) / cellHeight) * columns - 1
         if (model === galleryModel) {
-            galleryModel.setVisibleRangeOf(root, first, last)
+            _tellRange(first, last)
             return
         }
+        _reportedRange = ""
         last = Math.min(count - 1, last)  // a proxy's rows past its count map to nothing
         // Through a proxy the model's rows under the screen need not be contiguous (a filter
         // skips rows, a sort reorders them), and neither are those of the proxy's own
@@ -512,5 +536,13 @@ GridView {
                 near.push(_sourceRow(last + distance))
         }
         galleryModel.setVisibleRowsOf(root, shown, near)
+    }
+
+    function _tellRange(first, last) {
+        var range = first + ":" + last
+        if (range === _reportedRange)
+            return
+        _reportedRange = range
+        galleryModel.setVisibleRangeOf(root, first, last)
     }
 }

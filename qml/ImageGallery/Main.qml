@@ -120,17 +120,20 @@ ApplicationWindow {
             }
             Button {
                 objectName: "openListButton"
+                focusPolicy: Qt.TabFocus  // a click leaves the keys with the gallery
                 text: qsTr("Open list…")
                 onClicked: fileDialogLoader.active = true
             }
             Button {
                 objectName: "reloadButton"
+                focusPolicy: Qt.TabFocus  // a click leaves the keys with the gallery
                 text: qsTr("Reload")
                 enabled: imageModel.count > 0
                 onClicked: imageModel.reload()
             }
             Button {
                 objectName: "retryFailedButton"
+                focusPolicy: Qt.TabFocus  // a click leaves the keys with the gallery
                 text: qsTr("Retry failed")
                 enabled: imageModel.failedCount > 0
                 onClicked: imageModel.retryFailed()
@@ -187,15 +190,23 @@ ApplicationWindow {
                     if (key !== "file")
                         Theme.name = key
                 }
+                // The keys go back to the gallery once a theme is picked (or the list is
+                // closed): left here, the arrow keys went on changing the theme.
+                Connections {
+                    target: themeBox.popup
+                    function onClosed() { gallery.forceActiveFocus() }
+                }
             }
             Button {
                 objectName: "cancelButton"
+                focusPolicy: Qt.TabFocus  // a click leaves the keys with the gallery
                 visible: root.pickMode
                 text: qsTr("Cancel")
                 onClicked: root.cancelled()
             }
             Button {
                 objectName: "chooseButton"
+                focusPolicy: Qt.TabFocus  // a click leaves the keys with the gallery
                 visible: root.pickMode
                 enabled: gallery.selectedUrls.length > 0
                 highlighted: true
