@@ -1,6 +1,9 @@
 """Images of known content made at test time, so pixel checks know what to expect."""
 from __future__ import annotations
 
+import struct
+import zlib
+
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice
 from PyQt5.QtGui import QColor, QImage, QPainter
 
@@ -52,3 +55,18 @@ def serve_solid_images(server, colors, width: int = 320, height: int = 200, fmt:
     suffix = fmt.lower()
     return [server.add(f"/{i}.{suffix}", solid_image_bytes(color, width, height, fmt),
                        f"image/{suffix}") for i, color in enumerate(colors)]
+
+
+def png_chunk(name: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + name + data + struct.pack(">I", zlib.crc32(name + data))
+
+
+def with_png_chunks_after_header(png: bytes, chunks: bytes) -> bytes:
+    header_end = 8 + 4 + 4 + 13 + 4  # signature, then IHDR's length, name, data and CRC
+    return png[:header_end] + chunks + png[header_end:]
+
+
+def png_zip_bomb_texts(count: int) -> bytes:
+    """`count` zTXt chunks of 8 KB, each inflating to 7.9 MB (libpng stops one at 8 MB)."""
+    inflated = zlib.compress(b"\0" * 7_900_000, 9)
+    return b"".join(png_chunk(b"zTXt", b"Comment%d\0\0" % n + inflated) for n in range(count))

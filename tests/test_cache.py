@@ -11,7 +11,8 @@ from PyQt5.QtGui import QColor, QImage
 from imagegallery.cache import (ByteBoundedLRU, CachedThumbnail, DiskThumbnailCache, ThumbnailKey,
                                 shared_thumbnail_cache)
 from imagegallery.model import ImageGalleryModel
-from imaging import center_color, close_to, serve_solid_images, solid_image_bytes
+from imaging import (center_color, close_to, png_zip_bomb_texts, serve_solid_images, solid_image_bytes,
+                     with_png_chunks_after_header)
 
 
 def solid(width, height, color, fmt=QImage.Format_RGB32):
@@ -742,7 +743,8 @@ def _jpeg_claiming(width: int, height: int) -> bytes:
 
 
 @pytest.mark.parametrize("reader", ["libjpeg-turbo loaded", "Qt's reader only"])
-@pytest.mark.parametrize("planted", ["PNG of 15000x15000", "JPEG claiming 60000x60000", "SVG"])
+@pytest.mark.parametrize("planted", ["PNG of 15000x15000", "JPEG claiming 60000x60000", "SVG",
+                                     "PNG of 140 compressed texts"])
 def test_a_foreign_file_at_an_entrys_name_is_a_miss_and_never_decoded(
         qapp, tmp_path, monkeypatch, reader, planted):
     # Only JPEG and PNG, as written here, and only within the key's box: anything else at an
@@ -755,6 +757,10 @@ def test_a_foreign_file_at_an_entrys_name_is_a_miss_and_never_decoded(
             "JPEG claiming 60000x60000": lambda: _jpeg_claiming(60000, 60000),
             "SVG": lambda: (b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
                             b'<rect width="100" height="100" fill="red"/></svg>'),
+            # 1.1 MB, small enough for an entry, and each text inflates to 8 MB while Qt reads
+            # the header, with the GIL held: the GUI froze for 3 s a file.
+            "PNG of 140 compressed texts": lambda: with_png_chunks_after_header(
+                solid_image_bytes("#ff0000", 2, 2), png_zip_bomb_texts(140)),
             }[planted]()
     disk = DiskThumbnailCache(str(tmp_path))
     key = ThumbnailKey("http://h/a.png", 240, 140, "fit")

@@ -8,16 +8,8 @@ from gui_gaps import GuiThreadGaps
 from imagegallery.decode import (MAX_PNG_TEXT_CHUNKS, ThumbnailSpec, decode_thumbnail,
                                  without_png_text_chunks)
 from imagegallery.limits import LoadLimits
-from imaging import center_color, close_to, solid_image_bytes
-
-
-def _chunk(name: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + name + data + struct.pack(">I", zlib.crc32(name + data))
-
-
-def _with_chunks_after_header(png: bytes, chunks: bytes) -> bytes:
-    header_end = 8 + 4 + 4 + 13 + 4  # signature, then IHDR's length, name, data and CRC
-    return png[:header_end] + chunks + png[header_end:]
+from imaging import (center_color, close_to, png_chunk, png_zip_bomb_texts, solid_image_bytes,
+                     with_png_chunks_after_header)
 
 
 def _chunk_names(png: bytes):
@@ -29,17 +21,11 @@ def _chunk_names(png: bytes):
     return names
 
 
-def _zip_bomb_texts(count: int) -> bytes:
-    """`count` zTXt chunks of 8 KB, each inflating to 7.9 MB (libpng stops one at 8 MB)."""
-    inflated = zlib.compress(b"\0" * 7_900_000, 9)
-    return b"".join(_chunk(b"zTXt", b"Comment%d\0\0" % n + inflated) for n in range(count))
-
-
 def test_text_chunks_are_taken_out_and_the_picture_kept():
     png = solid_image_bytes("#ff0000", 64, 48)
-    texts = (_chunk(b"tEXt", b"Software\0a painter") + _chunk(b"iTXt", b"Title\0\0\0\0\0red")
-             + _zip_bomb_texts(2))
-    stripped = without_png_text_chunks(_with_chunks_after_header(png, texts))
+    texts = (png_chunk(b"tEXt", b"Software\0a painter") + png_chunk(b"iTXt", b"Title\0\0\0\0\0red")
+             + png_zip_bomb_texts(2))
+    stripped = without_png_text_chunks(with_png_chunks_after_header(png, texts))
     assert stripped == png
     assert not {b"tEXt", b"zTXt", b"iTXt"} & set(_chunk_names(stripped))
     # A name that occurs inside other data, without a chunk's length and CRC around it, stays.
@@ -48,15 +34,15 @@ def test_text_chunks_are_taken_out_and_the_picture_kept():
 
 def test_a_png_of_more_text_chunks_than_libpng_keeps_is_refused():
     png = solid_image_bytes("#ff0000", 16, 16)
-    texts = _chunk(b"tEXt", b"k\0v") * (MAX_PNG_TEXT_CHUNKS + 1)
-    refused = decode_thumbnail(_with_chunks_after_header(png, texts), ThumbnailSpec(16, 16),
+    texts = png_chunk(b"tEXt", b"k\0v") * (MAX_PNG_TEXT_CHUNKS + 1)
+    refused = decode_thumbnail(with_png_chunks_after_header(png, texts), ThumbnailSpec(16, 16),
                                LoadLimits())
     assert refused.error == f"PNG with over {MAX_PNG_TEXT_CHUNKS} text chunks"
 
 
 def test_decoding_a_png_of_compressed_texts_leaves_the_gui_thread_free(qtbot):
     # 100 texts of 8 MB each: 0.8 MB of file, and seconds inside libpng with the GIL held.
-    bomb = _with_chunks_after_header(solid_image_bytes("#00ff00", 64, 48), _zip_bomb_texts(100))
+    bomb = with_png_chunks_after_header(solid_image_bytes("#00ff00", 64, 48), png_zip_bomb_texts(100))
     results = []
     with GuiThreadGaps() as gaps:
         decoder = threading.Thread(target=lambda: results.append(
@@ -75,17 +61,17 @@ def test_a_fake_chunk_inside_a_text_does_not_hide_the_texts_after_it():
     real zTXt chunks after it: a search by chunk name took the fake for a chunk, jumped over
     the real ones, and left every one of them to libpng (a review's file)."""
     png = solid_image_bytes("#00ff00", 64, 48)
-    bombs = _zip_bomb_texts(3)
+    bombs = png_zip_bomb_texts(3)
     inside = 4  # bytes of the fake's data inside the real text
     padding = b"\0" * 4
     fake_length = inside + 4 + len(bombs) + 8 + len(padding)
-    text = _chunk(b"tEXt", b"k\0" + struct.pack(">I", fake_length) + b"zTXt" + b"\0" * inside)
+    text = png_chunk(b"tEXt", b"k\0" + struct.pack(">I", fake_length) + b"zTXt" + b"\0" * inside)
     private_header = struct.pack(">I", len(padding) + 8) + b"prVt"
     fake_data = b"\0" * inside + text[-4:] + bombs + private_header + padding
     fake_crc = struct.pack(">I", zlib.crc32(b"zTXt" + fake_data))
     private_data = padding + fake_crc + b"\0" * 4
     private = private_header + private_data + struct.pack(">I", zlib.crc32(b"prVt" + private_data))
-    crafted = _with_chunks_after_header(png, text + bombs + private)
+    crafted = with_png_chunks_after_header(png, text + bombs + private)
     assert _chunk_names(crafted).count(b"zTXt") == 3  # what libpng reads
     stripped = without_png_text_chunks(crafted)
     assert b"zTXt" not in _chunk_names(stripped)
@@ -96,7 +82,7 @@ def test_a_png_of_more_chunks_than_any_encoder_writes_is_refused():
     from imagegallery.decode import MAX_PNG_CHUNKS
 
     png = solid_image_bytes("#ff0000", 16, 16)
-    private = _chunk(b"prVt", b"")
-    refused = decode_thumbnail(_with_chunks_after_header(png, private * MAX_PNG_CHUNKS),
+    private = png_chunk(b"prVt", b"")
+    refused = decode_thumbnail(with_png_chunks_after_header(png, private * MAX_PNG_CHUNKS),
                                ThumbnailSpec(16, 16), LoadLimits())
     assert refused.error == f"PNG of over {MAX_PNG_CHUNKS:,} chunks"

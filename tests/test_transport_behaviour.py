@@ -149,6 +149,38 @@ def test_a_validator_with_latin_1_bytes_goes_back_to_the_server_as_sent(qtbot, t
     assert asked == [None, '"v\xe9-1"']
 
 
+def test_header_values_longer_than_any_real_one_are_not_kept(qtbot, image_server, make_loader):
+    # A cache entry keeps its validators: 256 KB ETags, uncounted by the byte budgets, held
+    # 300 MB for 1,000 entries.
+    loader = make_loader()
+    body = solid_image_bytes("#ff0000")
+    long_tag = '"' + "v" * 5000 + '"'
+    urls = [image_server.add("/long.png", body, "image/png", headers={"ETag": long_tag}),
+            image_server.add("/short.png", body, "image/png", headers={"ETag": '"v1"'})]
+    assert [load(qtbot, loader, url).etag for url in urls] == ["", '"v1"']
+
+
+def test_a_servers_words_in_a_reason_are_cut_to_a_line(qtbot, image_server, make_loader):
+    # A 1 MB reason phrase or redirect target became the tile's text: seconds of layout and a
+    # GB of memory in the view.
+    loader = make_loader()
+    phrases = {"/reason": image_server.add_handler("/reason", _answer_404_with("no " * 2000)),
+               "/scheme": image_server.add("/scheme", b"", "text/plain", 302,
+                                           {"Location": "a" * 5000 + ":x"})}
+    for path, url in phrases.items():
+        reason = load(qtbot, loader, url)
+        assert isinstance(reason, str) and len(reason) < 100, (path, reason)
+    assert load(qtbot, loader, phrases["/reason"]).startswith("HTTP 404 no no")
+
+
+def _answer_404_with(phrase):
+    def answer(handler):
+        handler.send_response(404, phrase)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+    return answer
+
+
 def test_refused_connection(qtbot, make_loader):
     loader = make_loader()
     url = f"http://127.0.0.1:{free_port_refusing_connections()}/a.png"

@@ -18,8 +18,10 @@ from typing import Callable, Dict, Generic, Hashable, Optional, Tuple, TypeVar
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize, QUrl
 from PyQt5.QtGui import QImage, QImageReader
 
-from .decode import HANDLER_CREATION_LOCK, JPEG_START, ThumbnailSpec, read_jpeg_header
+from .decode import (HANDLER_CREATION_LOCK, JPEG_START, DecodeRefused, ThumbnailSpec,
+                     png_text_chunk_spans, read_jpeg_header)
 from .limits import MEGABYTE
+from .transport.base import MAX_KEPT_HEADER_CHARS
 
 _log = logging.getLogger("imagegallery.cache")
 
@@ -140,13 +142,22 @@ class CachedThumbnail:
 
 
 def new_thumbnail_cache(budget_bytes: int = DEFAULT_THUMBNAIL_BUDGET) -> ByteBoundedLRU[CachedThumbnail]:
-    return ByteBoundedLRU(budget_bytes, lambda entry: entry.image.sizeInBytes() + 256)
+    # The validators count too: a server chooses their length.
+    return ByteBoundedLRU(budget_bytes, lambda entry: entry.image.sizeInBytes() + 256
+                          + len(entry.etag) + len(entry.last_modified))
 
 
 def new_encoded_cache(budget_bytes: int = DEFAULT_ENCODED_BUDGET) -> ByteBoundedLRU:
     """Downloaded responses by URL (a transport's TransferResult: the body as sent, and the
     headers a decode needs again, its content type and encoding, and its validators)."""
-    return ByteBoundedLRU(budget_bytes, lambda response: len(response.body) + 256)
+    return ByteBoundedLRU(budget_bytes, _encoded_entry_bytes)
+
+
+def _encoded_entry_bytes(response) -> int:
+    """The body and the header texts kept with it, whose length a server chooses."""
+    return (len(response.body) + 256 + len(response.content_type) + len(response.content_encoding)
+            + len(response.etag) + len(response.last_modified) + len(response.cache_control)
+            + len(response.final_url))
 
 
 _shared_thumbnail_cache: Optional[ByteBoundedLRU[CachedThumbnail]] = None
@@ -201,6 +212,9 @@ _PNG_START = b"\x89PNG\r\n\x1a\n"
 # The most bytes an entry's file may have: raw pixels of the largest thumbnail plus slack, far
 # more than JPEG or PNG need. A larger file at an entry's name is not ours; it is not read.
 _ENTRY_SLACK_BYTES = 1024 * 1024
+# The longest text chunk this cache writes, whole: a validator (at most
+# transport.base.MAX_KEPT_HEADER_CHARS) with its key and the chunk's own bytes.
+_MAX_TEXT_CHUNK_BYTES = 2048
 
 
 class DiskThumbnailCache:
@@ -216,6 +230,7 @@ class DiskThumbnailCache:
     ORIGINAL_SIZE = "imagegallery-original-size"
     ETAG = "imagegallery-etag"
     LAST_MODIFIED = "imagegallery-last-modified"
+    _TEXTS = (ORIGINAL_SIZE, ETAG, LAST_MODIFIED)
     # Trimming scans the folder, so it runs once per this many writes, not per write.
     TRIM_EVERY_WRITES = 64
 
@@ -281,9 +296,7 @@ class DiskThumbnailCache:
         if file_size > box.width() * box.height() * 4 + _ENTRY_SLACK_BYTES:
             return None
         with open(path, "rb") as handle:
-            head = handle.read(len(_PNG_START))
-            # A JPEG's header is walked here; a PNG is left to Qt's reader, which reads the file.
-            data = head + handle.read() if head[:2] == JPEG_START else head
+            data = handle.read()
         if data[:2] == JPEG_START:
             header = read_jpeg_header(data, with_comments=True)
             stored = header.stored
@@ -297,6 +310,8 @@ class DiskThumbnailCache:
                 return None if image is None else self._thumbnail(image, header.comments)
             image_format = b"jpeg"
         elif data[:8] == _PNG_START:
+            if not self._texts_as_written_here(data):
+                return None
             image_format = b"png"
         else:
             return None
@@ -313,8 +328,18 @@ class DiskThumbnailCache:
             return None
         # The image's texts, not the reader's: after read() a PNG reader has none left to give
         # (it printed "libpng error: Read Error" and the entry lost its size and validators).
-        return self._thumbnail(image, {name: image.text(name) for name in
-                                       (self.ORIGINAL_SIZE, self.ETAG, self.LAST_MODIFIED)})
+        return self._thumbnail(image, {name: image.text(name) for name in self._TEXTS})
+
+    def _texts_as_written_here(self, png: bytes) -> bool:
+        """Whether the PNG's text chunks could be this cache's: at most one per text it
+        stores, each short. libpng inflates every compressed text as Qt reads the header, with
+        the GIL held: a planted file of 140 zTXt chunks of 8 MB each froze the GUI for 3 s."""
+        try:
+            spans = png_text_chunk_spans(png)
+        except DecodeRefused:
+            return False
+        return len(spans) <= len(self._TEXTS) and all(
+            end - start <= _MAX_TEXT_CHUNK_BYTES for start, end in spans)
 
     def _thumbnail(self, image: QImage, texts: Dict[str, str]) -> CachedThumbnail:
         wanted = QImage.Format_ARGB32_Premultiplied if image.hasAlphaChannel() else QImage.Format_RGB32
@@ -476,13 +501,15 @@ def _is_number(text: str) -> bool:
 
 
 def _header_value_or_empty(text: str) -> str:
-    """`text` if it can go back to the server as a header value, else "" (no validator).
+    """`text` if it can go back to the server as a header value and is no longer than the
+    transports keep one, else "" (no validator).
 
     A server's validators arrive as Latin-1 header text and are stored as such; one a damaged
     file changed into a control character (a header break) or into text outside Latin-1 (a
     byte that is not UTF-8 reads as U+FFFD) would make the revalidating request fail to encode.
     """
-    if all(" " <= char <= "~" or "\x80" <= char <= "\xff" for char in text):
+    if len(text) <= MAX_KEPT_HEADER_CHARS \
+            and all(" " <= char <= "~" or "\x80" <= char <= "\xff" for char in text):
         return text
     return ""
 

@@ -18,7 +18,7 @@ import struct
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QRect, QSize, Qt
 from PyQt5.QtGui import QImage, QImageIOHandler, QImageReader, QTransform
@@ -263,16 +263,30 @@ def without_png_text_chunks(data: Body) -> Body:
     """A PNG without its text chunks (tEXt, zTXt, iTXt), which Qt reads but the pixels never
     need. libpng inflates every compressed text (up to 8 MB each) when Qt reads the header,
     inside QImageReader.size(), and PyQt keeps the GIL through that call: 40 such chunks in a
-    320 KB file froze the GUI thread for 0.7 s, 200 for 4 s.
+    320 KB file froze the GUI thread for 0.7 s, 200 for 4 s."""
+    spans = png_text_chunk_spans(data)
+    if not spans:
+        return data
+    kept, position = [], 0
+    for first, end in spans:
+        kept.append(_bytes_at(data, position, first - position))
+        position = end
+    kept.append(_bytes_at(data, position, len(data) - position))
+    return b"".join(kept)
+
+
+def png_text_chunk_spans(data: Body) -> List[Tuple[int, int]]:
+    """(start, end) of each text chunk of the PNG `data`, whole (length, name, data, CRC).
 
     The chunks are walked in order by their lengths, as libpng reads them: a search by name
-    was fooled by a fake chunk inside a real text whose length ran over the real ones.
+    was fooled by a fake chunk inside a real text whose length ran over the real ones. Raises
+    DecodeRefused past MAX_PNG_CHUNKS chunks or MAX_PNG_TEXT_CHUNKS texts.
     """
     spans = []
     position, chunks, size = 8, 0, len(data)  # after the signature
     while position + 8 <= size:
         header = _bytes_at(data, position, 8)
-        end = position + 12 + int.from_bytes(header[:4], "big")  # length, name, data, CRC
+        end = position + 12 + int.from_bytes(header[:4], "big")
         name = header[4:8]
         chunks += 1
         if chunks > MAX_PNG_CHUNKS:
@@ -284,14 +298,7 @@ def without_png_text_chunks(data: Body) -> Body:
         if name == b"IEND":
             break
         position = end
-    if not spans:
-        return data
-    kept, position = [], 0
-    for first, end in spans:
-        kept.append(_bytes_at(data, position, first - position))
-        position = end
-    kept.append(_bytes_at(data, position, size - position))
-    return b"".join(kept)
+    return spans
 
 
 def sniff_in_process_format(data: bytes) -> bytes:

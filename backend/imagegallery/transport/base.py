@@ -243,6 +243,16 @@ class TransportOptions:
     ca_file: str = ""
 
 
+# A header value kept with a cache entry (validators, type, encoding, caching rules) that is
+# longer than this is dropped, as if not sent: no real server sends one, and a hostile one sent
+# 256 KB ETags, which the caches kept per entry beyond their byte budgets (300 MB for 1,000).
+MAX_KEPT_HEADER_CHARS = 1024
+
+
+def kept_header(value: str) -> str:
+    return value if len(value) <= MAX_KEPT_HEADER_CHARS else ""
+
+
 # -- error records both transports build the same way ------------------------------------------
 
 def http_status_error(status: int, reason: str = "", retry_after: str = "") -> TransferError:

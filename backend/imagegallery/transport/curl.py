@@ -35,10 +35,10 @@ from urllib.parse import urlsplit
 import pycurl
 from PyQt5.QtCore import QObject, QUrl, pyqtSignal
 
-from ..units import format_bytes
+from ..units import format_bytes, quote_server_words
 from .base import (INSECURE_REDIRECT_MESSAGE, INVALID_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE,
                    ErrorKind, TransferError, TransferRequest, TransferResult, Transport, TransportOptions,
-                   TurnBudget, http_status_error, too_large_error)
+                   TurnBudget, http_status_error, kept_header, too_large_error)
 from .proxy import environment_proxies, proxy_for_url
 
 # A fast download delivers a chunk every few microseconds, and each progress event costs the GUI
@@ -184,7 +184,8 @@ class _Transfer:
         if self.url.lower().startswith("https:") and scheme == "http":
             raise _Abandoned(TransferError(ErrorKind.REDIRECT, INSECURE_REDIRECT_MESSAGE))
         if scheme not in ("http", "https"):
-            raise _Abandoned(TransferError(ErrorKind.REDIRECT, f"redirect to {scheme}: refused"))
+            raise _Abandoned(TransferError(ErrorKind.REDIRECT,
+                                           f"redirect to {quote_server_words(scheme)}: refused"))
         return target
 
     def result(self) -> TransferResult:
@@ -196,10 +197,11 @@ class _Transfer:
         http_version = self.handle.getinfo(pycurl.INFO_HTTP_VERSION)
         return TransferResult(
             request.request_id, request.url, bytes(self.body), self.status,
-            content_type=headers.get("content-type", ""),
-            content_encoding=headers.get("content-encoding", ""),
-            etag=headers.get("etag", ""), last_modified=headers.get("last-modified", ""),
-            cache_control=headers.get("cache-control", ""),
+            content_type=kept_header(headers.get("content-type", "")),
+            content_encoding=kept_header(headers.get("content-encoding", "")),
+            etag=kept_header(headers.get("etag", "")),
+            last_modified=kept_header(headers.get("last-modified", "")),
+            cache_control=kept_header(headers.get("cache-control", "")),
             http2_used=http_version == pycurl.CURL_HTTP_VERSION_2_0,
             final_url=self.url if self.url != request.url else "",
             not_modified=self.status == 304)

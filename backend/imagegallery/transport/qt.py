@@ -15,9 +15,10 @@ from PyQt5.QtCore import QByteArray, QTimer, QUrl, pyqtSlot
 from PyQt5.QtNetwork import (QNetworkAccessManager, QNetworkReply,
                              QNetworkRequest)
 
+from ..units import quote_server_words
 from .base import (INSECURE_REDIRECT_MESSAGE, INVALID_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE, ErrorKind,
                    TransferError, TransferRequest, TransferResult, Transport, TransportOptions,
-                   TurnBudget, Urgency, http_status_error, too_large_error)
+                   TurnBudget, Urgency, http_status_error, kept_header, too_large_error)
 from .proxy import EnvironmentProxyFactory, proxy_factory_for_qt, proxy_for_url
 
 # One QNAM opens at most six HTTP/1.1 connections per host (a constant inside Qt). A user who
@@ -434,10 +435,11 @@ class QtTransport(Transport):
         else:
             result = TransferResult(
                 request.request_id, request.url, body, status,
-                content_type=_header(reply, b"Content-Type"),
-                content_encoding=_header(reply, b"Content-Encoding"),
-                etag=_header(reply, b"ETag"), last_modified=_header(reply, b"Last-Modified"),
-                cache_control=_header(reply, b"Cache-Control"),
+                content_type=kept_header(_header(reply, b"Content-Type")),
+                content_encoding=kept_header(_header(reply, b"Content-Encoding")),
+                etag=kept_header(_header(reply, b"ETag")),
+                last_modified=kept_header(_header(reply, b"Last-Modified")),
+                cache_control=kept_header(_header(reply, b"Cache-Control")),
                 http2_used=bool(reply.attribute(QNetworkRequest.Http2WasUsedAttribute)),
                 final_url=_final_url(reply, request.url),
                 not_modified=status == 304)
@@ -474,7 +476,8 @@ class QtTransport(Transport):
             scheme = target.scheme().lower()
             if not target.isValid() or (scheme in ("http", "https") and not target.host()):
                 return TransferError(ErrorKind.REDIRECT, INVALID_REDIRECT_MESSAGE)
-            return TransferError(ErrorKind.REDIRECT, f"redirect to {scheme}: refused")
+            return TransferError(ErrorKind.REDIRECT,
+                                 f"redirect to {quote_server_words(scheme)}: refused")
         if code in _STREAM_RESET_CODES:  # an error status was answered above
             return TransferError(ErrorKind.PROTOCOL, "protocol error")
         if code == QNetworkReply.ContentReSendError:
