@@ -64,6 +64,9 @@ def test_unreadable_url_lists(capsys, tmp_path):
     empty.write_text("# nothing yet\n\n")
     code, _, err = run_main(capsys, "--file", str(empty))
     assert code == EXIT_USAGE and "holds no URLs" in err
+    # Read whole, /dev/zero (or a video picked by mistake) took memory until none was left.
+    code, _, err = run_main(capsys, "--file", "/dev/zero")
+    assert code == EXIT_USAGE and "URL list is over 64 MB" in err
 
 
 def test_missing_local_image_path(capsys, tmp_path):
