@@ -181,6 +181,43 @@ def _answer_404_with(phrase):
     return answer
 
 
+def test_bodies_being_received_stay_under_the_loaders_ceiling(qtbot, monkeypatch, image_server,
+                                                              make_loader):
+    # Each body has its cap, but 64 transfers in flight of up to 50 MB each took 2.5 GB.
+    import time
+
+    import imagegallery.loader as loader_module
+
+    monkeypatch.setattr(loader_module, "DOWNLOADING_BYTES_BUDGET", 200_000)
+    monkeypatch.setattr(loader_module, "DOWNLOADING_BYTES_CEILING", 400_000)
+    body = noisy_photo_bytes(7, 1200, 900, quality=95)
+    assert 100_000 < len(body) < 200_000  # six at once would be twice the ceiling
+
+    def slowly(handler):  # ten pieces, so progress reports the bodies as they grow
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/jpeg")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        step = len(body) // 10 + 1
+        for start in range(0, len(body), step):
+            handler.wfile.write(body[start:start + step])
+            handler.wfile.flush()
+            time.sleep(0.02)  # the server's pace, not the test's wait
+
+    urls = [image_server.add_handler(f"/slow{n}.jpg", slowly) for n in range(8)]
+    loader = make_loader(replace(FAST, max_retries=20, retry_base_delay_s=0.02,
+                                 retry_max_delay_s=0.1))
+    seen = []
+    loader.loadProgress.connect(lambda *_: seen.append(loader._downloading_bytes))
+    for url in urls:
+        loader.load(url)
+    qtbot.waitUntil(lambda: len(loader.outcomes) == len(urls), timeout=20000)
+    assert all(not isinstance(outcome, str) for outcome in loader.outcomes.values()), \
+        loader.outcomes
+    assert seen and max(seen) <= 400_000
+    assert loader._downloading_bytes == 0  # every transfer's bytes given back as it ended
+
+
 def test_refused_connection(qtbot, make_loader):
     loader = make_loader()
     url = f"http://127.0.0.1:{free_port_refusing_connections()}/a.png"

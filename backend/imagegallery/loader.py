@@ -74,6 +74,12 @@ _FROM_ENCODED_CACHE = 0
 # faster than two cores decode them; without this bound every body of a 60-image gallery of
 # 3 MB originals waited in memory at once (+190 MB). 32 MB keeps the decoders fed.
 DECODE_BACKLOG_BYTES = 32 * 1024 * 1024
+# Bodies still being received, held by the transports. No new transfer starts while they add up
+# to the budget; past the ceiling the transfer furthest along is ended and tried again later.
+# Each body is capped (max_response_bytes), but 64 transfers in flight of up to 50 MB each took
+# 2.5 GB from eleven hostile hosts.
+DOWNLOADING_BYTES_BUDGET = 256 * 1024 * 1024
+DOWNLOADING_BYTES_CEILING = 2 * DOWNLOADING_BYTES_BUDGET
 # A thumbnail write takes about a millisecond; two seconds covers hundreds still queued at quit.
 DISK_FLUSH_ON_QUIT_S = 2.0
 # Thumbnails wait for the disk until the loader has nothing in progress. They are the memory
@@ -403,6 +409,7 @@ class ImageLoader(QObject):
         self._generation_counter = itertools.count(1)
         self._refetched_at: "OrderedDict[str, float]" = OrderedDict()  # url -> last refetch(), oldest first
         self._decode_backlog_bytes = 0
+        self._downloading_bytes = 0  # the bodies of the transfers in flight, as last reported
         self._decoder = PriorityWorkerPool(default_decode_threads(), "decode", self)
         self._decoder.done.connect(self._on_decoded)
         warm_up_in_background()  # install() has normally started it already
@@ -962,7 +969,8 @@ class ImageLoader(QObject):
     def _schedule(self) -> None:
         self._schedule_pending = False
         while (len(self._by_request) < self._limits.max_in_flight
-               and self._decode_backlog_bytes < DECODE_BACKLOG_BYTES):
+               and self._decode_backlog_bytes < DECODE_BACKLOG_BYTES
+               and self._downloading_bytes < DOWNLOADING_BYTES_BUDGET):
             best_host, best_entry = None, None
             for host, queue in self._host_queues.items():
                 if self._host_in_flight.get(host, 0) >= self._host_cap(host):
@@ -1074,9 +1082,20 @@ class ImageLoader(QObject):
             return
         self._responded(job)
         self._arrived(job, max(0, received - job.received))  # a redirect's next hop counts anew
+        self._downloading_bytes += received - job.received
         job.received = received
-        if job.revalidating is None:
+        while self._downloading_bytes > DOWNLOADING_BYTES_CEILING and self._by_request:
+            self._end_largest_download()
+        if job.revalidating is None and self._by_request.get(request_id) is job:
             self.loadProgress.emit(job.url, received, total)
+
+    def _end_largest_download(self) -> None:
+        """Past the ceiling: the transfer furthest along ends, to be tried again (with the
+        retry policy's backoff) once the others have made room."""
+        largest = max(self._by_request.values(), key=lambda job: job.received)
+        self._abort_transfer(largest)
+        self._on_transfer_error(largest, TransferError(
+            ErrorKind.CROWDED, f"over {format_bytes(DOWNLOADING_BYTES_CEILING)} downloading at once"))
 
     def _arrived(self, job: _Job, count: int) -> None:
         now = time.monotonic()
@@ -1403,6 +1422,7 @@ class ImageLoader(QObject):
     def _release_slot(self, job: _Job) -> None:
         if self._by_request.pop(job.request_id, None) is None:
             return
+        self._downloading_bytes -= job.received
         host = job.parsed.host_key
         self._host_in_flight[host] -= 1
         if not self._host_in_flight[host]:

@@ -50,6 +50,9 @@ class ErrorKind(enum.Enum):
     PROXY = "proxy error"
     PROTOCOL = "protocol error"
     LOCAL_FILE = "file error"
+    # Ended by the loader to keep the bodies being received within its memory ceiling; the
+    # URL itself did nothing wrong (loader.DOWNLOADING_BYTES_CEILING).
+    CROWDED = "too much downloading at once"
     OTHER = "network error"
 
 
@@ -57,6 +60,7 @@ class ErrorKind(enum.Enum):
 TRANSIENT_KINDS = frozenset({
     ErrorKind.CONNECTION_REFUSED, ErrorKind.CONNECTION_RESET, ErrorKind.TIMEOUT,
     ErrorKind.PROTOCOL, ErrorKind.OTHER, ErrorKind.PROXY, ErrorKind.NOT_ANSWERED,
+    ErrorKind.CROWDED,
 })
 # 408 Request Timeout, 425 Too Early, 429 Too Many Requests and the 5xx a proxy or overloaded
 # server sends; a 501 or 505 will not change on retry.
