@@ -361,7 +361,7 @@ def test_a_tile_scrolled_away_does_not_cancel_what_another_tile_reloads(qtbot, i
     url = image_server.add("/x.png", solid_image_bytes("#ff0000"))
     model = make_model()
     relay, [response] = tiles_asking_for(model, url, 1)
-    relay._on_reload(model._source_id, url)  # another tile of the URL, its promise gone
+    relay._on_restore(model._source_id, url)  # another tile of the URL, its promise gone
     response.cancel()  # the first tile scrolled away
     with qtbot.waitSignal(model.loader.thumbnailReady, timeout=5000,
                           check_params_cb=lambda u, _: u == url):

@@ -1227,7 +1227,7 @@ class ImageLoader(QObject):
         size = len(result.body)
         self._decode_backlog[job.token] = size
         self._decode_backlog_bytes += size
-        # Decoding outranks nothing on screen: visible rows decode first, like they download.
+        # Decodes run in the order of their priority, as downloads do: the screen's rows first.
         self._decoder.submit(job.priority, job.token, self._decode_job, job.url, job.spec,
                              self._limits, result, job.generation)
 

@@ -102,7 +102,7 @@ _SOURCE_VERSIONS = itertools.count(1)
 
 class _Row:
     __slots__ = ("url", "parsed", "status", "error", "received", "total", "image_size",
-                 "version", "from_network", "in_feed", "__weakref__")
+                 "version", "reload_owed", "in_feed", "__weakref__")
 
     def __init__(self, url: str):
         self.url = url
@@ -117,7 +117,11 @@ class _Row:
         # A new source string for each new thumbnail (unique in the process), so QML reloads
         # instead of reusing a pixmap it cached for an older picture of the URL.
         self.version = 0
-        self.from_network = False  # reload() or retryFailed() asked: no cache may answer it
+        # A reload's life, per row: reload(), retry() or retryFailed() sets `reload_owed` (the row
+        # is Null, and no cache may answer it); the row's next request is then a refetch, its URL
+        # goes into the model's `_reloads_in_flight` and the flag is cleared; the refetch's
+        # thumbnail (or failure) takes the URL out again.
+        self.reload_owed = False
         self.in_feed = False  # in the model's feed queue: queued once, however often asked
 
 
@@ -126,8 +130,10 @@ class ImageGalleryModel(QAbstractListModel):
 
     Thread: GUI thread only. Usable without QML: read `data()` and wait on `finished`.
     A model makes its own loader, closed when the model goes. One given to several models (the
-    `loader` argument) stays its owner's to close, and serves one thumbnail size and fill mode:
-    the last model to set them wins for all.
+    `loader` argument) stays its owner's to close, and its settings are theirs in common:
+    thumbnail size, fill mode, transport, caFile, cacheDirectory, revalidate, http2Cleartext and
+    the limits (the last model to set one sets it for all). Each model keeps its own list, load
+    policy, prefetch margin and URL rules (allowedSchemes).
     """
 
     class Status(enum.IntEnum):
@@ -244,7 +250,7 @@ class ImageGalleryModel(QAbstractListModel):
         self._partial_progress: Optional[float] = 0.0
         # URLs whose reload() or retry() has not delivered yet: cancelled on scrolling away, they
         # must come from the network again when back, not from the memory cache's older picture.
-        self._refetching: Set[str] = set()
+        self._reloads_in_flight: Set[str] = set()
         self._feed_queue: deque = deque()  # rows waiting for their turn to reach the loader
         # A zero-interval timer, not QTimer.singleShot(0): Qt runs a zero-delay single shot as a
         # posted event within the current pass over posted events, so slices fed that way ran
@@ -442,7 +448,7 @@ class ImageGalleryModel(QAbstractListModel):
                 if not siblings:
                     del self._rows_by_url[row.url]
                     self._fraction.pop(row.url, None)
-                    self._refetching.discard(row.url)
+                    self._reloads_in_flight.discard(row.url)
                     self._loader.cancel(row.url, self._claim)
 
     def _after_structure_change(self) -> None:
@@ -504,9 +510,9 @@ class ImageGalleryModel(QAbstractListModel):
             rows = self._rows_by_url.get(url, [])
             if not rows or not self._parsed(rows[0]).ok:
                 continue
-            self._unload(url, from_network=True)
+            self._unload(url, reload_owed=True)
         self._request_or_queue((number, row) for number, row in enumerate(self._rows)
-                               if row.from_network and row.status == self.Status.Null)
+                               if row.reload_owed and row.status == self.Status.Null)
         self._schedule_feed()
         self._loader.dispatch_now()
 
@@ -643,10 +649,10 @@ class ImageGalleryModel(QAbstractListModel):
         # Any row of the URL owed a reload makes this request the reload: a row of it added
         # since (a paste, an append) was asked for plainly, and the owed row, kept out of that
         # plain result, then waited for ever.
-        if any(sibling.from_network for sibling in siblings):
+        if any(sibling.reload_owed for sibling in siblings):
             for sibling in siblings:
-                sibling.from_network = False
-            self._refetching.add(row.url)
+                sibling.reload_owed = False
+            self._reloads_in_flight.add(row.url)
             self._loader.refetch(row.url, self._url_priority(row.url, number), parsed, self._claim)
         else:
             self._loader.load(row.url, self._url_priority(row.url, number), parsed, self._claim)
@@ -732,19 +738,19 @@ class ImageGalleryModel(QAbstractListModel):
             elif row.status == self.Status.Loading and self._load_policy == self.LoadPolicy.LoadVisible:
                 if self._url_priority(row.url, number)[0] == BACKGROUND:  # no row of it wanted
                     # A reload cancelled mid-way is still owed: back on screen, it refetches.
-                    self._unload(row.url, from_network=row.url in self._refetching)
+                    self._unload(row.url, reload_owed=row.url in self._reloads_in_flight)
             else:
                 self._loader.set_priority(row.url, self._url_priority(row.url, number))
 
-    def _unload(self, url: str, from_network: bool) -> None:
+    def _unload(self, url: str, reload_owed: bool) -> None:
         """Stop loading `url` for this model and put its rows back to Null, to be requested
-        again; `from_network`: that request skips the caches (a reload not yet delivered)."""
+        again; `reload_owed`: that request skips the caches (a reload not yet delivered)."""
         self._loader.cancel(url, self._claim)
         self._drop_fraction(url)
         for row in self._rows_by_url[url]:
             self._set_status(row, self.Status.Null, "")
             row.received, row.total = 0, -1
-            row.from_network = row.from_network or from_network
+            row.reload_owed = row.reload_owed or reload_owed
 
     def _admitted_rows(self, url: str) -> List[_Row]:
         """The rows for `url` this model's URL rules allow: a result that was on its way (a
@@ -754,9 +760,9 @@ class ImageGalleryModel(QAbstractListModel):
 
     def _rows_settled_by(self, url: str) -> List[_Row]:
         """The rows a result for `url` settles: not those owed a reload that has not left yet
-        (`from_network`), whose picture that result may be (a job kept going for a view's
+        (`reload_owed`), whose picture that result may be (a job kept going for a view's
         Image while the reload waits for the row to come back on screen)."""
-        return [row for row in self._admitted_rows(url) if not row.from_network]
+        return [row for row in self._admitted_rows(url) if not row.reload_owed]
 
     def _on_load_started(self, url: str) -> None:
         # Only a transfer this model asked for: on a shared loader another model's job may end
@@ -796,7 +802,7 @@ class ImageGalleryModel(QAbstractListModel):
 
     def _on_thumbnail_ready(self, url: str, thumbnail: CachedThumbnail) -> None:
         self._drop_fraction(url)
-        self._refetching.discard(url)
+        self._reloads_in_flight.discard(url)
         rows = self._rows_settled_by(url)
         if not rows:
             return  # the row went away (or is refused now) while the work finished
@@ -819,7 +825,7 @@ class ImageGalleryModel(QAbstractListModel):
 
     def _on_load_failed(self, url: str, reason: str) -> None:
         self._drop_fraction(url)
-        self._refetching.discard(url)
+        self._reloads_in_flight.discard(url)
         rows = self._rows_settled_by(url)
         if not rows:
             return
@@ -1103,7 +1109,7 @@ class ImageGalleryModel(QAbstractListModel):
                 if was_allowed and not parsed.ok:
                     self._loader.cancel(url, self._claim)
                     self._drop_fraction(url)
-                    self._refetching.discard(url)
+                    self._reloads_in_flight.discard(url)
                     self._set_status(row, self.Status.Error, parsed.error)
                 elif parsed.ok and not was_allowed:
                     self._set_status(row, self.Status.Null, "")

@@ -143,7 +143,7 @@ class _GuiThreadRelay(QObject):
     """Carries provider misses to the GUI thread, where the loaders live."""
 
     miss = pyqtSignal(int, str, object, object)  # source id, url, spec, response
-    reload = pyqtSignal(int, str)  # source id, url
+    restore = pyqtSignal(int, str)  # source id, url: an evicted thumbnail to bring back
     gave_up = pyqtSignal(object)  # a response QML cancelled
 
     def __init__(self):
@@ -151,7 +151,7 @@ class _GuiThreadRelay(QObject):
         self.miss.connect(self._on_miss)
         # Queued even from the GUI thread: a synchronous provider's miss is reported from
         # inside QML's loading of an Image, where the model must not change under it.
-        self.reload.connect(self._on_reload, Qt.QueuedConnection)
+        self.restore.connect(self._on_restore, Qt.QueuedConnection)
         self.gave_up.connect(self._on_gave_up, Qt.QueuedConnection)
 
     def _on_miss(self, source_id: int, url: str, spec: ThumbnailSpec, response: ThumbnailResponse):
@@ -176,7 +176,7 @@ class _GuiThreadRelay(QObject):
         if loader is not None:
             loader.forget_waiter(wait.url, wait.callback)
 
-    def _on_reload(self, source_id: int, url: str):
+    def _on_restore(self, source_id: int, url: str):
         loader = loader_for_source(source_id)
         if loader is not None:
             # The loader emits thumbnailReady once it has the thumbnail back in memory; the
@@ -238,7 +238,7 @@ class MemoryThumbnailProvider(QQuickImageProvider):
         # model gave out this source). A null image would be an Error and a QML warning for a
         # thumbnail that exists, so the tile gets a transparent pixel for now and the loader
         # brings the thumbnail back, which gives the row a new source.
-        self._relay.reload.emit(request.source_id, request.url)
+        self._relay.restore.emit(request.source_id, request.url)
         blank = QImage(1, 1, QImage.Format_ARGB32_Premultiplied)
         blank.fill(Qt.transparent)
         return blank, blank.size()
