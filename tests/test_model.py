@@ -186,6 +186,21 @@ def test_retry_and_reload_fetch_again(qtbot, model, image_server):
     assert image_server.hits["/0.png"] == 2  # reload bypasses every cache
 
 
+def test_a_retry_while_the_last_one_is_on_its_way_asks_the_server_once(qtbot, model, image_server):
+    image_server.latency = 0.2  # the second click comes while the first retry is in flight
+    url = image_server.url("/late.png")
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [url]
+    image_server.add("/late.png", solid_image_bytes("#00ff00"))
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.retry(0)  # a double click on Retry
+        model.retry(0)
+        qtbot.waitUntil(lambda: image_server.hits["/late.png"] >= 2, timeout=5000)
+        model.retry(0)  # the request left already
+    assert model.status_of(0) == Status.Ready
+    assert image_server.hits["/late.png"] == 2  # the first try, then one retry
+
+
 def test_progress_counts_half_downloads_and_stays_right_as_the_list_changes(qtbot, model):
     server = FaultServer()
     try:

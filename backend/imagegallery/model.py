@@ -505,10 +505,12 @@ class ImageGalleryModel(QAbstractListModel):
 
     def _reload(self, urls) -> None:
         """Back to Null, then requested like a new list: the screen first, the rest through
-        the feed (or, with LoadVisible, once they scroll into view), each from the network."""
+        the feed (or, with LoadVisible, once they scroll into view), each from the network. A
+        URL whose reload is still on its way is left to it: a double click on Retry sent two."""
         for url in urls:
             rows = self._rows_by_url.get(url, [])
-            if not rows or not self._parsed(rows[0]).ok:
+            if not rows or not self._parsed(rows[0]).ok or url in self._reloads_in_flight \
+                    or any(row.reload_owed for row in rows):
                 continue
             self._unload(url, reload_owed=True)
         self._request_or_queue((number, row) for number, row in enumerate(self._rows)
