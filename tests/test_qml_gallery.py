@@ -783,6 +783,29 @@ def test_the_example_app_compiles(qtbot, tmp_path):
     imagegallery.delete_engine(engine)
 
 
+def test_an_apps_own_main_qml_is_not_shadowed_by_the_module(qtbot, tmp_path):
+    """The module exported the app's window as `Main`, and an explicit import wins over the
+    app's own folder: an app's Main {} opened ImageGallery's window instead."""
+    from PyQt5.QtCore import QUrl
+    from PyQt5.QtQml import QQmlComponent, QQmlEngine
+
+    (tmp_path / "Main.qml").write_text('import QtQuick 2.15\nItem { objectName: "appsOwnMain" }\n')
+    (tmp_path / "App.qml").write_text(
+        "import QtQuick 2.15\nimport ImageGallery 1.0\nItem { Main {} }\n")
+    engine = QQmlEngine()
+    imagegallery.install(engine)
+    component = QQmlComponent(engine, QUrl.fromLocalFile(str(tmp_path / "App.qml")))
+    qtbot.waitUntil(lambda: component.status() != QQmlComponent.Loading, timeout=5000)
+    app = component.create()
+    try:
+        assert app is not None, [e.toString() for e in component.errors()]
+        assert [child.objectName() for child in app.childItems()] == ["appsOwnMain"]
+    finally:
+        sip.delete(app)
+        sip.delete(component)
+        imagegallery.delete_engine(engine)
+
+
 def shown_tooltip_text(scene):
     """The text of the tooltip on screen, or None. A popup's item sits in the window's overlay;
     its QObject parent is the ToolTip."""
