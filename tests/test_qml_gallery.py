@@ -1140,6 +1140,9 @@ def test_ctrl_r_reaches_the_host_and_r_alone_retries(qtbot, scene_factory, image
     with qtbot.waitSignal(scene.model().loader.loadFailed, timeout=5000):  # asked again
         QTest.keyClick(scene.window, Qt.Key_R)
     assert scene.window.property("hostSawCtrlR") == 1
+    gallery.setProperty("currentIndex", 1)  # loaded: nothing to retry, so R is the host's
+    QTest.keyClick(scene.window, Qt.Key_R)
+    assert scene.window.property("hostSawCtrlR") == 2
 
 
 def test_the_model_urls_made_goes_when_the_host_gives_one(qtbot, scene_factory, image_server):

@@ -58,6 +58,9 @@ Item {
     Accessible.description: url
     Accessible.selectable: true
     Accessible.selected: selected
+    // The tile the keys move is the one a screen reader follows.
+    Accessible.focusable: true
+    Accessible.focused: showFocus
     Accessible.onPressAction: clicked(Qt.NoModifier)
 
 

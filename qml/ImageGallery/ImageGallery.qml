@@ -63,6 +63,8 @@ GridView {
     clip: true
     focus: true
     activeFocusOnTab: true
+    Accessible.role: Accessible.List
+    Accessible.name: qsTr("Images")
     boundsBehavior: Flickable.StopAtBounds
     // The model decides what to load; a larger buffer would only hold more idle tiles. Two rows
     // beyond the screen are built ahead so that a scroll finds its next tiles made, but not in
@@ -267,12 +269,14 @@ GridView {
         case Qt.Key_R:  // the failed tile's Retry button, from the keyboard
             if (event.modifiers !== Qt.NoModifier)
                 return  // Ctrl+R and the like are the host's shortcuts
+            // Taken only where it retries: elsewhere R is left to the host's own shortcuts.
             if (galleryModel && currentIndex >= 0) {
                 var failed = galleryModel.get(_sourceRow(currentIndex))
-                if (failed.status === Image.Error && failed.retryable)
+                if (failed.status === Image.Error && failed.retryable) {
                     _retry(currentIndex)
+                    event.accepted = true
+                }
             }
-            event.accepted = true
             return
         default:
             return
