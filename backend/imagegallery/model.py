@@ -1145,6 +1145,8 @@ class ImageGalleryModel(QAbstractListModel):
                                      settingsChanged)
     maxResponseBytes = _limit_property("maxResponseBytes", "max_response_bytes", float, 1, 1,
                                        settingsChanged)
+    # Until the response's headers, not only the TCP connect: a server that accepts and stays
+    # silent is the case it is for (LoadLimits.connect_timeout_s).
     connectTimeout = _limit_property("connectTimeout", "connect_timeout_s", int, 1000, 1,
                                      settingsChanged)  # ms
     idleTimeout = _limit_property("idleTimeout", "idle_timeout_s", int, 1000, 1,
