@@ -398,6 +398,18 @@ def test_pick_of_several_prints_each(image_server, tmp_path):
     assert result.stdout.splitlines() == [urls[0], urls[3]]
 
 
+def test_pick_leaves_out_what_failed_to_load(image_server, tmp_path):
+    # A picker for scripts printed a refused javascript: entry and a 404 as chosen.
+    good = [image_server.add(f"/{i}.png", solid_image_bytes(c)) for i, c in enumerate(COLORS[:2])]
+    urls = [good[0], "javascript:alert(1)", image_server.url("/missing.png"), good[1]]
+    result = run_pick(tmp_path, "Space,Right,Space,Right,Space,Right,Space,Return", urls)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == good
+    # Enter on a failed tile alone picks nothing, and the picker stays open.
+    result = run_pick(tmp_path, "Right,Right,Return,Escape", urls)
+    assert (result.returncode, result.stdout) == (EXIT_CANCELLED, ""), result.stderr
+
+
 def test_pick_cancelled_exits_1(image_server, tmp_path):
     urls = [image_server.add("/0.png", solid_image_bytes("#ff0000"))]
     result = run_pick(tmp_path, "Escape", urls)

@@ -529,6 +529,13 @@ class ImageGalleryModel(QAbstractListModel):
         roles["source"] = self._source_for(self._rows[row], promise=False)
         return roles
 
+    @pyqtSlot(str, result=bool)
+    def failed(self, url: str) -> bool:
+        """Whether `url` is listed and every row of it failed (Error): nothing of it can be
+        shown. A picker leaves such URLs out of what it returns."""
+        rows = self._rows_by_url.get(url)
+        return bool(rows) and all(row.status == self.Status.Error for row in rows)
+
     # -- loading ---------------------------------------------------------------------------
     def _priority_for(self, number: int):
         return self._screens.priority(number, self._prefetch_rows)

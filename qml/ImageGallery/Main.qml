@@ -72,9 +72,16 @@ ApplicationWindow {
         restoreMode: Binding.RestoreNone
     }
 
+    // What a pick returns: the selected URLs but those that failed to load (a 404, a refused
+    // javascript: entry), which a script could do nothing with. Read again as rows fail.
+    readonly property var choosableUrls: {
+        imageModel.failedCount  // a row that fails later leaves the choice
+        return gallery.selectedUrls.filter(function(url) { return !imageModel.failed(url) })
+    }
+
     function pickSelection(fallbackUrl) {
-        var urls = gallery.selectedUrls.length > 0 ? gallery.selectedUrls
-                 : fallbackUrl ? [fallbackUrl] : []
+        var urls = gallery.selectedUrls.length > 0 ? choosableUrls
+                 : fallbackUrl && !imageModel.failed(fallbackUrl) ? [fallbackUrl] : []
         if (urls.length > 0)
             picked(urls)
     }
@@ -208,7 +215,7 @@ ApplicationWindow {
                 objectName: "chooseButton"
                 focusPolicy: Qt.TabFocus  // a click leaves the keys with the gallery
                 visible: root.pickMode
-                enabled: gallery.selectedUrls.length > 0
+                enabled: root.choosableUrls.length > 0
                 highlighted: true
                 // The Default style fills a highlighted button with palette.dark and writes on
                 // it in palette.brightText: the window's dark is its border colour, and white on
@@ -224,8 +231,8 @@ ApplicationWindow {
                 palette.window: Theme.window
                 palette.windowText: Theme.text
                 opacity: enabled ? 1 : 0.45
-                text: gallery.selectedUrls.length > 1 ? qsTr("Choose %1").arg(gallery.selectedUrls.length)
-                                                      : qsTr("Choose")
+                text: root.choosableUrls.length > 1 ? qsTr("Choose %1").arg(root.choosableUrls.length)
+                                                    : qsTr("Choose")
                 onClicked: root.pickSelection("")
             }
         }
