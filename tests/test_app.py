@@ -227,6 +227,11 @@ def test_a_pasted_url_or_path_with_a_space_stays_whole(tmp_path):
     assert parse_pasted_text("~/a.png ~/b.png") == ["~/a.png", "~/b.png"]
     assert parse_pasted_text(f"http://a/1.png http://a/2.png {tmp_path}/missing.png") == [
         "http://a/1.png", "http://a/2.png", f"{tmp_path}/missing.png"]
+    # A name after a whole existing file is an entry of its own, not the rest of that one.
+    beach = str(folder / "beach day.png")
+    assert parse_pasted_text(f"{beach} nosuch.png") == [beach, "nosuch.png"]
+    assert parse_pasted_text(f"{(folder / 'beach day.png').as_uri()} nosuch.png") == [
+        (folder / "beach day.png").as_uri(), "nosuch.png"]
 
 
 def test_a_list_files_paths_are_read_from_the_lists_folder(tmp_path, monkeypatch):

@@ -150,9 +150,10 @@ def parse_url_lines(text: str) -> List[str]:
 
 def parse_pasted_text(text: str) -> List[str]:
     """URLs and paths pasted into the toolbar, one a line or several on a line. A new entry
-    starts at a piece that has a scheme, starts with /, ~ or ., or names an existing file; any
-    other piece continues the entry before it, with its space (a file manager's
-    "file:///home/me/My Photos/a.png"). So bare names not on disk ("a.png b.png") stay one entry."""
+    starts at a piece that has a scheme, starts with /, ~ or ., or names an existing file, or
+    after an entry that is a whole existing file already; any other piece continues the entry
+    before it, with its space (a file manager's "file:///home/me/My Photos/a.png"). So bare
+    names not on disk ("a.png b.png") stay one entry."""
     from .url_policy import has_scheme
 
     urls: List[str] = []
@@ -160,12 +161,24 @@ def parse_pasted_text(text: str) -> List[str]:
         entries: List[str] = []
         for piece in line.split():
             if not entries or has_scheme(piece) or piece.startswith(("/", "~", ".")) \
-                    or os.path.exists(piece):
+                    or os.path.exists(piece) or _names_a_file(entries[-1]):
                 entries.append(piece)
             else:
                 entries[-1] += " " + piece
         urls.extend(entries)
     return urls
+
+
+def _names_a_file(entry: str) -> bool:
+    """Whether a pasted entry (a path, or a file: URL) is an existing file as it stands: a name
+    after it is another entry, not the rest of this one ("a.png nosuch.png" lost a.png)."""
+    from urllib.parse import unquote, urlsplit
+
+    from .url_policy import has_scheme
+
+    if entry[:5].lower() == "file:":
+        return os.path.isfile(unquote(urlsplit(entry).path))
+    return not has_scheme(entry) and os.path.isfile(os.path.expanduser(entry))
 
 
 def resolve_listed_path(entry: str, folder: str) -> str:
