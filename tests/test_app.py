@@ -42,6 +42,8 @@ def test_version(capsys):
     (["--thumbnail", "4x4"], "16 to 2048"),
     (["--max-connections", "0"], "must be 1 to 256"),
     (["--transport", "carrier-pigeon"], "invalid choice"),
+    # Accepted without a word, and nothing waited for it.
+    (["--timeout", "5", "http://127.0.0.1:9/a.png"], "--timeout is how long --screenshot waits"),
 ])
 def test_bad_options_exit_2(capsys, argv, message):
     code, _, err = run_main(capsys, *argv)

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--thumbnail", metavar="WxH", default=None, type=_thumbnail_size,
                         help="thumbnail box in logical pixels (default 240x140)")
     parser.add_argument("--max-connections", metavar="N", type=_connection_count,
-                        help="requests at once per host (default: the loader's)")
+                        help="requests at once per host (default 6)")
     parser.add_argument("--transport", choices=TRANSPORT_MODES,
                         help="network stack: qt (QNetworkAccessManager), curl (libcurl), "
                              "or auto (default)")
@@ -824,6 +824,8 @@ def main(argv: Optional[Sequence[str]] = None, stdin=None) -> int:
             raise UsageError("--screenshot and --pick cannot be used together")
         if args.screenshot:
             _check_screenshot_path(args.screenshot)
+        elif args.timeout is not None and not args.qml:  # beside --qml that check says more
+            raise UsageError("--timeout is how long --screenshot waits; give it with --screenshot")
         if args.qml:
             _refuse_options_beside_qml(args)
         theme_name, theme_path = resolve_theme(args.theme or "light")
