@@ -234,6 +234,9 @@ def test_a_pasted_url_or_path_with_a_space_stays_whole(tmp_path):
     assert parse_pasted_text(f"{beach} nosuch.png") == [beach, "nosuch.png"]
     assert parse_pasted_text(f"{(folder / 'beach day.png').as_uri()} nosuch.png") == [
         (folder / "beach day.png").as_uri(), "nosuch.png"]
+    # Unless the two together begin another name: a file "beach" beside "beach day.png".
+    (folder / "beach").write_bytes(b"not read here")
+    assert parse_pasted_text(f"{folder / 'beach'} day.png") == [beach]
 
 
 def test_a_list_files_paths_are_read_from_the_lists_folder(tmp_path, monkeypatch):

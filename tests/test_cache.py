@@ -618,18 +618,23 @@ def test_a_no_store_image_is_shown_but_never_written_to_disk(qtbot, image_server
                                                               transport):
     private = image_server.add("/private.png", solid_image_bytes("#ff0000"),
                                headers={"Cache-Control": "private, no-store"})
+    # Too long to keep (over 1,024 characters), its no-store was lost with it.
+    long_rules = "no-store, " + ", ".join(f"x-ext{n}=1" for n in range(150))
+    private_at_length = image_server.add("/private-long.png", solid_image_bytes("#ff0000"),
+                                         headers={"Cache-Control": long_rules})
     public = image_server.add("/public.png", solid_image_bytes("#00ff00"),
                               headers={"Cache-Control": "public, max-age=60"})
     gallery = make_model(transport=transport)
     with qtbot.waitSignal(gallery.finished, timeout=10000):
-        gallery.urls = [private, public]
+        gallery.urls = [private, private_at_length, public]
     assert close_to(center_color(gallery.thumbnail(0)), "#ff0000")
     loader = gallery.loader
     # Held writes go out together once the loader is idle: with the public one on disk, any
-    # write of the private one would have gone before it.
+    # write of the private ones would have gone before it.
     qtbot.waitUntil(lambda: is_green(loader.disk.load(loader.key_for(public))), timeout=10000)
     qtbot.waitUntil(lambda: loader.pending_worker_jobs() == 0, timeout=10000)
     assert loader.disk.load(loader.key_for(private)) is None
+    assert loader.disk.load(loader.key_for(private_at_length)) is None
 
 
 def test_a_thumbnail_on_disk_is_dropped_when_its_server_now_says_no_store(qtbot, image_server,

@@ -351,6 +351,11 @@ def test_an_evicted_thumbnail_comes_back_by_its_own_models_url_rules(qtbot, tmp_
         assert response.errorString() == ""
         assert close_to(center_color(response.textureFactory().image()), "#ff0000")
         assert paths_allowed.status_of(0) == Status.Ready
+        # The memory provider's way back (its promise gone), judged by the same rules.
+        loader.thumbnails.clear()
+        with qtbot.waitSignal(loader.thumbnailReady, timeout=5000):
+            relay._on_restore(paths_allowed._source_id, path)
+        assert paths_allowed.status_of(0) == Status.Ready
     finally:
         loader.close()
 

@@ -151,9 +151,11 @@ def parse_url_lines(text: str) -> List[str]:
 def parse_pasted_text(text: str) -> List[str]:
     """URLs and paths pasted into the toolbar, one a line or several on a line. A new entry
     starts at a piece that has a scheme, starts with /, ~ or ., or names an existing file, or
-    after an entry that is a whole existing file already; any other piece continues the entry
-    before it, with its space (a file manager's "file:///home/me/My Photos/a.png"). So bare
-    names not on disk ("a.png b.png") stay one entry."""
+    after an entry that is a whole existing file already (unless the two together begin the
+    name of another: "holiday 2.png" beside a file "holiday"); any other piece continues the
+    entry before it, with its space (a file manager's "file:///home/me/My Photos/a.png"). So
+    bare names not on disk ("a.png b.png") stay one entry. Thread: not the GUI thread (it asks
+    the disk)."""
     from .url_policy import has_scheme
 
     urls: List[str] = []
@@ -161,7 +163,8 @@ def parse_pasted_text(text: str) -> List[str]:
         entries: List[str] = []
         for piece in line.split():
             if not entries or has_scheme(piece) or piece.startswith(("/", "~", ".")) \
-                    or os.path.exists(piece) or _names_a_file(entries[-1]):
+                    or os.path.exists(piece) or (_names_a_file(entries[-1])
+                                                 and not _begins_a_name(f"{entries[-1]} {piece}")):
                 entries.append(piece)
             else:
                 entries[-1] += " " + piece
@@ -179,6 +182,19 @@ def _names_a_file(entry: str) -> bool:
     if entry[:5].lower() == "file:":
         return os.path.isfile(unquote(urlsplit(entry).path))
     return not has_scheme(entry) and os.path.isfile(os.path.expanduser(entry))
+
+
+def _begins_a_name(entry: str) -> bool:
+    """Whether a pasted entry (a path, or a file: URL) is the start of a name in its folder."""
+    from urllib.parse import unquote, urlsplit
+
+    path = unquote(urlsplit(entry).path) if entry[:5].lower() == "file:" \
+        else os.path.expanduser(entry)
+    folder, start = os.path.split(path)
+    try:
+        return any(name.startswith(start) for name in os.listdir(folder or "."))
+    except OSError:
+        return False
 
 
 def resolve_listed_path(entry: str, folder: str) -> str:

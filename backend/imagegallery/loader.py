@@ -80,6 +80,9 @@ DECODE_BACKLOG_BYTES = 32 * 1024 * 1024
 # 2.5 GB from eleven hostile hosts.
 DOWNLOADING_BYTES_BUDGET = 256 * 1024 * 1024
 DOWNLOADING_BYTES_CEILING = 2 * DOWNLOADING_BYTES_BUDGET
+# How many times one job is ended that way and queued again, uncounted as an attempt (it did
+# nothing wrong), before it fails: against hosts whose bodies push past the ceiling every time.
+MAX_CROWDED_OUT = 10
 # A thumbnail write takes about a millisecond; two seconds covers hundreds still queued at quit.
 DISK_FLUSH_ON_QUIT_S = 2.0
 # Thumbnails wait for the disk until the loader has nothing in progress. They are the memory
@@ -213,6 +216,8 @@ class _Job:
     via_curl: bool = False
     # Times sent again after an answer that never came (ErrorKind.NOT_ANSWERED).
     sent_again: int = 0
+    # Times ended to keep the bodies being received under the ceiling (ErrorKind.CROWDED).
+    crowded_out: int = 0
     # The URL's generation (ImageLoader._refetches) when this job began: a decode or disk read
     # of an earlier generation never refills the caches.
     generation: int = 0
@@ -1084,17 +1089,19 @@ class ImageLoader(QObject):
         self._arrived(job, max(0, received - job.received))  # a redirect's next hop counts anew
         self._downloading_bytes += received - job.received
         job.received = received
-        while self._downloading_bytes > DOWNLOADING_BYTES_CEILING and self._by_request:
-            self._end_largest_download()
+        # One transfer alone is bounded by max_response_bytes; it is never ended for this.
+        while self._downloading_bytes > DOWNLOADING_BYTES_CEILING and len(self._by_request) > 1:
+            self._crowd_out_a_download()
         if job.revalidating is None and self._by_request.get(request_id) is job:
             self.loadProgress.emit(job.url, received, total)
 
-    def _end_largest_download(self) -> None:
-        """Past the ceiling: the transfer furthest along ends, to be tried again (with the
-        retry policy's backoff) once the others have made room."""
-        largest = max(self._by_request.values(), key=lambda job: job.received)
-        self._abort_transfer(largest)
-        self._on_transfer_error(largest, TransferError(
+    def _crowd_out_a_download(self) -> None:
+        """Past the ceiling: one transfer ends and waits in the queue until the others have
+        made room (no new transfer starts above the budget). The least urgent goes first, the
+        screen's last, and of those the one holding most."""
+        victim = max(self._by_request.values(), key=lambda job: (job.priority, job.received))
+        self._abort_transfer(victim)
+        self._on_transfer_error(victim, TransferError(
             ErrorKind.CROWDED, f"over {format_bytes(DOWNLOADING_BYTES_CEILING)} downloading at once"))
 
     def _arrived(self, job: _Job, count: int) -> None:
@@ -1152,6 +1159,10 @@ class ImageLoader(QObject):
             # Sent again at once and not counted as an attempt: the URL did not fail. Bounded,
             # against a server that goes away before every answer.
             job.sent_again += 1
+            self._fetch_again(job)
+            return
+        if error.kind is ErrorKind.CROWDED and job.crowded_out < MAX_CROWDED_OUT:
+            job.crowded_out += 1  # queued again, not an attempt; it starts once there is room
             self._fetch_again(job)
             return
         if error.kind in (ErrorKind.REDIRECT_NEEDS_TLS, ErrorKind.UNSUPPORTED_BY_TRANSPORT):

@@ -489,8 +489,9 @@ class ImageGalleryModel(QAbstractListModel):
 
     @pyqtSlot(int)
     def retry(self, row: int) -> None:
-        """Load row `row` again from the network, whatever its state (a row whose URL is
-        refused, see the `retryable` role, stays as it is)."""
+        """Load row `row` again from the network, whatever its state. A row whose URL is
+        refused (see the `retryable` role) stays as it is, and one whose reload is on its way
+        is left to it."""
         if 0 <= row < len(self._rows):
             self._reload([self._rows[row].url])
 

@@ -257,6 +257,12 @@ def kept_header(value: str) -> str:
     return value if len(value) <= MAX_KEPT_HEADER_CHARS else ""
 
 
+def kept_cache_control(value: str) -> str:
+    """Cache-Control as kept_header keeps it, except that one too long to keep forbids storing:
+    dropped whole, a no-store inside it was lost and the thumbnail went to disk."""
+    return value if len(value) <= MAX_KEPT_HEADER_CHARS else "no-store"
+
+
 # -- error records both transports build the same way ------------------------------------------
 
 def http_status_error(status: int, reason: str = "", retry_after: str = "") -> TransferError:

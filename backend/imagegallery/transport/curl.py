@@ -38,7 +38,8 @@ from PyQt5.QtCore import QObject, QUrl, pyqtSignal
 from ..units import format_bytes, quote_server_words
 from .base import (INSECURE_REDIRECT_MESSAGE, INVALID_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE,
                    ErrorKind, TransferError, TransferRequest, TransferResult, Transport, TransportOptions,
-                   TurnBudget, http_status_error, kept_header, too_large_error)
+                   TurnBudget, http_status_error, kept_cache_control, kept_header,
+                   too_large_error)
 from .proxy import environment_proxies, proxy_for_url
 
 # A fast download delivers a chunk every few microseconds, and each progress event costs the GUI
@@ -201,7 +202,7 @@ class _Transfer:
             content_encoding=kept_header(headers.get("content-encoding", "")),
             etag=kept_header(headers.get("etag", "")),
             last_modified=kept_header(headers.get("last-modified", "")),
-            cache_control=kept_header(headers.get("cache-control", "")),
+            cache_control=kept_cache_control(headers.get("cache-control", "")),
             http2_used=http_version == pycurl.CURL_HTTP_VERSION_2_0,
             final_url=self.url if self.url != request.url else "",
             not_modified=self.status == 304)

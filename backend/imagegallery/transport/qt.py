@@ -18,7 +18,8 @@ from PyQt5.QtNetwork import (QNetworkAccessManager, QNetworkReply,
 from ..units import quote_server_words
 from .base import (INSECURE_REDIRECT_MESSAGE, INVALID_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE, ErrorKind,
                    TransferError, TransferRequest, TransferResult, Transport, TransportOptions,
-                   TurnBudget, Urgency, http_status_error, kept_header, too_large_error)
+                   TurnBudget, Urgency, http_status_error, kept_cache_control, kept_header,
+                   too_large_error)
 from .proxy import EnvironmentProxyFactory, proxy_factory_for_qt, proxy_for_url
 
 # One QNAM opens at most six HTTP/1.1 connections per host (a constant inside Qt). A user who
@@ -331,7 +332,8 @@ class QtTransport(Transport):
             # links that moved to https are common; where it has, https is libcurl's in `auto`
             # (select.py). The loader hands the URL to libcurl, which follows the redirect.
             self._fail(transfer, TransferError(
-                ErrorKind.REDIRECT_NEEDS_TLS, f"redirected to {target.toString()}"))
+                ErrorKind.REDIRECT_NEEDS_TLS,
+                f"redirected to {quote_server_words(target.toString())}"))
         elif transfer.hop_url.scheme().lower() == "https" and target_scheme == "http":
             # What Qt's NoLessSafeRedirectPolicy refuses, in its words.
             self._fail(transfer, TransferError(ErrorKind.REDIRECT, INSECURE_REDIRECT_MESSAGE))
@@ -439,7 +441,7 @@ class QtTransport(Transport):
                 content_encoding=kept_header(_header(reply, b"Content-Encoding")),
                 etag=kept_header(_header(reply, b"ETag")),
                 last_modified=kept_header(_header(reply, b"Last-Modified")),
-                cache_control=kept_header(_header(reply, b"Cache-Control")),
+                cache_control=kept_cache_control(_header(reply, b"Cache-Control")),
                 http2_used=bool(reply.attribute(QNetworkRequest.Http2WasUsedAttribute)),
                 final_url=_final_url(reply, request.url),
                 not_modified=status == 304)
