@@ -491,6 +491,21 @@ def test_keys_move_and_activate(qtbot, scene_factory, image_server):
         assert scene.selected() == [urls[0]]
 
 
+def test_a_move_with_no_current_tile_starts_on_screen_not_at_the_top(qtbot, scene_factory,
+                                                                      image_server):
+    urls = serve(image_server, COLORS * 10)  # 60 rows: 15 lines, three screens
+    scene = scene_factory(urls=urls)
+    scene.settle()
+    gallery = scene.gallery
+    qtbot.waitUntil(lambda: gallery.property("activeFocus"), timeout=3000)
+    QMetaObject.invokeMethod(gallery, "positionViewAtEnd")
+    scrolled_to = gallery.property("contentY")
+    gallery.setProperty("currentIndex", -1)
+    QTest.keyClick(scene.window, Qt.Key_Down)
+    assert gallery.property("currentIndex") >= 4 * gallery.property("columns")
+    assert gallery.property("contentY") >= scrolled_to - gallery.property("cellHeight")
+
+
 def test_multi_selection_toggles_and_none_selects_nothing(qtbot, scene_factory, image_server):
     urls = serve(image_server)
     scene = scene_factory(urls=urls)
@@ -757,14 +772,20 @@ def test_a_picture_smaller_than_its_box_is_shown_at_its_own_size(qtbot, scene_fa
             image_server.add("/large.png", solid_image_bytes("#0000ff", 600, 400))]
     scene = scene_factory(urls=urls)
     scene.settle()
-    sizes = [(round(item.width()), round(item.height()))
-             for item in (scene.tile(row).findChild(QObject, "thumbnail") for row in (0, 1))]
-    assert sizes == [(30, 20), (120, 80)]
+    def sizes():
+        return [(round(item.width()), round(item.height()))
+                for item in (scene.tile(row).findChild(QObject, "thumbnail") for row in (0, 1))]
+
+    assert sizes() == [(30, 20), (120, 80)]
     picture = scene.grab()
     center = scene.tile_center(0)
     assert close_to(QColor(picture.pixel(center)), "#ff0000")
     for dx, dy in ((25, 0), (-25, 0), (0, 16), (0, -16)):  # inside the box, outside the picture
         assert not close_to(QColor(picture.pixel(center + QPoint(dx, dy))), "#ff0000"), (dx, dy)
+    # A new size: the small picture comes back as it was, 30x20, and Image then says no
+    # sourceSizeChanged. Sized while it loaded (0x0), it stayed empty.
+    scene.model().thumbnailSize = QSize(150, 100)
+    qtbot.waitUntil(lambda: sizes() == [(30, 20), (150, 100)], timeout=5000)
 
 
 def test_the_example_app_compiles(qtbot, tmp_path):
@@ -829,6 +850,20 @@ def test_hover_highlights_the_tile_and_shows_the_url_as_tooltip(qtbot, scene_fac
     assert close_to(QColor(face.property("color")), "#eef2fb")  # Theme.tileHover (light)
 
     qtbot.waitUntil(lambda: shown_tooltip_text(scene) == urls[1], timeout=5000)
+
+
+def test_a_tooltip_shows_a_very_long_url_cut_in_the_middle_and_the_reason_whole(
+        qtbot, scene_factory, image_server):
+    # A 9,000-character URL filled the window with 88 lines, and the reason below it was cut.
+    long_url = image_server.url("/" + "a" * 9000 + ".png")  # a 404
+    scene = scene_factory(urls=[long_url])
+    scene.settle()
+    QTest.mouseMove(scene.window, scene.tile_center(0))
+    qtbot.waitUntil(lambda: shown_tooltip_text(scene) is not None, timeout=5000)
+    shown_url, reason = shown_tooltip_text(scene).split("\n")
+    assert len(shown_url) < 300 and "\u2026" in shown_url
+    assert long_url.startswith(shown_url.split("\u2026")[0]) and long_url.endswith("a.png")
+    assert reason == "HTTP 404 Not Found"
 
 
 def test_a_servers_reason_phrase_reaches_the_tile_as_plain_words(qtbot, scene_factory,
@@ -1063,13 +1098,26 @@ Window {{
     property string first: ""
     ListModel {{ id: listModel }}
     Component.onCompleted: {{ for (var i = 0; i < 3; ++i) listModel.append({{"url": first}}) }}
-    ImageGallery {{ objectName: "gallery"; anchors.fill: parent; model: {plain_model} }}
+    function showAnotherPlainList() {{
+        gallery.model = gallery.model === listModel ? Array(12).fill(first) : listModel
+    }}
+    ImageGallery {{ id: gallery; objectName: "gallery"; anchors.fill: parent; model: {plain_model} }}
 }}
 """, first=url)
-    qtbot.waitUntil(lambda: scene.gallery.property("count") == 3, timeout=3000)
-    said = [record.message for record in qtlog.records if "ImageGallery" in record.message]
-    assert len(said) == 1 and "a plain list of URLs goes in `urls`" in said[0], said
+
+    def said():
+        return [record.message for record in qtlog.records if "ImageGallery" in record.message]
+
+    qtbot.waitUntil(lambda: scene.gallery.property("count") == 3 and len(said()) > 0, timeout=3000)
+    scene.grab()  # a frame later: any warning still due has been said
+    assert len(said()) == 1 and "a plain list of URLs goes in `urls`" in said()[0], said()
     assert not scene.warnings  # no TypeError from a tile
+    # Another model: one warning more. A new model's first cells are made before the view hears
+    # of the change: a ListModel after an array said nothing (the flag was still the array's).
+    QMetaObject.invokeMethod(scene.window, "showAnotherPlainList")
+    qtbot.waitUntil(lambda: len(said()) > 1, timeout=3000)
+    scene.grab()
+    assert len(said()) == 2, said()
 
 
 def test_a_small_tiles_error_face_and_retry_button_stay_inside_the_tile(qtbot, scene_factory,

@@ -1,6 +1,5 @@
 import QtQuick 2.15
 import QtQuick.Controls 2.15
-import QtQuick.Window 2.15
 
 // One tile: a button showing one row of an ImageGalleryModel. It only reflects the row's roles
 // (placeholder and progress while loading, the thumbnail when ready, the reason when it failed);
@@ -137,11 +136,17 @@ Item {
                     anchors.centerIn: parent
                     // Never larger than the picture: a small original stays at its own size,
                     // centred, as the decoder keeps it (it never upscales), instead of being
-                    // blown up into a blur. A thumbnail is made for the screen's pixel ratio,
-                    // so its logical size is its pixels over that ratio. (Not implicitWidth:
-                    // with a fill mode, Image adjusts that to the size it is given, a loop.)
-                    width: Math.min(parent.width, sourceSize.width / Screen.devicePixelRatio)
-                    height: Math.min(parent.height, sourceSize.height / Screen.devicePixelRatio)
+                    // blown up into a blur. Its size in pixels is taken as logical pixels, so it
+                    // covers as much of any screen as at a ratio of 1 (a thumbnail made for a
+                    // 2x screen has twice the box's pixels, and fills the box). Not
+                    // implicitWidth: with a fill mode, Image adjusts that to the size it is
+                    // given, a loop. `status` is read too: Image says no sourceSizeChanged when
+                    // a new picture has the last one's size, and sourceSize reads 0x0 while it
+                    // loads (a new thumbnailSize left tiles empty for good).
+                    width: status === Image.Ready ? Math.min(parent.width, sourceSize.width)
+                                                  : parent.width
+                    height: status === Image.Ready ? Math.min(parent.height, sourceSize.height)
+                                                   : parent.height
                     // The source changes whenever the thumbnail does; an empty source (not Ready) clears it.
                     source: root.status === Image.Ready ? root.source : ""
                     // A thumbnail in memory is shown at once, in this turn: its provider only looks
@@ -252,7 +257,10 @@ Item {
                 objectName: "tileToolTip"
                 visible: tipAnchor.placed
                 delay: 600
-                text: root.status === Image.Error ? root.url + "\n" + root.errorString : root.url
+                // A URL can be a megabyte long: its middle goes, so the reason still shows.
+                readonly property string shownUrl: root.url.length <= 300 ? root.url
+                    : root.url.slice(0, 200) + "\u2026" + root.url.slice(-80)
+                text: root.status === Image.Error ? shownUrl + "\n" + root.errorString : shownUrl
                 font.family: Theme.fontFamily
                 font.pixelSize: Theme.smallFontPixelSize
                 contentItem: Text {

@@ -109,7 +109,7 @@ GridView {
             if (root._modelHasTileRoles(cell.model))
                 root._queueTile(tileLoader)
             else
-                root._warnNoTileRoles()
+                Qt.callLater(root._warnNoTileRoles)  // after onModelChanged, once a turn
         }
         Component.onDestruction: {
             // Cancels a tile still being made: left to the cell's destruction, Qt reported
@@ -240,9 +240,10 @@ GridView {
         var target = -1
         var moves = [Qt.Key_Left, Qt.Key_Right, Qt.Key_Up, Qt.Key_Down, Qt.Key_PageUp, Qt.Key_PageDown]
         if (currentIndex < 0 && moves.indexOf(event.key) >= 0) {
-            // No tile is current (a host set currentIndex to -1): any move starts at the first.
+            // No tile is current (a host set currentIndex to -1): any move starts at the first
+            // one on screen, not at the top of the list.
             event.accepted = true
-            _moveTo(0)
+            _moveTo(Math.max(0, indexAt(contentX + 1, contentY + 1)))
             return
         }
         switch (event.key) {
@@ -436,8 +437,10 @@ GridView {
     }
 
     // Whether _warnNoTileRoles spoke of this model, once is enough. A flag, not the model
-    // compared: a JavaScript array given as `model` reads as a new array each time.
-    property bool _warnedAboutModel: false  // cleared when `model` changes
+    // compared: a JavaScript array given as `model` reads as a new array each time. Cleared
+    // when `model` changes; the cells, which a new model makes before that signal, call the
+    // warning later in the turn.
+    property bool _warnedAboutModel: false
 
     function _warnNoTileRoles() {
         if (_warnedAboutModel)

@@ -197,11 +197,16 @@ ApplicationWindow {
                     if (key !== "file")
                         Theme.name = key
                 }
-                // The keys go back to the gallery once a theme is picked (or the list is
-                // closed): left here, the arrow keys went on changing the theme.
+                // The keys go back to the gallery once a theme is picked with the mouse (or
+                // the list is closed): left here, the arrow keys went on changing the theme.
+                // One who came by Tab stays, in their place in the Tab order.
                 Connections {
                     target: themeBox.popup
-                    function onClosed() { gallery.forceActiveFocus() }
+                    function onClosed() {
+                        if (themeBox.focusReason !== Qt.TabFocusReason
+                                && themeBox.focusReason !== Qt.BacktabFocusReason)
+                            gallery.forceActiveFocus()
+                    }
                 }
             }
             Button {
