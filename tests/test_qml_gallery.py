@@ -827,6 +827,13 @@ def test_an_apps_own_main_qml_is_not_shadowed_by_the_module(qtbot, tmp_path):
         imagegallery.delete_engine(engine)
 
 
+def hover(scene, index):
+    """The pointer onto row `index`'s tile, from off it: Qt sends no move to where the last
+    test's pointer already was, and the tile then never hears it is hovered."""
+    QTest.mouseMove(scene.window, QPoint(1, 1))
+    QTest.mouseMove(scene.window, scene.tile_center(index))
+
+
 def shown_tooltip_text(scene):
     """The text of the tooltip on screen, or None. A popup's item sits in the window's overlay;
     its QObject parent is the ToolTip."""
@@ -858,7 +865,7 @@ def test_a_tooltip_shows_a_very_long_url_cut_in_the_middle_and_the_reason_whole(
     long_url = image_server.url("/" + "a" * 9000 + ".png")  # a 404
     scene = scene_factory(urls=[long_url])
     scene.settle()
-    QTest.mouseMove(scene.window, scene.tile_center(0))
+    hover(scene, 0)
     qtbot.waitUntil(lambda: shown_tooltip_text(scene) is not None, timeout=5000)
     shown_url, reason = shown_tooltip_text(scene).split("\n")
     assert len(shown_url) < 300 and "\u2026" in shown_url
@@ -887,7 +894,7 @@ def test_a_servers_reason_phrase_reaches_the_tile_as_plain_words(qtbot, scene_fa
     assert "\x1b" not in reason and len(reason) <= len("HTTP 404 ") + 60  # cut, with an ellipsis
     assert tile.findChild(QObject, "errorText").property("textFormat") == 0  # Text.PlainText
 
-    QTest.mouseMove(scene.window, scene.tile_center(0))  # the tooltip quotes it too
+    hover(scene, 0)  # the tooltip quotes it too
     qtbot.waitUntil(lambda: shown_tooltip_text(scene) == f"{url}\n{reason}", timeout=5000)
     with pytest.raises(pytestqt.exceptions.TimeoutError):  # given the time a fetch would take
         qtbot.waitUntil(lambda: image_server.hits["/t"] > 0, timeout=1500)
