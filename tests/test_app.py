@@ -69,6 +69,11 @@ def test_unreadable_url_lists(capsys, tmp_path):
     # Read whole, /dev/zero (or a video picked by mistake) took memory until none was left.
     code, _, err = run_main(capsys, "--file", "/dev/zero")
     assert code == EXIT_USAGE and "URL list is over 64 MB" in err
+    # Small, but a row a line: 4 million one-letter lines took 1.5 GB.
+    lines = tmp_path / "lines.txt"
+    lines.write_text("a\n" * 100_001)
+    code, _, err = run_main(capsys, "--file", str(lines))
+    assert code == EXIT_USAGE and "URL list has over 100,000 entries (100,001)" in err
 
 
 def test_missing_local_image_path(capsys, tmp_path):

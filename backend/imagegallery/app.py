@@ -214,13 +214,20 @@ def resolve_listed_path(entry: str, folder: str) -> str:
 # A list file larger than this is refused: 100,000 URLs take about 10 MB, and /dev/zero, or a
 # video picked by mistake, was read whole until memory ran out.
 MAX_URL_LIST_BYTES = 64 * 1024 * 1024
+# And one of more entries: a list of one-letter lines made a row each, 4 million from 8 MB
+# (1.5 GB, and the window's Open list... froze for 4 s adding them).
+MAX_URL_LIST_ENTRIES = 100_000
 
 
 def read_url_list(path: str, stdin=None) -> List[str]:
     """The URLs of a list file ('-' for standard input), its paths made absolute against the
     list's folder (standard input's: the working folder). Raises UsageError with the reason."""
     folder = os.getcwd() if path == "-" else os.path.dirname(os.path.abspath(path))
-    return [resolve_listed_path(entry, folder) for entry in _read_url_lines(path, stdin)]
+    entries = _read_url_lines(path, stdin)
+    if len(entries) > MAX_URL_LIST_ENTRIES:
+        raise UsageError(f"URL list has over {MAX_URL_LIST_ENTRIES:,} entries ({len(entries):,}): "
+                         f"{'standard input' if path == '-' else path}")
+    return [resolve_listed_path(entry, folder) for entry in entries]
 
 
 def _at_most_list_size(data, source: str):

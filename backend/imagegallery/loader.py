@@ -74,10 +74,12 @@ _FROM_ENCODED_CACHE = 0
 # faster than two cores decode them; without this bound every body of a 60-image gallery of
 # 3 MB originals waited in memory at once (+190 MB). 32 MB keeps the decoders fed.
 DECODE_BACKLOG_BYTES = 32 * 1024 * 1024
-# Bodies still being received, held by the transports. No new transfer starts while they add up
-# to the budget; past the ceiling the transfer furthest along is ended and tried again later.
-# Each body is capped (max_response_bytes), but 64 transfers in flight of up to 50 MB each took
-# 2.5 GB from eleven hostile hosts.
+# Bodies in memory: still being received (held by the transports) and waiting for a decoder. No
+# new transfer starts while those being received add up to the budget, and past the ceiling
+# (both kinds counted: a finished body waits for a decoder in the same memory) a transfer is
+# ended and queued again. Each body is capped (max_response_bytes), but 64 transfers in flight
+# of up to 50 MB each took 2.5 GB from eleven hostile hosts. A host that allows larger bodies
+# gets a ceiling of two of them.
 DOWNLOADING_BYTES_BUDGET = 256 * 1024 * 1024
 DOWNLOADING_BYTES_CEILING = 2 * DOWNLOADING_BYTES_BUDGET
 # How many times one job is ended that way and queued again, uncounted as an attempt (it did
@@ -975,7 +977,8 @@ class ImageLoader(QObject):
         self._schedule_pending = False
         while (len(self._by_request) < self._limits.max_in_flight
                and self._decode_backlog_bytes < DECODE_BACKLOG_BYTES
-               and self._downloading_bytes < DOWNLOADING_BYTES_BUDGET):
+               and self._downloading_bytes < max(DOWNLOADING_BYTES_BUDGET,
+                                                 self._limits.max_response_bytes)):
             best_host, best_entry = None, None
             for host, queue in self._host_queues.items():
                 if self._host_in_flight.get(host, 0) >= self._host_cap(host):
@@ -1090,7 +1093,8 @@ class ImageLoader(QObject):
         self._downloading_bytes += received - job.received
         job.received = received
         # One transfer alone is bounded by max_response_bytes; it is never ended for this.
-        while self._downloading_bytes > DOWNLOADING_BYTES_CEILING and len(self._by_request) > 1:
+        while (self._downloading_bytes + self._decode_backlog_bytes > self._bodies_ceiling()
+               and len(self._by_request) > 1):
             self._crowd_out_a_download()
         if job.revalidating is None and self._by_request.get(request_id) is job:
             self.loadProgress.emit(job.url, received, total)
@@ -1102,7 +1106,11 @@ class ImageLoader(QObject):
         victim = max(self._by_request.values(), key=lambda job: (job.priority, job.received))
         self._abort_transfer(victim)
         self._on_transfer_error(victim, TransferError(
-            ErrorKind.CROWDED, f"over {format_bytes(DOWNLOADING_BYTES_CEILING)} downloading at once"))
+            ErrorKind.CROWDED, f"over {format_bytes(self._bodies_ceiling())} of images in memory "
+                               "at once"))
+
+    def _bodies_ceiling(self) -> int:
+        return max(DOWNLOADING_BYTES_CEILING, 2 * self._limits.max_response_bytes)
 
     def _arrived(self, job: _Job, count: int) -> None:
         now = time.monotonic()
