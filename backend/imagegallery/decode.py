@@ -275,12 +275,12 @@ def without_png_text_chunks(data: Body) -> Body:
     return b"".join(kept)
 
 
-def png_text_chunk_spans(data: Body) -> List[Tuple[int, int]]:
+def png_text_chunk_spans(data: Body, max_chunks: int = MAX_PNG_CHUNKS) -> List[Tuple[int, int]]:
     """(start, end) of each text chunk of the PNG `data`, whole (length, name, data, CRC).
 
     The chunks are walked in order by their lengths, as libpng reads them: a search by name
     was fooled by a fake chunk inside a real text whose length ran over the real ones. Raises
-    DecodeRefused past MAX_PNG_CHUNKS chunks or MAX_PNG_TEXT_CHUNKS texts.
+    DecodeRefused past `max_chunks` chunks or MAX_PNG_TEXT_CHUNKS texts.
     """
     spans = []
     position, chunks, size = 8, 0, len(data)  # after the signature
@@ -289,8 +289,8 @@ def png_text_chunk_spans(data: Body) -> List[Tuple[int, int]]:
         end = position + 12 + int.from_bytes(header[:4], "big")
         name = header[4:8]
         chunks += 1
-        if chunks > MAX_PNG_CHUNKS:
-            raise DecodeRefused(f"PNG of over {MAX_PNG_CHUNKS:,} chunks")
+        if chunks > max_chunks:
+            raise DecodeRefused(f"PNG of over {max_chunks:,} chunks")
         if name in _PNG_TEXT_CHUNKS:
             spans.append((position, min(end, size)))
             if len(spans) > MAX_PNG_TEXT_CHUNKS:
