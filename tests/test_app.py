@@ -242,6 +242,9 @@ def test_a_pasted_url_or_path_with_a_space_stays_whole(tmp_path):
     # Unless the two together begin another name: a file "beach" beside "beach day.png".
     (folder / "beach").write_bytes(b"not read here")
     assert parse_pasted_text(f"{folder / 'beach'} day.png") == [beach]
+    # The spaces inside a name are kept as pasted, two of them too.
+    (folder / "two  spaces.png").write_bytes(b"not read here")
+    assert parse_pasted_text(str(folder / "two  spaces.png")) == [str(folder / "two  spaces.png")]
 
 
 def test_a_list_files_paths_are_read_from_the_lists_folder(tmp_path, monkeypatch):

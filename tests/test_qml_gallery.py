@@ -1084,6 +1084,9 @@ def test_left_and_right_follow_the_screen_in_a_right_to_left_layout(qtbot, scene
     gallery.setProperty("currentIndex", 1)
     QTest.keyClick(scene.window, Qt.Key_Left)
     assert gallery.property("currentIndex") == 2  # the tile to its left on screen
+    gallery.setProperty("currentIndex", -1)  # a move from no current tile starts at the line's
+    QTest.keyClick(scene.window, Qt.Key_Down)  # start, which is on the right here
+    assert gallery.property("currentIndex") == 0
 
 
 @pytest.mark.qt_log_ignore("ImageGallery: `model` must be an ImageGalleryModel")

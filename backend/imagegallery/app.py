@@ -153,22 +153,26 @@ def parse_pasted_text(text: str) -> List[str]:
     starts at a piece that has a scheme, starts with /, ~ or ., or names an existing file, or
     after an entry that is a whole existing file already (unless the two together begin the
     name of another: "holiday 2.png" beside a file "holiday"); any other piece continues the
-    entry before it, with its space (a file manager's "file:///home/me/My Photos/a.png"). So
-    bare names not on disk ("a.png b.png") stay one entry. Thread: not the GUI thread (it asks
-    the disk)."""
+    entry before it, with the spaces between them as pasted (a file manager's
+    "file:///home/me/My Photos/a.png"). So bare names not on disk ("a.png b.png") stay one entry.
+    Thread: not the GUI thread (it asks the disk)."""
+    import re
+
     from .url_policy import has_scheme
 
     urls: List[str] = []
     for line in parse_url_lines(text):
-        entries: List[str] = []
-        for piece in line.split():
-            if not entries or has_scheme(piece) or piece.startswith(("/", "~", ".")) \
-                    or os.path.exists(piece) or (_names_a_file(entries[-1])
-                                                 and not _begins_a_name(f"{entries[-1]} {piece}")):
-                entries.append(piece)
+        spans: List[List[int]] = []  # [start, end] of each entry in the line
+        for match in re.finditer(r"\S+", line):
+            piece = match.group()
+            if not spans or has_scheme(piece) or piece.startswith(("/", "~", ".")) \
+                    or os.path.exists(piece) or (
+                        _names_a_file(line[spans[-1][0]:spans[-1][1]])
+                        and not _begins_a_name(line[spans[-1][0]:match.end()])):
+                spans.append([match.start(), match.end()])
             else:
-                entries[-1] += " " + piece
-        urls.extend(entries)
+                spans[-1][1] = match.end()
+        urls.extend(line[start:end] for start, end in spans)
     return urls
 
 

@@ -212,8 +212,9 @@ _PNG_START = b"\x89PNG\r\n\x1a\n"
 # The most bytes an entry's file may have: raw pixels of the largest thumbnail plus slack, far
 # more than JPEG or PNG need. A larger file at an entry's name is not ours; it is not read.
 _ENTRY_SLACK_BYTES = 1024 * 1024
-# Chunks in a PNG this cache writes: a few, and the image data in pieces of 8 KB (10,000 is 80 MB).
-# libpng reads every chunk: a planted file of 98,000 empty ones took 70 ms.
+# Chunks in a PNG this cache writes: a few, and the image data in pieces of 8 KB, so at least
+# this many are allowed, and more in a larger file. libpng reads every chunk: a planted file of
+# 98,000 empty ones took 70 ms.
 _MAX_ENTRY_PNG_CHUNKS = 10_000
 # The longest text chunk this cache writes, whole: a validator (at most
 # transport.base.MAX_KEPT_HEADER_CHARS) with its key and the chunk's own bytes.
@@ -341,7 +342,8 @@ class DiskThumbnailCache:
         stores, each short. libpng inflates every compressed text as Qt reads the header, with
         the GIL held: a planted file of 140 zTXt chunks of 8 MB each froze the GUI for 3 s."""
         try:
-            spans = png_text_chunk_spans(png, _MAX_ENTRY_PNG_CHUNKS)
+            # Qt writes the image data in 8 KB chunks: a large entry has more of them.
+            spans = png_text_chunk_spans(png, max(_MAX_ENTRY_PNG_CHUNKS, len(png) // 8192 + 64))
         except DecodeRefused:
             return False
         return len(spans) <= len(self._TEXTS) and all(

@@ -1094,20 +1094,24 @@ class ImageLoader(QObject):
         job.received = received
         # One transfer alone is bounded by max_response_bytes; it is never ended for this.
         while (self._downloading_bytes + self._decode_backlog_bytes > self._bodies_ceiling()
-               and len(self._by_request) > 1):
-            self._crowd_out_a_download()
+               and len(self._by_request) > 1 and self._crowd_out_a_download()):
+            pass
         if job.revalidating is None and self._by_request.get(request_id) is job:
             self.loadProgress.emit(job.url, received, total)
 
-    def _crowd_out_a_download(self) -> None:
+    def _crowd_out_a_download(self) -> bool:
         """Past the ceiling: one transfer ends and waits in the queue until the others have
-        made room (no new transfer starts above the budget). The least urgent goes first, the
-        screen's last, and of those the one holding most."""
-        victim = max(self._by_request.values(), key=lambda job: (job.priority, job.received))
+        made room (no new transfer starts above the budget). The least urgent of those holding
+        anything goes first, the screen's last. False if none holds a byte."""
+        holding = [job for job in self._by_request.values() if job.received > 0]
+        if not holding:
+            return False
+        victim = max(holding, key=lambda job: (job.priority, job.received))
         self._abort_transfer(victim)
         self._on_transfer_error(victim, TransferError(
             ErrorKind.CROWDED, f"over {format_bytes(self._bodies_ceiling())} of images in memory "
                                "at once"))
+        return True
 
     def _bodies_ceiling(self) -> int:
         return max(DOWNLOADING_BYTES_CEILING, 2 * self._limits.max_response_bytes)

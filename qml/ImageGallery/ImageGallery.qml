@@ -243,7 +243,9 @@ GridView {
             // No tile is current (a host set currentIndex to -1): any move starts at the first
             // one on screen, not at the top of the list.
             event.accepted = true
-            _moveTo(Math.max(0, indexAt(contentX + 1, contentY + 1)))
+            var lineStart = effectiveLayoutDirection === Qt.RightToLeft ? contentX + width - 1
+                                                                       : contentX + 1
+            _moveTo(Math.max(0, indexAt(lineStart, contentY + 1)))
             return
         }
         switch (event.key) {
