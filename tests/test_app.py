@@ -673,6 +673,26 @@ def test_the_toolbar_leaves_the_arrow_keys_with_the_gallery(qtbot, image_server)
         assert switcher.property("currentText") == "Dark"
         QTest.keyClick(window, Qt.Key_Right)
         assert (gallery.property("currentIndex"), switcher.property("currentText")) == (2, "Dark")
+
+        # From the keyboard the keys stay, in their place in the Tab order.
+        for _ in range(8):
+            if switcher.property("activeFocus"):
+                break
+            QTest.keyClick(window, Qt.Key_Tab)
+        assert switcher.property("activeFocus")
+        QTest.keyClick(window, Qt.Key_Space)
+        qtbot.waitUntil(list_shown, timeout=3000)
+        QTest.keyClick(window, Qt.Key_Down)
+        QTest.keyClick(window, Qt.Key_Return)
+        qtbot.waitUntil(lambda: not list_shown(), timeout=3000)
+        assert switcher.property("currentText") == "High contrast"
+        assert switcher.property("activeFocus")
+        # ... but a list then opened with the mouse gives them back (how the box got its focus
+        # did not tell: it stayed the Tab's).
+        click("themeSwitcher")
+        qtbot.waitUntil(list_shown, timeout=3000)
+        QTest.keyClick(window, Qt.Key_Escape)
+        qtbot.waitUntil(lambda: gallery.property("activeFocus"), timeout=3000)
     finally:
         session.close()
 

@@ -197,15 +197,21 @@ ApplicationWindow {
                     if (key !== "file")
                         Theme.name = key
                 }
-                // The keys go back to the gallery once a theme is picked with the mouse (or
-                // the list is closed): left here, the arrow keys went on changing the theme.
-                // One who came by Tab stays, in their place in the Tab order.
+                // The keys go back to the gallery once a list opened with the mouse closes:
+                // left here, the arrow keys went on changing the theme. One opened from the
+                // keyboard leaves them here, in their place in the Tab order. (How the box got
+                // its focus does not tell: a Tab user may use the mouse next.)
+                property bool openedByMouse: false
+                TapHandler {
+                    acceptedDevices: PointerDevice.Mouse | PointerDevice.TouchScreen
+                    onPressedChanged: if (pressed) themeBox.openedByMouse = true
+                }
                 Connections {
                     target: themeBox.popup
                     function onClosed() {
-                        if (themeBox.focusReason !== Qt.TabFocusReason
-                                && themeBox.focusReason !== Qt.BacktabFocusReason)
+                        if (themeBox.openedByMouse)
                             gallery.forceActiveFocus()
+                        themeBox.openedByMouse = false
                     }
                 }
             }
