@@ -74,6 +74,9 @@ def test_unreadable_url_lists(capsys, tmp_path):
     lines.write_text("a\n" * 100_001)
     code, _, err = run_main(capsys, "--file", str(lines))
     assert code == EXIT_USAGE and "URL list has over 100,000 entries (100,001)" in err
+    lines.write_text("a\n" * 60_000)  # under the cap, but not twice
+    code, _, err = run_main(capsys, "--file", str(lines), "--file", str(lines))
+    assert code == EXIT_USAGE and "the URL lists hold over 100,000 entries in all" in err
 
 
 def test_missing_local_image_path(capsys, tmp_path):
@@ -544,8 +547,11 @@ def test_revalidate_asks_the_server_about_each_disk_cached_thumbnail(qtbot, imag
     assert asked == [None, '"v1"']
 
 
-def test_a_list_the_window_cannot_read_says_why_in_the_window(qtbot, image_server, tmp_path):
+def test_a_list_the_window_cannot_read_says_why_in_the_window(qtbot, image_server, tmp_path,
+                                                              monkeypatch):
     from PyQt5.QtCore import QCoreApplication
+
+    from imagegallery import app
 
     from imagegallery.app import _Session, build_parser, tiles_settled
 
@@ -564,6 +570,13 @@ def test_a_list_the_window_cannot_read_says_why_in_the_window(qtbot, image_serve
         assert window.property("listError") == ""
         window.addUrlsRequested.emit(image_server.add("/2.png", solid_image_bytes("#0000ff")))
         qtbot.waitUntil(lambda: session.model.loadedCount == 3, timeout=10000)
+        # Lists added one by one are held to the entry cap too, in all.
+        monkeypatch.setattr(app, "MAX_URL_LIST_ENTRIES", 4)
+        window.openListRequested.emit(listing.as_uri())
+        window.openListRequested.emit(listing.as_uri())
+        qtbot.waitUntil(lambda: "would hold over 4 entries" in window.property("listError"),
+                        timeout=5000)
+        assert session.model.count == 4
         # Every tile's face made before the engine goes: deleting it mid-incubation warns.
         qtbot.waitUntil(lambda: tiles_settled(window), timeout=10000)
     finally:

@@ -308,6 +308,8 @@ def collect_urls(args, stdin=None) -> List[str]:
             raise UsageError(f"{source} holds no URLs "
                              "(one a line; blank lines and # comments are skipped)")
         urls.extend(listed)
+        if len(urls) > MAX_URL_LIST_ENTRIES:  # several lists, each under the cap
+            raise UsageError(f"the URL lists hold over {MAX_URL_LIST_ENTRIES:,} entries in all")
     return urls
 
 
@@ -706,6 +708,10 @@ class _Session:
         _off_the_gui_thread(lambda: read_url_list(path), self._on_list_read)
 
     def _on_list_read(self, outcome) -> None:
+        if not isinstance(outcome, Exception) \
+                and self.model.count + len(outcome) > MAX_URL_LIST_ENTRIES:
+            outcome = UsageError(f"the gallery would hold over {MAX_URL_LIST_ENTRIES:,} entries "
+                                 "with this list; not added")
         if isinstance(outcome, Exception):
             _log.warning("%s", outcome)
             self.window.setProperty("listError", str(outcome))  # in the window, not only the log
