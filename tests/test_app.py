@@ -76,7 +76,7 @@ def test_unreadable_url_lists(capsys, tmp_path):
     assert code == EXIT_USAGE and "URL list has over 100,000 entries (100,001)" in err
     lines.write_text("a\n" * 60_000)  # under the cap, but not twice
     code, _, err = run_main(capsys, "--file", str(lines), "--file", str(lines))
-    assert code == EXIT_USAGE and "the URL lists hold over 100,000 entries in all" in err
+    assert code == EXIT_USAGE and "the URLs given hold over 100,000 entries in all (120,000)" in err
 
 
 def test_missing_local_image_path(capsys, tmp_path):
@@ -577,6 +577,9 @@ def test_a_list_the_window_cannot_read_says_why_in_the_window(qtbot, image_serve
         qtbot.waitUntil(lambda: "would hold over 4 entries" in window.property("listError"),
                         timeout=5000)
         assert session.model.count == 4
+        window.addUrlsRequested.emit(image_server.url("/3.png"))  # pasted: the same cap
+        qtbot.waitUntil(lambda: "with these 1" in window.property("listError"), timeout=5000)
+        assert session.model.count == 4
         # Every tile's face made before the engine goes: deleting it mid-incubation warns.
         qtbot.waitUntil(lambda: tiles_settled(window), timeout=10000)
     finally:
@@ -642,7 +645,7 @@ def test_the_pickers_choose_button_can_be_read_and_shows_when_it_can_be_used(qtb
 def test_the_toolbar_leaves_the_arrow_keys_with_the_gallery(qtbot, image_server):
     # A click on Reload took the focus from the gallery, and after a theme was picked with the
     # mouse the arrow keys went on changing the theme.
-    from PyQt5.QtCore import QCoreApplication, QObject, QPointF, Qt
+    from PyQt5.QtCore import QCoreApplication, QObject, QPoint, QPointF, Qt
     from PyQt5.QtTest import QTest
 
     from imagegallery.app import _Session, build_parser, tiles_settled
@@ -706,6 +709,19 @@ def test_the_toolbar_leaves_the_arrow_keys_with_the_gallery(qtbot, image_server)
         qtbot.waitUntil(list_shown, timeout=3000)
         QTest.keyClick(window, Qt.Key_Escape)
         qtbot.waitUntil(lambda: gallery.property("activeFocus"), timeout=3000)
+        # A press on the box released off it opens nothing; a list then opened from the
+        # keyboard keeps the keys (the press had marked the next list as the mouse's).
+        box = switcher.mapToScene(QPointF(switcher.width() / 2, switcher.height() / 2)).toPoint()
+        QTest.mousePress(window, Qt.LeftButton, Qt.NoModifier, box)
+        QTest.mouseRelease(window, Qt.LeftButton, Qt.NoModifier, box + QPoint(0, 300))
+        assert not list_shown()
+        switcher.forceActiveFocus()
+        QTest.keyClick(window, Qt.Key_Space)
+        qtbot.waitUntil(list_shown, timeout=3000)
+        QTest.keyClick(window, Qt.Key_Down)
+        QTest.keyClick(window, Qt.Key_Return)
+        qtbot.waitUntil(lambda: not list_shown(), timeout=3000)
+        assert switcher.property("activeFocus")
     finally:
         session.close()
 

@@ -308,8 +308,9 @@ def collect_urls(args, stdin=None) -> List[str]:
             raise UsageError(f"{source} holds no URLs "
                              "(one a line; blank lines and # comments are skipped)")
         urls.extend(listed)
-        if len(urls) > MAX_URL_LIST_ENTRIES:  # several lists, each under the cap
-            raise UsageError(f"the URL lists hold over {MAX_URL_LIST_ENTRIES:,} entries in all")
+        if len(urls) > MAX_URL_LIST_ENTRIES:  # several lists, each under the cap, or URLs beside
+            raise UsageError(f"the URLs given hold over {MAX_URL_LIST_ENTRIES:,} entries in all "
+                             f"({len(urls):,})")
     return urls
 
 
@@ -708,10 +709,6 @@ class _Session:
         _off_the_gui_thread(lambda: read_url_list(path), self._on_list_read)
 
     def _on_list_read(self, outcome) -> None:
-        if not isinstance(outcome, Exception) \
-                and self.model.count + len(outcome) > MAX_URL_LIST_ENTRIES:
-            outcome = UsageError(f"the gallery would hold over {MAX_URL_LIST_ENTRIES:,} entries "
-                                 "with this list; not added")
         if isinstance(outcome, Exception):
             _log.warning("%s", outcome)
             self.window.setProperty("listError", str(outcome))  # in the window, not only the log
@@ -722,6 +719,11 @@ class _Session:
     def _append_urls(self, outcome) -> None:
         if isinstance(outcome, Exception):
             _log.warning("cannot read the pasted text: %s", outcome)
+        elif self.model.count + len(outcome) > MAX_URL_LIST_ENTRIES:
+            refused = (f"not added: the gallery would hold over {MAX_URL_LIST_ENTRIES:,} entries "
+                       f"with these {len(outcome):,}")
+            _log.warning("%s", refused)
+            self.window.setProperty("listError", refused)  # in the window, not only the log
         elif outcome:
             self.model.append(outcome)
 

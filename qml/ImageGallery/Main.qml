@@ -206,6 +206,14 @@ ApplicationWindow {
                     acceptedDevices: PointerDevice.Mouse | PointerDevice.TouchScreen
                     onPressedChanged: if (pressed) themeBox.openedByMouse = true
                 }
+                // A key while the list is shut: a press that opened nothing (released off the
+                // box) must not make the next list, opened from the keyboard, give the keys
+                // away. Not accepted, so the box still gets the key.
+                Keys.onPressed: function(event) {
+                    if (!popup.visible)
+                        openedByMouse = false
+                    event.accepted = false
+                }
                 Connections {
                     target: themeBox.popup
                     function onClosed() {
