@@ -176,24 +176,29 @@ def parse_pasted_text(text: str) -> List[str]:
     return urls
 
 
-def _names_a_file(entry: str) -> bool:
-    """Whether a pasted entry (a path, or a file: URL) is an existing file as it stands: a name
-    after it is another entry, not the rest of this one ("a.png nosuch.png" lost a.png)."""
+def _pasted_path(entry: str) -> Optional[str]:
+    """The local path a pasted entry names (a path, or a file: URL), or None for another URL."""
     from urllib.parse import unquote, urlsplit
 
     from .url_policy import has_scheme
 
     if entry[:5].lower() == "file:":
-        return os.path.isfile(unquote(urlsplit(entry).path))
-    return not has_scheme(entry) and os.path.isfile(os.path.expanduser(entry))
+        return unquote(urlsplit(entry).path)
+    return None if has_scheme(entry) else os.path.expanduser(entry)
+
+
+def _names_a_file(entry: str) -> bool:
+    """Whether a pasted entry is an existing file as it stands: a name after it is another
+    entry, not the rest of this one ("a.png nosuch.png" lost a.png)."""
+    path = _pasted_path(entry)
+    return path is not None and os.path.isfile(path)
 
 
 def _begins_a_name(entry: str) -> bool:
-    """Whether a pasted entry (a path, or a file: URL) is the start of a name in its folder."""
-    from urllib.parse import unquote, urlsplit
-
-    path = unquote(urlsplit(entry).path) if entry[:5].lower() == "file:" \
-        else os.path.expanduser(entry)
+    """Whether a pasted entry is the start of a name in its folder."""
+    path = _pasted_path(entry)
+    if path is None:
+        return False
     folder, start = os.path.split(path)
     try:
         return any(name.startswith(start) for name in os.listdir(folder or "."))
