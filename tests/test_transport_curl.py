@@ -3,12 +3,13 @@ import gzip
 import threading
 import time
 
+import pycurl
 import pytest
 from PyQt5.QtCore import QCoreApplication, QElapsedTimer, Qt
 
 from imagegallery.transport.base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE,
                                          ErrorKind, TransferRequest, TransportOptions)
-from imagegallery.transport.curl import PROGRESS_MIN_INTERVAL_S, CurlTransport
+from imagegallery.transport.curl import PROGRESS_MIN_INTERVAL_S, CurlTransport, curl_error
 from tls_servers import AsgiImageServer
 
 CAP = 50 * 1024 * 1024
@@ -317,6 +318,30 @@ def test_unreadable_ca_file_is_an_error_not_a_silent_fallback(qtbot, https_serve
     result = run(qtbot, transport, recorder, 1, https_server.add("/a.png", b"a"))
     assert result.error.kind is ErrorKind.TLS
     assert result.error.message.startswith("certificate verify failed: cannot read CA file")
+
+
+def test_a_long_ca_file_error_is_cut_to_a_line_for_the_tile(qtbot, https_server, tmp_path,
+                                                             make_transport):
+    ca_file = tmp_path / ("ca-" + "x" * 200 + "\nsecond line.pem")
+    transport, recorder = make_transport(ca_file=str(ca_file))
+    result = run(qtbot, transport, recorder, 1, https_server.add("/a.png", b"a"))
+    assert result.error.kind is ErrorKind.TLS
+    assert result.error.message.startswith("certificate verify failed: cannot read CA file (")
+    assert "\n" not in result.error.message
+    assert len(result.error.message) <= len("certificate verify failed: cannot read CA file ()") + 120
+    assert result.error.message.endswith("\u2026)")
+    assert https_server.total_hits() == 0
+
+
+@pytest.mark.parametrize("code", [pycurl.E_SSL_CONNECT_ERROR, pycurl.E_PEER_FAILED_VERIFICATION,
+                                  pycurl.E_RECV_ERROR, 9999])
+def test_libcurls_own_error_text_is_cut_to_a_line_for_the_tile(code):
+    # libcurl's text (up to 256 bytes) can carry a certificate's subject or a proxy's answer,
+    # line breaks included; no local server makes libcurl say that much, so the text is given.
+    said = "SSL certificate problem: CONNECT " + "subject " * 30 + "\r\nX-Injected: yes"
+    message = curl_error(code, said, via_proxy=True).message
+    assert "\n" not in message and "\r" not in message
+    assert len(message) <= len("certificate verify failed: ") + 120
 
 
 def test_https_uses_http2_by_alpn_over_one_connection(qtbot, https_server, test_ca, make_transport):

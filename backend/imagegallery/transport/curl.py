@@ -466,7 +466,8 @@ class _Worker:
         except (pycurl.error, UnicodeError, ValueError) as refused:
             # An option libcurl rejects must cost this tile, not the thread every transfer runs on.
             self._finish(transfer, transfer.failure(TransferError(
-                ErrorKind.PROTOCOL, f"invalid URL ({refused})")))
+                ErrorKind.PROTOCOL,
+                f"invalid URL ({quote_server_words(str(refused), MAX_LIBCURL_TEXT_CHARS)})")))
 
     def _handle_for(self, transfer: _Transfer) -> pycurl.Curl:
         request, url = transfer.request, transfer.url
@@ -520,7 +521,8 @@ class _Worker:
                 self.trust = ca_options(self.options.ca_file)
             except OSError as exc:
                 self.trust_error = TransferError(
-                    ErrorKind.TLS, f"certificate verify failed: cannot read CA file ({exc})")
+                    ErrorKind.TLS, "certificate verify failed: cannot read CA file "
+                    f"({quote_server_words(str(exc), MAX_LIBCURL_TEXT_CHARS)})")
                 raise _Abandoned(self.trust_error) from exc
         return self.trust
 
@@ -629,7 +631,15 @@ def _content_length(text: str) -> int:
     return int(text)
 
 
+# libcurl's own error text (up to 256 bytes) can carry a server's words (a certificate's
+# subject, a proxy's CONNECT answer) or a long path with line breaks in it. Longer than a
+# server's quoted words, since libcurl's own part ("SSL certificate problem: ...") takes room,
+# but still a line or two on a tile.
+MAX_LIBCURL_TEXT_CHARS = 120
+
+
 def curl_error(code: int, message: str, via_proxy: bool) -> TransferError:
+    message = quote_server_words(message, MAX_LIBCURL_TEXT_CHARS)
     if code == pycurl.E_PEER_FAILED_VERIFICATION:
         match = _CERTIFICATE_PROBLEM.match(message)
         detail = match.group("detail") if match else message
