@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -371,38 +372,66 @@ def test_a_screenshot_window_closed_before_the_picture_exits_4(image_server, tmp
 
 PICK_DRIVER = textwrap.dedent("""
     # Test driver: runs the real app in this process and types on its window like a person.
+    # argv[1] is key groups, "A,B|C": the first is typed once all but `held` rows have settled;
+    # then the release URL is fetched (the test's server holds `held` answers until then), and
+    # each later group is typed once every row has settled.
     import sys
+    import urllib.request
     from PyQt5.QtCore import Qt, QTimer
     from PyQt5.QtGui import QGuiApplication
     from PyQt5.QtTest import QTest
     from imagegallery import app
 
     qt_app = QGuiApplication(sys.argv[:1])  # main() uses the application that exists
-    keys = sys.argv[1].split(",")
+    groups = [group.split(",") if group else [] for group in sys.argv[1].split("|")]
+    release_url, still_held = sys.argv[2], [int(sys.argv[3])]
 
     def drive():
         windows = [w for w in QGuiApplication.topLevelWindows()
                    if w.objectName() == "mainWindow" and w.isExposed()]
         model = windows[0].property("galleryModel") if windows else None
-        if model is None or model.count == 0 or model.pendingCount or not windows[0].isActive():
+        if (model is None or model.count == 0 or model.pendingCount > still_held[0]
+                or not windows[0].isActive()):
             if windows:
                 windows[0].requestActivate()
             QTimer.singleShot(20, drive)
             return
-        for key in keys:
+        for key in groups.pop(0):
             QTest.keyClick(windows[0], getattr(Qt, "Key_" + key))
+        if release_url and still_held[0]:
+            urllib.request.urlopen(release_url, timeout=10).read()
+            still_held[0] = 0
+        if groups:
+            QTimer.singleShot(0, drive)
 
     QTimer.singleShot(0, drive)
-    sys.exit(app.main(sys.argv[2:]))
+    sys.exit(app.main(sys.argv[4:]))
 """)
 
 
-def run_pick(tmp_path, keys, urls):
+def run_pick(tmp_path, keys, urls, release_url="", held=0):
     driver = tmp_path / "drive_pick.py"
     driver.write_text(PICK_DRIVER)
-    return subprocess.run([sys.executable, str(driver), keys, "--pick", *urls],
+    return subprocess.run([sys.executable, str(driver), keys, release_url, str(held), "--pick", *urls],
                           env=subprocess_env(), capture_output=True, text=True,
                           timeout=SUBPROCESS_TIMEOUT)
+
+
+def held_answers(image_server):
+    """A release URL, and a way to add answers the server holds until it is fetched."""
+    released = threading.Event()
+
+    def release(handler):
+        released.set()
+        handler._send(200, b"", "text/plain")
+
+    def add_held(path, status, body, content_type):
+        def answer(handler):
+            released.wait(SUBPROCESS_TIMEOUT)
+            handler._send(status, body, content_type)
+        return image_server.add_handler(path, answer)
+
+    return image_server.add_handler("/release", release), add_held
 
 
 def test_pick_prints_the_chosen_url(image_server, tmp_path):
@@ -428,6 +457,27 @@ def test_pick_leaves_out_what_failed_to_load(image_server, tmp_path):
     assert result.stdout.splitlines() == good
     # Enter on a failed tile alone picks nothing, and the picker stays open.
     result = run_pick(tmp_path, "Right,Right,Return,Escape", urls)
+    assert (result.returncode, result.stdout) == (EXIT_CANCELLED, ""), result.stderr
+
+
+def test_a_pick_waits_for_chosen_images_still_loading_and_returns_those_that_loaded(
+        image_server, tmp_path):
+    # A pick printed a URL still loading, which then failed: a script got an image that never was.
+    release_url, add_held = held_answers(image_server)
+    shown = image_server.add("/shown.png", solid_image_bytes(COLORS[0]))
+    late = add_held("/late.png", 200, solid_image_bytes(COLORS[1]), "image/png")
+    late_missing = add_held("/late-missing.png", 404, b"not found", "text/plain")
+    urls = [shown, late, late_missing]
+    result = run_pick(tmp_path, "Space,Right,Space,Right,Space,Return|", urls, release_url, held=2)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [shown, late]
+
+
+def test_enter_on_a_tile_still_loading_that_then_fails_picks_nothing(image_server, tmp_path):
+    release_url, add_held = held_answers(image_server)
+    urls = [image_server.add("/shown.png", solid_image_bytes(COLORS[0])),
+            add_held("/late-missing.png", 404, b"not found", "text/plain")]
+    result = run_pick(tmp_path, "Right,Return|Escape", urls, release_url, held=1)
     assert (result.returncode, result.stdout) == (EXIT_CANCELLED, ""), result.stderr
 
 

@@ -59,6 +59,27 @@ def test_errors_carry_a_reason(qtbot, model, image_server):
     assert model.failedCount == 4 and model.loadedCount + model.failedCount == model.count
 
 
+def test_a_urls_state_reads_as_loaded_pending_or_failed(qtbot, model, image_server):
+    released = threading.Event()
+
+    def held(handler):
+        released.wait(10)
+        handler._send(200, solid_image_bytes("#00ff00"), "image/png")
+
+    shown = serve_colors(image_server, ["#ff0000"])[0]
+    late = image_server.add_handler("/late.png", held)
+    missing = image_server.url("/missing.png")
+    model.urls = [shown, late, missing, late]
+    qtbot.waitUntil(lambda: model.loadedCount == 1 and model.failedCount == 1, timeout=10000)
+    states = {url: (model.loaded(url), model.pending(url), model.failed(url))
+              for url in (shown, late, missing, image_server.url("/never-listed.png"))}
+    assert list(states.values()) == [(True, False, False), (False, True, False),
+                                     (False, False, True), (False, False, False)]
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        released.set()
+    assert (model.loaded(late), model.pending(late), model.failed(late)) == (True, False, False)
+
+
 def test_changed_list_keeps_unchanged_rows_without_new_requests(qtbot, model, image_server):
     urls = serve_colors(image_server)
     with qtbot.waitSignal(model.finished, timeout=10000):

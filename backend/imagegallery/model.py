@@ -537,6 +537,20 @@ class ImageGalleryModel(QAbstractListModel):
         rows = self._rows_by_url.get(url)
         return bool(rows) and all(row.status == self.Status.Error for row in rows)
 
+    @pyqtSlot(str, result=bool)
+    def loaded(self, url: str) -> bool:
+        """Whether some row of `url` is Ready: its thumbnail can be shown."""
+        return any(row.status == self.Status.Ready for row in self._rows_by_url.get(url, ()))
+
+    @pyqtSlot(str, result=bool)
+    def pending(self, url: str) -> bool:
+        """Whether `url` is listed, no row of it is Ready and some row is not settled yet (Null
+        or Loading), as `pendingCount` counts them: it may yet load or fail. A picker waits for
+        such URLs before it returns."""
+        pending = (self.Status.Null, self.Status.Loading)
+        return not self.loaded(url) and any(row.status in pending
+                                            for row in self._rows_by_url.get(url, ()))
+
     # -- loading ---------------------------------------------------------------------------
     def _priority_for(self, number: int):
         return self._screens.priority(number, self._prefetch_rows)

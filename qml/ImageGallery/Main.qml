@@ -82,8 +82,35 @@ ApplicationWindow {
     function pickSelection(fallbackUrl) {
         var urls = gallery.selectedUrls.length > 0 ? choosableUrls
                  : fallbackUrl && !imageModel.failed(fallbackUrl) ? [fallbackUrl] : []
-        if (urls.length > 0)
-            picked(urls)
+        _pickOnceSettled(urls)
+    }
+
+    // A pick made while some of its images are still loading, kept until they have loaded or
+    // failed: a script then gets only URLs that loaded, never one that fails a moment later.
+    // A new selection drops it; so does Esc, with the picker.
+    property var awaitedPick: []
+
+    function _pickOnceSettled(urls) {
+        if (urls.some(function(url) { return imageModel.pending(url) })) {
+            awaitedPick = urls
+            return
+        }
+        awaitedPick = []
+        var loaded = urls.filter(function(url) { return imageModel.loaded(url) })
+        if (loaded.length > 0)
+            picked(loaded)
+    }
+
+    Connections {
+        target: imageModel
+        enabled: root.awaitedPick.length > 0
+        function onCountsChanged() { root._pickOnceSettled(root.awaitedPick) }
+        function onUrlsChanged() { root._pickOnceSettled(root.awaitedPick) }
+    }
+
+    Connections {
+        target: gallery
+        function onSelectedUrlsChanged() { root.awaitedPick = [] }
     }
 
     Shortcut {
@@ -293,8 +320,10 @@ ApplicationWindow {
             Text {
                 id: statusText
                 objectName: "statusText"
-                text: qsTr("%1 of %2 loaded, %3 failed").arg(imageModel.loadedCount)
-                      .arg(imageModel.count).arg(imageModel.failedCount)
+                text: root.awaitedPick.length > 0
+                      ? qsTr("Choosing once the chosen images have loaded (Esc cancels)")
+                      : qsTr("%1 of %2 loaded, %3 failed").arg(imageModel.loadedCount)
+                        .arg(imageModel.count).arg(imageModel.failedCount)
                 color: Theme.text
                 font.family: Theme.fontFamily
                 font.pixelSize: Theme.fontPixelSize
