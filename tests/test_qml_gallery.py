@@ -1155,6 +1155,24 @@ def test_a_small_tiles_error_face_and_retry_button_stay_inside_the_tile(qtbot, s
                          retry.mapToScene(QPointF(retry.width() / 2, retry.height() / 2)).toPoint())
 
 
+@pytest.mark.parametrize("box", [32, 64])
+def test_a_small_failed_tile_shows_that_it_failed_with_or_without_retry(qtbot, scene_factory,
+                                                                         image_server, box):
+    # Below 72 px a failed tile shows no title or reason; a refused URL's, with no Retry either,
+    # was left blank, as if it were still loading.
+    urls = ["http://[::1", image_server.url("/missing.png")] + serve(image_server, COLORS[:1])
+    scene = scene_factory(GALLERY_QML.replace("Qt.size(120, 80)", f"Qt.size({box}, {box})"),
+                          urls=urls)
+    scene.settle()
+    shot = scene.grab()
+    for row in (0, 1, 2):
+        tile = scene.tile(row)
+        corner = tile.mapToScene(QPointF(0, 0)).toPoint()
+        marked = sum(close_to(QColor(shot.pixel(corner.x() + x, corner.y() + y)), "#c62828", 40)
+                     for x in range(int(tile.width())) for y in range(int(tile.height())))
+        assert (marked > 10) is (row < 2), (row, marked)
+
+
 @pytest.mark.qt_log_ignore("ImageGallery: selectionMode is")
 def test_a_selection_mode_that_is_not_one_of_the_three_is_named_in_a_warning(
         qtbot, qtlog, scene_factory, image_server):

@@ -165,7 +165,8 @@ Item {
                 Loader {
                     id: errorFace
                     // Too small a box for the title, the reason and the button (small
-                    // thumbnails): the button alone, as a glyph; the tooltip gives the reason.
+                    // thumbnails): the button alone, as a glyph, or where a retry cannot help a
+                    // mark of the same size; the tooltip gives the reason.
                     readonly property bool compact: box.height < 72 || box.width < 96
                     anchors.centerIn: parent
                     width: compact ? parent.width : parent.width - 2 * Theme.spacing
@@ -199,6 +200,27 @@ Item {
                             color: Theme.text
                             font.family: Theme.fontFamily
                             font.pixelSize: Theme.smallFontPixelSize
+                        }
+                        Rectangle {
+                            // A refused URL's small tile was left blank, as if still loading.
+                            objectName: "errorMark"
+                            visible: errorFace.compact && !root.retryable
+                            anchors.horizontalCenter: parent.horizontalCenter
+                            width: retryButton.height
+                            height: retryButton.height
+                            radius: height / 2
+                            color: Theme.errorSurface
+                            border.width: Theme.borderWidth
+                            border.color: Theme.error
+
+                            Text {
+                                anchors.centerIn: parent
+                                text: "!"
+                                color: Theme.error
+                                font.family: Theme.fontFamily
+                                font.pixelSize: Theme.smallFontPixelSize
+                                font.bold: true
+                            }
                         }
                         Rectangle {
                             id: retryButton
