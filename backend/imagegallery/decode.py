@@ -57,8 +57,10 @@ _FORMATS_BY_MEDIA_TYPE = {"image/x-tga": b"tga", "image/x-targa": b"tga", "image
 # SVG can reference local files and Qt resources (QtSvg follows <image> links), and a hostile
 # one can hang the parser: images from the network are never rendered as SVG.
 _REFUSED_FORMATS = {b"svg", b"svgz"}
+_HARDENED_FORMATS = {b"jpeg", b"png", b"gif", b"webp", b"bmp"}  # sniff_in_process_format's
 SVG_REFUSED = "SVG is not shown (it can reference other files)"
 ARITHMETIC_JPEG_REFUSED = "arithmetic-coded JPEG is not shown (no browser decodes it either)"
+LOSSLESS_JPEG_REFUSED = "lossless JPEG is not shown (no browser decodes it either)"
 # Segments before the first scan: a dozen in practice. The walk holds the GIL, so it is bounded.
 MAX_JPEG_SEGMENTS = 512
 # Encoders write 3-60 scans: a photo of any size may have this many (LoadLimits.max_jpeg_scans).
@@ -219,6 +221,23 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
             # Its scans cost a pass over every block for next to no bytes (303 scans of a
             # 10000x10000 frame in 6.5 KB held a decoder for 10 s), and no browser decodes it.
             raise DecodeRefused(ARITHMETIC_JPEG_REFUSED)
+        if header.lossless:
+            # No DCT, so no decode at a reduced scale: asked for one, libjpeg-turbo wrote the
+            # whole image into simplejpeg's buffer for the thumbnail, and a 34 KB file crashed
+            # the process.
+            raise DecodeRefused(LOSSLESS_JPEG_REFUSED)
+        if header.precision not in (0, 8):
+            raise DecodeRefused(f"{header.precision}-bit JPEG is not shown (no browser decodes "
+                                "it either)")
+        if not header.progressive and 0 < header.first_scan_components < header.components \
+                and sequential_scans(data, header, header.components) > header.components:
+            # A sequential frame codes each component once. Where its first scan codes them all,
+            # libjpeg stops at a second scan with an error; where it codes fewer, libjpeg takes
+            # a component coded again, and each such scan, 10 bytes of it, costs a pass over
+            # every block: 5,000 of them held both decoders for over a minute. (Counted only
+            # then: the count is a search of the whole body, 1 ms a megabyte.)
+            raise DecodeRefused(f"JPEG with more scans than its {header.components} "
+                                "components (each is a pass over the whole image)")
         most = jpeg_scans_allowed(header.stored, limits)
         scans = jpeg_scans.ProgressiveScans(data, most) if header.progressive else None
         # Every scan is a pass over the whole image, for libjpeg-turbo and Qt alike, and
@@ -227,13 +246,16 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
         if _most_scans(data, header, scans, most) > most:
             raise DecodeRefused(f"progressive JPEG with over {most} scans "
                                 "(each is a pass over the whole image)")
-        if image_format == b"jpeg":
+        if image_format == b"jpeg" and jpeg_decode_peak_bytes(header) <= IN_PROCESS_DECODE_BYTES:
+            # (A larger one goes to Qt's reader below, which hands it to the sandbox.)
             thumbnail = _decode_jpeg_with_turbo(data, header, scans, spec, limits)
             if thumbnail is not None:
                 return thumbnail
     hint = _format_hint(url, content_type)
     if image_format == b"png":
         data = without_png_text_chunks(data)
+    elif image_format == b"gif":
+        data = first_gif_frame(data)
     if image_format:
         try:
             return _decode_with_qt(data, spec, limits.max_pixels, limits.max_side, image_format,
@@ -273,6 +295,61 @@ def without_png_text_chunks(data: Body) -> Body:
         position = end
     kept.append(_bytes_at(data, position, len(data) - position))
     return b"".join(kept)
+
+
+# Blocks (extensions) a GIF may have before its first image: an encoder writes a few (loop
+# count, comment, the first frame's timing). Bounded because the walk is Python.
+MAX_GIF_BLOCKS_BEFORE_IMAGE = 1000
+
+
+def first_gif_frame(data: Body) -> Body:
+    """A GIF cut after its first image, with a trailer, or `data` as it is when nothing follows
+    that image or the walk cannot find its end (Qt then gives the tile its answer).
+
+    A thumbnail needs the first frame, but Qt's plugin scans every frame when asked the size,
+    inside QImageReader.size(), and PyQt keeps the GIL through that call: a 49 MB file of four
+    million 1x1 frames froze the GUI thread for 120-300 ms."""
+    header = _bytes_at(data, 0, 13)
+    if len(header) < 13:
+        return data
+    position = 13 + (3 << ((header[10] & 0x07) + 1) if header[10] & 0x80 else 0)
+    for _ in range(MAX_GIF_BLOCKS_BEFORE_IMAGE):
+        introducer = _bytes_at(data, position, 1)
+        if introducer == b"\x21":  # an extension: its label, then its sub-blocks
+            position = _after_gif_sub_blocks(data, position + 2)
+        elif introducer == b"\x2c":  # the image descriptor
+            descriptor = _bytes_at(data, position, 10)
+            if len(descriptor) < 10:
+                return data
+            position += 10
+            if descriptor[9] & 0x80:  # a local colour table
+                position += 3 << ((descriptor[9] & 0x07) + 1)
+            end = _after_gif_sub_blocks(data, position + 1)  # after the LZW minimum code size
+            if end < 0 or end + 1 >= len(data):
+                return data
+            return _bytes_at(data, 0, end) + b"\x3b"
+        else:
+            return data
+        if position < 0:
+            return data
+    raise DecodeRefused(f"GIF with over {MAX_GIF_BLOCKS_BEFORE_IMAGE} blocks before its first image")
+
+
+def _after_gif_sub_blocks(data: Body, position: int) -> int:
+    """Where a chain of GIF sub-blocks (a length byte, then that many bytes) starting at
+    `position` ends, after its empty terminator; -1 if the data ends first. Read 64 KB at a time:
+    one frame can be megabytes of 255-byte blocks."""
+    window_start, window = position, b""
+    while True:
+        offset = position - window_start
+        if offset >= len(window):
+            window_start, window, offset = position, _bytes_at(data, position, 65536), 0
+            if not window:
+                return -1
+        length = window[offset]
+        if length == 0:
+            return position + 1
+        position += 1 + length
 
 
 def png_text_chunk_spans(data: Body, max_chunks: int = MAX_PNG_CHUNKS) -> List[Tuple[int, int]]:
@@ -413,10 +490,9 @@ def _decode_with_qt(data: Body, spec: ThumbnailSpec, max_pixels: int, max_side: 
             raise DecodeRefused(_not_an_image_reason(bytes(array.left(_SNIFF_BYTES)), content_type))
         if on_format is not None:
             on_format(detected.decode("ascii", "replace"))
-        if detected in _REFUSED_FORMATS or "svg" in content_type.lower():
+        if detected in _REFUSED_FORMATS or ("svg" in content_type.lower()
+                                            and detected not in _HARDENED_FORMATS):
             raise DecodeRefused(SVG_REFUSED)
-        if detected == b"bmp":
-            _check_bmp_length(bytes(array.left(_SNIFF_BYTES)), array.size())
         return _read(reader, detected, data, spec, max_pixels, max_side, in_process_bytes,
                      memory_bytes)
     except _TooLargeForThisProcess:
@@ -439,6 +515,14 @@ def _decode_with_qt(data: Body, spec: ThumbnailSpec, max_pixels: int, max_side: 
     raise DecodeRefused(failure)
 
 
+def _bmp_declared_size(header: bytes) -> QSize:
+    """The size a BMP's info header (40 bytes or more) declares; empty when it has none."""
+    if len(header) < 26 or struct.unpack_from("<I", header, 14)[0] < 40:
+        return QSize()
+    width, height = struct.unpack_from("<ii", header, 18)
+    return QSize(abs(width), abs(height))
+
+
 def _check_bmp_length(header: bytes, length: int) -> None:
     """Refuse an uncompressed BMP shorter than its header says: Qt shows it, half garbage."""
     if length < 34 or len(header) < 34:
@@ -458,9 +542,13 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
           max_pixels: int, max_side: int, in_process_bytes: Optional[int] = None,
           memory_bytes: Optional[int] = None) -> DecodedThumbnail:
     name = image_format.decode("ascii", "replace")
+    if image_format == b"webp":
+        _check_webp_canvas(data, max_pixels, max_side, in_process_bytes, memory_bytes)
     reader.setAutoTransform(True)  # EXIF orientation
-    stored = reader.size()  # from the header only; nothing is allocated yet
+    stored = reader.size()  # from the header only; nothing is allocated yet (but see above)
     if not stored.isValid() or stored.isEmpty():
+        if image_format == b"bmp":  # Qt refuses some bombs' sizes itself: named as what they are
+            _check_pixel_budget(_bmp_declared_size(_bytes_at(data, 0, 26)), max_pixels, max_side)
         raise DecodeRefused(f"not a readable {name} image (no size in header)")
     if image_format == b"gif":
         # Qt gives a GIF's first frame size but paints the frame on a canvas the size of the
@@ -468,6 +556,8 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
         # it allocate 576 MB. Judged, and scaled, by the canvas.
         stored = stored.expandedTo(_gif_screen_size(data))
     _check_pixel_budget(stored, max_pixels, max_side)
+    if image_format == b"bmp":  # after the budget: a bomb is "too large", not "truncated"
+        _check_bmp_length(_bytes_at(data, 0, _SNIFF_BYTES), len(data))
     peak_bytes = _decode_peak_bytes(reader, image_format, data, stored)
     if memory_bytes is not None and peak_bytes > memory_bytes:
         raise DecodeRefused(f"image too large to decode ({stored.width()}x{stored.height()} "
@@ -599,11 +689,13 @@ def _decode_peak_bytes(reader: QImageReader, image_format: bytes, data: Body, st
     it (measured per format with a reset VmHWM): the image as read, at least 32 bits a pixel (an
     indexed GIF is painted on a 32-bit canvas), plus the copy the scale converts it to first
     (premultiplied, or 32 bits) unless it is read in a format the scale takes as it is, plus an
-    animated WebP's canvas beside its frame. 0 for JPEG (decoded at its DCT scale) or an 8-bit,
-    non-interlaced RGB or RGBA PNG past SCALE_IN_READER_PIXELS, which Qt reads row by row
-    straight to the thumbnail's size."""
-    if image_format == b"jpeg" or (image_format == b"png" and _png_read_row_by_row(data)
-                                   and stored.width() * stored.height() > SCALE_IN_READER_PIXELS):
+    animated WebP's canvas beside its frame. For JPEG (decoded at its DCT scale) libjpeg's
+    coefficient buffer, if it keeps one; 0 for an 8-bit, non-interlaced RGB or RGBA PNG past
+    SCALE_IN_READER_PIXELS, which Qt reads row by row straight to the thumbnail's size."""
+    if image_format == b"jpeg":
+        return jpeg_decode_peak_bytes(read_jpeg_header(data))
+    if image_format == b"png" and _png_read_row_by_row(data) \
+            and stored.width() * stored.height() > SCALE_IN_READER_PIXELS:
         return 0
     read_as = reader.imageFormat()
     bits = max(32, QImage.toPixelFormat(read_as).bitsPerPixel())
@@ -613,6 +705,30 @@ def _decode_peak_bytes(reader: QImageReader, image_format: bytes, data: Body, st
     if flags and _bytes_at(data, 12, 4) == b"VP8X" and flags[0] & 0x02:
         bits += 32  # animated: the frame, and the canvas it is drawn on
     return stored.width() * stored.height() * bits // 8
+
+
+def _check_webp_canvas(data: Body, max_pixels: int, max_side: int,
+                       in_process_bytes: Optional[int], memory_bytes: Optional[int]) -> None:
+    """Judge an extended WebP by the canvas its VP8X chunk declares, before Qt's reader is asked
+    anything: for an animated file Qt's plugin allocates and paints that canvas as soon as it
+    is asked the size, with the GIL held. A 92-byte file declaring 65536x16384 took 4 GB and
+    froze the GUI thread for 4.7 s before the pixel budget could refuse it."""
+    header = _bytes_at(data, 12, 18)
+    if len(header) < 18 or header[:4] != b"VP8X":
+        return
+    canvas = QSize(int.from_bytes(header[12:15], "little") + 1,
+                   int.from_bytes(header[15:18], "little") + 1)
+    _check_pixel_budget(canvas, max_pixels, max_side)
+    animated = bool(header[8] & 0x02)
+    # The bound _decode_peak_bytes gives once the reader has the format: the frame read and
+    # converted, and an animation's canvas beside it.
+    peak_bytes = canvas.width() * canvas.height() * (12 if animated else 8)
+    if memory_bytes is not None and peak_bytes > memory_bytes:
+        raise DecodeRefused(f"image too large to decode ({canvas.width()}x{canvas.height()} "
+                            f"webp needs about {format_bytes(peak_bytes)}, the decoder may use "
+                            f"{format_bytes(memory_bytes)})")
+    if in_process_bytes is not None and peak_bytes > in_process_bytes:
+        raise _TooLargeForThisProcess()
 
 
 def _png_read_row_by_row(data: Body) -> bool:
@@ -662,6 +778,10 @@ class JpegHeader(NamedTuple):
     transformation: int  # the EXIF orientation as a Qt transformation, 0 when none
     progressive: bool  # a progressive frame: its scans are counted, and maybe cut
     arithmetic: bool  # arithmetic-coded (SOF9-11, SOF13-15): refused
+    lossless: bool  # lossless (SOF3, 7, 11, 15): refused
+    first_scan_at: int  # where the first start-of-scan marker is; -1 when the walk found none
+    first_scan_components: int  # how many of the frame's components the first scan codes
+    coefficient_bytes: int  # the frame's DCT coefficients, 2 bytes each, 64 a block
     # More than MAX_JPEG_SEGMENTS before the first scan: the walk stopped short of the frame.
     too_many_segments: bool
     # Comment segments of the "key: value" form Qt's writer makes of a QImage's texts (the disk
@@ -679,7 +799,8 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
     image.
     """
     stored, components, precision, transformation, progressive = None, 0, 0, 0, False
-    arithmetic = False
+    arithmetic = lossless = False
+    first_scan_at, first_scan_components, coefficient_bytes = -1, 0, 0
     comments: Dict[str, str] = {}
     exif_read = False
     too_many_segments = False
@@ -703,6 +824,8 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
             position = _last_fill_byte(data, position + 1)
             continue
         if marker == 0xDA:  # start of scan
+            first_scan_at = position
+            first_scan_components = header[4] if len(header) > 4 else 0
             break
         length = int.from_bytes(header[2:4], "big")
         if length < 2:
@@ -711,7 +834,10 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
             precision, components = header[4], header[9]
             progressive = marker in jpeg_scans.PROGRESSIVE_FRAME_MARKERS
             arithmetic = marker in jpeg_scans.ARITHMETIC_FRAME_MARKERS
+            lossless = marker in jpeg_scans.LOSSLESS_FRAME_MARKERS
             stored = QSize(int.from_bytes(header[7:9], "big"), int.from_bytes(header[5:7], "big"))
+            sampling = _bytes_at(data, position + 10, 3 * components)
+            coefficient_bytes = _coefficient_bytes(stored, sampling)
         elif marker == 0xE1 and not exif_read and header[4:10] == b"Exif\0\0":
             exif_read = True
             exif = _bytes_at(data, position + 4, length - 2)
@@ -726,7 +852,57 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
     else:  # the budget ran out before a scan, the data's end or a broken length
         too_many_segments = True
     return JpegHeader(stored, components, precision, transformation, progressive, arithmetic,
+                      lossless, first_scan_at, first_scan_components, coefficient_bytes,
                       too_many_segments, comments)
+
+
+def _coefficient_bytes(stored: QSize, sampling: bytes) -> int:
+    """What libjpeg allocates to keep every DCT coefficient of a frame (jdcoefct.c's whole-image
+    buffer), from each component's sampling factors: its blocks, padded to whole MCUs, 128
+    bytes each."""
+    factors = [(byte >> 4, byte & 0x0F) for byte in sampling[1::3]]
+    if not factors or min(min(pair) for pair in factors) < 1:
+        # Factors libjpeg refuses; every component at full size is the bound.
+        return _ceil_div(stored.width(), 8) * _ceil_div(stored.height(), 8) * 128 * max(1, len(factors))
+    most_across = max(across for across, _ in factors)
+    most_down = max(down for _, down in factors)
+    mcus_across = _ceil_div(stored.width(), 8 * most_across)
+    mcus_down = _ceil_div(stored.height(), 8 * most_down)
+    return sum(mcus_across * across * mcus_down * down for across, down in factors) * 128
+
+
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+def jpeg_decode_peak_bytes(header: JpegHeader) -> int:
+    """About the most memory libjpeg takes for this frame beyond a few rows: its whole-image
+    coefficient buffer, which it keeps when the frame has more than one scan (progressive, or a
+    first scan without every component), whatever the scale it decodes at. A 210-byte file of a
+    10000x10000 frame whose first scan held one component took 650 MB."""
+    several_scans = header.progressive or 0 < header.first_scan_components < header.components
+    return header.coefficient_bytes if several_scans else 0
+
+
+def sequential_scans(data: Body, header: JpegHeader, most: int) -> int:
+    """How many start-of-scan markers lie between the frame's first scan and its end of image,
+    counting no further than `most` + 1.
+
+    Entropy-coded data stuffs every 0xFF, so the first 0xFF 0xD9 after the first scan is this
+    frame's end; past it may come other images (a phone's multi-picture file), not counted."""
+    end = _index_of(data, b"\xff\xd9", header.first_scan_at)
+    count, position = 0, header.first_scan_at
+    while position >= 0 and (end < 0 or position < end) and count <= most:
+        count += 1
+        position = _index_of(data, b"\xff\xda", position + 2)
+    return count
+
+
+def _index_of(data: Body, needle: bytes, start: int) -> int:
+    """Where `needle` next occurs in `data` from `start`, or -1; no copy of the body."""
+    if isinstance(data, QByteArray):
+        return data.indexOf(needle, start)
+    return data.find(needle, start)
 
 
 def _last_fill_byte(data: Body, start: int) -> int:
@@ -742,10 +918,7 @@ def _last_fill_byte(data: Body, start: int) -> int:
 
 
 def _index_of_byte(data: Body, byte: int, start: int) -> int:
-    """Where `byte` next occurs in `data` from `start`, or -1; no copy of the body."""
-    if isinstance(data, QByteArray):
-        return data.indexOf(bytes((byte,)), start)
-    return data.find(bytes((byte,)), start)
+    return _index_of(data, bytes((byte,)), start)
 
 
 def _bytes_at(data: Body, start: int, count: int) -> bytes:
@@ -837,6 +1010,8 @@ def _format_name_guess(data: bytes, hint: bytes) -> str:
 
 
 def _looks_like_svg(data: bytes, url: str, content_type: str) -> bool:
+    if sniff_in_process_format(data):
+        return False  # a PNG named .svg is a PNG: it can reference nothing
     if "svg" in content_type.lower() or _url_path(url).endswith((".svg", ".svgz")):
         return True
     head = data[:_SNIFF_BYTES].lower()
@@ -844,7 +1019,8 @@ def _looks_like_svg(data: bytes, url: str, content_type: str) -> bool:
 
 
 def _looks_like_html(data: bytes, content_type: str) -> bool:
-    head = data[:_HTML_SNIFF_BYTES].lstrip().lower()
+    head = data[:_HTML_SNIFF_BYTES].lstrip()
+    head = head[3:].lstrip().lower() if head.startswith(b"\xef\xbb\xbf") else head.lower()  # BOM
     return head.startswith((b"<!doctype html", b"<html")) or "html" in content_type.lower()
 
 

@@ -40,6 +40,8 @@ SOF_PROGRESSIVE_HUFFMAN = 0xC2
 PROGRESSIVE_FRAME_MARKERS = frozenset({SOF_PROGRESSIVE_HUFFMAN, 0xC6, 0xCA, 0xCE})
 # Arithmetic-coded frames (SOF9-11, SOF13-15).
 ARITHMETIC_FRAME_MARKERS = frozenset({0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+# Lossless frames (SOF3, SOF7, SOF11, SOF15): no DCT, so no decode at a reduced scale.
+LOSSLESS_FRAME_MARKERS = frozenset({0xC3, 0xC7, 0xCB, 0xCF})
 _SOS, _EOI, _DRI = 0xDA, 0xD9, 0xDD
 # The coefficients libjpeg's block smoothing reads (zigzag 1-9, jdcoefct.c SAVED_COEFS).
 _SMOOTHED_LAST_COEFFICIENT = 9

@@ -1,0 +1,218 @@
+"""Image files valid to the letter of their format, made to cost a decoder far more than their
+bytes: each costs its own tile, with a reason, and not the process, its memory or the GUI
+thread (which waits for the GIL a decoder holds inside Qt's calls)."""
+import json
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from PyQt5.QtGui import QColor
+
+from imagegallery.decode import (FIT, LOSSLESS_JPEG_REFUSED, ThumbnailSpec, decode_thumbnail,
+                                 first_gif_frame)
+from imagegallery.limits import LoadLimits
+from imagegallery.model import ImageGalleryModel
+from imaging import center_color, close_to, solid_image_bytes
+
+Status = ImageGalleryModel.Status
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MEGABYTE = 1024 * 1024
+
+
+def segment(marker: int, payload: bytes) -> bytes:
+    return b"\xff" + bytes([marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def frame_jpeg(width: int, height: int, components: int, scans: bytes, frame_marker=0xC0,
+               precision=8) -> bytes:
+    """A JPEG of one frame (1x1 sampling, one-code Huffman tables) and the given scan bytes."""
+    one_code = b"\x01" + b"\x00" * 15 + b"\x00"
+    return (b"\xff\xd8" + segment(0xDB, b"\x00" + b"\x01" * 64)
+            + segment(frame_marker, struct.pack(">BHHB", precision, height, width, components)
+                      + b"".join(bytes([i + 1, 0x11, 0]) for i in range(components)))
+            + segment(0xC4, b"\x00" + one_code) + segment(0xC4, b"\x10" + one_code)
+            + scans + b"\xff\xd9")
+
+
+def lossless_jpeg(width: int, height: int) -> bytes:
+    """A valid lossless (SOF3) JPEG: every difference coded as the one 1-bit code, 0."""
+    scan = segment(0xDA, b"\x03\x01\x00\x02\x00\x03\x00\x01\x00\x00")
+    return frame_jpeg(width, height, 3, scan + b"\x00" * ((width * height * 3 + 7) // 8), 0xC3)
+
+
+def component_one_alone(scans: int, entropy: bytes = b"") -> bytes:
+    """`scans` sequential scans of component 1 alone (non-interleaved)."""
+    return (segment(0xDA, b"\x01\x01\x00\x00\x3f\x00") + entropy) * scans
+
+
+def animated_webp(canvas_width: int, canvas_height: int) -> bytes:
+    """A 92-byte animated WebP: a canvas of the given size, one 1x1 lossless frame."""
+    one_pixel = b'VP8L\x0f\x00\x00\x00/\x00\x00\x00\x00\x07\xd0\xff\x88\xfe\x07"\xa2\xff\x01\x00'
+
+    def chunk(name, data):
+        return name + struct.pack("<I", len(data)) + data + (b"\0" if len(data) & 1 else b"")
+
+    def u24(value):
+        return struct.pack("<I", value)[:3]
+
+    body = (b"WEBP" + chunk(b"VP8X", bytes([0x12, 0, 0, 0]) + u24(canvas_width - 1)
+                            + u24(canvas_height - 1))
+            + chunk(b"ANIM", struct.pack("<IH", 0, 0))
+            + chunk(b"ANMF", u24(0) * 4 + u24(100) + b"\0" + one_pixel))
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def gif_of_frames(frames: int, comment: bytes = b"") -> bytes:
+    """A 1x1 GIF: a black first frame (after an optional comment), then `frames` more, each the
+    smallest a frame can be (12 bytes)."""
+    header = b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
+    descriptor = b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0)
+    extension = b"\x21\xfe" + bytes([len(comment)]) + comment + b"\0" if comment else b""
+    return (header + extension + descriptor + b"\x02\x02\x44\x01\x00"
+            + (descriptor + b"\x02\x00") * frames + b"\x3b")
+
+
+# Decodes one file in a fresh process and reports the tile's reason and how far the peak RSS
+# rose: the suite's own process has had larger peaks, which would hide this one's.
+PEAK_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from PyQt5.QtGui import QGuiApplication
+    from imagegallery.decode import FIT, ThumbnailSpec, decode_thumbnail
+    from imagegallery.limits import LoadLimits
+
+    def peak():
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+
+    app = QGuiApplication(sys.argv[:1])
+    data = open(sys.argv[1], "rb").read()
+    spec = ThumbnailSpec(240, 140, FIT)
+    decode_thumbnail(open(sys.argv[2], "rb").read(), spec, LoadLimits())  # loads the decoders
+    before = peak()
+    result = decode_thumbnail(data, spec, LoadLimits())
+    print(json.dumps({"error": result.error, "rise": peak() - before}))
+""")
+
+
+def decoded_in_a_fresh_process(tmp_path, data: bytes) -> dict:
+    script, image, warm = tmp_path / "peak.py", tmp_path / "image", tmp_path / "warm.jpg"
+    script.write_text(PEAK_SCRIPT)
+    image.write_bytes(data)
+    warm.write_bytes(solid_image_bytes("#808080", fmt="JPEG"))
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
+               PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "backend"),
+                                           os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, str(script), str(image), str(warm)], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def load(qtbot, model, urls, timeout=20000):
+    with qtbot.waitSignal(model.finished, timeout=timeout):
+        model.urls = urls
+    return [model.get(row) for row in range(len(urls))]
+
+
+def test_a_lossless_jpeg_is_refused_with_a_reason_and_the_rest_loads(qtbot, model, image_server):
+    # libjpeg-turbo decodes a lossless frame at full size whatever scale it is asked for, into
+    # the buffer simplejpeg made for the thumbnail: a 34 KB file crashed the process.
+    urls = [image_server.add("/lossless.jpg", lossless_jpeg(300, 300), "image/jpeg"),
+            image_server.add("/good.jpg", solid_image_bytes("#ff0000", fmt="JPEG"), "image/jpeg")]
+    lossless, good = load(qtbot, model, urls)
+    assert (lossless["status"], lossless["errorString"]) == (Status.Error, LOSSLESS_JPEG_REFUSED)
+    assert good["status"] == Status.Ready
+    assert close_to(center_color(model.thumbnail(1)), "#ff0000", 24)
+
+
+def test_a_sequential_jpeg_coding_a_component_again_and_again_is_refused(qtbot, model,
+                                                                         image_server):
+    # Each 10-byte scan is a pass over every block of a 10000x10000 frame: two files of 5,000
+    # held both decoders, and every tile behind them, for over a minute.
+    scans = frame_jpeg(10000, 10000, 3, component_one_alone(5000))
+    urls = [image_server.add(f"/scans-{n}.jpg", scans, "image/jpeg") for n in range(2)]
+    urls.append(image_server.add("/good.png", solid_image_bytes("#00ff00")))
+    *refused, good = load(qtbot, model, urls)
+    for row in refused:
+        assert row["status"] == Status.Error
+        assert row["errorString"] == ("JPEG with more scans than its 3 components (each is a "
+                                      "pass over the whole image)")
+    assert good["status"] == Status.Ready
+
+
+def test_a_non_interleaved_sequential_jpeg_is_not_taken_for_one_with_extra_scans():
+    # One scan a component is what a non-interleaved encoder writes; the count stops at the
+    # frame's end, so an image appended after it (a phone's multi-picture file) is not counted.
+    from imagegallery.decode import read_jpeg_header, sequential_scans
+
+    three = frame_jpeg(64, 64, 3, b"".join(
+        segment(0xDA, bytes([1, component, 0, 0, 0x3F, 0])) for component in (1, 2, 3)))
+    appended = three + solid_image_bytes("#0000ff", fmt="JPEG")
+    for data in (three, appended, bytearray(appended)):
+        header = read_jpeg_header(bytes(data))
+        assert sequential_scans(bytes(data), header, header.components) == 3
+
+
+def test_a_jpeg_frame_with_several_scans_is_decoded_out_of_process(tmp_path):
+    # Its first scan holds one component of three, so libjpeg keeps every coefficient of the
+    # 10000x10000 frame (600 MB) whatever the scale: 210 bytes raised the peak RSS by 650 MB,
+    # in each decode thread at once.
+    data = frame_jpeg(10000, 10000, 3, component_one_alone(1, b"\x00" * 64))
+    outcome = decoded_in_a_fresh_process(tmp_path, data)
+    assert outcome["rise"] < 100 * MEGABYTE, outcome
+
+
+def test_an_animated_webps_canvas_is_judged_before_qt_paints_it(tmp_path):
+    # Qt's WebP plugin paints an animation's whole canvas when asked the size, before any limit
+    # was checked, with the GIL held: 92 bytes took 4 GB and froze the GUI for 4.7 s.
+    huge = decoded_in_a_fresh_process(tmp_path, animated_webp(65536, 16384))
+    assert huge["error"].startswith("image too large (65536x16384"), huge
+    assert huge["rise"] < 100 * MEGABYTE, huge
+    # Inside the pixel budget, its canvas is painted in the sandbox child, not here (437 MB).
+    large = decoded_in_a_fresh_process(tmp_path, animated_webp(10000, 10000))
+    assert large["rise"] < 100 * MEGABYTE, large
+
+
+def test_only_a_gifs_first_frame_reaches_qt():
+    # Qt scans every frame when asked the size, with the GIL held: four million 1x1 frames (49 MB)
+    # froze the GUI thread for 120-300 ms.
+    first_alone = gif_of_frames(0, comment=b"made by hand")
+    many = gif_of_frames(4_000_000, comment=b"made by hand")
+    assert len(many) > 45 * MEGABYTE
+    assert first_gif_frame(many) == first_alone
+    assert first_gif_frame(first_alone) is first_alone  # nothing after it: not copied
+    spec = ThumbnailSpec(16, 16, FIT)
+    thumbnail = decode_thumbnail(many, spec, LoadLimits(max_response_bytes=64 * MEGABYTE))
+    assert thumbnail.error == "" and close_to(QColor(thumbnail.image.pixel(0, 0)), "#000000")
+    assert thumbnail.image == decode_thumbnail(first_alone, spec, LoadLimits()).image
+
+
+@pytest.mark.parametrize("cut", [7, 20, 30])
+def test_a_gif_cut_short_is_left_to_qt_whole(cut):
+    # The walk gives up where the file ends; Qt then says what is wrong with it.
+    data = gif_of_frames(3)[:cut]
+    assert first_gif_frame(data) is data
+
+
+def test_odd_files_get_the_reason_that_fits(qtbot, model, image_server):
+    bmp_bomb = (b"BM" + struct.pack("<IHHI", 54, 0, 0, 54)
+                + struct.pack("<IiiHHIIiiII", 40, 100000, 100000, 1, 24, 0, 0, 0, 0, 0, 0))
+    urls = [
+        # A PNG is a PNG whatever its name says: it was refused as SVG.
+        image_server.add("/named.svg", solid_image_bytes("#0000ff"), "image/svg+xml"),
+        # A byte-order mark before a web page hid that it was one.
+        image_server.add("/bom.png", b"\xef\xbb\xbf<!DOCTYPE html><html></html>", "image/png"),
+        # 100000x100000 declared in 54 bytes: it was "truncated bmp (54 of 30000000054 bytes)".
+        image_server.add("/bomb.bmp", bmp_bomb, "image/bmp"),
+        # It was "cannot decode jpeg (Unable to read image data)".
+        image_server.add("/twelve.jpg", frame_jpeg(64, 64, 3, component_one_alone(1), precision=12),
+                         "image/jpeg"),
+    ]
+    named_svg, bom, bomb, twelve = load(qtbot, model, urls)
+    assert named_svg["status"] == Status.Ready
+    assert bom["errorString"] == "not an image (the server sent a web page)"
+    assert bomb["errorString"].startswith("image too large (100000x100000"), bomb["errorString"]
+    assert twelve["errorString"] == "12-bit JPEG is not shown (no browser decodes it either)"
