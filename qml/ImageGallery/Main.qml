@@ -199,24 +199,72 @@ ApplicationWindow {
                     target: root
                     function onFileThemeActiveChanged() { themeBox.sync() }
                 }
-                // The Default style draws the arrow in palette.dark and a highlighted entry's
-                // text in palette.highlightedText over palette.light: the window's choices for
-                // those (borders; text on the accent colour) made both vanish in the dark theme.
-                palette.dark: Theme.buttonText
-                palette.highlightedText: Theme.text
+                // Every part is drawn on a background with the text colour the theme means for
+                // it (docs/themes.md, "Colours that go together"): the box on button, its list
+                // on field, and the open box and the highlighted entry on accent. The Default
+                // style mixed roles from different pairs (a highlighted entry's text over
+                // palette.light, the list's text over palette.window, an open box on
+                // palette.mid), and a theme, built-in or partial, that kept one colour of such
+                // a mix readable made the other unreadable.
+                //
+                // Open, the box shows the accent, as the highlighted entry below it does.
+                background: Rectangle {
+                    implicitWidth: 140
+                    implicitHeight: 40
+                    color: themeBox.down ? Theme.accent : Theme.button
+                    border.color: Theme.focusRing
+                    border.width: themeBox.visualFocus ? Theme.focusWidth : 0
+                }
+                // The style draws the box's text in palette.buttonText and its arrow in
+                // palette.dark (the window's dark is its border colour: the arrow vanished).
+                palette.buttonText: down ? Theme.accentText : Theme.buttonText
+                palette.dark: down ? Theme.accentText : Theme.buttonText
                 // A Qt 5.15 control whose own palette role changes stops taking the window's
-                // other roles: the switcher kept the first theme's colours (and, on dark, drew
-                // its arrow in the old button colour). So every other role the control, its
-                // popup and its entries read is bound here too.
+                // other roles: the switcher kept the first theme's colours. So the window's
+                // other roles are bound here too (the style draws the list's border in mid).
                 palette.button: Theme.button
-                palette.buttonText: Theme.buttonText
                 palette.text: Theme.fieldText
                 palette.base: Theme.field
                 palette.window: Theme.window
                 palette.mid: Theme.border
                 palette.highlight: Theme.accent
+                palette.highlightedText: Theme.accentText
                 palette.light: Theme.tileHover
                 palette.midlight: Theme.tileHover
+                popup.objectName: "themeSwitcherList"
+                popup.background: Rectangle {
+                    color: Theme.field
+                }
+                // The entries read Theme, not the palette: the style's entry sets palette roles
+                // of its own and so froze the others (its highlight kept the first theme's
+                // colour after a live switch), and the same went for its font, whose weight is
+                // its own.
+                delegate: ItemDelegate {
+                    id: entry
+                    objectName: "themeSwitcherEntry"
+                    required property int index
+                    required property string modelData
+                    width: ListView.view.width
+                    text: modelData
+                    highlighted: themeBox.highlightedIndex === index
+                    hoverEnabled: themeBox.hoverEnabled
+                    font.family: Theme.fontFamily
+                    font.pixelSize: Theme.fontPixelSize
+                    font.weight: themeBox.currentIndex === index ? Font.DemiBold : Font.Normal
+                    contentItem: Text {
+                        text: entry.text
+                        font: entry.font
+                        color: entry.highlighted || entry.down ? Theme.accentText : Theme.fieldText
+                        elide: Text.ElideRight
+                        verticalAlignment: Text.AlignVCenter
+                    }
+                    background: Rectangle {
+                        implicitWidth: 100
+                        implicitHeight: 40
+                        visible: entry.highlighted || entry.down
+                        color: Theme.accent
+                    }
+                }
                 Accessible.name: qsTr("Theme")
                 onActivated: function(index) {
                     var key = keys[index]

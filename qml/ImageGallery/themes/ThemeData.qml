@@ -3,7 +3,9 @@ import QtQuick 2.15
 // The typed record every theme fills in. A theme file is `ThemeData { ... }` (or extends a
 // built-in: `DarkTheme { accent: "#ff8800" }`); a misspelt or mistyped property is a QML error
 // with file and line, not a silently ignored key. Properties a theme leaves out keep these
-// defaults, which are the Light palette, so a partial theme still draws every part.
+// defaults, which are the Light palette, so a partial theme still draws every part. Each
+// background is drawn only with the text colours meant for it (docs/themes.md, "Colours that go
+// together"): a theme that changes one colour of such a pair should change the other.
 QtObject {
     id: root
 
