@@ -711,6 +711,10 @@ def _decode_peak_bytes(reader: QImageReader, image_format: bytes, data: Body, st
     return stored.width() * stored.height() * bits // 8
 
 
+# Colour profiles are a few kilobytes; the largest printer profiles a few hundred.
+MAX_WEBP_PROFILE_BYTES = 4 * 1024 * 1024
+
+
 def _check_webp_canvas(data: Body, max_pixels: int, max_side: int,
                        in_process_bytes: Optional[int], memory_bytes: Optional[int]) -> None:
     """Judge an extended WebP by the canvas its VP8X chunk declares, before Qt's reader is asked
@@ -720,6 +724,14 @@ def _check_webp_canvas(data: Body, max_pixels: int, max_side: int,
     header = _bytes_at(data, 12, 18)
     if len(header) < 18 or header[:4] != b"VP8X":
         return
+    if header[8] & 0x20:  # a colour profile: an ICCP chunk follows VP8X
+        profile = _bytes_at(data, 30, 8)
+        profile_bytes = int.from_bytes(profile[4:8], "little") if profile[:4] == b"ICCP" else 0
+        if profile_bytes > MAX_WEBP_PROFILE_BYTES:
+            # Qt parses it into a table of its tags, about 8 bytes for each byte (a 42 MB
+            # profile took 330 MB), for a thumbnail that does not use it.
+            raise DecodeRefused(f"webp with a {format_bytes(profile_bytes)} colour profile "
+                                f"(limit {format_bytes(MAX_WEBP_PROFILE_BYTES)})")
     canvas = QSize(int.from_bytes(header[12:15], "little") + 1,
                    int.from_bytes(header[15:18], "little") + 1)
     _check_pixel_budget(canvas, max_pixels, max_side)
