@@ -1,4 +1,5 @@
 """Shared fixtures: headless Qt, a cold disk cache per test, the tests' own HTTP server."""
+import logging
 import os
 import sys
 
@@ -15,6 +16,7 @@ for proxy_variable in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY",
 sys.path.insert(0, os.path.dirname(__file__))
 
 import pytest  # noqa: E402
+from PyQt5.QtCore import qWarning  # noqa: E402
 
 from servers import ImageServer  # noqa: E402
 
@@ -138,3 +140,20 @@ def turbo(monkeypatch):
     counting = CountingDecoder(jpeg_turbo.simplejpeg)
     monkeypatch.setattr(jpeg_turbo, "simplejpeg", counting)
     return counting
+
+
+class _QtLogHandler(logging.Handler):
+    def emit(self, record):
+        qWarning(self.format(record))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def qml_warnings_fail_tests():
+    """install() sends an engine's QML warnings to the `imagegallery.qml` logger, not to Qt's
+    log, which is what pytest-qt watches. Handed on to Qt's log here, a QML warning still fails
+    its test (qt_log_level_fail), and a test's qt_log_ignore marker still covers it."""
+    handler = _QtLogHandler(logging.WARNING)
+    qml_log = logging.getLogger("imagegallery.qml")
+    qml_log.addHandler(handler)
+    yield
+    qml_log.removeHandler(handler)

@@ -1,4 +1,5 @@
-"""An installed package (not the source tree) finds its QML through the compiled resources."""
+"""install() in a host app: an installed package (not the source tree) finds its QML through the
+compiled resources, and what QML says reaches the host once."""
 import os
 import subprocess
 import sys
@@ -88,3 +89,59 @@ def test_a_wheel_built_from_the_sdist_carries_the_qml(tmp_path):
     assert wheel.returncode == 0, wheel.stderr[-2000:]
     built = next((tmp_path / "wheels").glob("imagegallery-*.whl"))
     assert "imagegallery/_qml_resources.py" in zipfile.ZipFile(built).namelist()
+
+
+# README's host, with a logging set-up of its own when asked for one.
+README_HOST = textwrap.dedent("""
+    import logging
+    import sys
+    from PyQt5.QtGui import QGuiApplication
+    from PyQt5.QtQml import QQmlApplicationEngine
+    import imagegallery
+
+    if sys.argv[2:] == ["--log"]:
+        logging.basicConfig(format="host-log: %(name)s: %(message)s")
+    app = QGuiApplication(sys.argv)
+    engine = QQmlApplicationEngine()
+    imagegallery.install(engine)
+    engine.load(sys.argv[1])
+    if not engine.rootObjects():
+        sys.exit(1)
+    sys.exit(app.exec_())
+""")
+
+
+def run_readme_host(tmp_path, qml, *options):
+    host = tmp_path / "host.py"
+    host.write_text(README_HOST)
+    main = tmp_path / "main.qml"
+    main.write_text(qml)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_QUICK_BACKEND="software",
+               IMAGEGALLERY_CACHE_DIR=str(tmp_path / "cache"))
+    env["PYTHONPATH"] = os.pathsep.join([os.path.join(ROOT, "backend"), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, str(host), str(main), *options], cwd=str(tmp_path),
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_a_qml_error_in_a_host_is_said_once(tmp_path):
+    run = run_readme_host(tmp_path, "import QtQuick 2.15\n\nWindow { }\n")
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.count("main.qml:3:1: Window is not a type") == 1, run.stderr
+
+
+@pytest.mark.parametrize("options, prefix", [((), ""), (("--log",), "host-log: imagegallery.qml: ")])
+def test_a_qml_warning_in_a_host_is_said_once_where_its_logging_says_things(tmp_path, options,
+                                                                           prefix):
+    run = run_readme_host(tmp_path, textwrap.dedent("""
+        import QtQuick 2.15
+        import QtQuick.Window 2.15
+        Window {
+            visible: true
+            Component.onCompleted: console.info(noSuchName)
+            Timer { running: true; interval: 0; onTriggered: Qt.quit() }  // once exec_() runs
+        }
+    """), *options)
+    assert run.returncode == 0, run.stderr
+    said = [line for line in run.stderr.splitlines() if "ReferenceError: noSuchName" in line]
+    assert len(said) == 1, run.stderr
+    assert said[0].startswith(prefix + "file://"), run.stderr

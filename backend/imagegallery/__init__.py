@@ -49,8 +49,10 @@ def install(engine) -> None:
     the app compiles its QML. (To keep the library's threads from freeing the app's Qt objects
     in garbage cycles, see gui_thread_gc.collect_garbage_on_gui_thread.)
 
-    Call once per engine, on the GUI thread, before loading QML. QML warnings go to the
-    `imagegallery.qml` logger. The engine is deleted when the application quits (see below).
+    Call once per engine, on the GUI thread, before loading QML. The engine's QML warnings and
+    errors go to the `imagegallery.qml` logger instead of Qt's own printing, so each is said
+    once: on stderr by Python's logging where the host configured none, else where the host's
+    logging sends it. The engine is deleted when the application quits (see below).
     """
     from .loader import warm_up_in_background
     from .model import MEMORY_PROVIDER_NAME, PROVIDER_NAME
@@ -69,8 +71,10 @@ def install(engine) -> None:
     _providers[address] = (provider, memory_provider)
     engine.destroyed.connect(lambda *_: _providers.pop(address, None))
     engine.addImportPath(qml_import_path())
-    if hasattr(engine, "warnings"):
-        engine.warnings.connect(_log_qml_warnings)
+    # Qt prints every warning it hands to this signal too: with both, a host saw each QML error
+    # twice, and one that configured logging (to a file, say) still got Qt's copy on stderr.
+    engine.setOutputWarningsToStandardError(False)
+    engine.warnings.connect(_log_qml_warnings)
     _load_font_configuration()
     _register_network_meta_types()
     # Deleting the engine later, from Python (at interpreter exit, or with `del`), joins Qt's

@@ -535,8 +535,6 @@ class _Session:
 
         self.engine = engine = QQmlApplicationEngine()
         install(engine)
-        # QML warnings go to logging (install connects them); printing them twice helps no one.
-        engine.setOutputWarningsToStandardError(False)
         engine.warnings.connect(self._collect_warnings)
 
         if self.theme_path:
