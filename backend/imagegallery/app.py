@@ -382,7 +382,9 @@ def _application():
 def _configure_logging() -> None:
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(level=logging.WARNING, format="imagegallery: %(name)s: %(message)s")
+        # One prefix, as on the app's other lines: the logger's name ("imagegallery.theme")
+        # after "imagegallery: " only said the program's name twice.
+        logging.basicConfig(level=logging.WARNING, format="imagegallery: %(message)s")
 
 
 def _install_interrupt(app) -> None:
@@ -539,19 +541,14 @@ class _Session:
 
         if self.theme_path:
             self.theme_loader = ThemeLoader(engine=engine)
-            # A first load that fails is the usage error below; the loader's own log line
-            # printed the same reason once more above it.
-            theme_log = logging.getLogger("imagegallery.theme")
-            level = theme_log.level
-            theme_log.setLevel(logging.ERROR)
-            try:
-                self.theme_loader.source = self.theme_path
-                loaded = self.theme_loader.wait(10000)
-            finally:
-                theme_log.setLevel(level)
+            self.theme_loader.source = self.theme_path
+            loaded = self.theme_loader.wait(10000)
             if not loaded or self.theme_loader.status != ThemeLoader.Status.Ready:
                 message = self.theme_loader.errorString or f"{self.theme_path}: theme did not load in time"
                 raise UsageError(f"theme file has an error:\n{message}")
+            # A later save that fails keeps the theme shown; the status line says why, and so
+            # does the log, for a window nobody is looking at.
+            self.theme_loader.failed.connect(self._on_theme_not_reloaded)
 
         if self.args.qml:
             path = os.path.abspath(os.path.expanduser(self.args.qml))
@@ -666,6 +663,9 @@ class _Session:
         if self.server is not None:
             self.server.stop()
             self.server = None
+
+    def _on_theme_not_reloaded(self, message: str) -> None:
+        _log.warning("theme not reloaded, keeping the current one: %s", message)
 
     def _collect_warnings(self, warnings) -> None:
         self.load_messages.extend(warning.toString() for warning in warnings)

@@ -3,8 +3,10 @@
 A theme file is a QML document whose root object is `ThemeData` (or a built-in theme it extends);
 see docs/themes.md. The loader compiles it with `QQmlComponent` in asynchronous mode, so reading
 and compiling happen on the QML type loader's thread, and only the tiny `create()` runs on the GUI
-thread. A file that does not load leaves the current theme in place: `errorString` says why,
-naming the file and line, and the message also goes to the `imagegallery.theme` logger.
+thread. A file that does not load leaves the current theme in place: `errorString` and the
+`failed` signal say why, naming the file and line. Saying it to the user is the caller's part
+(the app's status line and log, a host's own); the `imagegallery.theme` logger records it only
+at DEBUG.
 """
 from __future__ import annotations
 
@@ -249,18 +251,33 @@ class ThemeLoader(QObject):
     def _create_watching_errors(component: QQmlComponent):
         """Create the theme object, with the errors its own file's bindings raised meanwhile
         (the engine reports them as warnings, not as the component's errors)."""
+        from . import _log_qml_warnings
+
         theme_file = component.url().adjusted(QUrl.RemoveQuery)
         raised: List[QQmlError] = []
+        others: List[QQmlError] = []
 
         def collect(errors):
-            raised.extend(e for e in errors if e.url().adjusted(QUrl.RemoveQuery) == theme_file)
+            for error in errors:
+                theirs = error.url().adjusted(QUrl.RemoveQuery) == theme_file
+                (raised if theirs else others).append(error)
 
         engine = component.engine()
+        # The theme's own errors are this loader's failure, said through `failed`; install()'s
+        # relay to the imagegallery.qml logger would say each once more, so it waits meanwhile.
+        try:
+            engine.warnings.disconnect(_log_qml_warnings)
+            relayed = True
+        except TypeError:  # an engine install() did not set up
+            relayed = False
         engine.warnings.connect(collect)
         try:
             theme = component.create()
         finally:
             engine.warnings.disconnect(collect)
+            if relayed:
+                engine.warnings.connect(_log_qml_warnings)
+                _log_qml_warnings(others)
         return theme, raised
 
     @staticmethod
@@ -268,10 +285,12 @@ class ThemeLoader(QObject):
         return "\n".join(format_qml_error(error, path) for error in errors)
 
     def _fail(self, message: str) -> None:
+        # Not a warning: the caller hears of it through `failed` and `errorString` and says it
+        # where it says things; a warning here printed it a second time, in every host that did.
         if self._theme is None:
-            _log.warning("theme not loaded: %s", message)
+            _log.debug("theme not loaded: %s", message)
         else:  # a reload of the same file, or another file given as the source
-            _log.warning("theme not loaded, keeping the current one: %s", message)
+            _log.debug("theme not loaded, keeping the current one: %s", message)
         self._set_status(self.Status.Error, message)
         self.failed.emit(message)
 
