@@ -200,6 +200,16 @@ def test_missing_file_is_reported(qtbot, probe, tmp_path):
     assert failed.args[0] == f"{missing}: theme file not found"
 
 
+@pytest.mark.parametrize("source", ["qrc:/qml/ImageGallery/themes/Dark.qml",
+                                    "http://example.org/themes/Sunset.qml"])
+def test_a_url_of_another_scheme_is_refused_as_not_a_local_file(qtbot, probe, source):
+    loader = probe.property("loader")
+    with qtbot.waitSignal(loader.failed, timeout=5000) as failed:
+        probe.setProperty("themePath", source)
+    assert failed.args[0] == (f"{source}: a theme file must be a local file (a path or a file: "
+                              "URL); built-in themes are chosen by name (Theme.name)")
+
+
 TYPO_THEME = 'import ImageGallery 1.0\n\nThemeData {\n    acent: "#5bff8a"\n}\n'
 THROWING_THEME = 'import ImageGallery 1.0\n\nThemeData {\n    radius: nope.x\n}\n'
 TYPO_SAID = 'Cannot assign to non-existent property "acent"'

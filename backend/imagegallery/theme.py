@@ -20,6 +20,8 @@ from PyQt5.QtCore import (Q_ENUM, QEventLoop, QFileSystemWatcher, QObject, QTime
                           pyqtProperty, pyqtSignal, pyqtSlot)
 from PyQt5.QtQml import QQmlComponent, QQmlEngine, QQmlError
 
+from .url_policy import has_scheme
+
 BUILT_IN_THEMES = ("light", "dark", "high-contrast")
 
 _log = logging.getLogger("imagegallery.theme")
@@ -30,11 +32,15 @@ _RELOAD_DELAY_MS = 120
 _versions = itertools.count(1)
 
 
-def local_path_of(source: str) -> str:
-    """A theme source as a local path: accepts a path or a file:// URL."""
+def local_path_of(source: str) -> Optional[str]:
+    """A theme source as a local path: accepts a path or a file:// URL. None for a URL of any
+    other scheme (qrc:, http:), which the loader does not read."""
     if source.startswith("file:"):
         return QUrl(source).toLocalFile()
-    return os.path.abspath(os.path.expanduser(source))
+    path = os.path.expanduser(source)
+    if has_scheme(source) and not os.path.exists(path):  # "Mine:1.qml" beside us is a file
+        return None
+    return os.path.abspath(path)
 
 
 def format_qml_error(error: QQmlError, fallback_path: str = "") -> str:
@@ -141,7 +147,8 @@ class ThemeLoader(QObject):
 
     @property
     def path(self) -> str:
-        return local_path_of(self._source) if self._source else ""
+        """The local file `source` names, or "" (none given, or a URL of another scheme)."""
+        return (local_path_of(self._source) or "") if self._source else ""
 
     # -- loading -----------------------------------------------------------------------------
     @pyqtSlot()
@@ -155,6 +162,12 @@ class ThemeLoader(QObject):
             self._set_status(self.Status.Null, "")
             return
         path = self.path
+        if not path:
+            # Joined to the working folder, "qrc:/x/Dark.qml" was "/home/me/qrc:/x/Dark.qml: theme
+            # file not found", which sent people looking for a file they had not named.
+            self._fail(f"{self._source}: a theme file must be a local file (a path or a file: "
+                       "URL); built-in themes are chosen by name (Theme.name)")
+            return
         if not os.path.isfile(path):
             self._fail(f"{path}: theme file not found")
             return
