@@ -828,3 +828,11 @@ def test_an_image_activated_outside_pick_mode_opens_in_the_desktops_viewer(
         assert [target.toString() for target in opened] == [url, (tmp_path / "local.png").as_uri()]
     finally:
         session.close()
+
+
+def test_a_lone_dash_says_how_to_read_standard_input(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no file named "-" here
+    code, _, err = run_main(capsys, "-", stdin=io.StringIO("http://127.0.0.1:9/a.png\n"))
+    assert code == EXIT_USAGE
+    assert err.strip() == ("imagegallery: error: no such file: - "
+                           "(to read URLs from standard input, use --file -)")

@@ -296,6 +296,8 @@ def collect_urls(args, stdin=None) -> List[str]:
     urls: List[str] = []
     for entry in args.urls:
         is_path = os.path.exists(os.path.expanduser(entry))
+        if entry == "-" and not is_path:  # `cat urls.txt | imagegallery -`, as many tools take it
+            raise UsageError("no such file: - (to read URLs from standard input, use --file -)")
         if not has_scheme(entry) and not is_path:
             raise UsageError(f"no such file: {entry} (give a URL with its scheme, e.g. https://...)")
         if is_path and has_scheme(entry):
