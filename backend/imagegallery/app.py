@@ -704,8 +704,12 @@ class _Session:
         target = QUrl.fromUserInput(url, os.getcwd(), QUrl.AssumeLocalFile)
         if target.scheme() not in ("http", "https", "file"):
             return
-        if not QDesktopServices.openUrl(target):
-            _log.warning("could not open %s: the desktop has no application for it", url)
+        if QDesktopServices.openUrl(target):
+            self.window.setProperty("statusMessage", "")
+            return
+        not_opened = f"could not open {url}: the desktop has no application for it"
+        _log.warning("%s", not_opened)
+        self.window.setProperty("statusMessage", not_opened)  # a GUI user never sees stderr
 
     def _on_open_list(self, location: str) -> None:
         from PyQt5.QtCore import QUrl

@@ -15,6 +15,7 @@ ApplicationWindow {
     // Set by the app.
     property var themeLoader: null  // a ThemeLoader for --theme PATH, or null
     property string listError: ""  // why the last list opened from the toolbar could not be read
+    property string statusMessage: ""  // anything else the user must hear of, e.g. an image not opened
     property bool fileThemeActive: !!themeLoader
     property bool pickMode: false
     property string themeName: ""  // a built-in theme to start with
@@ -398,6 +399,17 @@ ApplicationWindow {
                 Layout.maximumWidth: statusRow.width / 3
                 textFormat: Text.PlainText  // names files, and quotes what they held
                 text: root.listError
+                color: Theme.error
+                font.family: Theme.fontFamily
+                font.pixelSize: Theme.smallFontPixelSize
+            }
+            Text {
+                objectName: "statusMessage"
+                visible: root.statusMessage !== ""
+                elide: Text.ElideMiddle  // keeps both ends: what was not opened, and why
+                Layout.maximumWidth: statusRow.width / 3
+                textFormat: Text.PlainText  // quotes a URL
+                text: root.statusMessage
                 color: Theme.error
                 font.family: Theme.fontFamily
                 font.pixelSize: Theme.smallFontPixelSize
