@@ -145,3 +145,40 @@ def test_a_qml_warning_in_a_host_is_said_once_where_its_logging_says_things(tmp_
     said = [line for line in run.stderr.splitlines() if "ReferenceError: noSuchName" in line]
     assert len(said) == 1, run.stderr
     assert said[0].startswith(prefix + "file://"), run.stderr
+
+
+# A host's whole life with a model or two, with or without install(); the warm-up thread that
+# asks Qt about TLS is joined at exit.
+MODELS_HOST = textwrap.dedent("""
+    import sys
+    from PyQt5.QtGui import QGuiApplication
+    from PyQt5.QtQml import QQmlEngine
+    import imagegallery
+    from imagegallery.model import ImageGalleryModel
+
+    app = QGuiApplication(sys.argv)
+    if sys.argv[1:] == ["install"]:
+        engine = QQmlEngine()
+        imagegallery.install(engine)
+    models = [ImageGalleryModel() for _ in range(2)]
+    for model in models:
+        model.transport = "qt"
+        model.urls = ["https://127.0.0.1:9/a.png"]  # asks Qt about TLS again, for its request
+""")
+
+
+@pytest.mark.parametrize("how", ["install", "model alone"])
+def test_qts_openssl_line_comes_once_per_process(tmp_path, how):
+    from imagegallery.transport.qt import qt_has_tls
+
+    if qt_has_tls():
+        pytest.skip("this Qt loads its OpenSSL: it has nothing to say")
+    script = tmp_path / "host.py"
+    script.write_text(MODELS_HOST)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", IMAGEGALLERY_CACHE_DIR=str(tmp_path))
+    env.pop("QT_LOGGING_RULES", None)
+    env["PYTHONPATH"] = os.pathsep.join([os.path.join(ROOT, "backend"), env.get("PYTHONPATH", "")])
+    run = subprocess.run([sys.executable, str(script), how], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("Incompatible version of OpenSSL") == 1, run.stderr
