@@ -1,8 +1,12 @@
-"""install() in a host app: an installed package (not the source tree) finds its QML through the
-compiled resources, and what QML says reaches the host once."""
+"""Packaging and install(): an installed package (not the source tree) finds its QML through
+the compiled resources, what QML says reaches the host once, and the sdist carries what it
+takes to build, test and read it."""
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tarfile
 import textwrap
 
 import pytest
@@ -39,6 +43,17 @@ HOST_APP = textwrap.dedent("""
 """)
 
 
+def build_sdist(source, out_dir) -> str:
+    """The path of an sdist built from the tree at `source` (setuptools' own backend, as pip
+    and `python -m build` call it)."""
+    sdist = subprocess.run(
+        [sys.executable, "-c", "import sys; from setuptools import build_meta; "
+                               "print(build_meta.build_sdist(sys.argv[1]))", str(out_dir)],
+        cwd=str(source), capture_output=True, text=True, timeout=300)
+    assert sdist.returncode == 0, sdist.stderr[-2000:]
+    return os.path.join(str(out_dir), sdist.stdout.split()[-1])
+
+
 @pytest.mark.slow
 def test_installed_package_loads_its_qml_from_resources(tmp_path, image_server):
     from imaging import solid_image_bytes
@@ -71,15 +86,9 @@ def test_installed_package_loads_its_qml_from_resources(tmp_path, image_server):
 def test_a_wheel_built_from_the_sdist_carries_the_qml(tmp_path):
     """`python -m build` and `pip install imagegallery-*.tar.gz` build the wheel from the sdist:
     it must hold resources.qrc and qml/, which setup.py compiles into the package."""
-    import tarfile
     import zipfile
 
-    sdist = subprocess.run(
-        [sys.executable, "-c", "import sys; from setuptools import build_meta; "
-                               "print(build_meta.build_sdist(sys.argv[1]))", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert sdist.returncode == 0, sdist.stderr[-2000:]
-    with tarfile.open(tmp_path / sdist.stdout.split()[-1]) as archive:
+    with tarfile.open(build_sdist(ROOT, tmp_path)) as archive:
         archive.extractall(tmp_path / "unpacked")
     source = next((tmp_path / "unpacked").iterdir())
     wheel = subprocess.run(
@@ -182,3 +191,32 @@ def test_qts_openssl_line_comes_once_per_process(tmp_path, how):
                          text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stderr.count("Incompatible version of OpenSSL") == 1, run.stderr
+
+
+def test_the_sdist_carries_its_tests_helpers_docs_and_license_and_no_build_junk(tmp_path):
+    # setuptools' default took tests/test*.py alone: unpacked, no test could import conftest.py
+    # or servers.py, and the README's links to docs/ and examples/ led nowhere.
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "tmp", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
+        ".hypothesis", "results"))  # a checkout's own bench/results: made below
+    # What test and benchmark runs leave in a checkout.
+    for package in ("tests", "bench"):
+        (tree / package / "__pycache__").mkdir()
+        (tree / package / "__pycache__" / "helper.cpython-311.pyc").write_bytes(b"junk")
+    (tree / "bench" / "results").mkdir()
+    (tree / "bench" / "results" / "run.json").write_text("{}")
+
+    with tarfile.open(build_sdist(tree, tmp_path)) as archive:
+        shipped = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    helpers = {f"tests/{name}" for name in os.listdir(tree / "tests") if name.endswith(".py")}
+    readme = (tree / "README.md").read_text(encoding="utf-8")
+    linked = {path.rstrip(".") for path in re.findall(
+        r"(?<![\w/])((?:docs|examples|bench|\.ci)/[\w.-]+(?:/[\w.-]+)*)", readme)}
+    assert {"tests/conftest.py", "tests/servers.py", "docs/screenshot.png"} <= helpers | linked
+    needed = helpers | linked | {"LICENSE", "resources.qrc", "qml/ImageGallery/qmldir",
+                                 "examples/themes/Sunset.qml", "setup.py", "pyproject.toml"}
+    assert sorted(needed - shipped) == []
+    junk = [name for name in shipped
+            if "__pycache__" in name or name.endswith(".pyc") or name.startswith("bench/results")]
+    assert junk == []
