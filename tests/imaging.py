@@ -61,6 +61,14 @@ def png_chunk(name: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + name + data + struct.pack(">I", zlib.crc32(name + data))
 
 
+def png_claiming_size(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height (8-bit RGB) and that holds one byte of image
+    data: enough for a size check, which reads no pixel (Qt reads no size without an IDAT)."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
+            + png_chunk(b"IDAT", zlib.compress(b"\0")) + png_chunk(b"IEND", b""))
+
+
 def with_png_chunks_after_header(png: bytes, chunks: bytes) -> bytes:
     header_end = 8 + 4 + 4 + 13 + 4  # signature, then IHDR's length, name, data and CRC
     return png[:header_end] + chunks + png[header_end:]

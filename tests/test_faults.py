@@ -66,36 +66,41 @@ def load_with_good_neighbours(qtbot, model, server, fault_path, timeout_ms=15000
     return model.status_of(1), model.get(1)["errorString"], elapsed
 
 
-# path, exact reason (or prefix ending in "..."), requests the server should see
+# path, exact reason (or prefix ending in "..."), requests the server should see, and whether
+# the row offers a manual retry (`retryable`: false where this client's own limits or rules
+# decided, so asking again gets the same answer)
 CASES = [
-    ("/status404", "HTTP 404 Not Found", 1),  # permanent: never retried
-    ("/html", "not an image (the server sent a web page)", 1),
+    ("/status404", "HTTP 404 Not Found", 1, True),  # permanent: never retried by itself
+    ("/html", "not an image (the server sent a web page)", 1, True),
     # Bounded by max_redirects, not Qt's 50; Qt resends a hop that met a keep-alive connection
     # the server was closing, so a hop may count twice (seen: 8 hits for 5 redirects, in CI).
-    ("/loop", base.TOO_MANY_REDIRECTS_MESSAGE, (FAST.max_redirects + 1, 2 * (FAST.max_redirects + 1))),
+    ("/loop", base.TOO_MANY_REDIRECTS_MESSAGE, (FAST.max_redirects + 1, 2 * (FAST.max_redirects + 1)),
+     True),
     # Browsers accept a Location sent twice; libcurl was sent to both joined by ", ". Qt may
     # send the redirect again, as for /loop.
-    ("/twice-located", "", (1, 2)),
+    ("/twice-located", "", (1, 2), None),
     # Not "redirect to http: refused" (Qt) or "redirect to : refused" (libcurl).
-    ("/bad-location", base.INVALID_REDIRECT_MESSAGE, 1),
-    ("/huge", "too large (10 GB, limit 50 MB)", 1),
-    ("/gzip-bomb", "too large after decompression (over 50 MB)", 1),
+    ("/bad-location", base.INVALID_REDIRECT_MESSAGE, 1, True),
+    ("/huge", "too large (10 GB, limit 50 MB)", 1, False),
+    ("/gzip-bomb", "too large after decompression (over 50 MB)", 1, False),
     # Refused once past the cap while it streams: Qt stopped reading at exactly the cap once.
-    ("/endless-chunked", "too large (over 50 MB)", 1),
+    ("/endless-chunked", "too large (over 50 MB)", 1, False),
     # Transient: retried, and the reason counts the attempts.
     ("/silent", f"timed out after 1 s (no response), after {1 + FAST.max_retries} attempts",
-     1 + FAST.max_retries),
-    ("/drip", "timed out: too slow ...", 1 + FAST.max_retries),
+     1 + FAST.max_retries, True),
+    ("/drip", "timed out: too slow ...", 1 + FAST.max_retries, True),
     ("/reset", f"connection closed by server, after {1 + FAST.max_retries} attempts",
-     1 + FAST.max_retries),
+     1 + FAST.max_retries, True),
     # An error status says more than its page's size: Qt called it "too large", never retried.
     ("/busy-with-long-page", f"HTTP 503 Service Unavailable, after {1 + FAST.max_retries} attempts",
-     1 + FAST.max_retries),
+     1 + FAST.max_retries, True),
 ]
 
 
-@pytest.mark.parametrize("path,reason,requests", CASES, ids=[c[0].strip("/") for c in CASES])
-def test_fault_gives_its_reason_and_spares_the_rest(qtbot, model, faults, path, reason, requests):
+@pytest.mark.parametrize("path,reason,requests,retryable", CASES,
+                         ids=[c[0].strip("/") for c in CASES])
+def test_fault_gives_its_reason_and_spares_the_rest(qtbot, model, faults, path, reason, requests,
+                                                    retryable):
     if path == "/gzip-bomb":
         # The high-water mark is the whole process's so far; start it afresh (Linux: "5" resets it).
         with open("/proc/self/clear_refs", "w") as handle:
@@ -110,6 +115,7 @@ def test_fault_gives_its_reason_and_spares_the_rest(qtbot, model, faults, path, 
             assert shown.startswith(reason[:-3]), shown
         else:
             assert shown == reason
+        assert model.get(1)["retryable"] is retryable
     if isinstance(requests, tuple):
         assert requests[0] <= faults.hits[path] <= requests[1]
     else:
@@ -159,7 +165,8 @@ def test_qt_maps_an_insecure_redirect_to_the_shared_reason_and_never_retries_it(
     assert base.INSECURE_REDIRECT_MESSAGE == "redirect from https to http refused"
     assert qt._ERROR_KINDS[qt.QNetworkReply.InsecureRedirectError] == (
         base.ErrorKind.REDIRECT, base.INSECURE_REDIRECT_MESSAGE)
-    assert not base.TransferError(base.ErrorKind.REDIRECT, base.INSECURE_REDIRECT_MESSAGE).transient
+    refused = base.TransferError(base.ErrorKind.REDIRECT, base.INSECURE_REDIRECT_MESSAGE)
+    assert not refused.transient and refused.decided_by_client
 
 
 def test_retry_on_demand_after_a_failure(qtbot, model, faults):

@@ -207,6 +207,31 @@ def test_retry_and_reload_fetch_again(qtbot, model, image_server):
     assert image_server.hits["/0.png"] == 2  # reload bypasses every cache
 
 
+@pytest.mark.parametrize("limit, refused_under, reason", [
+    ("maxResponseBytes", 1000, "too large ("),
+    ("maxImagePixels", 10_000, "image too large (320x200"),
+])
+def test_a_row_a_limit_refused_offers_no_retry_and_loads_once_the_limit_is_raised(
+        qtbot, model, image_server, limit, refused_under, reason):
+    # Asked again under the same limit, the server's answer is refused the same way: Retry could
+    # not help. Raising the limit is what can, and it loads the row itself.
+    small = image_server.add("/small.png", solid_image_bytes("#ff0000", 8, 8))
+    large = image_server.add("/large.png", solid_image_bytes("#00ff00", 320, 200, "BMP"),
+                             "image/bmp")
+    setattr(model, limit, refused_under)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [small, large]
+    assert model.status_of(0) == Status.Ready
+    assert model.status_of(1) == Status.Error
+    assert model.get(1)["errorString"].startswith(reason), model.get(1)["errorString"]
+    assert model.get(1)["retryable"] is False
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        setattr(model, limit, 100_000_000)
+    assert model.status_of(1) == Status.Ready
+    assert close_to(center_color(model.thumbnail(1)), "#00ff00")
+    assert image_server.hits["/small.png"] == 1  # only the refused row was asked for again
+
+
 def test_a_retry_while_the_last_one_is_on_its_way_asks_the_server_once(qtbot, model, image_server):
     image_server.latency = 0.2  # the second click comes while the first retry is in flight
     url = image_server.url("/late.png")

@@ -18,7 +18,7 @@ from PyQt5.QtTest import QTest
 import imagegallery
 from imagegallery.app import cell_tile, gallery_cells, grab_window, image_buttons, tiles_settled
 from imagegallery.model import ImageGalleryModel
-from imaging import close_to, serve_solid_images, solid_image_bytes
+from imaging import close_to, png_claiming_size, serve_solid_images, solid_image_bytes
 
 COLORS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00", "#00ffff", "#ff00ff"]
 
@@ -732,14 +732,31 @@ def test_error_tile_shows_reason_and_retry_reloads(qtbot, scene_factory, image_s
     assert scene.selected() == []  # Retry did not also click the tile
 
 
-def test_a_refused_url_offers_no_retry_and_a_404_does(qtbot, scene_factory, image_server,
-                                                      tmp_path):
-    # A malformed URL or a scheme not allowed fails the same way on every retry: a Retry button
-    # there did nothing when clicked.
+def test_a_failure_retry_cannot_change_offers_no_retry_and_a_servers_failure_does(
+        qtbot, scene_factory, image_server, tmp_path):
+    # A malformed URL, a scheme not allowed, an SVG, a body over maxResponseBytes or an image
+    # over maxImagePixels fails the same way on every retry: this client's rules decide it, so
+    # a Retry button there only asked the server again for the same answer. A 404 or a 500 is
+    # the server's to change.
     local = tmp_path / "local.png"
     local.write_bytes(solid_image_bytes("#00ff00"))
+    svg = image_server.add("/drawing.svg", b'<svg xmlns="http://www.w3.org/2000/svg" width="10" '
+                                           b'height="10"><rect width="10" height="10"/></svg>',
+                           "image/svg+xml")
+
+    def two_hundred_megabytes(request):
+        request.send_response(200)
+        request.send_header("Content-Type", "image/png")
+        request.send_header("Content-Length", str(200 * 1024 * 1024))
+        request.end_headers()
+        request.wfile.write(b"\x89PNG\r\n\x1a\n")
+
+    too_large = image_server.add_handler("/huge.png", two_hundred_megabytes)
+    too_many_pixels = image_server.add("/wide.png", png_claiming_size(20000, 20000))
+    server_error = image_server.add("/broken.png", b"down", "text/plain", status=500)
     urls = serve(image_server, COLORS[:1]) + ["http://[::1", "smb://host/share/a.png",
-                                              image_server.url("/missing.png"), local.as_uri()]
+                                              image_server.url("/missing.png"), local.as_uri(),
+                                              svg, too_large, too_many_pixels, server_error]
     scene = scene_factory(urls=urls)
     scene.settle()
     model = scene.model()
@@ -752,7 +769,13 @@ def test_a_refused_url_offers_no_retry_and_a_404_does(qtbot, scene_factory, imag
             is tile.property("retryable"), row
         return tile.property("retryable")
 
-    assert [offers_retry(row) for row in (1, 2, 3)] == [False, False, True]
+    reasons = [model.get(row)["errorString"] for row in (5, 6, 7, 8)]
+    assert reasons[0] == "SVG is not shown (it can reference other files)"
+    assert reasons[1].startswith("too large (200 MB"), reasons[1]
+    assert reasons[2].startswith("image too large (20000x20000"), reasons[2]
+    assert reasons[3].startswith("HTTP 500"), reasons[3]
+    assert [offers_retry(row) for row in (1, 2, 3, 5, 6, 7, 8)] == \
+        [False, False, True, False, False, False, True]
     assert model.get(0)["retryable"] is True  # a loaded row could be reloaded
 
     model.setProperty("allowedSchemes", ["http", "https"])  # the file row is refused now ...

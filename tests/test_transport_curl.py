@@ -188,7 +188,9 @@ def test_exactly_max_redirects_hops_are_followed(qtbot, make_transport, image_se
     five_allowed = run(qtbot, transport, recorder, 2, image_server.url("/hop0"), max_redirects=5)
     assert six_hops.ok and six_hops.body == b"done"
     assert not five_allowed.ok and five_allowed.error.message == TOO_MANY_REDIRECTS_MESSAGE
-    assert five_allowed.error.kind is ErrorKind.REDIRECT
+    # The server's hops, which it may fix: a manual retry is worth offering.
+    assert five_allowed.error.kind is ErrorKind.BROKEN_REDIRECT
+    assert not five_allowed.error.decided_by_client
 
 
 def test_redirect_to_a_raw_utf8_location_is_followed_percent_encoded(qtbot, make_transport,
@@ -208,6 +210,7 @@ def test_redirect_to_another_scheme_is_refused(qtbot, make_transport, image_serv
     url = image_server.add("/to-file", b"", "text/plain", 302, {"Location": "file:///etc/passwd"})
     result = run(qtbot, transport, recorder, 1, url)
     assert result.error.kind is ErrorKind.REDIRECT and "file" in result.error.message
+    assert result.error.decided_by_client  # the redirect policy's answer, every time
 
 
 def test_https_to_http_redirect_is_refused(qtbot, https_server, image_server, test_ca,
@@ -217,6 +220,7 @@ def test_https_to_http_redirect_is_refused(qtbot, https_server, image_server, te
     url = https_server.add_redirect("/down", plain)
     result = run(qtbot, transport, recorder, 1, url)
     assert result.error.message == INSECURE_REDIRECT_MESSAGE
+    assert result.error.decided_by_client
     assert image_server.hits["/img"] == 0
 
 

@@ -32,7 +32,8 @@ from PyQt5.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, pyqtSign
 
 from .cache import (CachedThumbnail, DiskThumbnailCache, ThumbnailKey, default_disk_cache_dir,
                     disk_cache_folder, new_encoded_cache, shared_thumbnail_cache)
-from .decode import FIT, DecodedThumbnail, ThumbnailSpec, decode_thumbnail, warm_up_decoders
+from .decode import (ARITHMETIC_JPEG_REFUSED, FIT, SVG_REFUSED, DecodedThumbnail, ThumbnailSpec,
+                     decode_thumbnail, warm_up_decoders)
 from .limits import LoadLimits
 from .sandbox_decode import SANDBOX_PROCESSES
 from .transport.base import (ErrorKind, TransferError, TransferRequest, TransferResult, Transport,
@@ -70,6 +71,20 @@ MAX_SENT_AGAIN = 10
 LOCAL_FILE_READS_IN_FLIGHT = 2
 # The request id a decode of an encoded-cache body carries: real requests count from 1.
 _FROM_ENCODED_CACHE = 0
+# Decoding gives a refusal as its reason alone (from the sandbox child too, over its pipe), so
+# the refusals this client's own rules make are known by their first words (decode.py): the SVG
+# and arithmetic-JPEG policies, the pixel, decoder-memory and decompressed-size limits, the bounds
+# on scans, segments and chunks, a content encoding this build cannot undo. The same bytes meet
+# the same refusal on every retry. A body that is empty, cut short, corrupt or not an image is
+# not among them: the server may send another.
+_DECODE_REFUSALS_BY_RULE = (
+    SVG_REFUSED, ARITHMETIC_JPEG_REFUSED, "image too large", "too large after decompression",
+    "progressive JPEG with over", "JPEG with over", "PNG of over", "PNG with over",
+    "gzip body of over", "unsupported content encoding",
+)
+# The LoadLimits fields a refusal by rule depends on: a change to any may let such a row load.
+_LIMITS_THAT_REFUSE = ("max_response_bytes", "max_pixels", "max_side", "max_jpeg_scans",
+                       "max_jpeg_scan_megapixels", "decoder_memory_bytes")
 # Downloaded bodies waiting for a decode thread. Loopback or a fast LAN downloads large JPEGs
 # faster than two cores decode them; without this bound every body of a 60-image gallery of
 # 3 MB originals waited in memory at once (+190 MB). 32 MB keeps the decoders fed.
@@ -355,7 +370,13 @@ class ImageLoader(QObject):
     """
 
     thumbnailReady = pyqtSignal(str, object)  # url, CachedThumbnail
-    loadFailed = pyqtSignal(str, str)  # url, reason a person understands
+    # url, reason a person understands, retryable: false where this client's own rules or build
+    # decided it (a URL refused, TransferError.decided_by_client, _DECODE_REFUSALS_BY_RULE), so
+    # asking again with the same settings gets the same answer.
+    loadFailed = pyqtSignal(str, str, bool)
+    # The limits or the transport changed in a way that may let a failure they decided (one sent
+    # with retryable false) go otherwise: a model loads such rows again.
+    refusalRulesChanged = pyqtSignal()
     loadStarted = pyqtSignal(str)  # url: a transfer began (the row shows Loading)
     loadProgress = pyqtSignal(str, "qlonglong", "qlonglong")  # url, received, total or -1
     # A job left the loader (loaded, failed, cancelled, or a revalidation that kept the disk's
@@ -461,6 +482,8 @@ class ImageLoader(QObject):
         watchdog reads them at every check); a new connection cap restarts the transports, and
         with them the transfers in flight. Byte caps hold for transfers started from now on."""
         reconnect = limits.max_connections_per_host != self._limits.max_connections_per_host
+        refusals_change = any(getattr(limits, name) != getattr(self._limits, name)
+                              for name in _LIMITS_THAT_REFUSE)
         self._limits = limits
         if reconnect:
             self._transport_options = self._with_connection_cap(self._transport_options)
@@ -469,6 +492,8 @@ class ImageLoader(QObject):
             self._watchdog.stop()
             self._arm_watchdog()
         self._request_schedule()
+        if refusals_change:
+            self.refusalRulesChanged.emit()
 
     @property
     def transport_options(self) -> TransportOptions:
@@ -481,6 +506,7 @@ class ImageLoader(QObject):
     def set_transport_mode(self, mode: str) -> None:
         if mode != self._transports.mode:
             self._replace_transports(mode)
+            self.refusalRulesChanged.emit()  # another transport may speak TLS, or read a 103
 
     def set_transport_options(self, options: TransportOptions) -> None:
         options = self._with_connection_cap(options)
@@ -623,7 +649,7 @@ class ImageLoader(QObject):
             return
         parsed = parsed or parse_image_url(url)
         if not parsed.ok:
-            self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error))
+            self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error, False))
             return
         job = _Job(url, parsed, priority, self._spec, generation=self._generation_of(url))
         if claimant is not None:
@@ -772,7 +798,7 @@ class ImageLoader(QObject):
         if not parsed.ok:
             for waiter in waiters:
                 waiter(None, parsed.error)
-            self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error))
+            self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error, False))
             return
         self._remember_refetch(url)
         model_priority = priority
@@ -1195,9 +1221,9 @@ class ImageLoader(QObject):
                 self._end_revalidation(job)
             elif error.kind is ErrorKind.REDIRECT_NEEDS_TLS:
                 self._fail(job, f"{error.message}, and this transport has no TLS "
-                                "(IMAGEGALLERY_TRANSPORT=qt?)")
+                                "(IMAGEGALLERY_TRANSPORT=qt?)", retryable=False)
             else:
-                self._fail(job, f"{error.message} (IMAGEGALLERY_TRANSPORT=qt?)")
+                self._fail(job, f"{error.message} (IMAGEGALLERY_TRANSPORT=qt?)", retryable=False)
             return
         if job.revalidating is not None:
             self._end_revalidation(job)  # a failed check keeps the thumbnail shown
@@ -1208,7 +1234,8 @@ class ImageLoader(QObject):
         # The last attempt's reason alone ("timed out after 30 s") undersells a row that took
         # four attempts and their backoff to give up.
         self._fail(job, error.message if job.attempt == 0
-                   else f"{error.message}, after {job.attempt + 1} attempts")
+                   else f"{error.message}, after {job.attempt + 1} attempts",
+                   retryable=not error.decided_by_client)
 
     def _fetch_again(self, job: _Job) -> None:
         """Back in the queue at once, a new token making any late result of the old transfer
@@ -1378,7 +1405,7 @@ class ImageLoader(QObject):
             return
         job.body = None
         if thumbnail is None:
-            self._fail(job, error)
+            self._fail(job, error, retryable=not error.startswith(_DECODE_REFUSALS_BY_RULE))
         else:
             self._finish(job, thumbnail)
 
@@ -1401,10 +1428,10 @@ class ImageLoader(QObject):
             waiter(job.revalidating, "")
         self._job_ended()
 
-    def _fail(self, job: _Job, reason: str) -> None:
+    def _fail(self, job: _Job, reason: str, retryable: bool = True) -> None:
         self._jobs.pop(job.url, None)
         waiters, job.waiters = job.waiters, []
-        self.loadFailed.emit(job.url, reason)
+        self.loadFailed.emit(job.url, reason, retryable)
         for waiter in waiters:
             waiter(None, reason)
         self._job_ended()

@@ -101,14 +101,17 @@ _SOURCE_VERSIONS = itertools.count(1)
 
 
 class _Row:
-    __slots__ = ("url", "parsed", "status", "error", "received", "total", "image_size",
-                 "version", "reload_owed", "in_feed", "__weakref__")
+    __slots__ = ("url", "parsed", "status", "error", "refused_by_rule", "received", "total",
+                 "image_size", "version", "reload_owed", "in_feed", "__weakref__")
 
     def __init__(self, url: str):
         self.url = url
         self.parsed: Optional[ParsedImageUrl] = None  # parsed when first requested
         self.status = ImageGalleryModel.Status.Null
         self.error = ""
+        # An Error this client's own rules or build decided (the loader's `retryable` false): a
+        # retry gets the same answer, a change of the limits or the transport may not.
+        self.refused_by_rule = False
         self.received = 0
         self.total = -1
         # Made once Ready, not up front: a QSize per row cost 5,000 Qt allocations when a long
@@ -217,6 +220,7 @@ class ImageGalleryModel(QAbstractListModel):
         weakref.finalize(self, self._loader.forget_url_rules, self._source_id).atexit = False
         self._loader.thumbnailReady.connect(self._on_thumbnail_ready)
         self._loader.loadFailed.connect(self._on_load_failed)
+        self._loader.refusalRulesChanged.connect(self._reload_rows_refused_by_rule)
         self._loader.loadStarted.connect(self._on_load_started)
         self._loader.loadProgress.connect(self._on_load_progress)
         self._loader.jobEnded.connect(self._schedule_feed)
@@ -307,10 +311,13 @@ class ImageGalleryModel(QAbstractListModel):
 
     @staticmethod
     def _retryable(row: _Row) -> bool:
-        """Whether retry() can change the row: not for a URL refused before any request
-        (malformed, or a scheme not allowed), which fails the same way every time until the
-        list or `allowedSchemes` changes. A failed download or decode can: servers change."""
-        return row.parsed is None or row.parsed.ok
+        """Whether retry() can change the row. Not where this client's own rules or build
+        decided the failure, which comes back the same every time until a setting changes: a URL
+        refused before any request (malformed, or a scheme not allowed), an SVG, a response or
+        image over the limits, a redirect the policy refuses, https on a transport without TLS.
+        A change of `allowedSchemes`, the limits or `transport` loads such rows again by itself.
+        Any other failure can change: servers fix statuses and replace bodies, networks recover."""
+        return not row.refused_by_rule and (row.parsed is None or row.parsed.ok)
 
     def _source_for(self, row: _Row, promise: bool = True) -> str:
         """The row's image source. A view asks for it to show it, so the thumbnail is promised
@@ -847,21 +854,31 @@ class ImageGalleryModel(QAbstractListModel):
         if time.monotonic() - self._last_flush_at >= IMMEDIATE_FLUSH_AFTER_S:
             self._flush()
 
-    def _on_load_failed(self, url: str, reason: str) -> None:
+    def _on_load_failed(self, url: str, reason: str, retryable: bool = True) -> None:
         self._drop_fraction(url)
         self._reloads_in_flight.discard(url)
         rows = self._rows_settled_by(url)
         if not rows:
             return
         for row in rows:
-            self._set_status(row, self.Status.Error, reason)
+            self._set_status(row, self.Status.Error, reason, refused_by_rule=not retryable)
 
-    def _set_status(self, row: _Row, status: "ImageGalleryModel.Status", error: str) -> None:
-        if row.status == status and row.error == error:
+    def _reload_rows_refused_by_rule(self) -> None:
+        """The loader's limits or transport changed: the rows they refused may load now. Their
+        tiles offer no Retry, so they are asked for again here, as `allowedSchemes` readmits the
+        rows it refused (_readmit_rows)."""
+        refused = {row.url for row in self._rows
+                   if row.status == self.Status.Error and row.refused_by_rule}
+        if refused:
+            self._reload(refused)
+
+    def _set_status(self, row: _Row, status: "ImageGalleryModel.Status", error: str,
+                    refused_by_rule: bool = False) -> None:
+        if row.status == status and row.error == error and row.refused_by_rule == refused_by_rule:
             return
         self._counts[row.status] -= 1
         self._counts[status] += 1
-        row.status, row.error = status, error
+        row.status, row.error, row.refused_by_rule = status, error, refused_by_rule
         self._counts_dirty = True
         self._mark_dirty(row)
 

@@ -34,9 +34,14 @@ class ErrorKind(enum.Enum):
     CONNECTION_RESET = "connection reset"
     TIMEOUT = "timed out"
     TLS = "TLS error"
+    # This transport cannot speak TLS at all (Qt 5.15 without the OpenSSL it was built for).
+    TLS_UNAVAILABLE = "TLS not available"
     HTTP_STATUS = "HTTP error"
     TOO_LARGE = "too large"
+    # A redirect this client's policy will not follow: https to http, or to another scheme.
     REDIRECT = "redirect refused"
+    # A redirect that leads nowhere: too many hops, no usable Location, an invalid target.
+    BROKEN_REDIRECT = "broken redirect"
     # Redirected to https, which this transport cannot speak: the loader hands the URL to one
     # that can (Qt without OpenSSL 3 meets an http URL that moved to https).
     REDIRECT_NEEDS_TLS = "redirect needs TLS"
@@ -65,6 +70,14 @@ TRANSIENT_KINDS = frozenset({
 # 408 Request Timeout, 425 Too Early, 429 Too Many Requests and the 5xx a proxy or overloaded
 # server sends; a 501 or 505 will not change on retry.
 TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Kinds this client's own settings and build decide, whatever the server does next: a limit, the
+# redirect policy, what the transport can speak. The same request fails the same way until those
+# change, so the model offers no Retry for them (its `retryable` role) and loads them again when
+# the limits or the transport change. Every other kind is the server's or the network's to change.
+DECIDED_BY_CLIENT_KINDS = frozenset({
+    ErrorKind.TOO_LARGE, ErrorKind.REDIRECT, ErrorKind.TLS_UNAVAILABLE,
+    ErrorKind.REDIRECT_NEEDS_TLS, ErrorKind.UNSUPPORTED_BY_TRANSPORT,
+})
 
 
 class Urgency(enum.IntEnum):
@@ -116,6 +129,11 @@ class TransferError:
         if self.kind is ErrorKind.HTTP_STATUS:
             return self.http_status in TRANSIENT_HTTP_STATUSES
         return self.kind in TRANSIENT_KINDS
+
+    @property
+    def decided_by_client(self) -> bool:
+        """A retry with the same settings cannot help (DECIDED_BY_CLIENT_KINDS)."""
+        return self.kind in DECIDED_BY_CLIENT_KINDS
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,7 @@ class _Transfer:
         self.total = _content_length(self.headers.get("content-length", ""))
         self.transport.worker_signals.started.emit(request.request_id, self.status, self.total)
         if self.status in _REDIRECT_STATUSES:  # and no Location: as the Qt transport says it
-            self.error = TransferError(ErrorKind.REDIRECT,
+            self.error = TransferError(ErrorKind.BROKEN_REDIRECT,
                                        f"HTTP {self.status} redirect without a usable Location")
             return 0
         if self.status >= 300 and self.status != 304:
@@ -169,7 +169,7 @@ class _Transfer:
         """Where the redirect just received leads, by the rules of Qt's NoLessSafeRedirectPolicy
         with setMaximumRedirectsAllowed: exactly max_redirects hops are followed, one more fails."""
         if self.redirects >= self.request.max_redirects:
-            raise _Abandoned(TransferError(ErrorKind.REDIRECT, TOO_MANY_REDIRECTS_MESSAGE))
+            raise _Abandoned(TransferError(ErrorKind.BROKEN_REDIRECT, TOO_MANY_REDIRECTS_MESSAGE))
         # Percent-encoded (and the host in ACE) the way the loader hands over every first URL:
         # libcurl takes ASCII only, and a Location header may carry raw UTF-8.
         location = self.redirect_to.encode("latin-1")
@@ -181,7 +181,7 @@ class _Transfer:
         target = resolved.toString(QUrl.FullyEncoded)
         scheme = urlsplit(target).scheme.lower()
         if not resolved.isValid() or (scheme in ("http", "https") and not resolved.host()):
-            raise _Abandoned(TransferError(ErrorKind.REDIRECT, INVALID_REDIRECT_MESSAGE))
+            raise _Abandoned(TransferError(ErrorKind.BROKEN_REDIRECT, INVALID_REDIRECT_MESSAGE))
         if self.url.lower().startswith("https:") and scheme == "http":
             raise _Abandoned(TransferError(ErrorKind.REDIRECT, INSECURE_REDIRECT_MESSAGE))
         if scheme not in ("http", "https"):

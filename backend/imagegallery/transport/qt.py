@@ -52,7 +52,7 @@ _ERROR_KINDS = {
     QNetworkReply.ProxyTimeoutError: (ErrorKind.PROXY, "proxy timed out"),
     QNetworkReply.ProxyAuthenticationRequiredError: (ErrorKind.PROXY, "proxy needs authentication"),
     QNetworkReply.UnknownProxyError: (ErrorKind.PROXY, "proxy error"),
-    QNetworkReply.TooManyRedirectsError: (ErrorKind.REDIRECT, TOO_MANY_REDIRECTS_MESSAGE),
+    QNetworkReply.TooManyRedirectsError: (ErrorKind.BROKEN_REDIRECT, TOO_MANY_REDIRECTS_MESSAGE),
     QNetworkReply.InsecureRedirectError: (ErrorKind.REDIRECT, INSECURE_REDIRECT_MESSAGE),
     QNetworkReply.ProtocolUnknownError: (ErrorKind.PROTOCOL, "unsupported protocol"),
     QNetworkReply.ProtocolFailure: (ErrorKind.PROTOCOL, "protocol error"),
@@ -268,8 +268,8 @@ class QtTransport(Transport):
         while self._without_tls:  # popped one by one: a handler may abort the next one
             request = self._without_tls.pop(next(iter(self._without_tls)))
             self.finished.emit(TransferResult(request.request_id, request.url, error=TransferError(
-                ErrorKind.TLS, "TLS not available: this Qt build cannot load OpenSSL "
-                               "(use the curl transport)")))
+                ErrorKind.TLS_UNAVAILABLE, "TLS not available: this Qt build cannot load "
+                                           "OpenSSL (use the curl transport)")))
 
     # -- reply slots -----------------------------------------------------------------------
     def _transfer_for_sender(self) -> Optional[_Transfer]:
@@ -472,12 +472,12 @@ class QtTransport(Transport):
             # follow: say which, in the curl transport's words, and do not retry it.
             location = _header(reply, b"Location")
             if not location:
-                return TransferError(ErrorKind.REDIRECT,
+                return TransferError(ErrorKind.BROKEN_REDIRECT,
                                      f"HTTP {status} redirect without a usable Location")
             target = reply.url().resolved(QUrl(location))
             scheme = target.scheme().lower()
             if not target.isValid() or (scheme in ("http", "https") and not target.host()):
-                return TransferError(ErrorKind.REDIRECT, INVALID_REDIRECT_MESSAGE)
+                return TransferError(ErrorKind.BROKEN_REDIRECT, INVALID_REDIRECT_MESSAGE)
             return TransferError(ErrorKind.REDIRECT,
                                  f"redirect to {quote_server_words(scheme)}: refused")
         if code in _STREAM_RESET_CODES:  # an error status was answered above
