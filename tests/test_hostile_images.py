@@ -137,6 +137,7 @@ def test_a_lossless_jpeg_is_refused_with_a_reason_and_the_rest_loads(qtbot, mode
             image_server.add("/good.jpg", solid_image_bytes("#ff0000", fmt="JPEG"), "image/jpeg")]
     lossless, good = load(qtbot, model, urls)
     assert (lossless["status"], lossless["errorString"]) == (Status.Error, LOSSLESS_JPEG_REFUSED)
+    assert lossless["retryable"] is False  # this client's rule: the same answer every time
     assert good["status"] == Status.Ready
     assert close_to(center_color(model.thumbnail(1)), "#ff0000", 24)
 
@@ -153,6 +154,7 @@ def test_a_sequential_jpeg_coding_a_component_again_and_again_is_refused(qtbot, 
         assert row["status"] == Status.Error
         assert row["errorString"] == ("JPEG with more scans than its 3 components (each is a "
                                       "pass over the whole image)")
+        assert row["retryable"] is False
     assert good["status"] == Status.Ready
 
 
@@ -228,7 +230,9 @@ def test_odd_files_get_the_reason_that_fits(qtbot, model, image_server):
     assert named_svg["status"] == Status.Ready
     assert bom["errorString"] == "not an image (the server sent a web page)"
     assert bomb["errorString"].startswith("image too large (100000x100000"), bomb["errorString"]
-    assert twelve["errorString"] == "12-bit JPEG is not shown (no browser decodes it either)"
+    assert bom["retryable"] is True and bomb["retryable"] is False and twelve["retryable"] is False
+    assert twelve["errorString"] == ("JPEG with 12-bit samples is not shown (no browser decodes it "
+                                     "either)")
 
 
 @pytest.mark.qt_log_ignore("Failed ICC signature test")  # the small one's zeros are not a profile
@@ -240,4 +244,5 @@ def test_a_webp_whose_colour_profile_is_megabytes_is_refused(qtbot, model, image
             image_server.add("/small-profile.webp", webp_with_profile(b"\0" * 600), "image/webp")]
     huge, small = load(qtbot, model, urls)
     assert huge["errorString"] == "webp with a 5 MB colour profile (limit 4 MB)"
+    assert huge["retryable"] is False
     assert small["status"] == Status.Ready

@@ -62,6 +62,21 @@ SVG_REFUSED = "SVG is not shown (it can reference other files)"
 ARITHMETIC_JPEG_REFUSED = "arithmetic-coded JPEG is not shown (no browser decodes it either)"
 LOSSLESS_JPEG_REFUSED = "lossless JPEG is not shown (no browser decodes it either)"
 # Segments before the first scan: a dozen in practice. The walk holds the GIL, so it is bounded.
+# How the refusals this client's own rules make begin (a refusal reaches the loader as its
+# reason alone, from the sandbox child too, over its pipe): the SVG and JPEG-coding policies,
+# the pixel, memory, profile and decompressed-size limits, the bounds on scans, segments, blocks
+# and chunks, a content encoding this build cannot undo. The same bytes meet the same refusal
+# on every retry, so a tile offers none (loader.py). A body that is empty, cut short, corrupt or
+# not an image is not among them: the server may send another. A refusal added here by rule
+# must begin as one of these.
+REFUSALS_BY_RULE = (
+    "SVG is not shown", "arithmetic-coded JPEG is not shown", "lossless JPEG is not shown",
+    "image too large", "too large after decompression", "progressive JPEG with over",
+    "JPEG with ", "GIF with over", "PNG of over", "PNG with over", "webp with a",
+    "gzip body of over", "unsupported content encoding",
+)
+
+
 MAX_JPEG_SEGMENTS = 512
 # Encoders write 3-60 scans: a photo of any size may have this many (LoadLimits.max_jpeg_scans).
 MIN_JPEG_SCANS_ALLOWED = 64
@@ -227,8 +242,8 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
             # the process.
             raise DecodeRefused(LOSSLESS_JPEG_REFUSED)
         if header.precision not in (0, 8):
-            raise DecodeRefused(f"{header.precision}-bit JPEG is not shown (no browser decodes "
-                                "it either)")
+            raise DecodeRefused(f"JPEG with {header.precision}-bit samples is not shown (no "
+                                "browser decodes it either)")
         if not header.progressive and 0 < header.first_scan_components < header.components \
                 and sequential_scans(data, header, header.components) > header.components:
             # A sequential frame codes each component once. Where its first scan codes them all,

@@ -32,7 +32,7 @@ from PyQt5.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, pyqtSign
 
 from .cache import (CachedThumbnail, DiskThumbnailCache, ThumbnailKey, default_disk_cache_dir,
                     disk_cache_folder, new_encoded_cache, shared_thumbnail_cache)
-from .decode import (ARITHMETIC_JPEG_REFUSED, FIT, SVG_REFUSED, DecodedThumbnail, ThumbnailSpec,
+from .decode import (FIT, REFUSALS_BY_RULE, DecodedThumbnail, ThumbnailSpec,
                      decode_thumbnail, warm_up_decoders)
 from .limits import LoadLimits
 from .sandbox_decode import SANDBOX_PROCESSES
@@ -71,17 +71,6 @@ MAX_SENT_AGAIN = 10
 LOCAL_FILE_READS_IN_FLIGHT = 2
 # The request id a decode of an encoded-cache body carries: real requests count from 1.
 _FROM_ENCODED_CACHE = 0
-# Decoding gives a refusal as its reason alone (from the sandbox child too, over its pipe), so
-# the refusals this client's own rules make are known by their first words (decode.py): the SVG
-# and arithmetic-JPEG policies, the pixel, decoder-memory and decompressed-size limits, the bounds
-# on scans, segments and chunks, a content encoding this build cannot undo. The same bytes meet
-# the same refusal on every retry. A body that is empty, cut short, corrupt or not an image is
-# not among them: the server may send another.
-_DECODE_REFUSALS_BY_RULE = (
-    SVG_REFUSED, ARITHMETIC_JPEG_REFUSED, "image too large", "too large after decompression",
-    "progressive JPEG with over", "JPEG with over", "PNG of over", "PNG with over",
-    "gzip body of over", "unsupported content encoding",
-)
 # The LoadLimits fields a refusal by rule depends on: a change to any may let such a row load.
 _LIMITS_THAT_REFUSE = ("max_response_bytes", "max_pixels", "max_side", "max_jpeg_scans",
                        "max_jpeg_scan_megapixels", "decoder_memory_bytes")
@@ -371,7 +360,7 @@ class ImageLoader(QObject):
 
     thumbnailReady = pyqtSignal(str, object)  # url, CachedThumbnail
     # url, reason a person understands, retryable: false where this client's own rules or build
-    # decided it (a URL refused, TransferError.decided_by_client, _DECODE_REFUSALS_BY_RULE), so
+    # decided it (a URL refused, TransferError.decided_by_client, decode.REFUSALS_BY_RULE), so
     # asking again with the same settings gets the same answer.
     loadFailed = pyqtSignal(str, str, bool)
     # The limits or the transport changed in a way that may let a failure they decided (one sent
@@ -1405,7 +1394,7 @@ class ImageLoader(QObject):
             return
         job.body = None
         if thumbnail is None:
-            self._fail(job, error, retryable=not error.startswith(_DECODE_REFUSALS_BY_RULE))
+            self._fail(job, error, retryable=not error.startswith(REFUSALS_BY_RULE))
         else:
             self._finish(job, thumbnail)
 
