@@ -510,6 +510,33 @@ def test_no_urls_runs_the_offline_demo_and_says_how_to_read_stdin(tmp_path):
     assert len(colours) > 50  # thumbnails, not an empty window
 
 
+def test_the_demo_has_the_same_urls_every_run_so_a_second_run_uses_the_disk_cache():
+    # On a free port each run's URLs were new: nothing came from the cache, and every run
+    # added 81 thumbnails to it.
+    import socket
+
+    from imagegallery.demo_server import DEMO_PORT, DemoServer
+
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", DEMO_PORT)) == 0:
+            pytest.skip(f"another program listens on the demo's port {DEMO_PORT}")
+    first = DemoServer().start()
+    try:
+        beside = DemoServer().start()  # a second demo at once takes a free port instead
+        try:
+            assert first.port == DEMO_PORT and beside.port != DEMO_PORT
+        finally:
+            beside.stop()
+        urls = first.urls()
+    finally:
+        first.stop()
+    again = DemoServer().start()
+    try:
+        assert again.urls() == urls
+    finally:
+        again.stop()
+
+
 def test_stdin_holds_input_only_for_a_pipe_or_a_non_empty_file(tmp_path):
     from imagegallery.app import stdin_holds_input
 

@@ -1,6 +1,7 @@
 """The offline demo: a small HTTP server of the app's own, serving generated images.
 
-`imagegallery` with no URLs starts it on 127.0.0.1 (a free port) in a background thread, so a
+`imagegallery` with no URLs starts it on 127.0.0.1 (DEMO_PORT, else a free port) in a background
+thread, so a
 first run on any machine shows a full gallery with no network: varied colours, shapes and sizes,
 a little latency per request (so loading states show), and a few entries that fail on purpose
 (a 404, a page that is not an image, a decompression bomb) so error tiles show too.
@@ -139,9 +140,15 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
+# The same port every run, so the same URLs, so a second demo shows its thumbnails from the disk
+# cache: on a free port each run's 84 URLs were new, and each run added 81 files to the cache.
+DEMO_PORT = 47391
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
+    allow_reuse_address = True  # the last run's connections in TIME_WAIT must not block the port
 
 
 class DemoServer:
@@ -152,7 +159,10 @@ class DemoServer:
         self.latency_range = latency
         self._cache: Dict[int, Tuple[bytes, str]] = {}
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        try:
+            self._server = _Server(("127.0.0.1", DEMO_PORT), _Handler)
+        except OSError:  # another demo, or another program, has it
+            self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.owner = self
         self.port = self._server.server_address[1]
         self._thread: Optional[threading.Thread] = None
