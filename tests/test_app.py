@@ -719,6 +719,29 @@ def test_the_pickers_choose_button_can_be_read_and_shows_when_it_can_be_used(qtb
         session.close()
 
 
+def test_a_pick_hides_the_window_before_the_disk_cache_writes_on_the_way_out(qtbot, image_server):
+    # The loader writes its held thumbnails as the event loop ends, waiting up to 2 s: the
+    # picker's window stayed shown, frozen, through that.
+    from PyQt5.QtCore import Q_ARG, QCoreApplication, QMetaObject, QVariant
+
+    from imagegallery.app import _Session, build_parser
+
+    url = image_server.add("/0.png", solid_image_bytes("#ff0000"))
+    session = _Session(QCoreApplication.instance(), build_parser().parse_args(["--pick", url]),
+                       [url], "light", None)
+    try:
+        assert session.start() == 0
+        qtbot.waitUntil(lambda: session.model.loadedCount == 1, timeout=10000)
+        assert session.window.isVisible()
+        # QCoreApplication.exit() would end every later event loop of this test process at once.
+        exits = []
+        session.app = SimpleNamespace(exit=exits.append)
+        QMetaObject.invokeMethod(session.window, "pickSelection", Q_ARG(QVariant, url))
+        assert exits == [0] and not session.window.isVisible()
+    finally:
+        session.close()
+
+
 def test_the_toolbar_leaves_the_arrow_keys_with_the_gallery(qtbot, image_server):
     # A click on Reload took the focus from the gallery, and after a theme was picked with the
     # mouse the arrow keys went on changing the theme.
