@@ -61,7 +61,6 @@ _HARDENED_FORMATS = {b"jpeg", b"png", b"gif", b"webp", b"bmp"}  # sniff_in_proce
 SVG_REFUSED = "SVG is not shown (it can reference other files)"
 ARITHMETIC_JPEG_REFUSED = "arithmetic-coded JPEG is not shown (no browser decodes it either)"
 LOSSLESS_JPEG_REFUSED = "lossless JPEG is not shown (no browser decodes it either)"
-# Segments before the first scan: a dozen in practice. The walk holds the GIL, so it is bounded.
 # How the refusals this client's own rules make begin (a refusal reaches the loader as its
 # reason alone, from the sandbox child too, over its pipe): the SVG and JPEG-coding policies,
 # the pixel, memory, profile and decompressed-size limits, the bounds on scans, segments, blocks
@@ -77,6 +76,7 @@ REFUSALS_BY_RULE = (
 )
 
 
+# Segments before the first scan: a dozen in practice. The walk holds the GIL, so it is bounded.
 MAX_JPEG_SEGMENTS = 512
 # Encoders write 3-60 scans: a photo of any size may have this many (LoadLimits.max_jpeg_scans).
 MIN_JPEG_SCANS_ALLOWED = 64
@@ -611,8 +611,9 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
     if image.isNull():
         if peak_bytes > IN_PROCESS_DECODE_BYTES and reader.error() == QImageReader.UnknownError:
             # What Qt says when an allocation after the read fails (the sandbox's memory limit).
-            raise DecodeRefused(f"cannot decode {name} (out of memory: {stored.width()}x"
-                                f"{stored.height()} needs about {format_bytes(peak_bytes)})")
+            raise DecodeRefused(f"image too large to decode ({stored.width()}x{stored.height()} "
+                                f"{name} ran out of memory, needing about "
+                                f"{format_bytes(peak_bytes)})")
         raise DecodeRefused(f"cannot decode {name} ({reader.errorString()})")
     if manual:
         image = _apply_transformation(image, manual)
@@ -1045,6 +1046,8 @@ def _looks_like_svg(data: bytes, url: str, content_type: str) -> bool:
         return False  # a PNG named .svg is a PNG: it can reference nothing
     if "svg" in content_type.lower() or _url_path(url).endswith((".svg", ".svgz")):
         return True
+    if _looks_like_html(data, content_type):
+        return False  # a web page with an inline <svg>: a page, which the server may replace
     head = data[:_SNIFF_BYTES].lower()
     return b"<svg" in head or b"<!doctype svg" in head
 
