@@ -232,6 +232,44 @@ def test_a_row_a_limit_refused_offers_no_retry_and_loads_once_the_limit_is_raise
     assert image_server.hits["/small.png"] == 1  # only the refused row was asked for again
 
 
+def test_a_limit_raised_while_a_transfer_runs_under_the_old_one_lets_it_load(qtbot, model,
+                                                                               image_server):
+    # A transfer keeps the byte cap it started with: refused under it after the limit was
+    # raised, the row showed no Retry and was never asked for again.
+    released = threading.Event()
+
+    def held(handler):
+        released.wait(10)
+        handler._send(200, solid_image_bytes("#00ff00", 320, 200, "BMP"), "image/bmp")
+
+    url = image_server.add_handler("/held.bmp", held)
+    model.maxResponseBytes = 1000
+    with qtbot.waitSignal(model.loader.loadStarted, timeout=10000):
+        model.urls = [url]
+    model.maxResponseBytes = 100_000_000
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        released.set()
+    assert model.status_of(0) == Status.Ready, model.get(0)["errorString"]
+    assert image_server.hits["/held.bmp"] == 2
+
+
+def test_a_limit_change_asks_again_only_for_what_that_limit_refused(qtbot, model, image_server):
+    svg = image_server.add("/logo.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+                           "image/svg+xml")
+    large = image_server.add("/large.png", solid_image_bytes("#00ff00", 320, 200))
+    model.maxImagePixels = 10_000
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [svg, large]
+    assert [model.get(row)["retryable"] for row in (0, 1)] == [False, False]
+    model.maxImagePixels = 5_000  # tightened: nothing it refused can load now
+    assert image_server.total_hits() == 2
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.maxImagePixels = 100_000_000
+    assert model.status_of(1) == Status.Ready
+    # The SVG is refused by a policy no limit changes: not fetched again at every step.
+    assert image_server.hits["/logo.svg"] == 1 and image_server.hits["/large.png"] == 2
+
+
 def test_a_retry_while_the_last_one_is_on_its_way_asks_the_server_once(qtbot, model, image_server):
     image_server.latency = 0.2  # the second click comes while the first retry is in flight
     url = image_server.url("/late.png")

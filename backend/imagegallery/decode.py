@@ -74,6 +74,11 @@ REFUSALS_BY_RULE = (
     "JPEG with ", "GIF with over", "PNG of over", "PNG with over", "webp with a",
     "gzip body of over", "unsupported content encoding",
 )
+# Those of them a LoadLimits field decides (max_pixels, max_side, decoder_memory_bytes,
+# max_response_bytes, the JPEG scan bounds): a loosened limit may undo them. The others are
+# fixed policies and bounds.
+REFUSALS_BY_LIMIT = ("image too large", "too large after decompression",
+                     "progressive JPEG with over")
 
 
 # Segments before the first scan: a dozen in practice. The walk holds the GIL, so it is bounded.

@@ -32,7 +32,7 @@ from PyQt5.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, pyqtSign
 
 from .cache import (CachedThumbnail, DiskThumbnailCache, ThumbnailKey, default_disk_cache_dir,
                     disk_cache_folder, new_encoded_cache, shared_thumbnail_cache)
-from .decode import (FIT, REFUSALS_BY_RULE, DecodedThumbnail, ThumbnailSpec,
+from .decode import (FIT, REFUSALS_BY_LIMIT, REFUSALS_BY_RULE, DecodedThumbnail, ThumbnailSpec,
                      decode_thumbnail, warm_up_decoders)
 from .limits import LoadLimits
 from .sandbox_decode import SANDBOX_PROCESSES
@@ -71,6 +71,11 @@ MAX_SENT_AGAIN = 10
 LOCAL_FILE_READS_IN_FLIGHT = 2
 # The request id a decode of an encoded-cache body carries: real requests count from 1.
 _FROM_ENCODED_CACHE = 0
+# How the refusals begin that loosened limits or another transport may undo: the decoder's
+# limits, the response-size cap (ErrorKind.TOO_LARGE) and TLS a transport lacks. A refusal by a
+# fixed policy (SVG, a JPEG coding, a redirect refused, ...) is not asked for again.
+REFUSALS_RULE_CHANGES_MAY_UNDO = REFUSALS_BY_LIMIT + (
+    "too large (", "redirect too large", "response headers too large", "TLS not available")
 # The LoadLimits fields a refusal by rule depends on: a change to any may let such a row load.
 _LIMITS_THAT_REFUSE = ("max_response_bytes", "max_pixels", "max_side", "max_jpeg_scans",
                        "max_jpeg_scan_megapixels", "decoder_memory_bytes")
@@ -222,6 +227,8 @@ class _Job:
     via_curl: bool = False
     # Times sent again after an answer that never came (ErrorKind.NOT_ANSWERED).
     sent_again: int = 0
+    # The loader's rules generation (see _rules_generation) the job works under.
+    rules_generation: int = 0
     # Times ended to keep the bodies being received under the ceiling (ErrorKind.CROWDED).
     crowded_out: int = 0
     # The URL's generation (ImageLoader._refetches) when this job began: a decode or disk read
@@ -424,6 +431,9 @@ class ImageLoader(QObject):
         # after REFETCH_MEMORY_S and fetched again; a URL never fetched again is generation 0.
         self._refetches: Dict[str, int] = {}
         self._generation_counter = itertools.count(1)
+        # Counts the loosenings of the limits and the transport changes (_rules_changed), so a
+        # job refused under older rules is judged again (_fail).
+        self._rules_generation = 0
         self._refetched_at: "OrderedDict[str, float]" = OrderedDict()  # url -> last refetch(), oldest first
         self._decode_backlog_bytes = 0
         self._downloading_bytes = 0  # the bodies of the transfers in flight, as last reported
@@ -471,8 +481,10 @@ class ImageLoader(QObject):
         watchdog reads them at every check); a new connection cap restarts the transports, and
         with them the transfers in flight. Byte caps hold for transfers started from now on."""
         reconnect = limits.max_connections_per_host != self._limits.max_connections_per_host
-        refusals_change = any(getattr(limits, name) != getattr(self._limits, name)
-                              for name in _LIMITS_THAT_REFUSE)
+        # Only a loosened limit may let a refused row load; a tightened one refuses nothing
+        # that already loaded.
+        refusals_loosened = any(getattr(limits, name) > getattr(self._limits, name)
+                                for name in _LIMITS_THAT_REFUSE)
         self._limits = limits
         if reconnect:
             self._transport_options = self._with_connection_cap(self._transport_options)
@@ -481,8 +493,8 @@ class ImageLoader(QObject):
             self._watchdog.stop()
             self._arm_watchdog()
         self._request_schedule()
-        if refusals_change:
-            self.refusalRulesChanged.emit()
+        if refusals_loosened:
+            self._rules_changed()
 
     @property
     def transport_options(self) -> TransportOptions:
@@ -492,10 +504,15 @@ class ImageLoader(QObject):
     def transport_mode(self) -> str:
         return self._transports.mode
 
+    def _rules_changed(self) -> None:
+        """Limits loosened or another transport: rows refused by the old rules may load now."""
+        self._rules_generation += 1
+        self.refusalRulesChanged.emit()
+
     def set_transport_mode(self, mode: str) -> None:
         if mode != self._transports.mode:
             self._replace_transports(mode)
-            self.refusalRulesChanged.emit()  # another transport may speak TLS, or read a 103
+            self._rules_changed()  # another transport may speak TLS, or read a 103
 
     def set_transport_options(self, options: TransportOptions) -> None:
         options = self._with_connection_cap(options)
@@ -640,7 +657,8 @@ class ImageLoader(QObject):
         if not parsed.ok:
             self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error, False))
             return
-        job = _Job(url, parsed, priority, self._spec, generation=self._generation_of(url))
+        job = _Job(url, parsed, priority, self._spec, generation=self._generation_of(url),
+                   rules_generation=self._rules_generation)
         if claimant is not None:
             job.claimants.add(claimant)
         self._jobs[url] = job
@@ -795,7 +813,8 @@ class ImageLoader(QObject):
             priority = URGENT
         job = _Job(url, parsed, priority, self._spec, bypass_disk=True, claimants=claimants,
                    generation=self._refetches[url], waiters=waiters,
-                   wanted_by_views_only=views_only, model_priority=model_priority)
+                   wanted_by_views_only=views_only, model_priority=model_priority,
+                   rules_generation=self._rules_generation)
         self._jobs[url] = job
         self._start_pipeline(job)
 
@@ -1418,6 +1437,15 @@ class ImageLoader(QObject):
         self._job_ended()
 
     def _fail(self, job: _Job, reason: str, retryable: bool = True) -> None:
+        if not retryable and job.rules_generation != self._rules_generation \
+                and self._jobs.get(job.url) is job:
+            # Refused by the rules it began under, since loosened (a transfer keeps the byte
+            # cap it started with, a decode the limits it was handed): judged again under the
+            # new ones, as the rows refused before the change are. Else its tile, with no
+            # Retry, stayed refused for good.
+            job.rules_generation = self._rules_generation
+            self._fetch_again(job)
+            return
         self._jobs.pop(job.url, None)
         waiters, job.waiters = job.waiters, []
         self.loadFailed.emit(job.url, reason, retryable)

@@ -26,7 +26,7 @@ from PyQt5.QtCore import (Q_ENUM, QAbstractListModel, QByteArray, QModelIndex,
 from .cache import CachedThumbnail, disk_cache_folder
 from .decode import CROP, FIT, ThumbnailSpec
 from .limits import LoadLimits
-from .loader import BACKGROUND, ImageLoader
+from .loader import BACKGROUND, REFUSALS_RULE_CHANGES_MAY_UNDO, ImageLoader
 from .screen_rows import ScreenRows
 from .transport.select import TRANSPORT_MODES, transport_mode_from_environment
 from .url_policy import DEFAULT_ALLOWED_SCHEMES, ParsedImageUrl, parse_image_url
@@ -864,11 +864,13 @@ class ImageGalleryModel(QAbstractListModel):
             self._set_status(row, self.Status.Error, reason, refused_by_rule=not retryable)
 
     def _reload_rows_refused_by_rule(self) -> None:
-        """The loader's limits or transport changed: the rows they refused may load now. Their
-        tiles offer no Retry, so they are asked for again here, as `allowedSchemes` readmits the
-        rows it refused (_readmit_rows)."""
+        """The loader's limits loosened or its transport changed: the rows they refused may load
+        now. Their tiles offer no Retry, so they are asked for again here, as `allowedSchemes`
+        readmits the rows it refused (_readmit_rows). Not those a fixed policy refused (an SVG,
+        a lossless JPEG): a slider bound to a limit fetched every SVG again at each step."""
         refused = {row.url for row in self._rows
-                   if row.status == self.Status.Error and row.refused_by_rule}
+                   if row.status == self.Status.Error and row.refused_by_rule
+                   and row.error.startswith(REFUSALS_RULE_CHANGES_MAY_UNDO)}
         if refused:
             self._reload(refused)
 
