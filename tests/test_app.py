@@ -396,6 +396,8 @@ PICK_DRIVER = textwrap.dedent("""
                 windows[0].requestActivate()
             QTimer.singleShot(20, drive)
             return
+        if still_held[0] == 0:  # nothing held: say what the window says before these keys
+            print("status message:", windows[0].property("statusMessage"), file=sys.stderr)
         for key in groups.pop(0):
             QTest.keyClick(windows[0], getattr(Qt, "Key_" + key))
         if release_url and still_held[0]:
@@ -479,6 +481,8 @@ def test_enter_on_a_tile_still_loading_that_then_fails_picks_nothing(image_serve
             add_held("/late-missing.png", 404, b"not found", "text/plain")]
     result = run_pick(tmp_path, "Right,Return|Escape", urls, release_url, held=1)
     assert (result.returncode, result.stdout) == (EXIT_CANCELLED, ""), result.stderr
+    # The wait ended, and said so: the window had gone quiet, the choice dropped unannounced.
+    assert "status message: None of the chosen images loaded: nothing was chosen" in result.stderr
 
 
 def test_pick_cancelled_exits_1(image_server, tmp_path):

@@ -1178,7 +1178,7 @@ def test_a_small_tiles_error_face_and_retry_button_stay_inside_the_tile(qtbot, s
                          retry.mapToScene(QPointF(retry.width() / 2, retry.height() / 2)).toPoint())
 
 
-@pytest.mark.parametrize("box", [32, 64])
+@pytest.mark.parametrize("box", [16, 32, 64])
 def test_a_small_failed_tile_shows_that_it_failed_with_or_without_retry(qtbot, scene_factory,
                                                                          image_server, box):
     # Below 72 px a failed tile shows no title or reason; a refused URL's, with no Retry either,

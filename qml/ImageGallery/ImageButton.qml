@@ -206,8 +206,9 @@ Item {
                             objectName: "errorMark"
                             visible: errorFace.compact && !root.retryable
                             anchors.horizontalCenter: parent.horizontalCenter
-                            width: retryButton.height
-                            height: retryButton.height
+                            // No larger than the picture's box (16 px thumbnails), like Retry.
+                            width: Math.min(retryButton.height, box.width, box.height)
+                            height: width
                             radius: height / 2
                             color: Theme.errorSurface
                             border.width: Theme.borderWidth
@@ -227,8 +228,9 @@ Item {
                             objectName: "retryButton"
                             visible: root.retryable
                             anchors.horizontalCenter: parent.horizontalCenter
-                            width: retryLabel.implicitWidth + 4 * Theme.spacingSmall
-                            height: retryLabel.implicitHeight + 2 * Theme.spacingSmall
+                            width: Math.min(retryLabel.implicitWidth + 4 * Theme.spacingSmall, box.width)
+                            height: Math.min(retryLabel.implicitHeight + 2 * Theme.spacingSmall,
+                                             box.height)
                             radius: Theme.radiusSmall
                             color: retryArea.pressed ? Theme.tilePressed
                                  : retryArea.containsMouse ? Theme.tileHover : Theme.errorSurface

@@ -83,30 +83,38 @@ ApplicationWindow {
     function pickSelection(fallbackUrl) {
         var urls = gallery.selectedUrls.length > 0 ? choosableUrls
                  : fallbackUrl && !imageModel.failed(fallbackUrl) ? [fallbackUrl] : []
+        statusMessage = ""
         _pickOnceSettled(urls)
     }
 
     // A pick made while some of its images are still loading, kept until they have loaded or
     // failed: a script then gets only URLs that loaded, never one that fails a moment later.
-    // A new selection drops it; so does Esc, with the picker.
+    // A new selection drops it (so does a list that drops a chosen URL, with the selection);
+    // Esc ends the picker.
     property var awaitedPick: []
+    readonly property int awaitedStillLoading: {
+        imageModel.pendingCount  // read again as rows settle
+        return awaitedPick.filter(function(url) { return imageModel.pending(url) }).length
+    }
 
     function _pickOnceSettled(urls) {
         if (urls.some(function(url) { return imageModel.pending(url) })) {
             awaitedPick = urls
             return
         }
+        var waited = awaitedPick.length > 0
         awaitedPick = []
         var loaded = urls.filter(function(url) { return imageModel.loaded(url) })
         if (loaded.length > 0)
             picked(loaded)
+        else if (waited)  // else the window would just go quiet, the choice gone
+            statusMessage = qsTr("None of the chosen images loaded: nothing was chosen")
     }
 
     Connections {
         target: imageModel
         enabled: root.awaitedPick.length > 0
         function onCountsChanged() { root._pickOnceSettled(root.awaitedPick) }
-        function onUrlsChanged() { root._pickOnceSettled(root.awaitedPick) }
     }
 
     Connections {
@@ -257,6 +265,7 @@ ApplicationWindow {
                         font: entry.font
                         color: entry.highlighted || entry.down ? Theme.accentText : Theme.fieldText
                         elide: Text.ElideRight
+                        horizontalAlignment: entry.mirrored ? Text.AlignRight : Text.AlignLeft
                         verticalAlignment: Text.AlignVCenter
                     }
                     background: Rectangle {
@@ -369,10 +378,13 @@ ApplicationWindow {
             Text {
                 id: statusText
                 objectName: "statusText"
-                text: root.awaitedPick.length > 0
-                      ? qsTr("Choosing once the chosen images have loaded (Esc cancels)")
-                      : qsTr("%1 of %2 loaded, %3 failed").arg(imageModel.loadedCount)
+                text: root.awaitedPick.length === 0
+                      ? qsTr("%1 of %2 loaded, %3 failed").arg(imageModel.loadedCount)
                         .arg(imageModel.count).arg(imageModel.failedCount)
+                      : root.awaitedStillLoading === 1
+                      ? qsTr("Waiting for the chosen image to load (Esc closes the picker)")
+                      : qsTr("Waiting for %1 chosen images to load (Esc closes the picker)")
+                        .arg(root.awaitedStillLoading)
                 color: Theme.text
                 font.family: Theme.fontFamily
                 font.pixelSize: Theme.fontPixelSize
