@@ -386,12 +386,18 @@ PICK_DRIVER = textwrap.dedent("""
     groups = [group.split(",") if group else [] for group in sys.argv[1].split("|")]
     release_url, still_held = sys.argv[2], [int(sys.argv[3])]
 
+    def awaiting(window):
+        # A pick waiting for its images: the model's counts reach the window a turn after its
+        # rows settle, and with them the end of the wait.
+        pick = window.property("awaitedPick")
+        return bool(pick.toVariant() if hasattr(pick, "toVariant") else pick)
+
     def drive():
         windows = [w for w in QGuiApplication.topLevelWindows()
                    if w.objectName() == "mainWindow" and w.isExposed()]
         model = windows[0].property("galleryModel") if windows else None
         if (model is None or model.count == 0 or model.pendingCount > still_held[0]
-                or not windows[0].isActive()):
+                or not windows[0].isActive() or awaiting(windows[0])):
             if windows:
                 windows[0].requestActivate()
             QTimer.singleShot(20, drive)

@@ -788,6 +788,7 @@ class _Session:
     def _take_screenshot(self) -> None:
         self.window.frameSwapped.disconnect(self._take_screenshot)
         image = grab_window(self.window)
+        self.window.hide()  # taken: not shown, frozen, while the file is encoded and written
         path = os.path.expanduser(self.args.screenshot)
         if image.isNull():
             print("imagegallery: error: could not grab the window", file=sys.stderr)

@@ -350,8 +350,15 @@ def warm_up_in_background() -> None:
             application.aboutToQuit.connect(lambda: thread.join(WARM_UP_JOIN_TIMEOUT_S))
 
 
+def _import_platformdirs() -> None:
+    # The first loader asks it for the user's cache folder: 16-19 ms of imports, which a host
+    # that makes its first model mid-session paid on the GUI thread.
+    import platformdirs  # noqa: F401
+
+
 def _warm_up() -> None:
-    for step in (warm_up_decoders, qt_has_tls, preload_curl_transport, environment_proxies):
+    for step in (warm_up_decoders, qt_has_tls, preload_curl_transport, environment_proxies,
+                 _import_platformdirs):
         try:
             step()
         except Exception:  # pycurl missing, say: the transports say so when a URL needs it
