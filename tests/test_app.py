@@ -858,6 +858,37 @@ def test_a_screenshot_window_takes_no_input_so_the_pointer_leaves_no_tooltip_in_
             session.close()
 
 
+def test_an_image_the_desktop_cannot_open_says_so_in_the_window(qtbot, image_server, monkeypatch):
+    from PyQt5.QtCore import QCoreApplication, QObject, Qt
+    from PyQt5.QtGui import QDesktopServices
+    from PyQt5.QtTest import QTest
+
+    from imagegallery.app import _Session, build_parser, tiles_settled
+
+    desktop_has_an_application = False
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: desktop_has_an_application)
+    url = image_server.add("/0.png", solid_image_bytes("#ff0000"))
+    session = _Session(QCoreApplication.instance(), build_parser().parse_args([url]), [url],
+                       "light", None)
+    try:
+        assert session.start() == 0
+        window = session.window
+        qtbot.waitUntil(lambda: session.model.loadedCount == 1, timeout=10000)
+        qtbot.waitUntil(lambda: tiles_settled(window), timeout=10000)
+        shown = window.findChild(QObject, "statusMessage")
+        assert not shown.property("visible")
+        window.findChild(QObject, "gallery").setProperty("currentIndex", 0)
+        QTest.keyClick(window, Qt.Key_Return)
+        said = f"could not open {url}: the desktop has no application for it"
+        qtbot.waitUntil(lambda: shown.property("text") == said, timeout=5000)
+        assert shown.property("visible")
+        desktop_has_an_application = True  # one installed since: the next open clears it
+        QTest.keyClick(window, Qt.Key_Return)
+        qtbot.waitUntil(lambda: not shown.property("visible"), timeout=5000)
+    finally:
+        session.close()
+
+
 def test_an_image_activated_outside_pick_mode_opens_in_the_desktops_viewer(
         qtbot, image_server, tmp_path, monkeypatch):
     from PyQt5.QtCore import QCoreApplication, QObject, Qt
