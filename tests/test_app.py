@@ -95,6 +95,19 @@ def test_unknown_theme_name_and_missing_theme_file(capsys, tmp_path):
     assert code == EXIT_USAGE and "is a folder; give a theme .qml file" in err
 
 
+def test_a_theme_given_as_a_url_is_a_file_url_or_a_usage_error(tmp_path):
+    # qrc:/ was joined to the working folder ("theme file not found: qrc:/..."), and a file:
+    # URL, as a file manager copies one, was not read as the file it names.
+    from imagegallery.app import UsageError, resolve_theme
+
+    theme = tmp_path / "My Theme.qml"
+    theme.write_text("import ImageGallery 1.0\nThemeData { }\n")
+    assert resolve_theme(theme.as_uri()) == (None, str(theme))
+    for url in ("qrc:/qml/ImageGallery/themes/Dark.qml", "https://example.org/Theme.qml"):
+        with pytest.raises(UsageError, match="a theme file must be a local file"):
+            resolve_theme(url)
+
+
 def test_theme_file_with_a_qml_error_names_file_and_line(qtbot, capsys, caplog, tmp_path):
     theme = tmp_path / "Broken.qml"
     theme.write_text("import ImageGallery 1.0\nThemeData {\n    accent: 12 +\n}\n")

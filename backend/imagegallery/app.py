@@ -13,6 +13,7 @@ import re
 import signal
 import stat
 import sys
+import urllib.parse
 from typing import List, Optional, Sequence
 
 from . import __version__
@@ -330,6 +331,12 @@ def resolve_theme(value: str):
         name = "high-contrast"
     if name in BUILT_IN_THEMES:
         return name, None
+    scheme = urllib.parse.urlsplit(value).scheme
+    if scheme.lower() == "file":  # as a file manager or QML hands a file around
+        value = urllib.parse.unquote(urllib.parse.urlsplit(value).path)
+    elif len(scheme) > 1:  # a URL ("C:" is a drive)
+        raise UsageError(f"theme {value}: a theme file must be a local file (a path or a file: "
+                         "URL); built-in themes are chosen by name")
     path = os.path.expanduser(value)
     if os.path.isfile(path):
         return None, os.path.abspath(path)
