@@ -43,6 +43,27 @@ def lossless_jpeg(width: int, height: int) -> bytes:
     return frame_jpeg(width, height, 3, scan + b"\x00" * ((width * height * 3 + 7) // 8), 0xC3)
 
 
+def jpeg_with_profile(profile: bytes) -> bytes:
+    """A small JPEG carrying `profile` in APP2 ICC_PROFILE pieces, as encoders split one."""
+    piece_bytes = 65533 - 14
+    pieces = [profile[i:i + piece_bytes] for i in range(0, len(profile), piece_bytes)]
+    app2 = b"".join(segment(0xE2, b"ICC_PROFILE\0" + bytes([number + 1, len(pieces)]) + piece)
+                    for number, piece in enumerate(pieces))
+    image = solid_image_bytes("#808080", 16, 16, "JPEG")
+    return image[:2] + app2 + image[2:]
+
+
+def restart_marker_ahead(real: bytes) -> bytes:
+    """`real` behind a restart marker and a 64 KB APP0 holding a fake 16x16 frame: libjpeg reads
+    RSTn with no length and skips the APP0 whole; a walk that reads a length after RSTn lands
+    on the fake frame."""
+    fake = (segment(0xC0, struct.pack(">BHHB", 8, 16, 16, 1) + b"\x01\x11\x00")
+            + segment(0xDA, b"\x01\x01\x00\x00\x3f\x00"))
+    payload = bytearray(65533)
+    payload[65500:65500 + len(fake)] = fake
+    return b"\xff\xd8\xff\xd0\xff\xe0" + struct.pack(">H", 65535) + bytes(payload) + real[2:]
+
+
 def component_one_alone(scans: int, entropy: bytes = b"") -> bytes:
     """`scans` sequential scans of component 1 alone (non-interleaved)."""
     return (segment(0xDA, b"\x01\x01\x00\x00\x3f\x00") + entropy) * scans
@@ -173,7 +194,7 @@ def test_a_non_interleaved_sequential_jpeg_is_not_taken_for_one_with_extra_scans
     appended = three + solid_image_bytes("#0000ff", fmt="JPEG")
     for data in (three, appended, bytearray(appended)):
         header = read_jpeg_header(bytes(data))
-        assert sequential_scans(bytes(data), header, header.components) == 3
+        assert sequential_scans(bytes(data), header.components) == 3
 
 
 def test_a_jpeg_frame_with_several_scans_is_decoded_out_of_process(tmp_path):
@@ -211,10 +232,24 @@ def test_only_a_gifs_first_frame_reaches_qt():
 
 
 @pytest.mark.parametrize("cut", [7, 20, 30])
-def test_a_gif_cut_short_is_left_to_qt_whole(cut):
-    # The walk gives up where the file ends; Qt then says what is wrong with it.
-    data = gif_of_frames(3)[:cut]
-    assert first_gif_frame(data) is data
+def test_a_gif_cut_short_is_one_the_walk_finds_no_end_of(cut):
+    assert first_gif_frame(gif_of_frames(3)[:cut]) is None
+
+
+@pytest.mark.parametrize("trick", ["empty control block", "one-byte sub-blocks"])
+def test_a_large_gif_the_walk_cannot_cut_is_decoded_out_of_process(tmp_path, trick):
+    # Qt reads a chain after a control or application extension's empty first sub-block where
+    # the walk saw the extension end, so it got all 49 MB (GUI gaps of 150-330 ms); a frame of
+    # 1-byte sub-blocks made the walk itself a 2 s loop.
+    if trick == "empty control block":
+        many = gif_of_frames(4_000_000)
+        data = many[:13 + 6] + b"\x21\xf9\x00\x01\x00\x00" + many[13 + 6:]
+    else:
+        header = gif_of_frames(0)[:13 + 6 + 10]
+        data = header + b"\x02" + b"\x01\x00" * 24_000_000 + b"\x00\x3b"
+    assert first_gif_frame(data) is None
+    outcome = decoded_in_a_fresh_process(tmp_path, data)
+    assert outcome["sandboxed"] == 1, outcome
 
 
 def test_odd_files_get_the_reason_that_fits(qtbot, model, image_server):
@@ -244,14 +279,63 @@ def test_odd_files_get_the_reason_that_fits(qtbot, model, image_server):
                                      "either)")
 
 
+def webp_with_profile_after_the_image(profile: bytes) -> bytes:
+    """As webp_with_profile, but the profile after the image, where libwebp still takes it."""
+    return webp(riff_chunk(b"VP8X", bytes([0x20, 0, 0, 0]) + u24(0) + u24(0)), ONE_PIXEL_VP8L,
+                riff_chunk(b"ICCP", profile))
+
+
+def animated_webp_of_frames(frames: int) -> bytes:
+    return webp(riff_chunk(b"VP8X", bytes([0x12, 0, 0, 0]) + u24(0) + u24(0)),
+                riff_chunk(b"ANIM", struct.pack("<IH", 0, 0)),
+                *[riff_chunk(b"ANMF", u24(0) * 4 + u24(100) + b"\0" + ONE_PIXEL_VP8L)] * frames)
+
+
+def test_a_large_animated_webp_is_decoded_out_of_process(tmp_path):
+    # Qt reads every frame's header when asked the size, with the GIL held: a million 1x1
+    # frames (48 MB) froze the GUI thread for 215 ms.
+    outcome = decoded_in_a_fresh_process(tmp_path, animated_webp_of_frames(60_000))
+    assert outcome["sandboxed"] == 1, outcome
+
+
 @pytest.mark.qt_log_ignore("Failed ICC signature test")  # the small one's zeros are not a profile
 def test_a_webp_whose_colour_profile_is_megabytes_is_refused(qtbot, model, image_server):
     # Qt parses a profile into a table of its tags, about 8 bytes for each byte: a 42 MB one
     # took 330 MB per decode. A thumbnail does not use it.
     urls = [image_server.add("/huge-profile.webp", webp_with_profile(b"\0" * (5 * MEGABYTE)),
                              "image/webp"),
+            # libwebp takes the profile after the image too: there the limit did not look.
+            image_server.add("/profile-last.webp",
+                             webp_with_profile_after_the_image(b"\0" * (5 * MEGABYTE)), "image/webp"),
+            # Qt joins a JPEG's profile from its APP2 pieces: 32 MB of them took 177 MB.
+            image_server.add("/huge-profile.jpg", jpeg_with_profile(b"\0" * (5 * MEGABYTE)),
+                             "image/jpeg"),
             image_server.add("/small-profile.webp", webp_with_profile(b"\0" * 600), "image/webp")]
-    huge, small = load(qtbot, model, urls)
-    assert huge["errorString"] == "webp with a 5 MB colour profile (limit 4 MB)"
-    assert huge["retryable"] is False
+    huge, last, jpeg, small = load(qtbot, model, urls)
+    assert huge["errorString"] == last["errorString"] == "webp with a 5 MB colour profile (limit 4 MB)"
+    assert jpeg["errorString"].startswith("JPEG with a 5 MB colour profile (limit 4 MB)")
+    assert huge["retryable"] is jpeg["retryable"] is False
     assert small["status"] == Status.Ready
+
+
+def test_a_restart_marker_before_the_frame_does_not_hide_it(qtbot, model, image_server):
+    # Read with a length, RST0 sent the header walk to a planted 16x16 frame while libjpeg
+    # decoded the real one: a lossless frame crashed the process, and every JPEG rule was
+    # judged on the fake.
+    urls = [image_server.add("/hidden-lossless.jpg", restart_marker_ahead(lossless_jpeg(300, 300)),
+                             "image/jpeg"),
+            image_server.add("/hidden-scans.jpg", restart_marker_ahead(
+                frame_jpeg(4000, 4000, 3, component_one_alone(3000))), "image/jpeg"),
+            image_server.add("/good.png", solid_image_bytes("#00ff00"))]
+    lossless, scans, good = load(qtbot, model, urls)
+    assert lossless["errorString"] == LOSSLESS_JPEG_REFUSED
+    assert scans["errorString"].startswith("JPEG with more scans than its 3 components")
+    assert good["status"] == Status.Ready
+
+
+def test_end_of_image_bytes_in_a_comment_do_not_end_the_scan_count():
+    from imagegallery.decode import sequential_scans
+
+    scans = segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")
+    data = frame_jpeg(4000, 4000, 3, scans + segment(0xFE, b"\xff\xd9") + scans * 3000)
+    assert sequential_scans(data, 3) == 4

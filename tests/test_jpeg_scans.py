@@ -40,12 +40,12 @@ def progressive(data: bytes, grayscale: bool = False, quality: int = 85) -> byte
 
 
 def cut(data: bytes):
-    return jpeg_scans.ProgressiveScans(data, LoadLimits().max_jpeg_scans).for_eighth_scale()
+    return jpeg_scans.JpegScans(data, LoadLimits().max_jpeg_scans).for_eighth_scale()
 
 
 def whole_file_thumbnail(monkeypatch, data, spec):
     with monkeypatch.context() as patch:
-        patch.setattr(jpeg_scans.ProgressiveScans, "for_eighth_scale", lambda scans: None)
+        patch.setattr(jpeg_scans.JpegScans, "for_eighth_scale", lambda scans: None)
         return decode_thumbnail(data, spec, LoadLimits())
 
 
@@ -126,9 +126,9 @@ def with_last_scan_repeated(data: bytes, times: int) -> bytes:
 @pytest.mark.qt_log_ignore(*DECODER_CHATTER)
 def test_a_progressive_jpeg_of_too_many_scans_is_refused_before_decoding(turbo):
     data = progressive(noisy_photo_bytes(seed=17, width=320, height=240))
-    scans = jpeg_scans.ProgressiveScans(data, 500).scans
+    scans = jpeg_scans.JpegScans(data, 500).scans
     bomb = with_last_scan_repeated(data, 501 - scans)  # one scan over the limit
-    assert jpeg_scans.ProgressiveScans(bomb, 500).scans == 501
+    assert jpeg_scans.JpegScans(bomb, 500).scans == 501
     refused = decode_thumbnail(bomb, ThumbnailSpec(40, 30), LoadLimits())
     assert not refused.ok
     assert refused.error == "progressive JPEG with over 500 scans (each is a pass over the whole image)"
@@ -152,7 +152,7 @@ def test_a_larger_progressive_jpeg_is_allowed_fewer_scans(turbo):
     # A scan costs a pass over every block, however few its bytes: 499 scans of a 10000x10000
     # frame, with restart intervals so the 1/8 cut did not apply, held a decoder for 5 s.
     data = progressive(noisy_photo_bytes(seed=17, width=320, height=240))
-    scans = jpeg_scans.ProgressiveScans(data, 500).scans
+    scans = jpeg_scans.JpegScans(data, 500).scans
     hundred_scans = with_last_scan_repeated(data, 100 - scans)
     assert decode_thumbnail(hundred_scans, ThumbnailSpec(40, 30), LoadLimits()).ok
     assert turbo.sizes
@@ -212,7 +212,7 @@ def test_a_stray_byte_does_not_hide_a_jpegs_scans_from_the_limit(turbo, where):
     # stopped there, counted too few scans, and Qt's reader decoded every one: a 97 KB file of
     # 1,010 scans held a decoder for 11.7 s.
     data = progressive(noisy_photo_bytes(seed=17, width=320, height=240))
-    scans = jpeg_scans.ProgressiveScans(data, 500).scans
+    scans = jpeg_scans.JpegScans(data, 500).scans
     bomb = _with_stray_byte(with_last_scan_repeated(data, 501 - scans), where)
     refused = decode_thumbnail(bomb, ThumbnailSpec(40, 30), LoadLimits())
     assert refused.error == "progressive JPEG with over 500 scans (each is a pass over the whole image)"
@@ -232,7 +232,7 @@ def test_a_stray_byte_does_not_hide_a_frames_size_or_coding(turbo):
     assert decode_thumbnail(arithmetic, ThumbnailSpec(240, 140), LoadLimits()).error \
         == "arithmetic-coded JPEG is not shown (no browser decodes it either)"
     data = progressive(noisy_photo_bytes(seed=17, width=320, height=240))
-    scans = jpeg_scans.ProgressiveScans(data, 500).scans
+    scans = jpeg_scans.JpegScans(data, 500).scans
     huge = with_frame_size(with_last_scan_repeated(data, 100 - scans), 10000, 10000)
     refused = decode_thumbnail(_with_stray_byte(huge, "after the JFIF header"),
                                ThumbnailSpec(40, 30), LoadLimits())

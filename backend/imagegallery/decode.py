@@ -83,6 +83,9 @@ REFUSALS_BY_LIMIT = ("image too large", "too large after decompression",
 
 # Segments before the first scan: a dozen in practice. The walk holds the GIL, so it is bounded.
 MAX_JPEG_SEGMENTS = 512
+# Colour profiles are a few kilobytes; the largest printer profiles a few hundred. Qt parses one
+# into a table of its tags, about 8 bytes for each byte, for a thumbnail that does not use it.
+MAX_PROFILE_BYTES = 4 * 1024 * 1024
 # Encoders write 3-60 scans: a photo of any size may have this many (LoadLimits.max_jpeg_scans).
 MIN_JPEG_SCANS_ALLOWED = 64
 # Qt makes a reader's format handler under a global mutex, and probes the device while holding
@@ -249,8 +252,14 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
         if header.precision not in (0, 8):
             raise DecodeRefused(f"JPEG with {header.precision}-bit samples is not shown (no "
                                 "browser decodes it either)")
+        if header.profile_bytes > MAX_PROFILE_BYTES:
+            # Qt joins the pieces and parses the profile into a table of its tags (about 8
+            # bytes for each byte) when asked the size, with the GIL held: a 32 MB one took
+            # 177 MB and 267 ms. The thumbnail does not use it.
+            raise DecodeRefused(f"JPEG with a {format_bytes(header.profile_bytes)} colour profile "
+                                f"(limit {format_bytes(MAX_PROFILE_BYTES)})")
         if not header.progressive and 0 < header.first_scan_components < header.components \
-                and sequential_scans(data, header, header.components) > header.components:
+                and sequential_scans(data, header.components) > header.components:
             # A sequential frame codes each component once. Where its first scan codes them all,
             # libjpeg stops at a second scan with an error; where it codes fewer, libjpeg takes
             # a component coded again, and each such scan, 10 bytes of it, costs a pass over
@@ -259,7 +268,7 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
             raise DecodeRefused(f"JPEG with more scans than its {header.components} "
                                 "components (each is a pass over the whole image)")
         most = jpeg_scans_allowed(header.stored, limits)
-        scans = jpeg_scans.ProgressiveScans(data, most) if header.progressive else None
+        scans = jpeg_scans.JpegScans(data, most) if header.progressive else None
         # Every scan is a pass over the whole image, for libjpeg-turbo and Qt alike, and
         # neither can be stopped once started: a 62 KB file of 1,000 scans held a decoder
         # for 2.2 s.
@@ -275,7 +284,14 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
     if image_format == b"png":
         data = without_png_text_chunks(data)
     elif image_format == b"gif" and len(data) > GIF_CUT_FROM_BYTES:
-        data = first_gif_frame(data)
+        cut = first_gif_frame(data)
+        if cut is None:
+            # Where its first frame ends was not found as Qt would find it (an extension Qt
+            # reads otherwise, a chain of tiny sub-blocks): Qt's scan of every frame would hold
+            # the GIL, so the sandbox decodes it.
+            image_format, hint = b"", b"gif"
+        else:
+            data = cut
     if image_format:
         try:
             return _decode_with_qt(data, spec, limits.max_pixels, limits.max_side, image_format,
@@ -320,51 +336,62 @@ def without_png_text_chunks(data: Body) -> Body:
 # Blocks (extensions) a GIF may have before its first image: an encoder writes a few (loop
 # count, comment, the first frame's timing). Bounded because the walk is Python.
 MAX_GIF_BLOCKS_BEFORE_IMAGE = 1000
+# Sub-blocks the walk reads: encoders fill them (255 bytes), so 250,000 is a 60 MB frame, past
+# the response cap; 1-byte ones made the walk a 2 s Python loop for a 48 MB file.
+MAX_GIF_SUB_BLOCKS = 250_000
 # A GIF up to this size goes to Qt whole: Qt's scan of all its frames costs at most a few
 # milliseconds (about 6 ms for 2 MB of 1x1 frames), where the walk to cut it costs 0.1-0.6 ms for
 # W3's 0.3-1.3 MB files.
 GIF_CUT_FROM_BYTES = 2 * 1024 * 1024
 
 
-def first_gif_frame(data: Body) -> Body:
-    """A GIF cut after its first image, with a trailer, or `data` as it is when nothing follows
-    that image or the walk cannot find its end (Qt then gives the tile its answer).
+def first_gif_frame(data: Body) -> Optional[Body]:
+    """A GIF cut after its first image, with a trailer; `data` as it is when nothing follows that
+    image; None when the walk does not find where it ends (the data ends first, a block it does
+    not know, or over MAX_GIF_SUB_BLOCKS sub-blocks).
 
     A thumbnail needs the first frame, but Qt's plugin scans every frame when asked the size,
     inside QImageReader.size(), and PyQt keeps the GIL through that call: a 49 MB file of four
     million 1x1 frames froze the GUI thread for 120-300 ms."""
     header = _bytes_at(data, 0, 13)
     if len(header) < 13:
-        return data
+        return None
     position = 13 + (3 << ((header[10] & 0x07) + 1) if header[10] & 0x80 else 0)
+    budget = [MAX_GIF_SUB_BLOCKS]
     for _ in range(MAX_GIF_BLOCKS_BEFORE_IMAGE):
-        introducer = _bytes_at(data, position, 1)
-        if introducer == b"\x21":  # an extension: its label, then its sub-blocks
-            position = _after_gif_sub_blocks(data, position + 2)
-        elif introducer == b"\x2c":  # the image descriptor
+        introducer = _bytes_at(data, position, 2)
+        if introducer[:1] == b"\x21":  # an extension: its label, then its sub-blocks
+            if introducer[1:] in (b"\xf9", b"\xff") and _bytes_at(data, position + 2, 1) == b"\0":
+                return None  # Qt reads a chain after this empty first sub-block too; not we
+            position = _after_gif_sub_blocks(data, position + 2, budget)
+        elif introducer[:1] == b"\x2c":  # the image descriptor
             descriptor = _bytes_at(data, position, 10)
             if len(descriptor) < 10:
-                return data
+                return None
             position += 10
             if descriptor[9] & 0x80:  # a local colour table
                 position += 3 << ((descriptor[9] & 0x07) + 1)
-            end = _after_gif_sub_blocks(data, position + 1)  # after the LZW minimum code size
-            if end < 0 or end + 1 >= len(data):
+            end = _after_gif_sub_blocks(data, position + 1, budget)  # after the LZW code size
+            if end < 0:
+                return None
+            if end + 1 >= len(data):
                 return data
             return _bytes_at(data, 0, end) + b"\x3b"
         else:
-            return data
+            return None
         if position < 0:
-            return data
+            return None
     raise DecodeRefused(f"GIF with over {MAX_GIF_BLOCKS_BEFORE_IMAGE} blocks before its first image")
 
 
-def _after_gif_sub_blocks(data: Body, position: int) -> int:
+def _after_gif_sub_blocks(data: Body, position: int, budget: List[int]) -> int:
     """Where a chain of GIF sub-blocks (a length byte, then that many bytes) starting at
-    `position` ends, after its empty terminator; -1 if the data ends first. Read 64 KB at a time:
-    one frame can be megabytes of 255-byte blocks."""
+    `position` ends, after its empty terminator; -1 if the data ends first or `budget` (the
+    sub-blocks the walk may still read) runs out. Read 64 KB at a time: one frame can be
+    megabytes of 255-byte blocks."""
     window_start, window = position, b""
-    while True:
+    while budget[0] > 0:
+        budget[0] -= 1
         offset = position - window_start
         if offset >= len(window):
             window_start, window, offset = position, _bytes_at(data, position, 65536), 0
@@ -374,6 +401,7 @@ def _after_gif_sub_blocks(data: Body, position: int) -> int:
         if length == 0:
             return position + 1
         position += 1 + length
+    return -1
 
 
 def png_text_chunk_spans(data: Body, max_chunks: int = MAX_PNG_CHUNKS) -> List[Tuple[int, int]]:
@@ -649,7 +677,7 @@ def jpeg_scans_allowed(stored: Optional[QSize], limits: LoadLimits) -> int:
 
 
 def _most_scans(data: Body, header: "JpegHeader",
-                scans: Optional[jpeg_scans.ProgressiveScans], limit: int) -> int:
+                scans: Optional[jpeg_scans.JpegScans], limit: int) -> int:
     """How many scans the decoders may find in this JPEG: the walk's count where it reached the
     end (or the limit), else every start-of-scan marker in the file.
 
@@ -671,7 +699,7 @@ def _most_scans(data: Body, header: "JpegHeader",
 
 
 def _decode_jpeg_with_turbo(data: Body, header: JpegHeader,
-                            scans: Optional[jpeg_scans.ProgressiveScans], spec: ThumbnailSpec,
+                            scans: Optional[jpeg_scans.JpegScans], spec: ThumbnailSpec,
                             limits: LoadLimits) -> Optional[DecodedThumbnail]:
     """A JPEG thumbnail from libjpeg-turbo, or None to leave the file to Qt's reader (no
     simplejpeg, CMYK, a header or a scan it refuses; Qt then gives the tile its answer).
@@ -732,8 +760,27 @@ def _decode_peak_bytes(reader: QImageReader, image_format: bytes, data: Body, st
     return stored.width() * stored.height() * bits // 8
 
 
-# Colour profiles are a few kilobytes; the largest printer profiles a few hundred.
-MAX_WEBP_PROFILE_BYTES = 4 * 1024 * 1024
+
+
+# An animated WebP larger than this decodes in the sandbox (see _check_webp_canvas).
+WEBP_ANIMATION_IN_PROCESS_BYTES = 2 * 1024 * 1024
+# Chunks looked through for one: a still file has two to five; an animation's frames come last.
+_WEBP_CHUNKS_LOOKED_AT = 64
+
+
+def _webp_chunk_bytes(data: Body, name: bytes) -> int:
+    """The size of the first `name` chunk among a WebP's first _WEBP_CHUNKS_LOOKED_AT chunks, or
+    -1 past them or at a chunk running off the end (0 when there is none)."""
+    position, end = 12, min(len(data), 8 + int.from_bytes(_bytes_at(data, 4, 4), "little"))
+    for _ in range(_WEBP_CHUNKS_LOOKED_AT):
+        if position + 8 > end:
+            return 0
+        chunk = _bytes_at(data, position, 8)
+        size = int.from_bytes(chunk[4:8], "little")
+        if chunk[:4] == name:
+            return size
+        position += 8 + size + (size & 1)
+    return -1
 
 
 def _check_webp_canvas(data: Body, max_pixels: int, max_side: int,
@@ -745,18 +792,25 @@ def _check_webp_canvas(data: Body, max_pixels: int, max_side: int,
     header = _bytes_at(data, 12, 18)
     if len(header) < 18 or header[:4] != b"VP8X":
         return
-    if header[8] & 0x20:  # a colour profile: an ICCP chunk follows VP8X
-        profile = _bytes_at(data, 30, 8)
-        profile_bytes = int.from_bytes(profile[4:8], "little") if profile[:4] == b"ICCP" else 0
-        if profile_bytes > MAX_WEBP_PROFILE_BYTES:
+    if header[8] & 0x20:  # a colour profile: an ICCP chunk, after VP8X or (libwebp takes it) later
+        profile_bytes = _webp_chunk_bytes(data, b"ICCP")
+        if profile_bytes < 0:
+            raise DecodeRefused(f"webp with a colour profile past its first "
+                                f"{_WEBP_CHUNKS_LOOKED_AT} chunks")
+        if profile_bytes > MAX_PROFILE_BYTES:
             # Qt parses it into a table of its tags, about 8 bytes for each byte (a 42 MB
             # profile took 330 MB), for a thumbnail that does not use it.
             raise DecodeRefused(f"webp with a {format_bytes(profile_bytes)} colour profile "
-                                f"(limit {format_bytes(MAX_WEBP_PROFILE_BYTES)})")
+                                f"(limit {format_bytes(MAX_PROFILE_BYTES)})")
     canvas = QSize(int.from_bytes(header[12:15], "little") + 1,
                    int.from_bytes(header[15:18], "little") + 1)
     _check_pixel_budget(canvas, max_pixels, max_side)
     animated = bool(header[8] & 0x02)
+    if animated and len(data) > WEBP_ANIMATION_IN_PROCESS_BYTES and in_process_bytes is not None:
+        # Qt's plugin reads every frame's header when asked the size, with the GIL held: a
+        # million 1x1 frames (48 MB) froze the GUI thread for 215 ms. Its first frame is all a
+        # thumbnail shows; a large animation is decoded where the GIL is not shared.
+        raise _TooLargeForThisProcess()
     # The bound _decode_peak_bytes gives once the reader has the format: the frame read and
     # converted, and an animation's canvas beside it.
     peak_bytes = canvas.width() * canvas.height() * (12 if animated else 8)
@@ -819,6 +873,7 @@ class JpegHeader(NamedTuple):
     first_scan_at: int  # where the first start-of-scan marker is; -1 when the walk found none
     first_scan_components: int  # how many of the frame's components the first scan codes
     coefficient_bytes: int  # the frame's DCT coefficients, 2 bytes each, 64 a block
+    profile_bytes: int  # its ICC colour profile's pieces (APP2 ICC_PROFILE segments)
     # More than MAX_JPEG_SEGMENTS before the first scan: the walk stopped short of the frame.
     too_many_segments: bool
     # Comment segments of the "key: value" form Qt's writer makes of a QImage's texts (the disk
@@ -838,6 +893,7 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
     stored, components, precision, transformation, progressive = None, 0, 0, 0, False
     arithmetic = lossless = False
     first_scan_at, first_scan_components, coefficient_bytes = -1, 0, 0
+    profile_bytes = 0
     comments: Dict[str, str] = {}
     exif_read = False
     too_many_segments = False
@@ -860,6 +916,13 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
             # of the walk's budget.
             position = _last_fill_byte(data, position + 1)
             continue
+        if marker in jpeg_scans.MARKERS_WITHOUT_LENGTH:
+            # As libjpeg reads them (a stuffed 0xFF00 is discarded; TEM and RSTn stand alone):
+            # read as lengths, a restart marker sent the walk into an APP segment's body, to a
+            # planted frame header, while libjpeg decoded the real one, a lossless frame that
+            # crashed the process.
+            position += 2
+            continue
         if marker == 0xDA:  # start of scan
             first_scan_at = position
             first_scan_components = header[4] if len(header) > 4 else 0
@@ -875,6 +938,8 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
             stored = QSize(int.from_bytes(header[7:9], "big"), int.from_bytes(header[5:7], "big"))
             sampling = _bytes_at(data, position + 10, 3 * components)
             coefficient_bytes = _coefficient_bytes(stored, sampling)
+        elif marker == 0xE2 and header[4:10] == b"ICC_PR":  # a piece of an ICC_PROFILE
+            profile_bytes += length - 2
         elif marker == 0xE1 and not exif_read and header[4:10] == b"Exif\0\0":
             exif_read = True
             exif = _bytes_at(data, position + 4, length - 2)
@@ -890,7 +955,7 @@ def read_jpeg_header(data: Body, with_comments: bool = False) -> JpegHeader:
         too_many_segments = True
     return JpegHeader(stored, components, precision, transformation, progressive, arithmetic,
                       lossless, first_scan_at, first_scan_components, coefficient_bytes,
-                      too_many_segments, comments)
+                      profile_bytes, too_many_segments, comments)
 
 
 def _coefficient_bytes(stored: QSize, sampling: bytes) -> int:
@@ -921,18 +986,20 @@ def jpeg_decode_peak_bytes(header: JpegHeader) -> int:
     return header.coefficient_bytes if several_scans else 0
 
 
-def sequential_scans(data: Body, header: JpegHeader, most: int) -> int:
-    """How many start-of-scan markers lie between the frame's first scan and its end of image,
-    counting no further than `most` + 1.
-
-    Entropy-coded data stuffs every 0xFF, so the first 0xFF 0xD9 after the first scan is this
-    frame's end; past it may come other images (a phone's multi-picture file), not counted."""
-    end = _index_of(data, b"\xff\xd9", header.first_scan_at)
-    count, position = 0, header.first_scan_at
-    while position >= 0 and (end < 0 or position < end) and count <= most:
-        count += 1
-        position = _index_of(data, b"\xff\xda", position + 2)
-    return count
+def sequential_scans(data: Body, most: int) -> int:
+    """How many scans a sequential JPEG frame has, counting no further than `most` + 1: from a
+    walk over its segments and scans to its end of image (jpeg_scans.JpegScans), so an image
+    appended after it (a phone's multi-picture file) is not counted, nor the bytes 0xFF 0xD9
+    inside a comment between two scans (a search for them ended the count there, and 3,000
+    scans after it held a decoder for 7.5 s). Where the walk stops short of the end (a stray
+    byte it does not follow), every start-of-scan marker after the first scan counts."""
+    walk = jpeg_scans.JpegScans(data, most)
+    if walk.complete or walk.scans > most:
+        return walk.scans
+    start_of_scan = b"\xff\xda"
+    if isinstance(data, QByteArray):
+        return data.count(QByteArray(start_of_scan))
+    return bytes(data).count(start_of_scan)
 
 
 def _index_of(data: Body, needle: bytes, start: int) -> int:

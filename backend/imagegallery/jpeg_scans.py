@@ -32,7 +32,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 # A marker that can end a scan's entropy-coded data: not a stuffed 0xFF00, not a restart
 # marker (0xD0-0xD7), not a fill byte (0xFF).
-_MARKER_AFTER_SCAN = re.compile(rb"\xff[\xc0-\xcf\xd8-\xfe]")
+_MARKER_AFTER_SCAN = re.compile(rb"\xff[\x01\xc0-\xcf\xd8-\xfe]")
 # The frame header markers: SOF0-SOF15 but for DHT, JPG and DAC, which share their range.
 FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 SOF_PROGRESSIVE_HUFFMAN = 0xC2
@@ -43,6 +43,8 @@ ARITHMETIC_FRAME_MARKERS = frozenset({0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 # Lossless frames (SOF3, SOF7, SOF11, SOF15): no DCT, so no decode at a reduced scale.
 LOSSLESS_FRAME_MARKERS = frozenset({0xC3, 0xC7, 0xCB, 0xCF})
 _SOS, _EOI, _DRI = 0xDA, 0xD9, 0xDD
+# Markers libjpeg reads with no length after them: a stuffed 0xFF00 (discarded), TEM and RST0-7.
+MARKERS_WITHOUT_LENGTH = frozenset({0x00, 0x01, *range(0xD0, 0xD8)})
 # The coefficients libjpeg's block smoothing reads (zigzag 1-9, jdcoefct.c SAVED_COEFS).
 _SMOOTHED_LAST_COEFFICIENT = 9
 # AC Huffman table 0 with fifteen 4-bit codes, 0000-1110, for EOB0-EOB14: EOBr is a run of
@@ -66,9 +68,9 @@ class _Segment(NamedTuple):
     components: Tuple[int, ...] = ()  # of a scan
 
 
-class ProgressiveScans:
-    """The segments of a progressive JPEG, from one walk over them: how many scans it has
-    (for the decoder's scan limit) and the file cut down for a 1/8-scale decode.
+class JpegScans:
+    """The segments of a JPEG, from one walk over them: how many scans it has (for the
+    decoder's scan limits) and, for a progressive one, the file cut down for a 1/8-scale decode.
 
     The walk stops after `max_scans` + 1 scans: past that the count is all that matters. It
     reads a QByteArray in place.
@@ -101,6 +103,9 @@ class ProgressiveScans:
             if marker == _EOI:
                 self.complete = True
                 return
+            if marker in MARKERS_WITHOUT_LENGTH:  # as libjpeg reads them: see read_jpeg_header
+                position += 2
+                continue
             end = position + 2 + int.from_bytes(data[position + 2:position + 4], "big")
             if end > len(data):
                 return
