@@ -194,7 +194,7 @@ def test_a_non_interleaved_sequential_jpeg_is_not_taken_for_one_with_extra_scans
     appended = three + solid_image_bytes("#0000ff", fmt="JPEG")
     for data in (three, appended, bytearray(appended)):
         header = read_jpeg_header(bytes(data))
-        assert sequential_scans(bytes(data), header.components) == 3
+        assert sequential_scans(bytes(data), header, header.components) == 3
 
 
 def test_a_jpeg_frame_with_several_scans_is_decoded_out_of_process(tmp_path):
@@ -334,8 +334,20 @@ def test_a_restart_marker_before_the_frame_does_not_hide_it(qtbot, model, image_
 
 
 def test_end_of_image_bytes_in_a_comment_do_not_end_the_scan_count():
-    from imagegallery.decode import sequential_scans
+    from imagegallery.decode import read_jpeg_header, sequential_scans
 
     scans = segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")
     data = frame_jpeg(4000, 4000, 3, scans + segment(0xFE, b"\xff\xd9") + scans * 3000)
-    assert sequential_scans(data, 3) == 4
+    assert sequential_scans(data, read_jpeg_header(data), 3) == 4
+
+
+def test_a_cut_short_non_interleaved_jpeg_counts_its_own_scans_only():
+    # Where the walk cannot reach the end, every start-of-scan marker in the file counted: an
+    # EXIF thumbnail's scan made a cut-short three-scan file one of four, and refused.
+    from imagegallery.decode import read_jpeg_header, sequential_scans
+
+    three = frame_jpeg(64, 64, 3, b"".join(
+        segment(0xDA, bytes([1, component, 0, 0, 0x3F, 0])) for component in (1, 2, 3)))
+    thumbnail = solid_image_bytes("#0000ff", 16, 16, "JPEG")
+    data = three[:2] + segment(0xE1, b"Exif\0\0" + thumbnail) + three[2:-2]  # no end of image
+    assert sequential_scans(data, read_jpeg_header(data), 3) == 3

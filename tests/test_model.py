@@ -253,6 +253,37 @@ def test_a_limit_raised_while_a_transfer_runs_under_the_old_one_lets_it_load(qtb
     assert image_server.hits["/held.bmp"] == 2
 
 
+def test_a_refusal_under_the_limits_it_was_decoded_with_is_not_fetched_again(qtbot, model,
+                                                                             image_server):
+    # The rules generation was the job's at its creation: one downloading as the limit rose,
+    # decoded under the new limit and refused by it, was fetched and refused a second time.
+    released = threading.Event()
+
+    def held(handler):
+        released.wait(10)
+        handler._send(200, solid_image_bytes("#00ff00", 320, 200), "image/png")
+
+    url = image_server.add_handler("/held.png", held)
+    model.maxImagePixels = 10_000
+    with qtbot.waitSignal(model.loader.loadStarted, timeout=10000):
+        model.urls = [url]
+    model.maxImagePixels = 20_000  # looser, and still refusing 320x200
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        released.set()
+    assert model.get(0)["errorString"].startswith("image too large (320x200")
+    assert image_server.hits["/held.png"] == 1
+
+
+def test_the_refusals_another_transport_may_undo_are_known_by_their_reasons():
+    from imagegallery.loader import _ANOTHER_TRANSPORT_MAY, rule_change_may_undo
+
+    assert rule_change_may_undo("redirected to https://a/b.png, and this transport has no TLS "
+                                + _ANOTHER_TRANSPORT_MAY)
+    assert rule_change_may_undo("TLS not available: this Qt build cannot load OpenSSL")
+    assert rule_change_may_undo("image too large (320x200, limit 0.01 megapixels and 32768 px a side)")
+    assert not rule_change_may_undo("SVG is not shown (it can reference other files)")
+
+
 def test_a_limit_change_asks_again_only_for_what_that_limit_refused(qtbot, model, image_server):
     svg = image_server.add("/logo.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>",
                            "image/svg+xml")

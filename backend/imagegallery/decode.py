@@ -259,7 +259,7 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
             raise DecodeRefused(f"JPEG with a {format_bytes(header.profile_bytes)} colour profile "
                                 f"(limit {format_bytes(MAX_PROFILE_BYTES)})")
         if not header.progressive and 0 < header.first_scan_components < header.components \
-                and sequential_scans(data, header.components) > header.components:
+                and sequential_scans(data, header, header.components) > header.components:
             # A sequential frame codes each component once. Where its first scan codes them all,
             # libjpeg stops at a second scan with an error; where it codes fewer, libjpeg takes
             # a component coded again, and each such scan, 10 bytes of it, costs a pass over
@@ -986,20 +986,23 @@ def jpeg_decode_peak_bytes(header: JpegHeader) -> int:
     return header.coefficient_bytes if several_scans else 0
 
 
-def sequential_scans(data: Body, most: int) -> int:
+def sequential_scans(data: Body, header: JpegHeader, most: int) -> int:
     """How many scans a sequential JPEG frame has, counting no further than `most` + 1: from a
     walk over its segments and scans to its end of image (jpeg_scans.JpegScans), so an image
     appended after it (a phone's multi-picture file) is not counted, nor the bytes 0xFF 0xD9
     inside a comment between two scans (a search for them ended the count there, and 3,000
     scans after it held a decoder for 7.5 s). Where the walk stops short of the end (a stray
-    byte it does not follow), every start-of-scan marker after the first scan counts."""
+    byte it does not follow, a file cut short), the start-of-scan markers from the first scan
+    to the next 0xFF 0xD9 count (not an EXIF thumbnail's before it)."""
     walk = jpeg_scans.JpegScans(data, most)
     if walk.complete or walk.scans > most:
         return walk.scans
-    start_of_scan = b"\xff\xda"
-    if isinstance(data, QByteArray):
-        return data.count(QByteArray(start_of_scan))
-    return bytes(data).count(start_of_scan)
+    end = _index_of(data, b"\xff\xd9", header.first_scan_at)
+    count, position = 0, header.first_scan_at
+    while position >= 0 and (end < 0 or position < end) and count <= most:
+        count += 1
+        position = _index_of(data, b"\xff\xda", position + 2)
+    return count
 
 
 def _index_of(data: Body, needle: bytes, start: int) -> int:

@@ -76,6 +76,16 @@ _FROM_ENCODED_CACHE = 0
 # fixed policy (SVG, a JPEG coding, a redirect refused, ...) is not asked for again.
 REFUSALS_RULE_CHANGES_MAY_UNDO = REFUSALS_BY_LIMIT + (
     "too large (", "redirect too large", "response headers too large", "TLS not available")
+# How the loader ends what the Qt transport could not finish and libcurl could (a redirect to
+# https without TLS, a 103 interim answer): another transport may.
+_ANOTHER_TRANSPORT_MAY = "(IMAGEGALLERY_TRANSPORT=qt?)"
+
+
+def rule_change_may_undo(reason: str) -> bool:
+    """Whether a failure by rule with this reason may go otherwise once the limits loosen or
+    the transport changes (the others are fixed policies: SVG, a JPEG coding, ...)."""
+    return reason.startswith(REFUSALS_RULE_CHANGES_MAY_UNDO) or reason.endswith(
+        _ANOTHER_TRANSPORT_MAY)
 # The LoadLimits fields a refusal by rule depends on: a change to any may let such a row load.
 _LIMITS_THAT_REFUSE = ("max_response_bytes", "max_pixels", "max_side", "max_jpeg_scans",
                        "max_jpeg_scan_megapixels", "decoder_memory_bytes")
@@ -227,7 +237,7 @@ class _Job:
     via_curl: bool = False
     # Times sent again after an answer that never came (ErrorKind.NOT_ANSWERED).
     sent_again: int = 0
-    # The loader's rules generation (see _rules_generation) the job works under.
+    # The loader's rules generation (see _rules_generation) when its transfer or decode began.
     rules_generation: int = 0
     # Times ended to keep the bodies being received under the ceiling (ErrorKind.CROWDED).
     crowded_out: int = 0
@@ -664,8 +674,7 @@ class ImageLoader(QObject):
         if not parsed.ok:
             self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error, False))
             return
-        job = _Job(url, parsed, priority, self._spec, generation=self._generation_of(url),
-                   rules_generation=self._rules_generation)
+        job = _Job(url, parsed, priority, self._spec, generation=self._generation_of(url))
         if claimant is not None:
             job.claimants.add(claimant)
         self._jobs[url] = job
@@ -820,8 +829,7 @@ class ImageLoader(QObject):
             priority = URGENT
         job = _Job(url, parsed, priority, self._spec, bypass_disk=True, claimants=claimants,
                    generation=self._refetches[url], waiters=waiters,
-                   wanted_by_views_only=views_only, model_priority=model_priority,
-                   rules_generation=self._rules_generation)
+                   wanted_by_views_only=views_only, model_priority=model_priority)
         self._jobs[url] = job
         self._start_pipeline(job)
 
@@ -1083,6 +1091,7 @@ class ImageLoader(QObject):
         job.request_id = next(self._request_ids)
         job.transport = transport
         job.stage = _FETCHING
+        job.rules_generation = self._rules_generation  # the byte cap it will be held to
         now = time.monotonic()
         job.started_at = now
         job.responded = False
@@ -1236,9 +1245,9 @@ class ImageLoader(QObject):
                 self._end_revalidation(job)
             elif error.kind is ErrorKind.REDIRECT_NEEDS_TLS:
                 self._fail(job, f"{error.message}, and this transport has no TLS "
-                                "(IMAGEGALLERY_TRANSPORT=qt?)", retryable=False)
+                                + _ANOTHER_TRANSPORT_MAY, retryable=False)
             else:
-                self._fail(job, f"{error.message} (IMAGEGALLERY_TRANSPORT=qt?)", retryable=False)
+                self._fail(job, f"{error.message} {_ANOTHER_TRANSPORT_MAY}", retryable=False)
             return
         if job.revalidating is not None:
             self._end_revalidation(job)  # a failed check keeps the thumbnail shown
@@ -1287,6 +1296,7 @@ class ImageLoader(QObject):
 
     def _decode(self, job: _Job, result: TransferResult) -> None:
         job.stage = _DECODING
+        job.rules_generation = self._rules_generation  # the limits it is handed below
         job.body = result
         job.token = next(self._tokens)
         size = len(result.body)
@@ -1445,12 +1455,15 @@ class ImageLoader(QObject):
 
     def _fail(self, job: _Job, reason: str, retryable: bool = True) -> None:
         if not retryable and job.rules_generation != self._rules_generation \
-                and self._jobs.get(job.url) is job:
-            # Refused by the rules it began under, since loosened (a transfer keeps the byte
-            # cap it started with, a decode the limits it was handed): judged again under the
-            # new ones, as the rows refused before the change are. Else its tile, with no
-            # Retry, stayed refused for good.
-            job.rules_generation = self._rules_generation
+                and rule_change_may_undo(reason) and self._jobs.get(job.url) is job:
+            # Refused by the rules its transfer or decode began under, since loosened (a
+            # transfer keeps the byte cap it started with, a decode the limits it was handed):
+            # judged again under the new ones, as the rows refused before the change are. Else
+            # its tile, with no Retry, stayed refused for good.
+            if job.revalidating is not None:
+                # Its validators now name the refused answer: a 304 to them would keep the
+                # old picture and never judge the new one.
+                job.etag, job.last_modified = job.revalidating.etag, job.revalidating.last_modified
             self._fetch_again(job)
             return
         self._jobs.pop(job.url, None)

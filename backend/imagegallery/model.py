@@ -26,7 +26,7 @@ from PyQt5.QtCore import (Q_ENUM, QAbstractListModel, QByteArray, QModelIndex,
 from .cache import CachedThumbnail, disk_cache_folder
 from .decode import CROP, FIT, ThumbnailSpec
 from .limits import LoadLimits
-from .loader import BACKGROUND, REFUSALS_RULE_CHANGES_MAY_UNDO, ImageLoader
+from .loader import BACKGROUND, ImageLoader, rule_change_may_undo
 from .screen_rows import ScreenRows
 from .transport.select import TRANSPORT_MODES, transport_mode_from_environment
 from .url_policy import DEFAULT_ALLOWED_SCHEMES, ParsedImageUrl, parse_image_url
@@ -870,7 +870,7 @@ class ImageGalleryModel(QAbstractListModel):
         a lossless JPEG): a slider bound to a limit fetched every SVG again at each step."""
         refused = {row.url for row in self._rows
                    if row.status == self.Status.Error and row.refused_by_rule
-                   and row.error.startswith(REFUSALS_RULE_CHANGES_MAY_UNDO)}
+                   and rule_change_may_undo(row.error)}
         if refused:
             self._reload(refused)
 
