@@ -611,12 +611,7 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
     if image_format == b"bmp":  # after the budget: a bomb is "too large", not "truncated"
         _check_bmp_length(_bytes_at(data, 0, _SNIFF_BYTES), len(data))
     peak_bytes = _decode_peak_bytes(reader, image_format, data, stored)
-    if memory_bytes is not None and peak_bytes > memory_bytes:
-        raise DecodeRefused(f"image too large to decode ({stored.width()}x{stored.height()} "
-                            f"{name} needs about {format_bytes(peak_bytes)}, the decoder may use "
-                            f"{format_bytes(memory_bytes)})")
-    if in_process_bytes is not None and peak_bytes > in_process_bytes:
-        raise _TooLargeForThisProcess()
+    _check_decode_memory(stored, name, peak_bytes, in_process_bytes, memory_bytes)
 
     transformation = int(reader.transformation())
     manual = 0
@@ -814,9 +809,16 @@ def _check_webp_canvas(data: Body, max_pixels: int, max_side: int,
     # The bound _decode_peak_bytes gives once the reader has the format: the frame read and
     # converted, and an animation's canvas beside it.
     peak_bytes = canvas.width() * canvas.height() * (12 if animated else 8)
+    _check_decode_memory(canvas, "webp", peak_bytes, in_process_bytes, memory_bytes)
+
+
+def _check_decode_memory(stored: QSize, name: str, peak_bytes: int,
+                         in_process_bytes: Optional[int], memory_bytes: Optional[int]) -> None:
+    """Refuse a decode of `peak_bytes` past the sandbox's own limit (`memory_bytes`); hand one
+    past `in_process_bytes` to the sandbox (_TooLargeForThisProcess)."""
     if memory_bytes is not None and peak_bytes > memory_bytes:
-        raise DecodeRefused(f"image too large to decode ({canvas.width()}x{canvas.height()} "
-                            f"webp needs about {format_bytes(peak_bytes)}, the decoder may use "
+        raise DecodeRefused(f"image too large to decode ({stored.width()}x{stored.height()} "
+                            f"{name} needs about {format_bytes(peak_bytes)}, the decoder may use "
                             f"{format_bytes(memory_bytes)})")
     if in_process_bytes is not None and peak_bytes > in_process_bytes:
         raise _TooLargeForThisProcess()
