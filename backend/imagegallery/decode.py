@@ -994,14 +994,15 @@ def sequential_scans(data: Body, header: JpegHeader, most: int) -> int:
     appended after it (a phone's multi-picture file) is not counted, nor the bytes 0xFF 0xD9
     inside a comment between two scans (a search for them ended the count there, and 3,000
     scans after it held a decoder for 7.5 s). Where the walk stops short of the end (a stray
-    byte it does not follow, a file cut short), the start-of-scan markers from the first scan
-    to the next 0xFF 0xD9 count (not an EXIF thumbnail's before it)."""
+    byte it does not follow, its step limit, a file cut short), every start-of-scan marker from
+    the first scan on counts (not an EXIF thumbnail's before it): an end of image found by a
+    search is no end, as above, and a cut-short file with an image appended is refused rather
+    than a hostile one let through."""
     walk = jpeg_scans.JpegScans(data, most)
     if walk.complete or walk.scans > most:
         return walk.scans
-    end = _index_of(data, b"\xff\xd9", header.first_scan_at)
     count, position = 0, header.first_scan_at
-    while position >= 0 and (end < 0 or position < end) and count <= most:
+    while position >= 0 and count <= most:
         count += 1
         position = _index_of(data, b"\xff\xda", position + 2)
     return count
