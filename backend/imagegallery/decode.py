@@ -967,16 +967,13 @@ def _coefficient_bytes(stored: QSize, sampling: bytes) -> int:
     factors = [(byte >> 4, byte & 0x0F) for byte in sampling[1::3]]
     if not factors or min(min(pair) for pair in factors) < 1:
         # Factors libjpeg refuses; every component at full size is the bound.
-        return _ceil_div(stored.width(), 8) * _ceil_div(stored.height(), 8) * 128 * max(1, len(factors))
+        blocks = jpeg_scans.ceil_div(stored.width(), 8) * jpeg_scans.ceil_div(stored.height(), 8)
+        return blocks * 128 * max(1, len(factors))
     most_across = max(across for across, _ in factors)
     most_down = max(down for _, down in factors)
-    mcus_across = _ceil_div(stored.width(), 8 * most_across)
-    mcus_down = _ceil_div(stored.height(), 8 * most_down)
+    mcus_across = jpeg_scans.ceil_div(stored.width(), 8 * most_across)
+    mcus_down = jpeg_scans.ceil_div(stored.height(), 8 * most_down)
     return sum(mcus_across * across * mcus_down * down for across, down in factors) * 128
-
-
-def _ceil_div(numerator: int, denominator: int) -> int:
-    return -(-numerator // denominator)
 
 
 def jpeg_decode_peak_bytes(header: JpegHeader) -> int:

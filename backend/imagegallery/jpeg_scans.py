@@ -182,8 +182,8 @@ def _frame_components(frame_header: memoryview) -> Dict[int, _Component]:
                and most_v % (v * idct_size * 2) == 0):
             idct_size *= 2
         # A component's own scans cover its samples, not padded to whole MCUs (jdinput.c).
-        columns = _ceil_div(_ceil_div(width * h, most_h), 8)
-        rows = _ceil_div(_ceil_div(height * v, most_v), 8)
+        columns = ceil_div(ceil_div(width * h, most_h), 8)
+        rows = ceil_div(ceil_div(height * v, most_v), 8)
         components[identifier] = _Component(identifier, columns * rows, idct_size > 1)
     return components
 
@@ -209,5 +209,5 @@ def _empty_ac_scan(component: _Component) -> bytes:
     return header + coded
 
 
-def _ceil_div(numerator: int, denominator: int) -> int:
+def ceil_div(numerator: int, denominator: int) -> int:
     return -(-numerator // denominator)
