@@ -10,7 +10,7 @@ from PyQt5.QtGui import QImage
 import imagegallery.loader as loader_module
 from imagegallery.cache import DiskThumbnailCache
 from imagegallery.model import ImageGalleryModel
-from imagegallery.provider import ThumbnailImageProvider
+from imagegallery.provider import EvictedThumbnailProvider
 from imaging import (center_color, close_to, encode, noisy_photo_bytes, serve_solid_images,
                      solid_image_bytes)
 from servers import free_port_refusing_connections
@@ -74,7 +74,7 @@ def test_tiles_scrolled_past_do_not_outrank_the_screen(qtbot, monkeypatch, tmp_p
         real_decode = loader_module.decode_thumbnail
         monkeypatch.setattr(loader_module, "decode_thumbnail",
                             lambda *args, **kwargs: gate.wait(10) and real_decode(*args, **kwargs))
-        provider = ThumbnailImageProvider()
+        provider = EvictedThumbnailProvider()
         delivered = []
         loader.thumbnailReady.connect(lambda url, _: delivered.append(urls.index(url)))
 
@@ -322,7 +322,7 @@ def tiles_asking_for(model, url, tiles):
     image provider for it, as Qt's pixmap reader thread would."""
     from imagegallery.provider import ThumbnailResponse
 
-    relay = ThumbnailImageProvider().relay
+    relay = EvictedThumbnailProvider().relay
     responses = [ThumbnailResponse(relay) for _ in range(tiles)]
     for response in responses:
         relay._on_miss(model._source_id, url, model.loader.spec, response)

@@ -8,7 +8,7 @@ import imagegallery
 from imagegallery import loader as loader_module
 from imagegallery.cache import shared_thumbnail_cache
 from imagegallery.model import ImageGalleryModel
-from imagegallery.provider import ThumbnailImageProvider, ThumbnailResponse
+from imagegallery.provider import EvictedThumbnailProvider, ThumbnailResponse
 from imaging import center_color, close_to, solid_image_bytes
 
 QML = b"""
@@ -182,7 +182,7 @@ def test_an_evicted_plain_path_thumbnail_comes_back_for_the_provider(qtbot, tmp_
         assert model.status_of(0) == ImageGalleryModel.Status.Ready
         shared_thumbnail_cache().clear()  # evicted, as scrolling through a large folder does
         response = ThumbnailResponse(None)
-        ThumbnailImageProvider().relay._on_miss(model._source_id, str(picture),
+        EvictedThumbnailProvider().relay._on_miss(model._source_id, str(picture),
                                                 model.loader.spec, response)
         qtbot.waitUntil(lambda: response.done, timeout=10000)
         assert response.errorString() == ""
@@ -307,12 +307,12 @@ def test_an_image_asking_for_a_size_no_longer_made_shows_nothing_not_an_error(
     """The thumbnail size changed while a tile's Image asked for an evicted thumbnail: its row
     gives it a source of the new size next. Answered with an error, the tile showed its error
     face meanwhile and QML warned ("QML Image: thumbnail size changed"), once per tile."""
-    from imagegallery.model import PROVIDER_NAME
+    from imagegallery.model import EVICTED_PROVIDER_NAME
 
     model = loaded_model(qtbot, make_model, image_server, "/red.png", "#ff0000")
     source = model.data(model.index(0), ImageGalleryModel.SourceRole)
     source_id, _, rest = source.split("/", 3)[-1].partition("/")
-    stale = f"image://{PROVIDER_NAME}/{source_id}/64x64/{rest.split('/', 1)[1]}"
+    stale = f"image://{EVICTED_PROVIDER_NAME}/{source_id}/64x64/{rest.split('/', 1)[1]}"
     item = make_image_item(engine)
     item.setProperty("source", stale)
     qtbot.waitUntil(lambda: item.property("status") != 2, timeout=5000)  # no longer Loading

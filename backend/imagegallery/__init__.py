@@ -55,17 +55,17 @@ def install(engine) -> None:
     logging sends it. The engine is deleted when the application quits (see below).
     """
     from .loader import warm_up_in_background
-    from .model import MEMORY_PROVIDER_NAME, PROVIDER_NAME
-    from .provider import MemoryThumbnailProvider, ThumbnailImageProvider
+    from .model import EVICTED_PROVIDER_NAME, MEMORY_PROVIDER_NAME
+    from .provider import EvictedThumbnailProvider, MemoryThumbnailProvider
     from .qml_paths import qml_import_path
 
     from PyQt5 import sip
 
     warm_up_in_background()  # decoders and libraries load while the app compiles its QML
     register_qml_types()
-    provider = ThumbnailImageProvider()
+    provider = EvictedThumbnailProvider()
     memory_provider = MemoryThumbnailProvider(provider.relay)
-    engine.addImageProvider(PROVIDER_NAME, provider)
+    engine.addImageProvider(EVICTED_PROVIDER_NAME, provider)
     engine.addImageProvider(MEMORY_PROVIDER_NAME, memory_provider)
     address = sip.unwrapinstance(engine)
     _providers[address] = (provider, memory_provider)

@@ -31,7 +31,9 @@ from .screen_rows import ScreenRows
 from .transport.select import TRANSPORT_MODES, transport_mode_from_environment
 from .url_policy import DEFAULT_ALLOWED_SCHEMES, ParsedImageUrl, parse_image_url
 
-PROVIDER_NAME = "imagegallery"
+# Rows whose thumbnail the memory cache evicted: an asynchronous provider, which asks the
+# loader to bring the thumbnail back.
+EVICTED_PROVIDER_NAME = "imagegallery"
 # Rows whose thumbnail is in memory point here instead: a synchronous provider, so an Image
 # shows the picture in the turn its source is set, not after a round trip through Qt's pixmap
 # reader thread and the GUI thread's queue (9-24 ms while a new list builds its tiles).
@@ -330,7 +332,7 @@ class ImageGalleryModel(QAbstractListModel):
             in_memory = self._loader.promise_thumbnail(row.url) is not None
         else:
             in_memory = self._loader.key_for(row.url) in self._loader.thumbnails
-        provider = MEMORY_PROVIDER_NAME if in_memory else PROVIDER_NAME
+        provider = MEMORY_PROVIDER_NAME if in_memory else EVICTED_PROVIDER_NAME
         return (f"image://{provider}/{self._source_id}/{spec.width}x{spec.height}/"
                 f"{spec.fill_mode}/{row.version}/{encode_source_url(row.url)}")
 

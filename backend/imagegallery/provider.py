@@ -8,7 +8,7 @@ model picks the provider when QML reads the row:
   that scrolls back into view never flashes its placeholder. It only looks the image up; the
   loader keeps what it promised the view (`promise_thumbnail`) for the rare eviction between
   the model's answer and the Image's request.
-- `imagegallery` (ThumbnailImageProvider) otherwise: a Ready row whose thumbnail the
+- `imagegallery` (EvictedThumbnailProvider) otherwise: a Ready row whose thumbnail the
   byte-bounded cache evicted. It asks the row's loader, first in its queue, which restores it
   from the disk cache or the encoded bytes it still holds, off the GUI thread, or failing both
   fetches it again, first in line. QML never starts a download of its own, and never decodes.
@@ -184,8 +184,9 @@ class _GuiThreadRelay(QObject):
             loader.load(url, URGENT, loader.parse_url_for(source_id, url))
 
 
-class ThumbnailImageProvider(QQuickAsyncImageProvider):
-    """Registered as "imagegallery" by `install(engine)`. Thread: Qt's pixmap reader thread."""
+class EvictedThumbnailProvider(QQuickAsyncImageProvider):
+    """Registered as "imagegallery" by `install(engine)`, for thumbnails the memory cache
+    evicted. Thread: Qt's pixmap reader thread."""
 
     def __init__(self):
         super().__init__()
