@@ -499,8 +499,9 @@ class ImageGalleryModel(QAbstractListModel):
     @pyqtSlot(int)
     def retry(self, row: int) -> None:
         """Load row `row` again from the network, whatever its state. A row whose URL is
-        refused (see the `retryable` role) stays as it is, and one whose reload is on its way
-        is left to it."""
+        refused (malformed, or a scheme not allowed) stays as it is, and one whose reload is on
+        its way is left to it. Any other row is fetched again, also a failure the `retryable`
+        role calls final (over the limits, say), which comes back the same."""
         if 0 <= row < len(self._rows):
             self._reload([self._rows[row].url])
 

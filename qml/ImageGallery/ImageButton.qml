@@ -15,7 +15,9 @@ Item {
     required property string source
     required property string errorString
     required property real progress
-    // False where a retry cannot help (a URL refused before any request): no Retry is offered.
+    // False where a retry cannot help because this client's own rules or build decided the
+    // failure (a URL refused before any request, an SVG, a response or image over the limits, a
+    // redirect the policy refuses, https without TLS): no Retry is offered.
     required property bool retryable
 
     // The thumbnail box in logical pixels (the model's thumbnailSize) and its fill mode;
