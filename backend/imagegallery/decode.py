@@ -5,12 +5,14 @@ Order of work for one image: undo Content-Encoding (bounded), refuse SVG and web
 format from its magic bytes, read the header, refuse what is too large, then decode straight to
 thumbnail size.
 
-Where a decode runs depends on the format (see docs/reliability.md):
+Where a decode runs depends on the format and the size (see docs/reliability.md):
 - JPEG, PNG, GIF, WebP and BMP, recognised by their magic bytes, decode here, in the calling
   worker thread, with Qt forced to that one plugin (no other plugin probes the bytes); a JPEG
   goes to libjpeg-turbo first (`jpeg_turbo`), and to Qt only if that refuses it;
 - everything else (TIFF, ICNS, TGA, ICO/CUR, WBMP, PBM/PGM/PPM, XBM, XPM, and anything unknown) is
-  handed to `sandbox_decode`, a child process that can crash or hang without taking the app down.
+  handed to `sandbox_decode`, a child process that can crash or hang without taking the app down,
+  and so is one of those five whose decode would take over IN_PROCESS_DECODE_BYTES (128 MB), an
+  animated WebP over 2 MB, or a GIF over 2 MB whose first frame cannot be cut out.
 """
 from __future__ import annotations
 
