@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
-from PyQt5.QtCore import QByteArray, QObject, QTimer, pyqtSignal
+from PyQt5.QtCore import QByteArray, QObject, QTimer, QUrl, pyqtSignal
 
 from ..units import format_bytes, quote_server_words
 
@@ -307,6 +307,26 @@ def too_large_error(limit: int, declared: int = -1) -> TransferError:
 INSECURE_REDIRECT_MESSAGE = "redirect from https to http refused"
 TOO_MANY_REDIRECTS_MESSAGE = "too many redirects"
 INVALID_REDIRECT_MESSAGE = "redirect to an invalid URL"
+
+
+def redirect_without_location_error(status: int) -> TransferError:
+    return TransferError(ErrorKind.BROKEN_REDIRECT,
+                         f"HTTP {status} redirect without a usable Location")
+
+
+def followable_redirect(target: QUrl, scheme: str) -> bool:
+    """A valid http or https URL with a host: the only redirect targets either transport
+    follows. `scheme` is the target's, in lower case. (The caller refuses https to http.)"""
+    return target.isValid() and scheme in ("http", "https") and bool(target.host())
+
+
+def unfollowed_redirect_error(target: QUrl, scheme: str) -> TransferError:
+    """Why a redirect to `target` (`scheme`: its scheme, in lower case) is not followed, as both
+    transports say it: an invalid URL, or an http(s) one without a host, is a broken redirect;
+    any other is refused for its scheme."""
+    if not target.isValid() or (scheme in ("http", "https") and not target.host()):
+        return TransferError(ErrorKind.BROKEN_REDIRECT, INVALID_REDIRECT_MESSAGE)
+    return TransferError(ErrorKind.REDIRECT, f"redirect to {quote_server_words(scheme)}: refused")
 
 
 def parse_retry_after(value: str) -> Optional[float]:

@@ -36,10 +36,10 @@ import pycurl
 from PyQt5.QtCore import QObject, QUrl, pyqtSignal
 
 from ..units import format_bytes, quote_server_words
-from .base import (INSECURE_REDIRECT_MESSAGE, INVALID_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE,
+from .base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE,
                    ErrorKind, TransferError, TransferRequest, TransferResult, Transport, TransportOptions,
-                   TurnBudget, http_status_error, kept_cache_control, kept_header,
-                   too_large_error)
+                   TurnBudget, followable_redirect, http_status_error, kept_cache_control, kept_header,
+                   redirect_without_location_error, too_large_error, unfollowed_redirect_error)
 from .proxy import environment_proxies, proxy_for_url
 
 # A fast download delivers a chunk every few microseconds, and each progress event costs the GUI
@@ -130,8 +130,7 @@ class _Transfer:
         self.total = _content_length(self.headers.get("content-length", ""))
         self.transport.worker_signals.started.emit(request.request_id, self.status, self.total)
         if self.status in _REDIRECT_STATUSES:  # and no Location: as the Qt transport says it
-            self.error = TransferError(ErrorKind.BROKEN_REDIRECT,
-                                       f"HTTP {self.status} redirect without a usable Location")
+            self.error = redirect_without_location_error(self.status)
             return 0
         if self.status >= 300 and self.status != 304:
             self.error = http_status_error(self.status, self.reason,
@@ -180,13 +179,10 @@ class _Transfer:
         resolved = QUrl(self.url).resolved(QUrl(location_text))
         target = resolved.toString(QUrl.FullyEncoded)
         scheme = urlsplit(target).scheme.lower()
-        if not resolved.isValid() or (scheme in ("http", "https") and not resolved.host()):
-            raise _Abandoned(TransferError(ErrorKind.BROKEN_REDIRECT, INVALID_REDIRECT_MESSAGE))
+        if not followable_redirect(resolved, scheme):
+            raise _Abandoned(unfollowed_redirect_error(resolved, scheme))
         if self.url.lower().startswith("https:") and scheme == "http":
             raise _Abandoned(TransferError(ErrorKind.REDIRECT, INSECURE_REDIRECT_MESSAGE))
-        if scheme not in ("http", "https"):
-            raise _Abandoned(TransferError(ErrorKind.REDIRECT,
-                                           f"redirect to {quote_server_words(scheme)}: refused"))
         return target
 
     def result(self) -> TransferResult:

@@ -16,10 +16,10 @@ from PyQt5.QtNetwork import (QNetworkAccessManager, QNetworkReply,
                              QNetworkRequest)
 
 from ..units import quote_server_words
-from .base import (INSECURE_REDIRECT_MESSAGE, INVALID_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE, ErrorKind,
+from .base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE, ErrorKind,
                    TransferError, TransferRequest, TransferResult, Transport, TransportOptions,
                    TurnBudget, Urgency, http_status_error, kept_cache_control, kept_header,
-                   too_large_error)
+                   redirect_without_location_error, too_large_error, unfollowed_redirect_error)
 from .proxy import EnvironmentProxyFactory, proxy_factory_for_qt, proxy_for_url
 
 # One QNAM opens at most six HTTP/1.1 connections per host (a constant inside Qt). A user who
@@ -472,14 +472,9 @@ class QtTransport(Transport):
             # follow: say which, in the curl transport's words, and do not retry it.
             location = _header(reply, b"Location")
             if not location:
-                return TransferError(ErrorKind.BROKEN_REDIRECT,
-                                     f"HTTP {status} redirect without a usable Location")
+                return redirect_without_location_error(status)
             target = reply.url().resolved(QUrl(location))
-            scheme = target.scheme().lower()
-            if not target.isValid() or (scheme in ("http", "https") and not target.host()):
-                return TransferError(ErrorKind.BROKEN_REDIRECT, INVALID_REDIRECT_MESSAGE)
-            return TransferError(ErrorKind.REDIRECT,
-                                 f"redirect to {quote_server_words(scheme)}: refused")
+            return unfollowed_redirect_error(target, target.scheme().lower())
         if code in _STREAM_RESET_CODES:  # an error status was answered above
             return TransferError(ErrorKind.PROTOCOL, "protocol error")
         if code == QNetworkReply.ContentReSendError:
