@@ -31,6 +31,7 @@ QtObject {
     readonly property int radius: Theme.radius
     // Theme.current is null for a moment while a custom theme object is destroyed (Theme.qml).
     readonly property string currentName: Theme.current ? Theme.current.name : ""
+    readonly property string builtInNames: Theme.names.join(",")
     readonly property var loader: loader
 
     function useBuiltIn(name) { Theme.custom = null; Theme.name = name }
@@ -84,6 +85,11 @@ def color(root, name):
 def write(path, text):
     path.write_text(text)
     return str(path)
+
+
+def test_python_knows_the_built_in_themes_qml_has(probe):
+    # app.py's --theme check reads BUILT_IN_THEMES; the switcher lists Theme.names.
+    assert tuple(probe.property("builtInNames").split(",")) == BUILT_IN_THEMES
 
 
 def test_built_in_themes_switch_every_value(probe):

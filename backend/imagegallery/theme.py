@@ -22,6 +22,7 @@ from PyQt5.QtQml import QQmlComponent, QQmlEngine, QQmlError
 
 from .url_policy import has_scheme
 
+# Theme.qml's `names`, for the command line's check before any QML loads (a test keeps them equal).
 BUILT_IN_THEMES = ("light", "dark", "high-contrast")
 
 _log = logging.getLogger("imagegallery.theme")

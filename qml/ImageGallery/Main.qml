@@ -188,7 +188,9 @@ ApplicationWindow {
                 // Parallel to `model`: the Theme.name each entry selects ("file": the loader's).
                 readonly property var keys: root.themeLoader ? Theme.names.concat(["file"]) : Theme.names
                 model: {
-                    var labels = [qsTr("Light"), qsTr("Dark"), qsTr("High contrast")]
+                    var labelOf = {"light": qsTr("Light"), "dark": qsTr("Dark"),
+                                   "high-contrast": qsTr("High contrast")}
+                    var labels = Theme.names.map(function (key) { return labelOf[key] || key })
                     if (root.themeLoader)
                         labels.push(qsTr("Theme file"))
                     return labels

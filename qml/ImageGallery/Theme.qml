@@ -9,8 +9,14 @@ import "themes"
 QtObject {
     id: root
 
-    // The built-in themes, in the order a theme switcher lists them.
-    readonly property var names: ["light", "dark", "high-contrast"]
+    readonly property ThemeData light: Light {}
+    readonly property ThemeData dark: Dark {}
+    readonly property ThemeData highContrast: HighContrast {}
+    // The built-in themes, in the order a theme switcher lists them; `name` picks one by its
+    // own name.
+    readonly property var builtIns: [light, dark, highContrast]
+    readonly property var names: builtIns.map(function (theme) { return theme.name })
+
     property string name: "light"
     property QtObject custom: null  // a ThemeData, possibly from a ThemeLoader's engine
     // A mistyped name shows the light theme; said, so the typo is found.
@@ -27,15 +33,14 @@ QtObject {
     readonly property QtObject current: pick()
 
     function pick() {
-        return custom ? custom
-             : name === "dark" ? dark
-             : name === "high-contrast" ? highContrast
-             : light
+        if (custom)
+            return custom
+        for (var i = 0; i < builtIns.length; ++i) {
+            if (builtIns[i].name === name)
+                return builtIns[i]
+        }
+        return light
     }
-
-    readonly property ThemeData light: Light {}
-    readonly property ThemeData dark: Dark {}
-    readonly property ThemeData highContrast: HighContrast {}
 
     readonly property color window: pick().window
     readonly property color surface: pick().surface
