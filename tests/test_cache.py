@@ -429,7 +429,7 @@ def test_held_disk_writes_stay_held_while_the_memory_cache_has_their_images(
         qtbot, monkeypatch, green_beside_a_hanging_decode):
     from imagegallery import loader
 
-    monkeypatch.setattr(loader, "HELD_DISK_WRITES_BYTES", 1)  # any one thumbnail is over it
+    monkeypatch.setattr(loader, "EVICTED_HELD_WRITES_RELEASE_BYTES", 1)  # any one thumbnail is over it
     model, green_key, start = green_beside_a_hanging_decode
     start()
     assert green_key in model.loader.thumbnails
@@ -441,7 +441,7 @@ def test_held_disk_writes_go_at_once_past_their_byte_budget_of_evicted_images(
         qtbot, monkeypatch, green_beside_a_hanging_decode):
     from imagegallery import loader
 
-    monkeypatch.setattr(loader, "HELD_DISK_WRITES_BYTES", 1)  # any one thumbnail is over it
+    monkeypatch.setattr(loader, "EVICTED_HELD_WRITES_RELEASE_BYTES", 1)  # any one thumbnail is over it
     model, green_key, start = green_beside_a_hanging_decode
     memory = model.loader.thumbnails  # shared by the process: its budget is put back below
     budget = memory.budget_bytes
@@ -497,7 +497,7 @@ def test_a_disk_that_falls_behind_holds_off_background_downloads_not_the_screen(
 
     from imagegallery import cache, loader
 
-    monkeypatch.setattr(loader, "HELD_DISK_WRITES_BYTES", 1)  # any evicted image goes at once
+    monkeypatch.setattr(loader, "EVICTED_HELD_WRITES_RELEASE_BYTES", 1)  # any evicted image goes at once
     monkeypatch.setattr(loader, "QUEUED_DISK_WRITES_BYTES", 1)  # one queued write is too many
     disk_free = threading.Event()
     original_store = cache.DiskThumbnailCache.store

@@ -108,10 +108,12 @@ MAX_CROWDED_OUT = 10
 DISK_FLUSH_ON_QUIT_S = 2.0
 # Thumbnails wait for the disk until the loader has nothing in progress. They are the memory
 # cache's own images (shared, not copied), so holding them costs memory only once the cache has
-# evicted them: past this many evicted bytes the evicted ones go at once. A 1,000-image list at
-# 0 ms latency holds 105 MB of thumbnails; writing them while it loads took 0.2 s of CPU from the
-# decoders.
-HELD_DISK_WRITES_BYTES = 32 * 1024 * 1024
+# evicted them. Once the held images it evicted add up to this many bytes, those go to the disk
+# at once and the rest stay held: this is not a cap on the bytes held in all. It is looked at
+# each time the bytes held have grown by this much since the last look, not at every write. A
+# 1,000-image list at 0 ms latency holds 105 MB of thumbnails; writing them while it loads took
+# 0.2 s of CPU from the decoders.
+EVICTED_HELD_WRITES_RELEASE_BYTES = 32 * 1024 * 1024
 # ...and at most this long, so a list that never settles still fills its disk cache.
 HELD_DISK_WRITES_MAX_S = 5.0
 # Thumbnails handed to the disk thread and not yet written. While decoders run at full speed the
@@ -1341,12 +1343,13 @@ class ImageLoader(QObject):
         if not self._held_disk_writes_deadline.isActive():
             self._held_disk_writes_deadline.start(int(HELD_DISK_WRITES_MAX_S * 1000))
         if self._held_disk_write_bytes >= self._next_eviction_check_bytes:
-            # Checked once per HELD_DISK_WRITES_BYTES held, not per write: a dict lookup each.
-            # Only what the memory cache let go is written now: the rest costs no memory held.
+            # Not per write: this is a dict lookup for each write held. Only what the memory
+            # cache let go is written now: the rest costs no memory held.
             evicted = [held for held in self._held_disk_writes if held[1] not in self.thumbnails]
-            if sum(held[2].image.sizeInBytes() for held in evicted) >= HELD_DISK_WRITES_BYTES:
+            release_at = EVICTED_HELD_WRITES_RELEASE_BYTES
+            if sum(held[2].image.sizeInBytes() for held in evicted) >= release_at:
                 self._release_disk_writes(evicted)
-            self._next_eviction_check_bytes = self._held_disk_write_bytes + HELD_DISK_WRITES_BYTES
+            self._next_eviction_check_bytes = self._held_disk_write_bytes + release_at
 
     def _forget_on_disk(self, url: str, spec: ThumbnailSpec) -> None:
         """The server now says no-store: its thumbnail held for writing, or written from an
