@@ -516,7 +516,7 @@ def test_a_disk_that_falls_behind_holds_off_background_downloads_not_the_screen(
     memory.set_budget(0)  # every held thumbnail has left the memory cache: it goes to the disk
     try:
         model.urls = urls
-        qtbot.waitUntil(lambda: model.loadedCount >= 1 and model.loader.transfers_in_flight() == 0
+        qtbot.waitUntil(lambda: model.loadedCount >= 1 and model.loader.transport_transfers() == 0
                         and model.loader._decoder.pending() == 0, timeout=10000)
         started = image_server.total_hits()
         assert started < len(urls)  # the background rows wait for the disk

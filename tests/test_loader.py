@@ -71,10 +71,10 @@ def test_removing_rows_aborts_their_transfers(qtbot, model, image_server):
     image_server.latency = 0.3
     urls = [image_server.add(f"/{i}.png", solid_image_bytes("#ff0000")) for i in range(12)]
     model.urls = urls
-    qtbot.waitUntil(lambda: model.loader.in_flight() > 0, timeout=5000)
+    qtbot.waitUntil(lambda: model.loader.started_transfers() > 0, timeout=5000)
     model.urls = urls[:1]
     assert model.loader.active_jobs() <= 1
-    assert model.loader.transfers_in_flight() <= 1
+    assert model.loader.transport_transfers() <= 1
     qtbot.waitUntil(lambda: model.status_of(0) == Status.Ready, timeout=10000)
     assert model.count == 1 and model.loader.active_jobs() == 0
 
@@ -116,12 +116,12 @@ def test_a_freed_connection_takes_the_next_request_before_the_event_loop_turns(
     urls = [image_server.add(f"/{i}.png", solid_image_bytes("#336699", 16, 16)) for i in range(4)]
     model.set_limits(LoadLimits(max_connections_per_host=1, max_in_flight=1))
     model.urls = urls
-    qtbot.waitUntil(lambda: model.loader.in_flight() == 1, timeout=5000)
+    qtbot.waitUntil(lambda: model.loader.started_transfers() == 1, timeout=5000)
     running_after_each_reply = []
     for transport in model.loader._transports.active():
         # Connected after the loader, so this runs once the loader has handled the reply.
         transport.finished.connect(
-            lambda result: running_after_each_reply.append(model.loader.in_flight()))
+            lambda result: running_after_each_reply.append(model.loader.started_transfers()))
     with qtbot.waitSignal(model.finished, timeout=10000):
         pass
     assert model.loadedCount == 4
@@ -419,7 +419,7 @@ def test_setting_the_same_transport_options_again_restarts_nothing(qtbot, model,
     url = image_server.add("/slow.png", solid_image_bytes("#00ff00"))
     image_server.latency = 0.5
     model.urls = [url]
-    qtbot.waitUntil(lambda: model.loader.in_flight() == 1, timeout=5000)
+    qtbot.waitUntil(lambda: model.loader.started_transfers() == 1, timeout=5000)
     model.loader.set_transport_options(model.loader.transport_options)
     with qtbot.waitSignal(model.finished, timeout=10000):
         pass

@@ -88,7 +88,7 @@ def test_tiles_scrolled_past_do_not_outrank_the_screen(qtbot, monkeypatch, tmp_p
         model.setVisibleRange(35, 39)
         on_screen = [ask(row) for row in range(35, 40)]
         # Nobody waits for the tiles scrolled past: their jobs end (they stayed, first in line).
-        qtbot.waitUntil(lambda: not any(loader.is_loading(url) for url in urls[:35]), timeout=5000)
+        qtbot.waitUntil(lambda: not any(loader.has_job(url) for url in urls[:35]), timeout=5000)
         gate.set()
         qtbot.waitUntil(lambda: all(response.done for response in on_screen), timeout=60000)
         assert all(not response.errorString() for response in on_screen)
@@ -153,7 +153,7 @@ def test_reload_in_the_turn_the_list_is_set_is_not_answered_from_memory(qtbot, i
     model.reload()  # same turn: "show these, fresh from the server"
     with qtbot.waitSignal(model.finished, timeout=10000):
         pass
-    assert not model.loader.is_loading(url)  # finished() came when the reload had delivered
+    assert not model.loader.has_job(url)  # finished() came when the reload had delivered
     assert close_to(center_color(model.thumbnail(0)), "#0000ff")
 
 
@@ -176,7 +176,7 @@ def test_a_new_size_decodes_waiting_bodies_again_without_downloading_them(qtbot,
         model.urls = serve_solid_images(image_server, ["#ff0000", "#00ff00", "#0000ff"])
         # Every body downloaded; the first is decoding, the other two wait for the decoder.
         qtbot.waitUntil(lambda: image_server.total_hits() == 3 and decoding.is_set()
-                        and model.loader.in_flight() == 0, timeout=10000)
+                        and model.loader.started_transfers() == 0, timeout=10000)
         model.thumbnailSize = QSize(100, 100)
         gate.set()
         qtbot.waitUntil(lambda: model.loadedCount == 3, timeout=10000)
@@ -382,5 +382,5 @@ def test_a_job_only_views_asked_for_ends_when_the_last_of_their_tiles_goes(qtbot
     for response in responses:
         response.cancel()
     # Ended, not loaded: the second tile's request had made it a job someone else wanted.
-    qtbot.waitUntil(lambda: not model.loader.is_loading(url), timeout=3000)
+    qtbot.waitUntil(lambda: not model.loader.has_job(url), timeout=3000)
     assert model.loader.cached(url) is None

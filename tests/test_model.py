@@ -137,7 +137,7 @@ def test_a_redecode_for_a_new_size_keeps_what_the_response_said(qtbot, model, im
         model.urls = [url]
     model.thumbnailSize = QSize(100, 100)
     qtbot.waitUntil(lambda: model.loader.stats["encoded_hits"] == 1
-                    and not model.loader.is_loading(url), timeout=10000)
+                    and not model.loader.has_job(url), timeout=10000)
     assert model.status_of(0) == Status.Ready, model.data(model.index(0), ImageGalleryModel.ErrorStringRole)
     assert model.thumbnail(0).width() == 100 and close_to(center_color(model.thumbnail(0)), "#20c040")
     assert model.loader.thumbnails.get(model.loader.key_for(url)).etag == '"v7"'
@@ -404,7 +404,7 @@ def test_a_url_one_model_drops_still_loads_for_another_on_the_same_loader(qtbot,
     try:
         first.urls = [url]
         second.urls = [url]
-        qtbot.waitUntil(lambda: loader.in_flight() == 1, timeout=5000)
+        qtbot.waitUntil(lambda: loader.started_transfers() == 1, timeout=5000)
         first.urls = []  # the first model's cancel must not take the second one's job
         with qtbot.waitSignal(second.finished, timeout=5000):
             pass
@@ -614,7 +614,7 @@ def test_a_reload_scrolled_away_and_back_does_not_bring_back_the_old_picture(qtb
     image_server.add("/0.png", solid_image_bytes("#0000ff"))  # the picture changed on the server
     image_server.latency = 1.0
     model.reload()
-    qtbot.waitUntil(lambda: model.loader.in_flight() == 1, timeout=5000)
+    qtbot.waitUntil(lambda: model.loader.started_transfers() == 1, timeout=5000)
     model.setVisibleRange(5, 5)  # scrolled away while it downloads: cancelled
     model.setVisibleRange(0, 0)  # and back: from the network again, not the memory cache
     image_server.latency = 0.0

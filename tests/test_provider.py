@@ -199,7 +199,7 @@ def test_a_reload_while_an_image_waits_answers_it_with_the_new_picture(
     model = make_model()
     image_server.latency = 0.5
     model.urls = [url]
-    qtbot.waitUntil(lambda: model.loader.in_flight() == 1, timeout=5000)
+    qtbot.waitUntil(lambda: model.loader.started_transfers() == 1, timeout=5000)
     answers = []
     model.loader.load_for_provider(url, model.loader.spec,
                                    lambda thumbnail, error: answers.append((thumbnail, error)))
@@ -228,7 +228,7 @@ def test_an_image_waiting_on_another_models_job_is_served_when_that_model_drops_
         shared_thumbnail_cache().clear()  # evicted: the tile's Image asks the provider
         image_server.latency = 0.5
         first.reload()  # a job only the first model claims
-        qtbot.waitUntil(lambda: loader.in_flight() == 1, timeout=5000)
+        qtbot.waitUntil(lambda: loader.started_transfers() == 1, timeout=5000)
         answers = []
         loader.load_for_provider(url, loader.spec,
                                  lambda thumbnail, error: answers.append((thumbnail, error)))

@@ -169,7 +169,7 @@ def test_the_host_applications_own_proxy_setting_is_left_alone(monkeypatch, make
     hosts_proxy = QNetworkProxy(QNetworkProxy.HttpProxy, "proxy.example.invalid", 3128)
     QNetworkProxy.setApplicationProxy(hosts_proxy)
     try:
-        make_model(transport="qt").loader.transfers_in_flight()  # its Qt transport exists now
+        make_model(transport="qt").loader.transport_transfers()  # its Qt transport exists now
         # What every other manager of the host asks for a URL (Qt skips proxies for loopback).
         chosen = QNetworkProxyFactory.proxyForQuery(
             QNetworkProxyQuery(QUrl("http://images.example.invalid/a.jpg")))

@@ -951,7 +951,7 @@ def test_a_gallery_gone_mid_load_stops_its_loader_though_python_keeps_its_model(
         model = scene.model()
         loader = model.loader
         threads = loader._decoder._threads + loader._io._threads
-        qtbot.waitUntil(lambda: loader.in_flight() > 0, timeout=5000)
+        qtbot.waitUntil(lambda: loader.started_transfers() > 0, timeout=5000)
         if how == "unload page":
             scene.window.setProperty("pageShown", False)  # the Loader destroys gallery and model
         else:

@@ -30,8 +30,8 @@ def live_replies(loader) -> int:
 
 
 def drained(loader) -> bool:
-    return (loader.active_jobs() == 0 and loader.transfers_in_flight() == 0
-            and loader.pending_worker_jobs() == 0 and loader.in_flight() == 0
+    return (loader.active_jobs() == 0 and loader.transport_transfers() == 0
+            and loader.pending_worker_jobs() == 0 and loader.started_transfers() == 0
             and live_replies(loader) == 0)
 
 

@@ -449,7 +449,7 @@ def test_silent_server_times_out(qtbot, image_server, make_loader):
     finally:
         release.set()
     assert reason.startswith("timed out after") and reason.endswith("(no response)")
-    assert loader.transfers_in_flight() == 0
+    assert loader.transport_transfers() == 0
 
 
 def test_removing_a_row_aborts_its_transfer(qtbot, image_server, make_model):
@@ -462,9 +462,9 @@ def test_removing_a_row_aborts_its_transfer(qtbot, image_server, make_model):
     model.loader.loadFailed.connect(lambda url, reason: late.append(url) if url == held else None)
     model.urls = [held, quick]
     qtbot.waitUntil(lambda: entered.is_set() and model.status_of(1) == Status.Ready, timeout=5000)
-    assert model.loader.transfers_in_flight() == 1
+    assert model.loader.transport_transfers() == 1
     model.remove(0)
-    assert model.loader.transfers_in_flight() == 0 and not model.loader.is_loading(held)
+    assert model.loader.transport_transfers() == 0 and not model.loader.has_job(held)
     release.set()
     assert done.wait(5)
     # Another load through the same transport finishing shows the event loop moved past the
@@ -474,7 +474,7 @@ def test_removing_a_row_aborts_its_transfer(qtbot, image_server, make_model):
     assert late == []
     assert model.urls == [quick, image_server.url("/after.png")]
     assert [model.status_of(r) for r in range(2)] == [Status.Ready, Status.Ready]
-    assert model.loader.transfers_in_flight() == 0
+    assert model.loader.transport_transfers() == 0
 
 
 def test_same_url_in_many_rows_is_downloaded_once(qtbot, image_server, make_model):

@@ -857,17 +857,21 @@ class ImageLoader(QObject):
         job = self._jobs.get(url)
         return job is not None and claimant in job.claimants
 
-    def is_loading(self, url: str) -> bool:
+    def has_job(self, url: str) -> bool:
+        """Whether `url` has a job in any stage: queued, a disk lookup, waiting out a backoff,
+        transferring or decoding."""
         return url in self._jobs
 
     def active_jobs(self) -> int:
         return len(self._jobs)
 
-    def in_flight(self) -> int:
+    def started_transfers(self) -> int:
+        """The transfers this loader started on a transport and has not yet seen end."""
         return len(self._by_request)
 
-    def transfers_in_flight(self) -> int:
-        """What the transports themselves hold (the soak test checks it drains to zero)."""
+    def transport_transfers(self) -> int:
+        """The transfers the transports themselves still hold, by their own count (the soak
+        test checks it drains to zero)."""
         return sum(transport.in_flight() for transport in self._transports.active())
 
     def pending_worker_jobs(self) -> int:
