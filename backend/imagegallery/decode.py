@@ -20,7 +20,7 @@ import struct
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QRect, QSize, Qt
 from PyQt5.QtGui import QImage, QImageIOHandler, QImageReader, QTransform
@@ -765,19 +765,29 @@ WEBP_ANIMATION_IN_PROCESS_BYTES = 2 * 1024 * 1024
 _WEBP_CHUNKS_LOOKED_AT = 64
 
 
-def _webp_chunk_bytes(data: Body, name: bytes) -> int:
-    """The size of the first `name` chunk among a WebP's first _WEBP_CHUNKS_LOOKED_AT chunks, or
-    -1 past them or at a chunk running off the end (0 when there is none)."""
+def _webp_chunks(data: Body) -> Iterator[Tuple[bytes, int, int]]:
+    """(tag, where its payload starts, its declared size) for a WebP's first
+    _WEBP_CHUNKS_LOOKED_AT chunks, until a chunk's header would not fit within the RIFF size
+    the file declares or the data, whichever ends first. A payload may run past that end."""
     position, end = 12, min(len(data), 8 + int.from_bytes(_bytes_at(data, 4, 4), "little"))
     for _ in range(_WEBP_CHUNKS_LOOKED_AT):
         if position + 8 > end:
-            return 0
-        chunk = _bytes_at(data, position, 8)
-        size = int.from_bytes(chunk[4:8], "little")
-        if chunk[:4] == name:
-            return size
+            return
+        header = _bytes_at(data, position, 8)
+        size = int.from_bytes(header[4:8], "little")
+        yield header[:4], position + 8, size
         position += 8 + size + (size & 1)
-    return -1
+
+
+def _webp_chunk_bytes(data: Body, name: bytes) -> int:
+    """The size of the first `name` chunk among a WebP's first _WEBP_CHUNKS_LOOKED_AT chunks;
+    -1 when there are that many and none is one, 0 when the chunks end before that."""
+    looked_at = 0
+    for tag, _, size in _webp_chunks(data):
+        if tag == name:
+            return size
+        looked_at += 1
+    return -1 if looked_at == _WEBP_CHUNKS_LOOKED_AT else 0
 
 
 def _check_webp_canvas(data: Body, max_pixels: int, max_side: int,
@@ -1049,15 +1059,9 @@ def _gif_screen_size(data: Body) -> QSize:
 
 def _webp_exif_transformation(data: bytes) -> int:
     """The orientation in a WebP file's EXIF chunk, as a Qt transformation (0 when none)."""
-    position, end = 12, min(len(data), 8 + int.from_bytes(data[4:8], "little"))
-    for _ in range(64):  # a handful of chunks in practice; bounded against crafted files
-        if position + 8 > end:
-            return 0
-        tag = data[position:position + 4]
-        size = int.from_bytes(data[position + 4:position + 8], "little")
+    for tag, start, size in _webp_chunks(data):
         if tag == b"EXIF":
-            return _EXIF_TO_QT.get(_exif_orientation(data[position + 8:position + 8 + size]), 0)
-        position += 8 + size + (size & 1)
+            return _EXIF_TO_QT.get(_exif_orientation(data[start:start + size]), 0)
     return 0
 
 
