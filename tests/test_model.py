@@ -160,6 +160,23 @@ def test_model_passes_qt_model_tester_through_list_edits(qtbot, qtmodeltester, m
     assert model.status_of(0) == Status.Ready
 
 
+def test_a_new_list_keeps_rows_in_place_and_removes_and_inserts_the_rest_in_runs(qtbot, model):
+    letters = ["a", "b", "c", "d", "e", "f", "g"]  # not URLs: Error rows, nothing is fetched
+    with qtbot.waitSignal(model.finished, timeout=5000):
+        model.urls = letters
+    changes = []
+    model.rowsRemoved.connect(lambda _parent, first, last: changes.append(("removed", first, last)))
+    model.rowsInserted.connect(lambda _parent, first, last: changes.append(("inserted", first, last)))
+    model.modelReset.connect(lambda: changes.append(("reset",)))
+    with qtbot.waitSignal(model.finished, timeout=5000):
+        model.urls = ["x", "a", "c", "y", "z", "g", "w"]
+    # a, c and g stay in order: no reset. The others go from the end (d-f, then b), and the new
+    # rows come in from the start, each range at its place in the new list.
+    assert changes == [("removed", 3, 5), ("removed", 1, 1),
+                       ("inserted", 0, 0), ("inserted", 3, 4), ("inserted", 6, 6)]
+    assert model.urls == ["x", "a", "c", "y", "z", "g", "w"]
+
+
 def test_every_new_list_ends_in_finished_even_with_nothing_left_to_load(qtbot, model,
                                                                         image_server):
     urls = serve_colors(image_server, COLORS[:3])

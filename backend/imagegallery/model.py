@@ -376,16 +376,11 @@ class ImageGalleryModel(QAbstractListModel):
             else:
                 target.append(None)
 
-        # Remove the rows not kept, in contiguous ranges from the end.
-        index = len(self._rows) - 1
-        while index >= 0:
-            if id(self._rows[index]) in kept:
-                index -= 1
-                continue
-            end = index
-            while index >= 0 and id(self._rows[index]) not in kept:
-                index -= 1
-            self._remove_range(index + 1, end)
+        # Remove the rows not kept, in contiguous ranges from the end (so the numbers of those
+        # still to remove stay right).
+        dropped = [number for number, row in enumerate(self._rows) if id(row) not in kept]
+        for first, last in reversed(list(_ranges(dropped))):
+            self._remove_range(first, last)
 
         kept_order = [row for row in target if row is not None]
         if kept_order != self._rows:
@@ -399,15 +394,11 @@ class ImageGalleryModel(QAbstractListModel):
                                    if row.status == self.Status.Null)
             self._schedule_feed()
         else:
-            position = 0
-            while position < len(target):
-                if target[position] is not None:
-                    position += 1
-                    continue
-                start = position
-                while position < len(target) and target[position] is None:
-                    position += 1
-                self._insert_rows(start, urls[start:position])
+            # Insert the new rows in contiguous ranges from the start: each lands at its number
+            # in the new list, the rows before it being in place already.
+            added = [number for number, row in enumerate(target) if row is None]
+            for first, last in _ranges(added):
+                self._insert_rows(first, urls[first:last + 1])
         self._after_structure_change()
 
     def _new_rows(self, urls: List[str]) -> List[_Row]:
