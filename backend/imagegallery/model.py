@@ -420,15 +420,8 @@ class ImageGalleryModel(QAbstractListModel):
         self._rows[first:first] = new_rows
         self._forget_row_numbers()
         self.endInsertRows()
-        # The rows on screen and within the prefetch margin load now, the rest through the feed.
-        near = sorted((number for number in self._rows_in_reach() if first <= number <= last),
-                      key=self._request_order)
-        for number in near:
-            self._request(new_rows[number - first], number)
+        self._request_or_queue(enumerate(new_rows, first))
         if self._load_policy == self.LoadPolicy.LoadAll:
-            requested = set(near)
-            self._add_to_feed([row for number, row in enumerate(new_rows, first)
-                               if number not in requested])
             self._schedule_feed()
 
     def _remove_range(self, first: int, last: int) -> None:
@@ -615,15 +608,16 @@ class ImageGalleryModel(QAbstractListModel):
         Nearest first because the loader starts a transfer as soon as a near row's disk lookup
         misses: requested in row order, the margin above the screen took connections before the
         screen's own rows were even queued."""
+        in_reach = self._rows_in_reach()  # the rows whose priority is not BACKGROUND
         near = []
+        later = []
         for number, row in numbered_rows:
-            if self._priority_for(number)[0] != BACKGROUND:
+            if number in in_reach:
                 near.append((self._request_order(number), row))
-            elif self._load_policy == self.LoadPolicy.LoadAll and not row.in_feed:
-                # A row still queued stays where it is: each reload() or reorder while the
-                # loader was full queued every waiting row again.
-                row.in_feed = True
-                self._feed_queue.append(row)
+            else:
+                later.append(row)
+        if self._load_policy == self.LoadPolicy.LoadAll:
+            self._add_to_feed(later)
         near.sort(key=lambda entry: entry[0])
         for (_, number), row in near:
             self._request(row, number)
@@ -633,9 +627,12 @@ class ImageGalleryModel(QAbstractListModel):
         return self._priority_for(number), number
 
     def _add_to_feed(self, rows: List[_Row]) -> None:
+        # A row still queued stays where it is: each reload() or reorder while the loader was
+        # full queued every waiting row again.
         for row in rows:
-            row.in_feed = True
-        self._feed_queue.extend(rows)
+            if not row.in_feed:
+                row.in_feed = True
+                self._feed_queue.append(row)
 
     def _schedule_feed(self) -> None:
         if self._feed_queue and not self._feed_timer.isActive():
