@@ -13,6 +13,7 @@ import pytest
 from fault_server import FaultServer, gzip_bomb
 from imagegallery.limits import LoadLimits
 from imagegallery.model import ImageGalleryModel
+from imagegallery.remedy import Remedy
 from imagegallery.transport import base
 from imagegallery.transport.qt import qt_has_tls
 from imaging import solid_image_bytes
@@ -166,7 +167,7 @@ def test_qt_maps_an_insecure_redirect_to_the_shared_reason_and_never_retries_it(
     assert qt._ERROR_KINDS[qt.QNetworkReply.InsecureRedirectError] == (
         base.ErrorKind.REDIRECT, base.INSECURE_REDIRECT_MESSAGE)
     refused = base.TransferError(base.ErrorKind.REDIRECT, base.INSECURE_REDIRECT_MESSAGE)
-    assert not refused.transient and refused.decided_by_client
+    assert not refused.transient and refused.remedy is Remedy.NONE
 
 
 def test_retry_on_demand_after_a_failure(qtbot, model, faults):

@@ -7,6 +7,7 @@ from PyQt5.QtCore import QSize
 
 from fault_server import FaultServer
 from imagegallery.model import ImageGalleryModel
+from imagegallery.remedy import Remedy
 from imaging import center_color, close_to, serve_solid_images, solid_image_bytes
 
 Status = ImageGalleryModel.Status
@@ -291,14 +292,44 @@ def test_a_refusal_under_the_limits_it_was_decoded_with_is_not_fetched_again(qtb
     assert image_server.hits["/held.png"] == 1
 
 
-def test_the_refusals_another_transport_may_undo_are_known_by_their_reasons():
-    from imagegallery.loader import _ANOTHER_TRANSPORT_MAY, rule_change_may_undo
+def test_each_failure_names_what_may_undo_it():
+    from dataclasses import replace
 
-    assert rule_change_may_undo("redirected to https://a/b.png, and this transport has no TLS "
-                                + _ANOTHER_TRANSPORT_MAY)
-    assert rule_change_may_undo("TLS not available: this Qt build cannot load OpenSSL")
-    assert rule_change_may_undo("image too large (320x200, limit 0.01 megapixels and 32768 px a side)")
-    assert not rule_change_may_undo("SVG is not shown (it can reference other files)")
+    from imagegallery.decode import ThumbnailSpec, decode_thumbnail
+    from imagegallery.limits import LoadLimits
+    from imagegallery.transport.base import ErrorKind, TransferError
+
+    assert TransferError(ErrorKind.TLS_UNAVAILABLE, "").remedy is Remedy.OTHER_TRANSPORT
+    assert TransferError(ErrorKind.REDIRECT_NEEDS_TLS, "").remedy is Remedy.OTHER_TRANSPORT
+    assert TransferError(ErrorKind.TOO_LARGE, "").remedy is Remedy.LOOSER_LIMITS
+    assert TransferError(ErrorKind.REDIRECT, "").remedy is Remedy.NONE
+    assert TransferError(ErrorKind.HTTP_STATUS, "HTTP 404", 404).remedy is Remedy.RETRY
+    spec, small = ThumbnailSpec(64, 64), replace(LoadLimits(), max_pixels=10_000)
+    decoded = [decode_thumbnail(body, spec, small) for body in (
+        b"<svg xmlns='http://www.w3.org/2000/svg'/>", solid_image_bytes("#00ff00", 320, 200),
+        solid_image_bytes("#00ff00", 320, 200, "TIFF"), b"\x89PNG\r\n\x1a\n cut short")]
+    # The TIFF's refusal comes from the sandbox child, over its pipe, with its remedy.
+    assert [(d.ok, d.remedy) for d in decoded] == [
+        (False, Remedy.NONE), (False, Remedy.LOOSER_LIMITS), (False, Remedy.LOOSER_LIMITS),
+        (False, Remedy.RETRY)], [d.error for d in decoded]
+
+
+def test_a_transport_change_asks_again_only_for_what_a_transport_refused(qtbot, model,
+                                                                         image_server):
+    # Both a limit and the transport may undo a refusal by this client's settings, but each
+    # only its own: a row refused by a limit was downloaded again at every transport change.
+    large = image_server.add("/large.png", solid_image_bytes("#00ff00", 320, 200))
+    model.maxImagePixels = 10_000
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [large]
+    assert model.get(0)["errorString"].startswith("image too large (320x200")
+    with qtbot.waitSignal(model.loader.remedyAvailable, timeout=5000):
+        model.transport = "curl" if model.transport != "curl" else "qt"
+    with qtbot.waitSignal(model.finished, timeout=10000):  # after any reload it started
+        model.append(image_server.add("/small.png", solid_image_bytes("#0000ff", 40, 40)))
+    assert model.status_of(1) == Status.Ready
+    assert image_server.hits["/large.png"] == 1
+    assert model.status_of(0) == Status.Error and not model.get(0)["retryable"]
 
 
 def test_a_limit_change_asks_again_only_for_what_that_limit_refused(qtbot, model, image_server):

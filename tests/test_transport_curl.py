@@ -7,6 +7,7 @@ import pycurl
 import pytest
 from PyQt5.QtCore import QCoreApplication, QElapsedTimer, Qt
 
+from imagegallery.remedy import Remedy
 from imagegallery.transport.base import (INSECURE_REDIRECT_MESSAGE, TOO_MANY_REDIRECTS_MESSAGE,
                                          ErrorKind, TransferRequest, TransportOptions)
 from imagegallery.transport.curl import PROGRESS_MIN_INTERVAL_S, CurlTransport, curl_error
@@ -190,7 +191,7 @@ def test_exactly_max_redirects_hops_are_followed(qtbot, make_transport, image_se
     assert not five_allowed.ok and five_allowed.error.message == TOO_MANY_REDIRECTS_MESSAGE
     # The server's hops, which it may fix: a manual retry is worth offering.
     assert five_allowed.error.kind is ErrorKind.BROKEN_REDIRECT
-    assert not five_allowed.error.decided_by_client
+    assert five_allowed.error.remedy is Remedy.RETRY
 
 
 def test_redirect_to_a_raw_utf8_location_is_followed_percent_encoded(qtbot, make_transport,
@@ -210,7 +211,7 @@ def test_redirect_to_another_scheme_is_refused(qtbot, make_transport, image_serv
     url = image_server.add("/to-file", b"", "text/plain", 302, {"Location": "file:///etc/passwd"})
     result = run(qtbot, transport, recorder, 1, url)
     assert result.error.kind is ErrorKind.REDIRECT and "file" in result.error.message
-    assert result.error.decided_by_client  # the redirect policy's answer, every time
+    assert result.error.remedy is Remedy.NONE  # the redirect policy's answer, every time
 
 
 def test_https_to_http_redirect_is_refused(qtbot, https_server, image_server, test_ca,
@@ -220,7 +221,7 @@ def test_https_to_http_redirect_is_refused(qtbot, https_server, image_server, te
     url = https_server.add_redirect("/down", plain)
     result = run(qtbot, transport, recorder, 1, url)
     assert result.error.message == INSECURE_REDIRECT_MESSAGE
-    assert result.error.decided_by_client
+    assert result.error.remedy is Remedy.NONE
     assert image_server.hits["/img"] == 0
 
 

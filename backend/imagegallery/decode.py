@@ -27,6 +27,7 @@ from PyQt5.QtGui import QImage, QImageIOHandler, QImageReader, QTransform
 
 from . import jpeg_scans
 from .limits import LoadLimits
+from .remedy import Remedy
 from .transport.base import Body
 from .units import format_bytes, quote_server_words
 
@@ -63,26 +64,6 @@ _HARDENED_FORMATS = {b"jpeg", b"png", b"gif", b"webp", b"bmp"}  # sniff_in_proce
 SVG_REFUSED = "SVG is not shown (it can reference other files)"
 ARITHMETIC_JPEG_REFUSED = "arithmetic-coded JPEG is not shown (no browser decodes it either)"
 LOSSLESS_JPEG_REFUSED = "lossless JPEG is not shown (no browser decodes it either)"
-# How the refusals this client's own rules make begin (a refusal reaches the loader as its
-# reason alone, from the sandbox child too, over its pipe): the SVG and JPEG-coding policies,
-# the pixel, memory, profile and decompressed-size limits, the bounds on scans, segments, blocks
-# and chunks, a content encoding this build cannot undo. The same bytes meet the same refusal
-# on every retry, so a tile offers none (loader.py). A body that is empty, cut short, corrupt or
-# not an image is not among them: the server may send another. A refusal added here by rule
-# must begin as one of these.
-REFUSALS_BY_RULE = (
-    "SVG is not shown", "arithmetic-coded JPEG is not shown", "lossless JPEG is not shown",
-    "image too large", "too large after decompression", "progressive JPEG with over",
-    "JPEG with ", "GIF with over", "PNG of over", "PNG with over", "webp with a",
-    "gzip body of over", "unsupported content encoding",
-)
-# Those of them a LoadLimits field decides (max_pixels, max_side, decoder_memory_bytes,
-# max_response_bytes, the JPEG scan bounds): a loosened limit may undo them. The others are
-# fixed policies and bounds.
-REFUSALS_BY_LIMIT = ("image too large", "too large after decompression",
-                     "progressive JPEG with over")
-
-
 # Segments before the first scan: a dozen in practice. The walk holds the GIL, so it is bounded.
 MAX_JPEG_SEGMENTS = 512
 # Colour profiles are a few kilobytes; the largest printer profiles a few hundred. Qt parses one
@@ -113,6 +94,7 @@ class DecodedThumbnail:
     image: Optional[QImage]
     original_size: QSize
     error: str = ""
+    remedy: Remedy = Remedy.RETRY  # what may undo `error`
     # Set, with no image and no error, by `decode_thumbnail(defer_sandbox=True)` when the bytes
     # are for the sandbox: calling it decodes them there (blocking, like `decode_thumbnail`).
     decode_in_sandbox: Optional[Callable[[], "DecodedThumbnail"]] = None
@@ -123,7 +105,32 @@ class DecodedThumbnail:
 
 
 class DecodeRefused(Exception):
-    """Raised inside decoding with the reason shown on the tile."""
+    """Raised inside decoding with the reason shown on the tile. As such, the bytes were at
+    fault (empty, cut short, corrupt, not an image): the server may send others, so a Retry
+    may help. The kinds below are this client's own refusals."""
+
+    remedy = Remedy.RETRY
+
+    def __init__(self, reason: str, remedy: Optional[Remedy] = None):
+        super().__init__(reason)
+        if remedy is not None:
+            self.remedy = remedy
+
+
+class RefusedByRule(DecodeRefused):
+    """A fixed rule refused the bytes (SVG, a JPEG coding, a bound on segments, scans, blocks,
+    chunks or a colour profile, a content encoding this build cannot undo): the same bytes meet
+    it on every try, so a tile offers no Retry."""
+
+    remedy = Remedy.NONE
+
+
+class RefusedByLimit(DecodeRefused):
+    """A LoadLimits value refused the bytes (pixels, sides, decoder memory, the decompressed
+    size, progressive scans): loosened, it may let them through, and the model loads such rows
+    again then."""
+
+    remedy = Remedy.LOOSER_LIMITS
 
 
 # Members of one gzip body: a few in practice, a flood of empty ones a hostile server's.
@@ -147,7 +154,7 @@ def undo_content_encoding(body: Body, encoding: str, max_bytes: int) -> Body:
         # take both.
         window_bits = zlib.MAX_WBITS if _looks_like_zlib(compressed) else -zlib.MAX_WBITS
     else:
-        raise DecodeRefused(f"unsupported content encoding '{quote_server_words(encoding)}'")
+        raise RefusedByRule(f"unsupported content encoding '{quote_server_words(encoding)}'")
     pieces, size, position, members = [], 0, 0, 0
     while position < len(compressed):
         # A gzip body may be several members one after another (`cat a.gz b.gz`), which
@@ -156,7 +163,7 @@ def undo_content_encoding(body: Body, encoding: str, max_bytes: int) -> Body:
         # few MB of empty members took seconds, holding the GIL.
         members += 1
         if members > MAX_GZIP_MEMBERS:
-            raise DecodeRefused(f"gzip body of over {MAX_GZIP_MEMBERS} members")
+            raise RefusedByRule(f"gzip body of over {MAX_GZIP_MEMBERS} members")
         inflater = zlib.decompressobj(window_bits)
         before_this_member = len(pieces)
         while not inflater.eof and position < len(compressed):
@@ -170,7 +177,8 @@ def undo_content_encoding(body: Body, encoding: str, max_bytes: int) -> Body:
             pieces.append(piece)
             size += len(piece)
             if size > max_bytes or inflater.unconsumed_tail:
-                raise DecodeRefused(f"too large after decompression (over {format_bytes(max_bytes)})")
+                raise RefusedByLimit(
+                    f"too large after decompression (over {format_bytes(max_bytes)})")
             position += len(window) - len(inflater.unused_data)
         if not (inflater.eof and window_bits > zlib.MAX_WBITS
                 and compressed[position:position + 2] == b"\x1f\x8b"):
@@ -222,7 +230,7 @@ def _with_reason_for_failure(decode: Callable[..., DecodedThumbnail], *args) -> 
     try:
         return decode(*args)
     except DecodeRefused as refused:
-        return DecodedThumbnail(None, QSize(), str(refused))
+        return DecodedThumbnail(None, QSize(), str(refused), refused.remedy)
     except Exception as unexpected:  # a decoder bug must cost one tile, not the process
         return DecodedThumbnail(None, QSize(), f"cannot decode ({type(unexpected).__name__})")
 
@@ -234,31 +242,31 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
     if not head:
         raise DecodeRefused("empty response (0 bytes)")
     if _looks_like_svg(head, url, content_type):
-        raise DecodeRefused(SVG_REFUSED)
+        raise RefusedByRule(SVG_REFUSED)
     image_format = sniff_in_process_format(head)
     if head[:2] == JPEG_START:  # sniffed as JPEG, or one whose first marker is garbled
         header = read_jpeg_header(data)
         if header.too_many_segments:
             # Its frame header (size, coding) may lie beyond them, unchecked by every limit: 130
             # empty comments hid an arithmetic-coded bomb that then held a decoder for 2 s.
-            raise DecodeRefused(f"JPEG with over {MAX_JPEG_SEGMENTS} segments before its image")
+            raise RefusedByRule(f"JPEG with over {MAX_JPEG_SEGMENTS} segments before its image")
         if header.arithmetic:
             # Its scans cost a pass over every block for next to no bytes (303 scans of a
             # 10000x10000 frame in 6.5 KB held a decoder for 10 s), and no browser decodes it.
-            raise DecodeRefused(ARITHMETIC_JPEG_REFUSED)
+            raise RefusedByRule(ARITHMETIC_JPEG_REFUSED)
         if header.lossless:
             # No DCT, so no decode at a reduced scale: asked for one, libjpeg-turbo wrote the
             # whole image into simplejpeg's buffer for the thumbnail, and a 34 KB file crashed
             # the process.
-            raise DecodeRefused(LOSSLESS_JPEG_REFUSED)
+            raise RefusedByRule(LOSSLESS_JPEG_REFUSED)
         if header.precision not in (0, 8):
-            raise DecodeRefused(f"JPEG with {header.precision}-bit samples is not shown (no "
+            raise RefusedByRule(f"JPEG with {header.precision}-bit samples is not shown (no "
                                 "browser decodes it either)")
         if header.profile_bytes > MAX_PROFILE_BYTES:
             # Qt joins the pieces and parses the profile into a table of its tags (about 8
             # bytes for each byte) when asked the size, with the GIL held: a 32 MB one took
             # 177 MB and 267 ms. The thumbnail does not use it.
-            raise DecodeRefused(f"JPEG with a {format_bytes(header.profile_bytes)} colour profile "
+            raise RefusedByRule(f"JPEG with a {format_bytes(header.profile_bytes)} colour profile "
                                 f"(limit {format_bytes(MAX_PROFILE_BYTES)})")
         if not header.progressive and 0 < header.first_scan_components < header.components \
                 and sequential_scans(data, header, header.components) > header.components:
@@ -267,7 +275,7 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
             # a component coded again, and each such scan, 10 bytes of it, costs a pass over
             # every block: 5,000 of them held both decoders for over a minute. (Counted only
             # then: the count is a search of the whole body, 1 ms a megabyte.)
-            raise DecodeRefused(f"JPEG with more scans than its {header.components} "
+            raise RefusedByRule(f"JPEG with more scans than its {header.components} "
                                 "components (each is a pass over the whole image)")
         most = jpeg_scans_allowed(header.stored, limits)
         scans = jpeg_scans.JpegScans(data, most) if header.progressive else None
@@ -275,7 +283,7 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
         # neither can be stopped once started: a 62 KB file of 1,000 scans held a decoder
         # for 2.2 s.
         if _most_scans(data, header, scans, most) > most:
-            raise DecodeRefused(f"progressive JPEG with over {most} scans "
+            raise RefusedByLimit(f"progressive JPEG with over {most} scans "
                                 "(each is a pass over the whole image)")
         if image_format == b"jpeg" and jpeg_decode_peak_bytes(header) <= IN_PROCESS_DECODE_BYTES:
             # (A larger one goes to Qt's reader below, which hands it to the sandbox.)
@@ -383,7 +391,7 @@ def first_gif_frame(data: Body) -> Optional[Body]:
             return None
         if position < 0:
             return None
-    raise DecodeRefused(f"GIF with over {MAX_GIF_BLOCKS_BEFORE_IMAGE} blocks before its first image")
+    raise RefusedByRule(f"GIF with over {MAX_GIF_BLOCKS_BEFORE_IMAGE} blocks before its first image")
 
 
 def _after_gif_sub_blocks(data: Body, position: int, budget: List[int]) -> int:
@@ -421,11 +429,11 @@ def png_text_chunk_spans(data: Body, max_chunks: int = MAX_PNG_CHUNKS) -> List[T
         name = header[4:8]
         chunks += 1
         if chunks > max_chunks:
-            raise DecodeRefused(f"PNG of over {max_chunks:,} chunks")
+            raise RefusedByRule(f"PNG of over {max_chunks:,} chunks")
         if name in _PNG_TEXT_CHUNKS:
             spans.append((position, min(end, size)))
             if len(spans) > MAX_PNG_TEXT_CHUNKS:
-                raise DecodeRefused(f"PNG with over {MAX_PNG_TEXT_CHUNKS} text chunks")
+                raise RefusedByRule(f"PNG with over {MAX_PNG_TEXT_CHUNKS} text chunks")
         if name == b"IEND":
             break
         position = end
@@ -464,7 +472,8 @@ def _decode_in_sandbox(data: bytes, spec: ThumbnailSpec, limits: LoadLimits, hin
     except SandboxFailure as failure:
         raise DecodeRefused(str(failure)) from None
     if not reply.get("ok"):
-        raise DecodeRefused(str(reply.get("error") or "cannot decode")[:300])
+        raise DecodeRefused(str(reply.get("error") or "cannot decode")[:300],
+                            Remedy.from_untrusted(reply.get("remedy")))
     width, height, per_line = int(reply["width"]), int(reply["height"]), int(reply["bpl"])
     image_format = QImage.Format(int(reply["format"]))
     # The child is trusted no further than its answer's shape: sizes must match the pixels.
@@ -488,7 +497,7 @@ def decode_in_this_process(data: bytes, request: dict,
                                   content_type=str(request.get("content_type", "")),
                                   on_format=on_format, memory_bytes=request.get("memory_bytes"))
     except DecodeRefused as refused:
-        return {"ok": False, "error": str(refused)}, b""
+        return {"ok": False, "error": str(refused), "remedy": int(refused.remedy)}, b""
     except Exception as unexpected:
         return {"ok": False, "error": f"cannot decode ({type(unexpected).__name__})"}, b""
     image = decoded.image
@@ -519,7 +528,7 @@ def _decode_with_qt(data: Body, spec: ThumbnailSpec, max_pixels: int, max_side: 
     buffer.open(QIODevice.ReadOnly)
     readers = []  # every reader made here, so all of them die before the buffer
     reader = None
-    failure = ""
+    failure, remedy = "", Remedy.RETRY
     too_large = False
     try:
         if image_format:
@@ -546,27 +555,27 @@ def _decode_with_qt(data: Body, spec: ThumbnailSpec, max_pixels: int, max_side: 
             on_format(detected.decode("ascii", "replace"))
         if detected in _REFUSED_FORMATS or ("svg" in content_type.lower()
                                             and detected not in _HARDENED_FORMATS):
-            raise DecodeRefused(SVG_REFUSED)
+            raise RefusedByRule(SVG_REFUSED)
         return _read(reader, detected, data, spec, max_pixels, max_side, in_process_bytes,
                      memory_bytes)
     except _TooLargeForThisProcess:
         too_large = True
     except DecodeRefused as refused:
-        failure = str(refused)
+        failure, remedy = str(refused), refused.remedy
     except Exception as unexpected:  # a decoder bug must cost one tile, not the process
         failure = f"cannot decode ({type(unexpected).__name__})"
     finally:
         # Readers first, then the buffer: the TIFF plugin reads from the device when its handler
         # is destroyed, and a deleted buffer there is a segfault. An exception's traceback would
         # keep `_read`'s frame (and its reader) alive past this point, which is why the handlers
-        # above keep only the message.
+        # above keep only the message and its remedy.
         reader = None
         del readers[:]
         buffer.close()
         del buffer, array
     if too_large:
         raise _TooLargeForThisProcess()  # a new one: the caught one's traceback held the reader
-    raise DecodeRefused(failure)
+    raise DecodeRefused(failure, remedy)
 
 
 def _bmp_declared_size(header: bytes) -> QSize:
@@ -641,7 +650,7 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
     if image.isNull():
         if peak_bytes > IN_PROCESS_DECODE_BYTES and reader.error() == QImageReader.UnknownError:
             # What Qt says when an allocation after the read fails (the sandbox's memory limit).
-            raise DecodeRefused(f"image too large to decode ({stored.width()}x{stored.height()} "
+            raise RefusedByLimit(f"image too large to decode ({stored.width()}x{stored.height()} "
                                 f"{name} ran out of memory, needing about "
                                 f"{format_bytes(peak_bytes)})")
         raise DecodeRefused(f"cannot decode {name} ({reader.errorString()})")
@@ -802,12 +811,12 @@ def _check_webp_canvas(data: Body, max_pixels: int, max_side: int,
     if header[8] & 0x20:  # a colour profile: an ICCP chunk, after VP8X or (libwebp takes it) later
         profile_bytes = _webp_chunk_bytes(data, b"ICCP")
         if profile_bytes < 0:
-            raise DecodeRefused(f"webp with a colour profile past its first "
+            raise RefusedByRule(f"webp with a colour profile past its first "
                                 f"{_WEBP_CHUNKS_LOOKED_AT} chunks")
         if profile_bytes > MAX_PROFILE_BYTES:
             # Qt parses it into a table of its tags, about 8 bytes for each byte (a 42 MB
             # profile took 330 MB), for a thumbnail that does not use it.
-            raise DecodeRefused(f"webp with a {format_bytes(profile_bytes)} colour profile "
+            raise RefusedByRule(f"webp with a {format_bytes(profile_bytes)} colour profile "
                                 f"(limit {format_bytes(MAX_PROFILE_BYTES)})")
     canvas = QSize(int.from_bytes(header[12:15], "little") + 1,
                    int.from_bytes(header[15:18], "little") + 1)
@@ -829,7 +838,7 @@ def _check_decode_memory(stored: QSize, name: str, peak_bytes: int,
     """Refuse a decode of `peak_bytes` past the sandbox's own limit (`memory_bytes`); hand one
     past `in_process_bytes` to the sandbox (_TooLargeForThisProcess)."""
     if memory_bytes is not None and peak_bytes > memory_bytes:
-        raise DecodeRefused(f"image too large to decode ({stored.width()}x{stored.height()} "
+        raise RefusedByLimit(f"image too large to decode ({stored.width()}x{stored.height()} "
                             f"{name} needs about {format_bytes(peak_bytes)}, the decoder may use "
                             f"{format_bytes(memory_bytes)})")
     if in_process_bytes is not None and peak_bytes > in_process_bytes:
@@ -846,7 +855,7 @@ def _png_read_row_by_row(data: Body) -> bool:
 def _check_pixel_budget(stored: QSize, max_pixels: int, max_side: int) -> None:
     w, h = stored.width(), stored.height()
     if w > max_side or h > max_side or w * h > max_pixels:
-        raise DecodeRefused(
+        raise RefusedByLimit(
             f"image too large ({w}x{h}, limit {max_pixels / 1e6:g} megapixels "
             f"and {max_side} px a side)")
 

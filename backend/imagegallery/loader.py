@@ -32,9 +32,9 @@ from PyQt5.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, pyqtSign
 
 from .cache import (CachedThumbnail, DiskThumbnailCache, ThumbnailKey, default_disk_cache_dir,
                     disk_cache_folder, new_encoded_cache, shared_thumbnail_cache)
-from .decode import (FIT, REFUSALS_BY_LIMIT, REFUSALS_BY_RULE, DecodedThumbnail, ThumbnailSpec,
-                     decode_thumbnail, warm_up_decoders)
+from .decode import FIT, DecodedThumbnail, ThumbnailSpec, decode_thumbnail, warm_up_decoders
 from .limits import LoadLimits
+from .remedy import Remedy
 from .sandbox_decode import SANDBOX_PROCESSES
 from .transport.base import (ErrorKind, TransferError, TransferRequest, TransferResult, Transport,
                              TransportOptions, Urgency)
@@ -71,22 +71,11 @@ MAX_SENT_AGAIN = 10
 LOCAL_FILE_READS_IN_FLIGHT = 2
 # The request id a decode of an encoded-cache body carries: real requests count from 1.
 _FROM_ENCODED_CACHE = 0
-# How the refusals begin that loosened limits or another transport may undo: the decoder's
-# limits, the response-size cap (ErrorKind.TOO_LARGE) and TLS a transport lacks. A refusal by a
-# fixed policy (SVG, a JPEG coding, a redirect refused, ...) is not asked for again.
-REFUSALS_RULE_CHANGES_MAY_UNDO = REFUSALS_BY_LIMIT + (
-    "too large (", "redirect too large", "response headers too large", "TLS not available")
-# How the loader ends what the Qt transport could not finish and libcurl could (a redirect to
-# https without TLS, a 103 interim answer): another transport may.
+# The hint ending what the Qt transport could not finish and libcurl could (a redirect to https
+# without TLS, a 103 interim answer): the person reading it most likely chose that transport.
 _ANOTHER_TRANSPORT_MAY = "(IMAGEGALLERY_TRANSPORT=qt?)"
-
-
-def rule_change_may_undo(reason: str) -> bool:
-    """Whether a failure by rule with this reason may go otherwise once the limits loosen or
-    the transport changes (the others are fixed policies: SVG, a JPEG coding, ...)."""
-    return reason.startswith(REFUSALS_RULE_CHANGES_MAY_UNDO) or reason.endswith(
-        _ANOTHER_TRANSPORT_MAY)
-# The LoadLimits fields a refusal by rule depends on: a change to any may let such a row load.
+# The LoadLimits fields a refusal by limit depends on (Remedy.LOOSER_LIMITS): loosening any may
+# let such a row load.
 _LIMITS_THAT_REFUSE = ("max_response_bytes", "max_pixels", "max_side", "max_jpeg_scans",
                        "max_jpeg_scan_megapixels", "decoder_memory_bytes")
 # Downloaded bodies waiting for a decode thread. Loopback or a fast LAN downloads large JPEGs
@@ -239,8 +228,8 @@ class _Job:
     via_curl: bool = False
     # Times sent again after an answer that never came (ErrorKind.NOT_ANSWERED).
     sent_again: int = 0
-    # The loader's rules generation (see _rules_generation) when its transfer or decode began.
-    rules_generation: int = 0
+    # ImageLoader._settings_changes when its transfer or decode began.
+    settings_seen: Dict[Remedy, int] = field(default_factory=dict)
     # Times ended to keep the bodies being received under the ceiling (ErrorKind.CROWDED).
     crowded_out: int = 0
     # The URL's generation (ImageLoader._refetches) when this job began: a decode or disk read
@@ -318,6 +307,7 @@ class _DecodeOutcome(NamedTuple):
     result: TransferResult  # the download, kept for the caches (validators, the encoded bytes)
     thumbnail: Optional[CachedThumbnail]
     error: str
+    remedy: Remedy  # what may undo `error`
     generation: int  # its job's, as the disk lookup carries it
 
 
@@ -385,13 +375,13 @@ class ImageLoader(QObject):
     """
 
     thumbnailReady = pyqtSignal(str, object)  # url, CachedThumbnail
-    # url, reason a person understands, retryable: false where this client's own rules or build
-    # decided it (a URL refused, TransferError.decided_by_client, decode.REFUSALS_BY_RULE), so
-    # asking again with the same settings gets the same answer.
-    loadFailed = pyqtSignal(str, str, bool)
-    # The limits or the transport changed in a way that may let a failure they decided (one sent
-    # with retryable false) go otherwise: a model loads such rows again.
-    refusalRulesChanged = pyqtSignal()
+    # url, reason a person understands, what may undo it (a Remedy: RETRY unless this client's
+    # own rules, limits or transport decided it, and the same settings get the same answer).
+    loadFailed = pyqtSignal(str, str, int)
+    # The settings a Remedy waits for changed (the limits loosened: LOOSER_LIMITS; the transport
+    # changed: OTHER_TRANSPORT): failures with that remedy may go otherwise, and a model loads
+    # such rows again.
+    remedyAvailable = pyqtSignal(int)
     loadStarted = pyqtSignal(str)  # url: a transfer began (the row shows Loading)
     loadProgress = pyqtSignal(str, "qlonglong", "qlonglong")  # url, received, total or -1
     # A job left the loader (loaded, failed, cancelled, or a revalidation that kept the disk's
@@ -450,9 +440,10 @@ class ImageLoader(QObject):
         # after REFETCH_MEMORY_S and fetched again; a URL never fetched again is generation 0.
         self._refetches: Dict[str, int] = {}
         self._generation_counter = itertools.count(1)
-        # Counts the loosenings of the limits and the transport changes (_rules_changed), so a
-        # job refused under older rules is judged again (_fail).
-        self._rules_generation = 0
+        # How many times the settings each remedy waits for changed (_remedy_available): a job
+        # notes them as its transfer or decode begins, so one refused by settings that changed
+        # since is judged again under the new ones (_fail).
+        self._settings_changes = {Remedy.LOOSER_LIMITS: 0, Remedy.OTHER_TRANSPORT: 0}
         self._refetched_at: "OrderedDict[str, float]" = OrderedDict()  # url -> last refetch(), oldest first
         self._decode_backlog_bytes = 0
         self._downloading_bytes = 0  # the bodies of the transfers in flight, as last reported
@@ -513,7 +504,7 @@ class ImageLoader(QObject):
             self._arm_watchdog()
         self._request_schedule()
         if refusals_loosened:
-            self._rules_changed()
+            self._remedy_available(Remedy.LOOSER_LIMITS)
 
     @property
     def transport_options(self) -> TransportOptions:
@@ -523,15 +514,15 @@ class ImageLoader(QObject):
     def transport_mode(self) -> str:
         return self._transports.mode
 
-    def _rules_changed(self) -> None:
-        """Limits loosened or another transport: rows refused by the old rules may load now."""
-        self._rules_generation += 1
-        self.refusalRulesChanged.emit()
+    def _remedy_available(self, remedy: Remedy) -> None:
+        """Limits loosened or another transport: what they refused before may load now."""
+        self._settings_changes[remedy] += 1
+        self.remedyAvailable.emit(remedy)
 
     def set_transport_mode(self, mode: str) -> None:
         if mode != self._transports.mode:
             self._replace_transports(mode)
-            self._rules_changed()  # another transport may speak TLS, or read a 103
+            self._remedy_available(Remedy.OTHER_TRANSPORT)  # it may speak TLS, or read a 103
 
     def set_transport_options(self, options: TransportOptions) -> None:
         options = self._with_connection_cap(options)
@@ -674,7 +665,7 @@ class ImageLoader(QObject):
             return
         parsed = parsed or parse_image_url(url)
         if not parsed.ok:
-            self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error, False))
+            self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error, Remedy.NONE))
             return
         job = _Job(url, parsed, priority, self._spec, generation=self._generation_of(url))
         if claimant is not None:
@@ -823,7 +814,7 @@ class ImageLoader(QObject):
         if not parsed.ok:
             for waiter in waiters:
                 waiter(None, parsed.error)
-            self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error, False))
+            self._answer_soon(lambda: self.loadFailed.emit(url, parsed.error, Remedy.NONE))
             return
         self._remember_refetch(url)
         model_priority = priority
@@ -1097,7 +1088,7 @@ class ImageLoader(QObject):
         job.request_id = next(self._request_ids)
         job.transport = transport
         job.stage = _FETCHING
-        job.rules_generation = self._rules_generation  # the byte cap it will be held to
+        job.settings_seen = dict(self._settings_changes)  # the byte cap and transport it has
         now = time.monotonic()
         job.started_at = now
         job.responded = False
@@ -1251,9 +1242,9 @@ class ImageLoader(QObject):
                 self._end_revalidation(job)
             elif error.kind is ErrorKind.REDIRECT_NEEDS_TLS:
                 self._fail(job, f"{error.message}, and this transport has no TLS "
-                                + _ANOTHER_TRANSPORT_MAY, retryable=False)
+                                + _ANOTHER_TRANSPORT_MAY, error.remedy)
             else:
-                self._fail(job, f"{error.message} {_ANOTHER_TRANSPORT_MAY}", retryable=False)
+                self._fail(job, f"{error.message} {_ANOTHER_TRANSPORT_MAY}", error.remedy)
             return
         if job.revalidating is not None:
             self._end_revalidation(job)  # a failed check keeps the thumbnail shown
@@ -1265,7 +1256,7 @@ class ImageLoader(QObject):
         # four attempts and their backoff to give up.
         self._fail(job, error.message if job.attempt == 0
                    else f"{error.message}, after {job.attempt + 1} attempts",
-                   retryable=not error.decided_by_client)
+                   error.remedy)
 
     def _fetch_again(self, job: _Job) -> None:
         """Back in the queue at once, a new token making any late result of the old transfer
@@ -1302,7 +1293,7 @@ class ImageLoader(QObject):
 
     def _decode(self, job: _Job, result: TransferResult) -> None:
         job.stage = _DECODING
-        job.rules_generation = self._rules_generation  # the limits it is handed below
+        job.settings_seen = dict(self._settings_changes)  # the limits it is handed below
         job.body = result
         job.token = next(self._tokens)
         size = len(result.body)
@@ -1333,7 +1324,8 @@ class ImageLoader(QObject):
         if decoded.ok:
             thumbnail = CachedThumbnail(decoded.image, decoded.original_size, result.etag,
                                         result.last_modified)
-        return _DecodeOutcome(url, spec, result, thumbnail, decoded.error, generation)
+        return _DecodeOutcome(url, spec, result, thumbnail, decoded.error, decoded.remedy,
+                              generation)
 
     def _store_on_disk(self, url: str, spec: ThumbnailSpec, thumbnail: CachedThumbnail) -> None:
         """Write behind, on the I/O thread after every pending lookup, once the loader has
@@ -1416,7 +1408,7 @@ class ImageLoader(QObject):
             else:  # same token: the job is still decoding, and cancelled as one
                 self._sandboxed.submit(job.priority, token, self._sandbox_job, outcome)
             return
-        url, spec, result, thumbnail, error, generation = outcome
+        url, spec, result, thumbnail, error, remedy, generation = outcome
         self._release_backlog(token)
         job = self._jobs.get(url)
         current = job is not None and job.token == token
@@ -1437,7 +1429,7 @@ class ImageLoader(QObject):
             return
         job.body = None
         if thumbnail is None:
-            self._fail(job, error, retryable=not error.startswith(REFUSALS_BY_RULE))
+            self._fail(job, error, remedy)
         else:
             self._finish(job, thumbnail)
 
@@ -1460,13 +1452,14 @@ class ImageLoader(QObject):
             waiter(job.revalidating, "")
         self._job_ended()
 
-    def _fail(self, job: _Job, reason: str, retryable: bool = True) -> None:
-        if not retryable and job.rules_generation != self._rules_generation \
-                and rule_change_may_undo(reason) and self._jobs.get(job.url) is job:
-            # Refused by the rules its transfer or decode began under, since loosened (a
-            # transfer keeps the byte cap it started with, a decode the limits it was handed):
-            # judged again under the new ones, as the rows refused before the change are. Else
-            # its tile, with no Retry, stayed refused for good.
+    def _fail(self, job: _Job, reason: str, remedy: Remedy = Remedy.RETRY) -> None:
+        seen = job.settings_seen.get(remedy)
+        if seen is not None and seen != self._settings_changes[remedy] \
+                and self._jobs.get(job.url) is job:
+            # Refused by the settings its transfer or decode began under, since loosened or
+            # replaced (a transfer keeps the byte cap and transport it started with, a decode
+            # the limits it was handed): judged again under the new ones, as the rows refused
+            # before the change are. Else its tile, with no Retry, stayed refused for good.
             if job.revalidating is not None:
                 # Its validators now name the refused answer: a 304 to them would keep the
                 # old picture and never judge the new one.
@@ -1475,7 +1468,7 @@ class ImageLoader(QObject):
             return
         self._jobs.pop(job.url, None)
         waiters, job.waiters = job.waiters, []
-        self.loadFailed.emit(job.url, reason, retryable)
+        self.loadFailed.emit(job.url, reason, remedy)
         for waiter in waiters:
             waiter(None, reason)
         self._job_ended()

@@ -26,7 +26,8 @@ from PyQt5.QtCore import (Q_ENUM, QAbstractListModel, QByteArray, QModelIndex,
 from .cache import CachedThumbnail, disk_cache_folder
 from .decode import CROP, FIT, ThumbnailSpec
 from .limits import LoadLimits
-from .loader import BACKGROUND, ImageLoader, rule_change_may_undo
+from .loader import BACKGROUND, ImageLoader
+from .remedy import Remedy
 from .screen_rows import ScreenRows
 from .transport.select import TRANSPORT_MODES, transport_mode_from_environment
 from .url_policy import DEFAULT_ALLOWED_SCHEMES, ParsedImageUrl, parse_image_url
@@ -103,7 +104,7 @@ _SOURCE_VERSIONS = itertools.count(1)
 
 
 class _Row:
-    __slots__ = ("url", "parsed", "status", "error", "refused_by_rule", "received", "total",
+    __slots__ = ("url", "parsed", "status", "error", "remedy", "received", "total",
                  "image_size", "version", "reload_owed", "in_feed", "__weakref__")
 
     def __init__(self, url: str):
@@ -111,9 +112,9 @@ class _Row:
         self.parsed: Optional[ParsedImageUrl] = None  # parsed when first requested
         self.status = ImageGalleryModel.Status.Null
         self.error = ""
-        # An Error this client's own rules or build decided (the loader's `retryable` false): a
-        # retry gets the same answer, a change of the limits or the transport may not.
-        self.refused_by_rule = False
+        # What may undo an Error: RETRY, unless this client's own rules, limits or transport
+        # decided it; then a retry gets the same answer, and only a change of those may not.
+        self.remedy = Remedy.RETRY
         self.received = 0
         self.total = -1
         # Made once Ready, not up front: a QSize per row cost 5,000 Qt allocations when a long
@@ -222,7 +223,7 @@ class ImageGalleryModel(QAbstractListModel):
         weakref.finalize(self, self._loader.forget_url_rules, self._source_id).atexit = False
         self._loader.thumbnailReady.connect(self._on_thumbnail_ready)
         self._loader.loadFailed.connect(self._on_load_failed)
-        self._loader.refusalRulesChanged.connect(self._reload_rows_refused_by_rule)
+        self._loader.remedyAvailable.connect(self._reload_rows_awaiting)
         self._loader.loadStarted.connect(self._on_load_started)
         self._loader.loadProgress.connect(self._on_load_progress)
         self._loader.jobEnded.connect(self._schedule_feed)
@@ -319,7 +320,7 @@ class ImageGalleryModel(QAbstractListModel):
         image over the limits, a redirect the policy refuses, https on a transport without TLS.
         A change of `allowedSchemes`, the limits or `transport` loads such rows again by itself.
         Any other failure can change: servers fix statuses and replace bodies, networks recover."""
-        return not row.refused_by_rule and (row.parsed is None or row.parsed.ok)
+        return row.remedy is Remedy.RETRY and (row.parsed is None or row.parsed.ok)
 
     def _source_for(self, row: _Row, promise: bool = True) -> str:
         """The row's image source. A view asks for it to show it, so the thumbnail is promised
@@ -845,33 +846,33 @@ class ImageGalleryModel(QAbstractListModel):
         if time.monotonic() - self._last_flush_at >= IMMEDIATE_FLUSH_AFTER_S:
             self._flush()
 
-    def _on_load_failed(self, url: str, reason: str, retryable: bool = True) -> None:
+    def _on_load_failed(self, url: str, reason: str, remedy: int = Remedy.RETRY) -> None:
         self._drop_fraction(url)
         self._reloads_in_flight.discard(url)
         rows = self._rows_settled_by(url)
         if not rows:
             return
         for row in rows:
-            self._set_status(row, self.Status.Error, reason, refused_by_rule=not retryable)
+            self._set_status(row, self.Status.Error, reason, Remedy(remedy))
 
-    def _reload_rows_refused_by_rule(self) -> None:
-        """The loader's limits loosened or its transport changed: the rows they refused may load
-        now. Their tiles offer no Retry, so they are asked for again here, as `allowedSchemes`
-        readmits the rows it refused (_readmit_rows). Not those a fixed policy refused (an SVG,
-        a lossless JPEG): a slider bound to a limit fetched every SVG again at each step."""
+    def _reload_rows_awaiting(self, remedy: int) -> None:
+        """The loader's limits loosened or its transport changed (`remedy` says which): the rows
+        they refused may load now. Their tiles offer no Retry, so they are asked for again here,
+        as `allowedSchemes` readmits the rows it refused (_readmit_rows). Not those a fixed rule
+        refused (an SVG, a lossless JPEG): a slider bound to a limit fetched every SVG again at
+        each step."""
         refused = {row.url for row in self._rows
-                   if row.status == self.Status.Error and row.refused_by_rule
-                   and rule_change_may_undo(row.error)}
+                   if row.status == self.Status.Error and row.remedy == remedy}
         if refused:
             self._reload(refused)
 
     def _set_status(self, row: _Row, status: "ImageGalleryModel.Status", error: str,
-                    refused_by_rule: bool = False) -> None:
-        if row.status == status and row.error == error and row.refused_by_rule == refused_by_rule:
+                    remedy: Remedy = Remedy.RETRY) -> None:
+        if row.status == status and row.error == error and row.remedy is remedy:
             return
         self._counts[row.status] -= 1
         self._counts[status] += 1
-        row.status, row.error, row.refused_by_rule = status, error, refused_by_rule
+        row.status, row.error, row.remedy = status, error, remedy
         self._counts_dirty = True
         self._mark_dirty(row)
 

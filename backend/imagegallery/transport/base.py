@@ -15,6 +15,7 @@ from typing import Callable, Optional, Union
 
 from PyQt5.QtCore import QByteArray, QObject, QTimer, QUrl, pyqtSignal
 
+from ..remedy import Remedy
 from ..units import format_bytes, quote_server_words
 
 # A response body: bytes, or the Qt transport's QByteArray (kept, not copied; see TransferResult).
@@ -74,10 +75,13 @@ TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # redirect policy, what the transport can speak. The same request fails the same way until those
 # change, so the model offers no Retry for them (its `retryable` role) and loads them again when
 # the limits or the transport change. Every other kind is the server's or the network's to change.
-DECIDED_BY_CLIENT_KINDS = frozenset({
-    ErrorKind.TOO_LARGE, ErrorKind.REDIRECT, ErrorKind.TLS_UNAVAILABLE,
-    ErrorKind.REDIRECT_NEEDS_TLS, ErrorKind.UNSUPPORTED_BY_TRANSPORT,
-})
+_REMEDY_BY_KIND = {
+    ErrorKind.TOO_LARGE: Remedy.LOOSER_LIMITS,  # max_response_bytes
+    ErrorKind.REDIRECT: Remedy.NONE,  # the redirect policy: too many, or to a refused scheme
+    ErrorKind.TLS_UNAVAILABLE: Remedy.OTHER_TRANSPORT,
+    ErrorKind.REDIRECT_NEEDS_TLS: Remedy.OTHER_TRANSPORT,
+    ErrorKind.UNSUPPORTED_BY_TRANSPORT: Remedy.OTHER_TRANSPORT,
+}
 
 
 class Urgency(enum.IntEnum):
@@ -131,9 +135,9 @@ class TransferError:
         return self.kind in TRANSIENT_KINDS
 
     @property
-    def decided_by_client(self) -> bool:
-        """A retry with the same settings cannot help (DECIDED_BY_CLIENT_KINDS)."""
-        return self.kind in DECIDED_BY_CLIENT_KINDS
+    def remedy(self) -> Remedy:
+        """What may make the same request go otherwise: RETRY unless this client decided it."""
+        return _REMEDY_BY_KIND.get(self.kind, Remedy.RETRY)
 
 
 @dataclass(frozen=True)
