@@ -235,7 +235,7 @@ def start_display() -> Dict[str, str]:
                 log(f"Qt cannot open a window on Xvfb ({error})"
                     + (f"; missing: {', '.join(missing)} (Debian/Ubuntu: apt-get install -y "
                        "libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 "
-                       "libxcb-render-util0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0)"
+                       "libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0)"
                        if missing else "")
                     + ". Measuring offscreen instead.")
                 break
