@@ -287,6 +287,68 @@ def test_revalidation_keeps_a_current_thumbnail_and_replaces_a_changed_one(qtbot
     changed.loader.close()
 
 
+def _gone_after_first_answer(image_server, body, gone_status=404):
+    """A URL that answers `body` once, then `gone_status`; its handler counts the requests."""
+    requests = []
+
+    def once_then_gone(handler):
+        requests.append(handler.headers.get("If-None-Match", ""))
+        if len(requests) == 1:
+            handler._send(200, body, "image/png", {"ETag": '"v1"'})
+        else:
+            handler._send(gone_status, b"gone", "text/plain")
+
+    return image_server.add_handler("/gone.png", once_then_gone), requests
+
+
+def test_a_reload_that_meets_a_404_forgets_the_disk_thumbnail(qtbot, image_server, make_model):
+    # The thumbnail stayed on disk: the next start showed the removed image as loaded, and
+    # asked the server nothing.
+    url, requests = _gone_after_first_answer(image_server, solid_image_bytes("#ff0000"))
+    first = make_model()
+    with qtbot.waitSignal(first.finished, timeout=10000):
+        first.urls = [url]
+    assert first.status_of(0) == ImageGalleryModel.Status.Ready
+    with qtbot.waitSignal(first.finished, timeout=10000):
+        first.reload()
+    assert first.get(0)["errorString"].startswith("HTTP 404")
+    qtbot.waitUntil(lambda: first.loader.pending_worker_jobs() == 0, timeout=10000)
+    first.loader.close(finish_disk_writes=True)
+
+    second = make_model()
+    with qtbot.waitSignal(second.finished, timeout=10000):
+        second.urls = [url]
+    assert second.get(0)["errorString"].startswith("HTTP 404")
+    assert len(requests) == 3 and second.loader.stats["disk_hits"] == 0
+
+
+@pytest.mark.parametrize("gone_status", [404, 410])
+def test_revalidation_that_meets_a_gone_image_shows_why_and_forgets_it(qtbot, image_server,
+                                                                       make_model, gone_status):
+    url, requests = _gone_after_first_answer(image_server, solid_image_bytes("#ff0000"),
+                                             gone_status)
+    first = make_model()
+    with qtbot.waitSignal(first.finished, timeout=10000):
+        first.urls = [url]
+    qtbot.waitUntil(lambda: first.loader.pending_worker_jobs() == 0, timeout=10000)
+    first.loader.close(finish_disk_writes=True)
+    shared_thumbnail_cache().clear()
+
+    checking = make_model(revalidate=True)
+    checking.urls = [url]
+    qtbot.waitUntil(lambda: checking.status_of(0) == ImageGalleryModel.Status.Error,
+                    timeout=10000)
+    assert checking.get(0)["errorString"].startswith(f"HTTP {gone_status}")
+    assert requests == ["", '"v1"'] and checking.loader.stats["disk_hits"] == 1
+    checking.loader.close()
+
+    third = make_model()
+    with qtbot.waitSignal(third.finished, timeout=10000):
+        third.urls = [url]
+    assert third.status_of(0) == ImageGalleryModel.Status.Error
+    assert third.loader.stats["disk_hits"] == 0 and len(requests) == 3
+
+
 def test_a_long_list_revalidating_from_a_warm_cache_settles_every_row(qtbot, monkeypatch,
                                                                        image_server, make_model):
     """A model feeds a long list to its loader as room frees. A revalidation that keeps the

@@ -1246,8 +1246,12 @@ class ImageLoader(QObject):
             else:
                 self._fail(job, f"{error.message} {_ANOTHER_TRANSPORT_MAY}", error.remedy)
             return
-        if job.revalidating is not None:
-            self._end_revalidation(job)  # a failed check keeps the thumbnail shown
+        if error.says_gone:
+            # Else a Reload that met a 404 left the thumbnail on disk, shown as loaded at the
+            # next start, and a revalidation kept showing it.
+            self._forget_thumbnail(job.url, job.spec)
+        elif job.revalidating is not None:
+            self._end_revalidation(job)  # the server may be back: its thumbnail stays shown
             return
         if error.transient and job.attempt < self._limits.max_retries:
             self._schedule_retry(job, error)
@@ -1346,6 +1350,13 @@ class ImageLoader(QObject):
             if sum(held[2].image.sizeInBytes() for held in evicted) >= release_at:
                 self._release_disk_writes(evicted)
             self._next_eviction_check_bytes = self._held_disk_write_bytes + release_at
+
+    def _forget_thumbnail(self, url: str, spec: ThumbnailSpec) -> None:
+        """The server says the image is gone: its thumbnail at `spec` and its original are
+        dropped from memory and from disk (other sizes age out, as after a no-store)."""
+        self.thumbnails.discard(self.key_for(url, spec))
+        self.encoded.discard(url)
+        self._forget_on_disk(url, spec)
 
     def _forget_on_disk(self, url: str, spec: ThumbnailSpec) -> None:
         """The server now says no-store: its thumbnail held for writing, or written from an

@@ -71,6 +71,9 @@ TRANSIENT_KINDS = frozenset({
 # 408 Request Timeout, 425 Too Early, 429 Too Many Requests and the 5xx a proxy or overloaded
 # server sends; a 501 or 505 will not change on retry.
 TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# 404 Not Found and 410 Gone: the server says the image is not there any more, so a thumbnail
+# kept from an earlier answer is not shown for it again (the loader forgets it).
+GONE_HTTP_STATUSES = frozenset({404, 410})
 # Kinds this client's own settings and build decide, whatever the server does next: a limit, the
 # redirect policy, what the transport can speak. The same request fails the same way until those
 # change, so the model offers no Retry for them (its `retryable` role) and loads them again when
@@ -133,6 +136,10 @@ class TransferError:
         if self.kind is ErrorKind.HTTP_STATUS:
             return self.http_status in TRANSIENT_HTTP_STATUSES
         return self.kind in TRANSIENT_KINDS
+
+    @property
+    def says_gone(self) -> bool:
+        return self.kind is ErrorKind.HTTP_STATUS and self.http_status in GONE_HTTP_STATUSES
 
     @property
     def remedy(self) -> Remedy:
