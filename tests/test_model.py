@@ -273,7 +273,7 @@ def test_a_limit_raised_while_a_transfer_runs_under_the_old_one_lets_it_load(qtb
 
 def test_a_refusal_under_the_limits_it_was_decoded_with_is_not_fetched_again(qtbot, model,
                                                                              image_server):
-    # The rules generation was the job's at its creation: one downloading as the limit rose,
+    # Once the settings a job saw were those at its creation: one downloading as the limit rose,
     # decoded under the new limit and refused by it, was fetched and refused a second time.
     released = threading.Event()
 

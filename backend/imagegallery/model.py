@@ -659,7 +659,7 @@ class ImageGalleryModel(QAbstractListModel):
     def _request(self, row: _Row, number: Optional[int] = None) -> None:
         parsed = self._parsed(row)
         if not parsed.ok:
-            self._set_status(row, self.Status.Error, parsed.error)
+            self._set_status(row, self.Status.Error, parsed.error, Remedy.NONE)
             return
         if number is None:
             number = self._number_of(row)
@@ -1145,7 +1145,7 @@ class ImageGalleryModel(QAbstractListModel):
                     self._loader.cancel(url, self._claim)
                     self._drop_fraction(url)
                     self._reloads_in_flight.discard(url)
-                    self._set_status(row, self.Status.Error, parsed.error)
+                    self._set_status(row, self.Status.Error, parsed.error, Remedy.NONE)
                 elif parsed.ok and not was_allowed:
                     self._set_status(row, self.Status.Null, "")
                     admitted.append((self._number_of(row), row))

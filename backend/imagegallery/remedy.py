@@ -17,7 +17,7 @@ class Remedy(enum.IntEnum):
     # image): a Retry may help.
     RETRY = 0
     # A fixed rule of this client (SVG, a JPEG coding, a bound on a file's segments, scans or
-    # chunks, a malformed or refused URL or redirect): every try ends the same.
+    # chunks, a malformed or refused URL, a refused redirect): every try ends the same.
     NONE = 1
     # A LoadLimits value (pixels, sides, decoder memory, response bytes, progressive scans):
     # loosening it may let the image through.
@@ -30,5 +30,5 @@ class Remedy(enum.IntEnum):
         """The remedy a sandbox child named, RETRY for anything that names none."""
         try:
             return cls(int(value))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # JSON allows Infinity
             return cls.RETRY

@@ -80,7 +80,7 @@ GONE_HTTP_STATUSES = frozenset({404, 410})
 # the limits or the transport change. Every other kind is the server's or the network's to change.
 _REMEDY_BY_KIND = {
     ErrorKind.TOO_LARGE: Remedy.LOOSER_LIMITS,  # max_response_bytes
-    ErrorKind.REDIRECT: Remedy.NONE,  # the redirect policy: too many, or to a refused scheme
+    ErrorKind.REDIRECT: Remedy.NONE,  # the redirect policy: https to http, or a refused scheme
     ErrorKind.TLS_UNAVAILABLE: Remedy.OTHER_TRANSPORT,
     ErrorKind.REDIRECT_NEEDS_TLS: Remedy.OTHER_TRANSPORT,
     ErrorKind.UNSUPPORTED_BY_TRANSPORT: Remedy.OTHER_TRANSPORT,
