@@ -72,7 +72,7 @@ def load_with_good_neighbours(qtbot, model, server, fault_path, timeout_ms=15000
 # decided, so asking again gets the same answer)
 CASES = [
     ("/status404", "HTTP 404 Not Found", 1, True),  # permanent: never retried by itself
-    ("/html", "not an image (the server sent a web page)", 1, True),
+    ("/html", "not an image (a web page)", 1, True),
     # Bounded by max_redirects, not Qt's 50; Qt resends a hop that met a keep-alive connection
     # the server was closing, so a hop may count twice (seen: 8 hits for 5 redirects, in CI).
     ("/loop", base.TOO_MANY_REDIRECTS_MESSAGE, (FAST.max_redirects + 1, 2 * (FAST.max_redirects + 1)),

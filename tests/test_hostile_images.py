@@ -271,7 +271,7 @@ def test_odd_files_get_the_reason_that_fits(qtbot, model, image_server):
     ]
     named_svg, bom, page, bomb, twelve = load(qtbot, model, urls)
     assert named_svg["status"] == Status.Ready
-    assert bom["errorString"] == page["errorString"] == "not an image (the server sent a web page)"
+    assert bom["errorString"] == page["errorString"] == "not an image (a web page)"
     assert page["retryable"] is True
     assert bomb["errorString"].startswith("image too large (100000x100000"), bomb["errorString"]
     assert bom["retryable"] is True and bomb["retryable"] is False and twelve["retryable"] is False

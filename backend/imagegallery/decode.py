@@ -1150,7 +1150,7 @@ def _looks_like_html(data: bytes, content_type: str) -> bool:
 
 def _not_an_image_reason(data: bytes, content_type: str) -> str:
     if _looks_like_html(data, content_type):
-        return "not an image (the server sent a web page)"
+        return "not an image (a web page)"
     if content_type and not content_type.lower().startswith("image/"):
         return f"not an image ({quote_server_words(content_type.split(';')[0])})"
     return "not an image"
