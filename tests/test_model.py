@@ -762,3 +762,18 @@ def test_a_row_owed_a_reload_settles_when_its_url_is_added_again_meanwhile(
         assert [model.status_of(row) for row in range(3)] == [Status.Ready] * 3
     finally:
         model.loader.close()
+
+
+def test_a_null_view_or_a_nan_ratio_from_qml_is_refused_with_a_warning(model, caplog):
+    # From QML, the exception a null view raised aborted the process; NaN passed the ratio's
+    # clamp as 8, for thumbnails of 64 times the pixels.
+    with caplog.at_level("WARNING", logger="imagegallery.model"):
+        model.setVisibleRangeOf(None, 0, 5)
+        model.setVisibleRowsOf(None, [0], [])
+        model.forgetView(None)
+        model.devicePixelRatio = 2.0
+        model.devicePixelRatio = float("nan")
+    assert model.devicePixelRatio == 2.0
+    warned = [record.getMessage() for record in caplog.records]
+    assert sum("the view is null" in message for message in warned) == 3, warned
+    assert any("devicePixelRatio must be a number" in message for message in warned), warned

@@ -1600,3 +1600,49 @@ def test_a_list_that_shrinks_settles_its_remaining_tiles(qtbot, scene_factory, i
     scene.window.setProperty("urls", serve(image_server, COLORS[:2]))
     scene.settle()
     assert sorted(cell.property("index") for cell in gallery_cells(scene.window)) == [0, 1]
+
+
+DESTROYED_WHILE_SHOWN = """
+import sys
+from PyQt5.QtGui import QGuiApplication
+from PyQt5.QtQml import QQmlApplicationEngine
+import imagegallery
+
+app = QGuiApplication(sys.argv)
+engine = QQmlApplicationEngine()
+imagegallery.install(engine)
+engine.quit.connect(app.quit)
+engine.rootContext().setContextProperty("UrlList", sys.argv[1:])
+engine.loadData(b'''
+import QtQuick 2.15
+import QtQuick.Window 2.15
+import ImageGallery 1.0
+Window {
+    width: 800; height: 600; visible: true
+    ImageGalleryModel {
+        id: photos
+        urls: UrlList
+        thumbnailSize: Qt.size(120, 90)
+        onFinished: { destroy(); quitLater.start() }
+    }
+    ImageGallery { anchors.fill: parent; model: photos }
+    // Quit a while after the model went: its deletion and the view's reaction come first.
+    Timer { id: quitLater; interval: 500; onTriggered: Qt.quit() }
+}''')
+sys.exit(app.exec_() if engine.rootObjects() else 3)
+"""
+
+
+def test_a_model_destroyed_while_its_view_shows_it_does_not_crash(tmp_path, image_server):
+    # Destroying it cleared the view's galleryModel from inside the model's destructor; the
+    # view's cell size fell back to the default (the model's was 120x90), and the GridView
+    # refilled from the half-destroyed model: a segfault, every time.
+    import subprocess
+    import sys
+
+    urls = serve_solid_images(image_server, ["#00ff00"] * 100)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_QUICK_BACKEND="software",
+               IMAGEGALLERY_CACHE_DIR=str(tmp_path))
+    run = subprocess.run([sys.executable, "-c", DESTROYED_WHILE_SHOWN, *urls], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]

@@ -695,6 +695,8 @@ class ImageGalleryModel(QAbstractListModel):
     def setVisibleRangeOf(self, view: QObject, first: int, last: int) -> None:
         """`view` shows rows first..last (none if last < first). Each view's report replaces
         only its own, so every view's screen loads first. A view forgotten when destroyed."""
+        if self._no_view_given(view, "setVisibleRangeOf"):
+            return
         key = self._view_key(view)
         self._change_screens(lambda: self._screens.set_range(key, max(0, first), last))
 
@@ -704,6 +706,8 @@ class ImageGalleryModel(QAbstractListModel):
         and prefetches `near` (nearest its screen first): this model's row numbers, which need
         not be contiguous. No margin is added around them; rows between them that the proxy
         hides do not load under LoadVisible."""
+        if self._no_view_given(view, "setVisibleRowsOf"):
+            return
         key = self._view_key(view)
         shown, near = _row_numbers(shown), _row_numbers(near)
         self._change_screens(lambda: self._screens.set_rows(key, shown, near))
@@ -712,8 +716,18 @@ class ImageGalleryModel(QAbstractListModel):
     def forgetView(self, view: QObject) -> None:
         """`view` no longer shows this model (it shows another one, say): its rows stop
         counting as on screen."""
+        if self._no_view_given(view, "forgetView"):
+            return
         key = sip.unwrapinstance(view)
         self._change_screens(lambda: self._screens.forget(key))
+
+    @staticmethod
+    def _no_view_given(view: Optional[QObject], method: str) -> bool:
+        # A QML caller's view may still be null (a property not yet set); an exception from a
+        # slot called from QML aborts the process under PyQt5.
+        if view is None:
+            _log.warning("ImageGalleryModel.%s: the view is null: ignored", method)
+        return view is None
 
     def _view_key(self, view: QObject) -> int:
         """The key of `view`'s report: its C++ address, stable while it lives (a QML item's
@@ -986,6 +1000,10 @@ class ImageGalleryModel(QAbstractListModel):
         return self._device_pixel_ratio
 
     def _set_device_pixel_ratio(self, ratio: float) -> None:
+        if not math.isfinite(ratio):  # NaN passed the clamp below as 8: 64 times the pixels
+            _log.warning("ImageGalleryModel.devicePixelRatio must be a number, not %r: kept at %r",
+                         ratio, self._device_pixel_ratio)
+            return
         ratio = max(0.5, min(8.0, float(ratio)))
         if ratio != self._device_pixel_ratio:
             self._device_pixel_ratio = ratio

@@ -30,7 +30,12 @@ GridView {
     // proxy of one (a QSortFilterProxyModel, say). Row numbers of this view's API (signals,
     // urlAt, currentIndex) are the view's own, the proxy's; the view maps them for the model.
     readonly property var galleryModel: _galleryModelOf(model)
-    readonly property size thumbnailSize: galleryModel ? galleryModel.thumbnailSize : Qt.size(240, 140)
+    readonly property size thumbnailSize: galleryModel ? galleryModel.thumbnailSize : _lastThumbnailSize
+    // The size of the last model shown, kept when it goes. A model destroyed while shown clears
+    // galleryModel from inside its destructor, and a cell size that changed there made the
+    // GridView refill from the half-destroyed model: a segfault.
+    property size _lastThumbnailSize: Qt.size(240, 140)
+    onThumbnailSizeChanged: _lastThumbnailSize = thumbnailSize
     // The columns the thumbnails fit in (the default cell width), and the columns the grid
     // really has: a user may set cellWidth.
     readonly property int _fitColumns: Math.max(1, Math.floor(width / (thumbnailSize.width + 2 * Theme.tilePadding + Theme.spacing)))
