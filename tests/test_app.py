@@ -348,6 +348,20 @@ def test_screenshot_end_to_end(image_server, tmp_path):
     assert seen == set(COLORS)
 
 
+
+def test_a_damaged_image_is_reported_on_its_tile_not_on_stderr(image_server, tmp_path):
+    # A PNG cut short printed "libpng error: Read Error" on stderr, which the docs do not
+    # promise: the tile's reason is the report.
+    png = solid_image_bytes("#ff0000")
+    url = image_server.add("/cut.png", png[:len(png) // 2])
+    result = subprocess.run(
+        [sys.executable, "-m", "imagegallery", "--screenshot", str(tmp_path / "shot.png"), url],
+        env=subprocess_env(), capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[-1].endswith("(0 of 1 loaded, 1 failed)"), result.stderr
+    assert "libpng" not in result.stderr, result.stderr
+
+
 CLOSE_DRIVER = textwrap.dedent("""
     # Test driver: runs the real app in this process and closes its window once it shows.
     import sys

@@ -103,6 +103,23 @@ def test_a_damaged_disk_cache_file_is_dropped_so_the_image_is_fetched_again(tmp_
         assert not os.path.exists(disk._path(key))
 
 
+
+def test_a_png_entry_cut_short_is_dropped_with_nothing_said_on_stderr(tmp_path, capfd):
+    # Read by Qt, the cut file made libpng print "libpng error: Read Error" on stderr.
+    disk = DiskThumbnailCache(str(tmp_path))
+    key = ThumbnailKey("http://h/a.png", 240, 140, "fit")
+    disk.store(key, CachedThumbnail(solid(50, 50, "#800000ff", QImage.Format_ARGB32_Premultiplied),
+                                    QSize(50, 50)))
+    with open(disk._path(key), "rb") as handle:
+        whole = handle.read()
+    assert whole.startswith(b"\x89PNG")  # a thumbnail with alpha is kept as a PNG
+    with open(disk._path(key), "wb") as handle:
+        handle.write(whole[:len(whole) // 2])
+    assert disk.load(key) is None
+    assert not os.path.exists(disk._path(key))
+    assert "libpng" not in capfd.readouterr().err
+
+
 def test_damaged_texts_in_a_disk_cache_file_are_left_out_and_the_thumbnail_kept(tmp_path, turbo):
     disk = DiskThumbnailCache(str(tmp_path))
     key = ThumbnailKey("http://h/a.jpg", 240, 140, "fit")

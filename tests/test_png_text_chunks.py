@@ -1,13 +1,18 @@
-"""A PNG's text chunks never reach Qt: libpng inflates each compressed one while Qt reads the
-header, inside a call that keeps the GIL (QImageReader.size), so a decode thread froze the GUI."""
+"""A PNG's chunks are walked before Qt reads it. Its text chunks never reach Qt: libpng inflates
+each compressed one while Qt reads the header, inside a call that keeps the GIL
+(QImageReader.size), so a decode thread froze the GUI. One cut short is refused there: libpng
+would say so on stderr itself."""
 import struct
 import threading
 import zlib
+
+import pytest
 
 from gui_gaps import GuiThreadGaps
 from imagegallery.decode import (MAX_PNG_TEXT_CHUNKS, ThumbnailSpec, decode_thumbnail,
                                  without_png_text_chunks)
 from imagegallery.limits import LoadLimits
+from imagegallery.remedy import Remedy
 from imaging import (center_color, close_to, png_chunk, png_zip_bomb_texts, solid_image_bytes,
                      with_png_chunks_after_header)
 
@@ -86,3 +91,24 @@ def test_a_png_of_more_chunks_than_any_encoder_writes_is_refused():
     refused = decode_thumbnail(with_png_chunks_after_header(png, private * MAX_PNG_CHUNKS),
                                ThumbnailSpec(16, 16), LoadLimits())
     assert refused.error == f"PNG of over {MAX_PNG_CHUNKS:,} chunks"
+
+
+@pytest.mark.parametrize("kept, reason", [
+    (lambda png: len(png) // 2, "truncated png (the data ends inside its IDAT chunk)"),
+    (lambda png: len(png) - 12, "truncated png (the data ends before its IEND chunk)"),
+    (lambda png: 20, "truncated png (the data ends inside its IHDR chunk)"),
+])
+def test_a_png_cut_short_is_refused_with_its_reason_and_nothing_on_stderr(capfd, kept, reason):
+    # Qt's PNG plugin gives libpng no error handler, so libpng printed "libpng error: Read Error"
+    # straight to stderr, past any Qt message handler, for each such file the app showed.
+    png = solid_image_bytes("#ff0000", 320, 200)
+    refused = decode_thumbnail(png[:kept(png)], ThumbnailSpec(64, 48), LoadLimits())
+    assert refused.error == reason
+    assert refused.remedy == Remedy.RETRY  # a download cut short may arrive whole next time
+    assert "libpng" not in capfd.readouterr().err
+
+
+def test_a_png_missing_only_its_last_checksum_still_shows():
+    # Qt's plugin supplies that one itself, as some encoders leave it out.
+    png = solid_image_bytes("#ff0000", 320, 200)
+    assert decode_thumbnail(png[:-4], ThumbnailSpec(64, 48), LoadLimits()).ok

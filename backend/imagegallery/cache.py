@@ -19,7 +19,7 @@ from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, QSize, QUrl
 from PyQt5.QtGui import QImage, QImageReader
 
 from .decode import (HANDLER_CREATION_LOCK, JPEG_START, DecodeRefused, ThumbnailSpec,
-                     png_text_chunk_spans, read_jpeg_header)
+                     read_jpeg_header, walk_png_chunks)
 from .limits import MEGABYTE
 from .transport.base import MAX_KEPT_HEADER_CHARS
 
@@ -317,7 +317,7 @@ class DiskThumbnailCache:
                 return None if image is None else self._thumbnail(image, header.comments)
             image_format = b"jpeg"
         elif data[:8] == _PNG_START:
-            if not self._texts_as_written_here(data):
+            if not self._whole_and_texts_as_written_here(data):
                 return None
             image_format = b"png"
         else:
@@ -337,15 +337,20 @@ class DiskThumbnailCache:
         # (it printed "libpng error: Read Error" and the entry lost its size and validators).
         return self._thumbnail(image, {name: image.text(name) for name in self._TEXTS})
 
-    def _texts_as_written_here(self, png: bytes) -> bool:
-        """Whether the PNG's text chunks could be this cache's: at most one per text it
-        stores, each short. libpng inflates every compressed text as Qt reads the header, with
-        the GIL held: a planted file of 140 zTXt chunks of 8 MB each froze the GUI for 3 s."""
+    def _whole_and_texts_as_written_here(self, png: bytes) -> bool:
+        """Whether the PNG is whole and its text chunks could be this cache's: at most one per
+        text it stores, each short. libpng inflates every compressed text as Qt reads the
+        header, with the GIL held: a planted file of 140 zTXt chunks of 8 MB each froze the GUI
+        for 3 s. A file cut short is dropped here, not by Qt, where libpng printed "libpng error:
+        Read Error" on stderr (decode.walk_png_chunks)."""
         try:
             # Qt writes the image data in 8 KB chunks: a large entry has more of them.
-            spans = png_text_chunk_spans(png, max(_MAX_ENTRY_PNG_CHUNKS, len(png) // 8192 + 64))
+            chunks = walk_png_chunks(png, max(_MAX_ENTRY_PNG_CHUNKS, len(png) // 8192 + 64))
         except DecodeRefused:
             return False
+        if chunks.cut_short:
+            return False
+        spans = chunks.text_spans
         return len(spans) <= len(self._TEXTS) and all(
             end - start <= _MAX_TEXT_CHUNK_BYTES for start, end in spans)
 

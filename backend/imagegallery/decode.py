@@ -292,7 +292,13 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
                 return thumbnail
     hint = _format_hint(url, content_type)
     if image_format == b"png":
-        data = without_png_text_chunks(data)
+        chunks = walk_png_chunks(data)
+        if chunks.cut_short:
+            # libpng would stop at the end of the data with a png_error, which Qt's plugin
+            # leaves to libpng's default handler: "libpng error: Read Error" straight on stderr,
+            # past any Qt message handler, for a failure the tile reports anyway.
+            raise DecodeRefused(chunks.cut_short)
+        data = without_png_text_chunks(data, chunks.text_spans)
     elif image_format == b"gif" and len(data) > GIF_CUT_FROM_BYTES:
         cut = first_gif_frame(data)
         if cut is None:
@@ -327,12 +333,14 @@ MAX_PNG_TEXT_CHUNKS = 1000
 MAX_PNG_CHUNKS = 100_000
 
 
-def without_png_text_chunks(data: Body) -> Body:
+def without_png_text_chunks(data: Body, spans: Optional[List[Tuple[int, int]]] = None) -> Body:
     """A PNG without its text chunks (tEXt, zTXt, iTXt), which Qt reads but the pixels never
     need. libpng inflates every compressed text (up to 8 MB each) when Qt reads the header,
     inside QImageReader.size(), and PyQt keeps the GIL through that call: 40 such chunks in a
-    320 KB file froze the GUI thread for 0.7 s, 200 for 4 s."""
-    spans = png_text_chunk_spans(data)
+    320 KB file froze the GUI thread for 0.7 s, 200 for 4 s. `spans`: the text chunks'
+    (start, end), where the caller has walked the chunks already (walk_png_chunks)."""
+    if spans is None:
+        spans = walk_png_chunks(data).text_spans
     if not spans:
         return data
     kept, position = [], 0
@@ -414,12 +422,20 @@ def _after_gif_sub_blocks(data: Body, position: int, budget: List[int]) -> int:
     return -1
 
 
-def png_text_chunk_spans(data: Body, max_chunks: int = MAX_PNG_CHUNKS) -> List[Tuple[int, int]]:
-    """(start, end) of each text chunk of the PNG `data`, whole (length, name, data, CRC).
+class PngChunks(NamedTuple):
+    """What a walk of a PNG's chunks found (walk_png_chunks)."""
 
-    The chunks are walked in order by their lengths, as libpng reads them: a search by name
-    was fooled by a fake chunk inside a real text whose length ran over the real ones. Raises
-    DecodeRefused past `max_chunks` chunks or MAX_PNG_TEXT_CHUNKS texts.
+    text_spans: List[Tuple[int, int]]  # (start, end) of each text chunk, whole
+    cut_short: str  # why the data ends before the PNG does, as a tile's reason; "" if it does not
+
+
+def walk_png_chunks(data: Body, max_chunks: int = MAX_PNG_CHUNKS) -> PngChunks:
+    """Walk the chunks of the PNG `data` in order by their lengths, as libpng reads them, to
+    its IEND chunk: where its text chunks are, and whether the data ends first.
+
+    By length, not by name: a search by name was fooled by a fake chunk inside a real text
+    whose length ran over the real ones. Raises DecodeRefused past `max_chunks` chunks or
+    MAX_PNG_TEXT_CHUNKS texts.
     """
     spans = []
     position, chunks, size = 8, 0, len(data)  # after the signature
@@ -435,9 +451,17 @@ def png_text_chunk_spans(data: Body, max_chunks: int = MAX_PNG_CHUNKS) -> List[T
             if len(spans) > MAX_PNG_TEXT_CHUNKS:
                 raise RefusedByRule(f"PNG with over {MAX_PNG_TEXT_CHUNKS} text chunks")
         if name == b"IEND":
+            # Qt's plugin supplies the last chunk's CRC when the file lacks it, as some
+            # encoders' files do; nothing else that is missing.
+            if end - 4 <= size:
+                return PngChunks(spans, "")
+            break
+        if end > size:
             break
         position = end
-    return spans
+    if position + 8 <= size and name.isalpha():
+        return PngChunks(spans, f"truncated png (the data ends inside its {name.decode()} chunk)")
+    return PngChunks(spans, "truncated png (the data ends before its IEND chunk)")
 
 
 def sniff_in_process_format(data: bytes) -> bytes:
