@@ -897,6 +897,11 @@ def main(argv: Optional[Sequence[str]] = None, stdin=None) -> int:
         print("imagegallery: no URLs given: showing the offline demo (to read URLs from standard "
               "input, add --file -)", file=sys.stderr)
 
+    from .qt_messages import install_message_handler
+
+    # What Qt's image plugins say about a damaged image goes to the log, at DEBUG: its tile
+    # says what became of it (qt_messages.py).
+    restore_message_handler = install_message_handler()
     app = _application()
     session = _Session(app, args, urls, theme_name, theme_path)
     try:
@@ -919,6 +924,7 @@ def main(argv: Optional[Sequence[str]] = None, stdin=None) -> int:
         return code
     finally:
         session.close()
+        restore_message_handler()
 
 
 if __name__ == "__main__":

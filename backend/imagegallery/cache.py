@@ -21,6 +21,7 @@ from PyQt5.QtGui import QImage, QImageReader
 from .decode import (HANDLER_CREATION_LOCK, JPEG_START, DecodeRefused, ThumbnailSpec,
                      read_jpeg_header, walk_png_chunks)
 from .limits import MEGABYTE
+from .qt_messages import decoding_an_image
 from .transport.base import MAX_KEPT_HEADER_CHARS
 
 _log = logging.getLogger("imagegallery.cache")
@@ -326,11 +327,12 @@ class DiskThumbnailCache:
         # in Python here deadlocked against the decode threads (see decode.HANDLER_CREATION_LOCK).
         reader = QImageReader(path, image_format)
         reader.setAutoDetectImageFormat(False)
-        with HANDLER_CREATION_LOCK:  # size() makes the handler, holding the GIL
-            size = reader.size()
-        if not size.isValid() or size.width() > box.width() or size.height() > box.height():
-            return None
-        image = reader.read()
+        with decoding_an_image(path):  # a damaged entry's complaints: it is fetched again
+            with HANDLER_CREATION_LOCK:  # size() makes the handler, holding the GIL
+                size = reader.size()
+            if not size.isValid() or size.width() > box.width() or size.height() > box.height():
+                return None
+            image = reader.read()
         if image.isNull():
             return None
         # The image's texts, not the reader's: after read() a PNG reader has none left to give

@@ -27,6 +27,7 @@ from PyQt5.QtGui import QImage, QImageIOHandler, QImageReader, QTransform
 
 from . import jpeg_scans
 from .limits import LoadLimits
+from .qt_messages import decoding_an_image
 from .remedy import Remedy
 from .transport.base import Body
 from .units import format_bytes, quote_server_words
@@ -222,8 +223,9 @@ def decode_thumbnail(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: s
     # A QByteArray from the Qt transport goes to QImageReader's buffer as it is (shared);
     # Python looks only at its first kilobyte. Copying it to bytes and back cost two memcpys
     # of every body (about 3 ms of a 30 ms decode for a 3 MB JPEG).
-    return _with_reason_for_failure(_decode, body, spec, limits, url, content_type,
-                                    content_encoding, sandbox, defer_sandbox)
+    with decoding_an_image(url):  # what Qt's plugins say meanwhile is about this image
+        return _with_reason_for_failure(_decode, body, spec, limits, url, content_type,
+                                        content_encoding, sandbox, defer_sandbox)
 
 
 def _with_reason_for_failure(decode: Callable[..., DecodedThumbnail], *args) -> DecodedThumbnail:
