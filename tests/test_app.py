@@ -138,7 +138,6 @@ def test_empty_standard_input_is_called_that(capsys, monkeypatch):
     assert code == EXIT_USAGE and "standard input holds no URLs" in err
 
 
-@pytest.mark.qt_log_ignore("QQmlApplicationEngine failed to load component")
 def test_qml_app_that_fails_to_load_exits_3_with_the_error(qtbot, capsys, caplog, tmp_path):
     app_qml = tmp_path / "App.qml"
     app_qml.write_text("import QtQuick 2.15\nimport ImageGallery 1.0\nItem {\n    NoSuchType {}\n}\n")
@@ -146,8 +145,23 @@ def test_qml_app_that_fails_to_load_exits_3_with_the_error(qtbot, capsys, caplog
     assert code == EXIT_QML
     assert "could not load" in err and f"{app_qml.as_uri()}:4" in err
     assert "NoSuchType" in err
-    # Said once, in the error, not also logged by install()'s QML logger just before it.
+    # Said once, in the error, not also logged by install()'s QML logger just before it, nor
+    # by Qt's "QQmlApplicationEngine failed to load component" (which would fail this test
+    # through pytest-qt's qt_log_level_fail).
     assert not [r for r in caplog.records if r.name == "imagegallery.qml"]
+
+
+def test_a_qml_file_with_a_syntax_error_is_said_once_in_the_apps_words(tmp_path):
+    app_qml = tmp_path / "Broken.qml"
+    app_qml.write_text("import QtQuick 2.15\nItem {\n    width: 100\n    height: \n}}\n")
+    result = subprocess.run([sys.executable, "-m", "imagegallery", "--qml", str(app_qml)],
+                            env=subprocess_env(), capture_output=True, text=True,
+                            timeout=SUBPROCESS_TIMEOUT)
+    assert result.returncode == EXIT_QML, result.stderr
+    # Qt printed "QQmlApplicationEngine failed to load component" before these.
+    said = result.stderr.splitlines()
+    assert said[0] == f"imagegallery: error: could not load {app_qml}:", result.stderr
+    assert len(said) == 2 and said[1].startswith(f"{app_qml.as_uri()}:5:"), result.stderr
 
 
 def test_a_qml_app_whose_root_is_not_a_window_exits_3_saying_so(qtbot, capsys, tmp_path):

@@ -46,6 +46,9 @@ exit status:
 """
 
 _log = logging.getLogger("imagegallery.app")
+# What QQmlApplicationEngine prints, through Qt's message handler, before the reasons a root QML
+# file did not load: the app's own error (_qml_failed) says it, with the reasons.
+_QML_LOAD_FAILED = "QQmlApplicationEngine failed to load component"
 
 
 def _bypass_proxies_for_loopback() -> None:
@@ -542,6 +545,7 @@ class _Session:
 
         from . import install
         from .qml_paths import qml_file_url
+        from .qt_messages import said_by_the_app
         from .theme import ThemeLoader
 
         self.engine = engine = QQmlApplicationEngine()
@@ -569,7 +573,8 @@ class _Session:
             qml_log.setLevel(logging.CRITICAL)
             first_message = len(self.load_messages)
             try:
-                engine.load(QUrl.fromLocalFile(path))
+                with said_by_the_app(_QML_LOAD_FAILED):
+                    engine.load(QUrl.fromLocalFile(path))
             finally:
                 qml_log.setLevel(level)
             if not engine.rootObjects():
@@ -609,7 +614,8 @@ class _Session:
             # input gets no hover, so no tile under the pointer shows its tooltip in it.
             initial["flags"] = int(Qt.Window | Qt.WindowTransparentForInput)
         engine.setInitialProperties(initial)
-        engine.load(QUrl(qml_file_url("Main.qml")))
+        with said_by_the_app(_QML_LOAD_FAILED):
+            engine.load(QUrl(qml_file_url("Main.qml")))
         roots = engine.rootObjects()
         if not roots:
             return self._qml_failed(qml_file_url("Main.qml"))

@@ -1,6 +1,7 @@
 """Qt's messages in the `imagegallery` app: what Qt's image plugins say while one of our threads
-decodes an image goes to the log at DEBUG (logger `imagegallery.decode`); every other message
-goes where it went before.
+decodes an image goes to the log at DEBUG (logger `imagegallery.decode`), and so does a message
+the app says itself, in its own words, while it does (said_by_the_app); every other message goes
+where it went before.
 
 Qt's JPEG plugin hands each of libjpeg's complaints to qWarning ("Corrupt JPEG data: premature
 end of data segment"), and its PNG plugin each of libpng's warnings ("libpng warning: iCCP:
@@ -23,6 +24,7 @@ from typing import Callable, Iterator, Optional
 from PyQt5.QtCore import QtMsgType, qFormatLogMessage, qInstallMessageHandler
 
 _decoder_log = logging.getLogger("imagegallery.decode")
+_restated_log = logging.getLogger("imagegallery.qml")
 _this_thread = threading.local()
 # Qt's fatal and critical messages are printed whatever thread says them.
 _DECODER_KINDS = (QtMsgType.QtDebugMsg, QtMsgType.QtInfoMsg, QtMsgType.QtWarningMsg)
@@ -41,6 +43,19 @@ def decoding_an_image(name: str) -> Iterator[None]:
         _this_thread.image = outer
 
 
+@contextmanager
+def said_by_the_app(message: str) -> Iterator[None]:
+    """Inside the `with` block, Qt's `message` said on this thread is logged at DEBUG only: the
+    app says it itself, with more ("QQmlApplicationEngine failed to load component", before
+    the app's own error naming the file and line)."""
+    outer = getattr(_this_thread, "restated", None)
+    _this_thread.restated = message
+    try:
+        yield
+    finally:
+        _this_thread.restated = outer
+
+
 def install_message_handler() -> Callable[[], None]:
     """Route Qt's messages as the module's docstring says, for the whole process; returns a
     function that puts the handler found here back. Call both on the GUI thread.
@@ -54,6 +69,8 @@ def install_message_handler() -> Callable[[], None]:
         image = getattr(_this_thread, "image", None)
         if image is not None and kind in _DECODER_KINDS:
             _decoder_log.debug("%s: %s", image, message)
+        elif message == getattr(_this_thread, "restated", None):
+            _restated_log.debug("%s", message)
         elif previous is not None:
             previous(kind, context, message)
         elif sys.stderr is not None:
