@@ -1,5 +1,8 @@
 """The toolbar's theme switcher (Main.qml): its box and its list, as painted, can be read in
-every theme, after a live switch as well as from the start, and with a partial theme file."""
+every theme, after a live switch as well as from the start, and with a partial theme file; a
+theme file is listed by its own name."""
+import os
+
 import pytest
 from PyQt5.QtCore import QCoreApplication, QObject, QPointF, Qt
 from PyQt5.QtTest import QTest
@@ -18,6 +21,7 @@ INTENDED = {
     "file": {"field": "#ffffff", "accent": "#2f6fed", "fontPixelSize": 13},
 }
 LABELS = {"light": "Light", "dark": "Dark", "high-contrast": "High contrast", "file": "Theme file"}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A theme as docs/themes.md invites one ("Set only what you change"): a dark green window with
 # light text. The list drew its entries in the default (dark) field text on this window, and the
@@ -154,3 +158,45 @@ def test_the_switcher_can_be_read_in_the_theme_it_starts_in(qtbot, start_window,
     # high-contrast: the open box was filled with the border colour, white, under yellow text.
     # file: a partial theme, dark green window and light text, the rest left at the defaults.
     _assert_switcher_readable(qtbot, start_window(theme), theme)
+
+
+def _click_entry(qtbot, window, label):
+    """Choose the entry `label` with the mouse, as docs/app.md's window offers."""
+    entries = _open_list(qtbot, window)
+    (entry,) = [entry for entry in entries if entry.property("text") == label]
+    # A press in the same turn of the event loop as the list's opening reached no entry; a
+    # user presses on a list already drawn.
+    with qtbot.waitSignal(window.frameSwapped, timeout=3000):
+        window.update()
+    QTest.mouseClick(window, Qt.LeftButton, Qt.NoModifier,
+                     entry.mapToScene(QPointF(entry.width() / 2, entry.height() / 2)).toPoint())
+    qtbot.waitUntil(lambda: not _list_open(window), timeout=3000)
+    assert _switcher(window).property("currentText") == label
+
+
+def test_a_theme_file_is_listed_by_its_own_name(qtbot, start_window, tmp_path):
+    # It was "Theme file" whatever the file called itself.
+    path = tmp_path / "Sunset.qml"
+    with open(os.path.join(ROOT, "examples", "themes", "Sunset.qml")) as example:
+        path.write_text(example.read())  # name: "sunset"
+    window = start_window(str(path))
+    switcher = _switcher(window)
+    assert switcher.property("model") == ["Light", "Dark", "High contrast", "sunset"]
+    assert switcher.property("currentText") == "sunset"
+    _click_entry(qtbot, window, "Dark")
+    _click_entry(qtbot, window, "sunset")
+    assert window.property("fileThemeActive")
+    # A save that renames it renames the entry, still the one chosen.
+    path.write_text(path.read_text().replace('name: "sunset"', 'name: "dusk"'))
+    qtbot.waitUntil(lambda: switcher.property("currentText") == "dusk", timeout=10000)
+    assert switcher.property("model")[-1] == "dusk"
+
+
+@pytest.mark.parametrize("root", ["ThemeData", "DarkTheme"])
+def test_a_theme_file_with_no_name_of_its_own_is_listed_as_one(qtbot, start_window, tmp_path, root):
+    # ThemeData's "custom", or the "dark" DarkTheme has, names no theme of the file's own.
+    path = tmp_path / "Mine.qml"
+    path.write_text(f'import ImageGallery 1.0\n\n{root} {{\n    accent: "#ff8a5b"\n}}\n')
+    switcher = _switcher(start_window(str(path)))
+    assert switcher.property("model") == ["Light", "Dark", "High contrast", "Theme file"]
+    assert switcher.property("currentText") == "Theme file"

@@ -187,12 +187,21 @@ ApplicationWindow {
                 Layout.preferredWidth: 160
                 // Parallel to `model`: the Theme.name each entry selects ("file": the loader's).
                 readonly property var keys: root.themeLoader ? Theme.names.concat(["file"]) : Theme.names
+                // The file's theme by its own name ("sunset"), once loaded. A name it only
+                // inherits, ThemeData's "custom" or that of the built-in it extends, names none
+                // (beside "Dark", a second "dark" would say nothing of which is which).
+                readonly property string fileLabel: {
+                    var theme = root.themeLoader ? root.themeLoader.theme : null
+                    var name = theme ? theme.name : ""
+                    return name !== "" && name !== "custom" && Theme.names.indexOf(name) < 0
+                           ? name : qsTr("Theme file")
+                }
                 model: {
                     var labelOf = {"light": qsTr("Light"), "dark": qsTr("Dark"),
                                    "high-contrast": qsTr("High contrast")}
                     var labels = Theme.names.map(function (key) { return labelOf[key] || key })
                     if (root.themeLoader)
-                        labels.push(qsTr("Theme file"))
+                        labels.push(fileLabel)
                     return labels
                 }
                 // Set, not bound: ComboBox drops a currentIndex binding when its model is assigned.
