@@ -200,3 +200,19 @@ def test_a_theme_file_with_no_name_of_its_own_is_listed_as_one(qtbot, start_wind
     switcher = _switcher(start_window(str(path)))
     assert switcher.property("model") == ["Light", "Dark", "High contrast", "Theme file"]
     assert switcher.property("currentText") == "Theme file"
+
+
+def test_a_failed_save_is_said_while_the_files_theme_is_shown_and_not_beside_another(
+        qtbot, start_window, tmp_path):
+    # Picked with the mouse, Dark was shown under "Theme not reloaded: ..." until the next good
+    # save of a file no longer shown.
+    window = start_window("file")
+    said = window.findChild(QObject, "themeError")
+    (tmp_path / "Partial.qml").write_text(PARTIAL_THEME.replace("text:", "txet:"))
+    qtbot.waitUntil(lambda: said.property("text").startswith("Theme not reloaded: "), timeout=10000)
+    assert "txet" in said.property("text")
+    _click_entry(qtbot, window, "Dark")
+    assert said.property("text") == ""
+    # The file's theme, as it last loaded, is shown again, and its file still does not load.
+    _click_entry(qtbot, window, "Theme file")
+    assert said.property("text").startswith("Theme not reloaded: ")

@@ -443,7 +443,9 @@ ApplicationWindow {
                 horizontalAlignment: Text.AlignRight
                 elide: Text.ElideLeft
                 textFormat: Text.PlainText
-                text: root.themeLoader && root.themeLoader.errorString !== ""
+                // Only while the file's theme is shown: beside a built-in theme it described
+                // nothing on screen. Back on the file's theme, it is true again until a good save.
+                text: root.fileThemeActive && root.themeLoader && root.themeLoader.errorString !== ""
                       ? qsTr("Theme not reloaded: %1").arg(root.themeLoader.errorString) : ""
                 color: Theme.error
                 font.family: Theme.fontFamily
