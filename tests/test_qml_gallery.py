@@ -1615,7 +1615,8 @@ app = QGuiApplication(sys.argv)
 engine = QQmlApplicationEngine()
 imagegallery.install(engine)
 engine.quit.connect(app.quit)
-engine.rootContext().setContextProperty("UrlList", sys.argv[1:])
+engine.rootContext().setContextProperty("FillMode", int(sys.argv[1]))
+engine.rootContext().setContextProperty("UrlList", sys.argv[2:])
 engine.loadData(b'''
 import QtQuick 2.15
 import QtQuick.Window 2.15
@@ -1626,6 +1627,7 @@ Window {
         id: photos
         urls: UrlList
         thumbnailSize: Qt.size(120, 90)
+        fillMode: FillMode
         onFinished: { destroy(); quitLater.start() }
     }
     ImageGallery { anchors.fill: parent; model: photos }
@@ -1636,16 +1638,18 @@ sys.exit(app.exec_() if engine.rootObjects() else 3)
 """
 
 
-def test_a_model_destroyed_while_its_view_shows_it_does_not_crash(tmp_path, image_server):
+@pytest.mark.parametrize("fill_mode", [1, 2])  # Image.PreserveAspectFit, PreserveAspectCrop
+def test_a_model_destroyed_while_its_view_shows_it_does_not_crash(tmp_path, image_server,
+                                                                 fill_mode):
     # Destroying it cleared the view's galleryModel from inside the model's destructor; the
-    # view's cell size fell back to the default (the model's was 120x90), and the GridView
-    # refilled from the half-destroyed model: a segfault, every time.
+    # view's cell size (the model's was 120x90) and the tiles' fill mode fell back to the
+    # defaults, and the GridView refilled from the half-destroyed model: a segfault, every time.
     import subprocess
     import sys
 
     urls = serve_solid_images(image_server, ["#00ff00"] * 100)
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_QUICK_BACKEND="software",
                IMAGEGALLERY_CACHE_DIR=str(tmp_path))
-    run = subprocess.run([sys.executable, "-c", DESTROYED_WHILE_SHOWN, *urls], env=env,
+    run = subprocess.run([sys.executable, "-c", DESTROYED_WHILE_SHOWN, str(fill_mode), *urls], env=env,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]

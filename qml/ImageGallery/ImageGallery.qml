@@ -31,11 +31,15 @@ GridView {
     // urlAt, currentIndex) are the view's own, the proxy's; the view maps them for the model.
     readonly property var galleryModel: _galleryModelOf(model)
     readonly property size thumbnailSize: galleryModel ? galleryModel.thumbnailSize : _lastThumbnailSize
-    // The size of the last model shown, kept when it goes. A model destroyed while shown clears
-    // galleryModel from inside its destructor, and a cell size that changed there made the
-    // GridView refill from the half-destroyed model: a segfault.
+    readonly property int _fillMode: galleryModel ? galleryModel.fillMode : _lastFillMode
+    // The size and fill mode of the last model shown, kept when it goes. A model destroyed
+    // while shown clears galleryModel from inside its destructor, and a cell size or a tile's
+    // fill mode that changed there made the GridView refill from the half-destroyed model: a
+    // segfault.
     property size _lastThumbnailSize: Qt.size(240, 140)
+    property int _lastFillMode: Image.PreserveAspectFit
     onThumbnailSizeChanged: _lastThumbnailSize = thumbnailSize
+    on_FillModeChanged: _lastFillMode = _fillMode
     // The columns the thumbnails fit in (the default cell width), and the columns the grid
     // really has: a user may set cellWidth.
     readonly property int _fitColumns: Math.max(1, Math.floor(width / (thumbnailSize.width + 2 * Theme.tilePadding + Theme.spacing)))
@@ -157,7 +161,7 @@ GridView {
                 // Read only for a failed row: one call into Python fewer for every other tile.
                 retryable: status !== Image.Error || root._orIfGone(cell.model.retryable, true)
                 thumbnailSize: root.thumbnailSize
-                fillMode: root.galleryModel ? root.galleryModel.fillMode : Image.PreserveAspectFit
+                fillMode: root._fillMode
                 selected: root._selectedSet[url] === true
                 current: root.currentIndex === index
                 showFocus: current && root.activeFocus
