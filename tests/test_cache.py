@@ -339,6 +339,31 @@ def test_a_reload_that_meets_a_404_forgets_the_disk_thumbnail(qtbot, image_serve
     assert len(requests) == 3 and second.loader.stats["disk_hits"] == 0
 
 
+def test_a_404_one_loader_meets_is_forgotten_by_the_others_too(qtbot, image_server, make_model):
+    # Another model's loader kept the original: a tile of its made again re-decoded it, with
+    # no request, and wrote the removed image's thumbnail back to disk.
+    url, requests = _gone_after_first_answer(image_server, solid_image_bytes("#ff0000"))
+    shown = make_model()
+    with qtbot.waitSignal(shown.finished, timeout=10000):
+        shown.urls = [url]
+    other = make_model()
+    with qtbot.waitSignal(other.finished, timeout=10000):
+        other.urls = [url]  # from memory
+    with qtbot.waitSignal(other.finished, timeout=10000):
+        other.reload()
+    assert other.get(0)["errorString"].startswith("HTTP 404") and len(requests) == 2
+    with qtbot.waitSignal(shown.loader.loadFailed, timeout=10000):
+        shown.loader.load(url)  # as the provider asks for a tile made again
+    assert len(requests) == 3
+    qtbot.waitUntil(lambda: shown.loader.pending_worker_jobs() == 0, timeout=10000)
+    shown.loader.close(finish_disk_writes=True)
+    other.loader.close(finish_disk_writes=True)
+    third = make_model()
+    with qtbot.waitSignal(third.finished, timeout=10000):
+        third.urls = [url]
+    assert third.loader.stats["disk_hits"] == 0 and third.status_of(0) == ImageGalleryModel.Status.Error
+
+
 @pytest.mark.parametrize("gone_status", [404, 410])
 def test_revalidation_that_meets_a_gone_image_shows_why_and_forgets_it(qtbot, image_server,
                                                                        make_model, gone_status):

@@ -23,6 +23,7 @@ import logging
 import random
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, NamedTuple, Optional, Set, Tuple
@@ -368,6 +369,10 @@ def _warm_up() -> None:
                                                            exc_info=True)
 
 
+# Every loader not yet collected, so that a 404 one of them meets reaches the others' caches.
+_LIVE_LOADERS: "weakref.WeakSet[ImageLoader]" = weakref.WeakSet()
+
+
 class ImageLoader(QObject):
     """Downloads, decodes and caches thumbnails for URLs; see the module docstring.
 
@@ -476,6 +481,7 @@ class ImageLoader(QObject):
         self._watchdog = QTimer(self)
         self._watchdog.timeout.connect(self._check_timeouts)
         self._closed = False
+        _LIVE_LOADERS.add(self)
         self._retired = False  # see retire()
         # Counters the tests and the benchmark read.
         self.stats = {"network_requests": 0, "disk_hits": 0, "memory_hits": 0,
@@ -1353,10 +1359,14 @@ class ImageLoader(QObject):
 
     def _forget_thumbnail(self, url: str, spec: ThumbnailSpec) -> None:
         """The server says the image is gone: its thumbnail at `spec` and its original are
-        dropped from memory and from disk (other sizes age out, as after a no-store)."""
+        dropped from memory and from disk (other sizes age out, as after a no-store), by every
+        loader: another model's loader, re-decoding its own copy of the original for a tile
+        made again, wrote the thumbnail back to disk."""
         self.thumbnails.discard(self.key_for(url, spec))
-        self.encoded.discard(url)
-        self._forget_on_disk(url, spec)
+        for loader in list(_LIVE_LOADERS):
+            if not loader._closed:
+                loader.encoded.discard(url)
+                loader._forget_on_disk(url, spec)
 
     def _forget_on_disk(self, url: str, spec: ThumbnailSpec) -> None:
         """The server now says no-store: its thumbnail held for writing, or written from an
