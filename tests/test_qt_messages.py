@@ -36,3 +36,23 @@ def test_a_decoders_complaint_is_logged_at_debug_and_other_messages_pass_on(qtbo
     assert said[0].getMessage().startswith(f"{url}: ") and "JPEG" in said[0].getMessage()
     # Qt's log (pytest-qt's handler, installed before) got the other message and only it.
     assert [record.message for record in qtlog.records] == ["not about an image"]
+
+
+def test_with_qt_debug_plugins_set_nothing_is_installed(monkeypatch):
+    # Qt's plugin loader then logs while holding the lock a decode thread with the GIL may wait
+    # for: a Python handler hung a reviewer's host.
+    from PyQt5.QtCore import qInstallMessageHandler
+
+    def current_handler():
+        handler = qInstallMessageHandler(None)
+        qInstallMessageHandler(handler)
+        return handler
+
+    monkeypatch.setenv("QT_DEBUG_PLUGINS", "1")
+    before = current_handler()  # pytest-qt's
+    restore = install_message_handler()
+    try:
+        assert current_handler() is before
+    finally:
+        restore()
+    assert current_handler() is before

@@ -16,6 +16,7 @@ libpng's errors never come here: Qt's plugin leaves them to libpng, which prints
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from contextlib import contextmanager
@@ -62,7 +63,15 @@ def install_message_handler() -> Callable[[], None]:
 
     Every other message is handed to the handler installed before (pytest-qt's, in the tests),
     or printed as Qt's default handler prints it. The handler is Python, so a message takes the
-    GIL on the thread that says it, as a Python host's own handler does."""
+    GIL on the thread that says it, as a Python host's own handler does.
+
+    Not with QT_DEBUG_PLUGINS set, when it installs nothing: Qt's plugin loader then logs each
+    plugin it looks at while holding the lock image readers are made under, and a decode
+    thread that holds the GIL may be waiting for that lock (QImageReader.canRead keeps the GIL;
+    decode.HANDLER_CREATION_LOCK): the message would wait for the GIL for ever (a reviewer's
+    host with a QML Image loading on Qt's pixmap thread hung in 4 runs of 4)."""
+    if os.environ.get("QT_DEBUG_PLUGINS"):
+        return lambda: None
     previous: Optional[Callable] = None
 
     def handle(kind, context, message):
