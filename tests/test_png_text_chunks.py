@@ -108,6 +108,15 @@ def test_a_png_cut_short_is_refused_with_its_reason_and_nothing_on_stderr(capfd,
     assert "libpng" not in capfd.readouterr().err
 
 
+def test_a_png_whose_chunk_header_is_garbage_is_called_damaged_not_truncated(capfd):
+    # A length read from bytes that are no chunk header runs past the end of any file.
+    png = solid_image_bytes("#ff0000", 320, 200)
+    garbage = png[:33] + b"\xff\xff\x00\x00\x01\x02\x03\x04" + png[41:]
+    refused = decode_thumbnail(garbage, ThumbnailSpec(64, 48), LoadLimits())
+    assert refused.error == "damaged png (a chunk header that is not one)"
+    assert "libpng" not in capfd.readouterr().err
+
+
 def test_a_png_missing_only_its_last_checksum_still_shows():
     # Qt's plugin supplies that one itself, as some encoders leave it out.
     png = solid_image_bytes("#ff0000", 320, 200)

@@ -461,7 +461,9 @@ def walk_png_chunks(data: Body, max_chunks: int = MAX_PNG_CHUNKS) -> PngChunks:
         if end > size:
             break
         position = end
-    if position + 8 <= size and name.isalpha():
+    if position + 8 <= size:
+        if not name.isalpha():  # a length read from bytes that are no chunk header: damage
+            return PngChunks(spans, "damaged png (a chunk header that is not one)")
         return PngChunks(spans, f"truncated png (the data ends inside its {name.decode()} chunk)")
     return PngChunks(spans, "truncated png (the data ends before its IEND chunk)")
 
