@@ -20,7 +20,7 @@ import os
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
+from typing import Callable, ContextManager, Iterator, Optional
 
 from PyQt5.QtCore import QtMsgType, qFormatLogMessage, qInstallMessageHandler
 
@@ -31,30 +31,29 @@ _this_thread = threading.local()
 _DECODER_KINDS = (QtMsgType.QtDebugMsg, QtMsgType.QtInfoMsg, QtMsgType.QtWarningMsg)
 
 
-@contextmanager
-def decoding_an_image(name: str) -> Iterator[None]:
+def decoding_an_image(name: str) -> ContextManager[None]:
     """Marks this thread, inside the `with` block, as decoding the image `name` (a URL or a
     path): what Qt's plugins say on it meanwhile is logged as about that image. Any thread;
     where no handler of this module is installed, the mark is never read."""
-    outer = getattr(_this_thread, "image", None)
-    _this_thread.image = name
-    try:
-        yield
-    finally:
-        _this_thread.image = outer
+    return _marked("image", name)
 
 
-@contextmanager
-def said_by_the_app(message: str) -> Iterator[None]:
+def said_by_the_app(message: str) -> ContextManager[None]:
     """Inside the `with` block, Qt's `message` said on this thread is logged at DEBUG only: the
     app says it itself, with more ("QQmlApplicationEngine failed to load component", before
     the app's own error naming the file and line)."""
-    outer = getattr(_this_thread, "restated", None)
-    _this_thread.restated = message
+    return _marked("restated", message)
+
+
+@contextmanager
+def _marked(mark: str, value: str) -> Iterator[None]:
+    """This thread's `mark` is `value` inside the block (nested blocks restore the outer one)."""
+    outer = getattr(_this_thread, mark, None)
+    setattr(_this_thread, mark, value)
     try:
         yield
     finally:
-        _this_thread.restated = outer
+        setattr(_this_thread, mark, outer)
 
 
 def install_message_handler() -> Callable[[], None]:
