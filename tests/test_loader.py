@@ -1,4 +1,7 @@
 """The loader's limits and lifecycle: aborts, timeouts, refused connections, GUI-thread freedom."""
+import gc
+import weakref
+
 from gui_gaps import GuiThreadGaps
 from imagegallery.limits import LoadLimits
 from imagegallery.loader import _StreamCap
@@ -65,6 +68,29 @@ def test_a_transfer_cancelled_by_anothers_timeout_is_not_reported_as_failed(qtbo
         assert len(failed) == 1
     finally:
         loader.close()
+
+
+def test_a_closed_loader_a_host_lets_go_of_is_freed_there_and_then(qtbot, image_server):
+    # It sat in a reference cycle, and a retry's timer kept it alive: Python's cyclic collector
+    # then freed it from whichever thread collected, a decode or disk thread, where Qt cannot
+    # stop its timers, and the retry fired into freed memory.
+    from imagegallery.loader import ImageLoader
+
+    busy = image_server.add("/busy.png", b"try later", "text/plain", status=503,
+                            headers={"Retry-After": "30"})
+    loader = ImageLoader(disk_cache_dir="")
+    loader.load(busy)
+    stats = loader.stats
+    qtbot.waitUntil(lambda: stats["retries"] == 1, timeout=5000)
+    loader.close()
+    alive = weakref.ref(loader)
+    thresholds = gc.get_threshold()
+    gc.set_threshold(0)  # no cyclic collection, also not the suite's own on this thread
+    try:
+        del loader
+        qtbot.waitUntil(lambda: alive() is None, timeout=2000)
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 def test_removing_rows_aborts_their_transfers(qtbot, model, image_server):

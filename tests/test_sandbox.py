@@ -1,5 +1,7 @@
 """The sandbox's own life cycle (its decodes against real damaged files are in test_corpus.py)."""
 import subprocess
+import sys
+import threading
 
 import pytest
 
@@ -27,6 +29,54 @@ def test_a_child_that_does_not_start_in_time_is_killed_and_reaped(monkeypatch):
     [child] = started
     assert child.returncode is not None
     assert child.stdin.closed and child.stdout.closed
+
+
+# A child that starts and then reads requests for ever, never answering.
+_SILENT_CHILD = """
+import json, struct, sys
+ready = json.dumps({"stage": "ready"}).encode()
+sys.stdout.buffer.write(struct.pack("<II", len(ready), 0) + ready)
+sys.stdout.buffer.flush()
+while sys.stdin.buffer.read(65536):
+    pass
+"""
+
+
+def test_closing_leaves_a_decoding_childs_pipes_to_the_thread_using_them(qtbot, monkeypatch):
+    # close() (the exit hook) closed them under the decode thread, whose descriptor numbers the
+    # next file opened (a disk-cache write) could take: it would read or write that file.
+    class SilentSpawner:
+        def popen(self, args, **kwargs):
+            return subprocess.Popen([sys.executable, "-c", _SILENT_CHILD], **kwargs)
+
+    monkeypatch.setattr(sandbox_decode, "_spawner", SilentSpawner())
+    closed_pipes_on = []
+    kill = sandbox_decode._Child.kill
+
+    def recording_kill(child):
+        closed_pipes_on.append(threading.current_thread().name)
+        kill(child)
+
+    monkeypatch.setattr(sandbox_decode._Child, "kill", recording_kill)
+    decoder = SandboxDecoder(processes=1)
+    failures = []
+
+    def decode():
+        try:
+            decoder.decode(b"IMAGEGALLERY", {}, 30.0, 64 * 1024 * 1024, "tga")
+        except SandboxFailure as failure:
+            failures.append(str(failure))
+
+    decoding = threading.Thread(target=decode, name="decoding")
+    decoding.start()
+    try:
+        qtbot.waitUntil(lambda: decoder.spawned == 1, timeout=30000)
+    finally:
+        decoder.close()
+        decoding.join(30)
+    assert not decoding.is_alive()
+    assert failures in (["decoder crashed (tga)"], ["decoder stopped"])
+    assert closed_pipes_on == ["decoding"]
 
 
 def _tiff(width, height):

@@ -478,6 +478,7 @@ class ImageLoader(QObject):
         self._answer_timer.setSingleShot(True)
         self._answer_timer.setInterval(0)
         self._answer_timer.timeout.connect(self._give_answers)
+        self._retry_timers: Set[QTimer] = set()  # the backoffs waiting (_schedule_retry)
         self._watchdog = QTimer(self)
         self._watchdog.timeout.connect(self._check_timeouts)
         self._closed = False
@@ -557,7 +558,7 @@ class ImageLoader(QObject):
 
     def _new_transport_set(self, mode: str) -> TransportSet:
         transports = TransportSet(mode, self._transport_options, self)
-        transports.on_created = self._connect_transport
+        transports.created.connect(self._connect_transport)
         if transport_name_for("http", mode, self.http2_cleartext) == "qt":
             # Made now rather than at the first request: a QNAM and its proxy settings take
             # about 3 ms, which would land in the turn where a new list's first tiles are built.
@@ -915,6 +916,15 @@ class ImageLoader(QObject):
         for url in list(self._jobs):
             self.cancel(url)  # a waiting Image hears the end (nothing to show), not nothing
         self._watchdog.stop()
+        self._answer_timer.stop()
+        self._answers.clear()  # given to no one once closed (_give_answers), and they hold self
+        # Deleted on the GUI thread's next turn, their callbacks' references to this loader with
+        # them: one still running when a host dropped a closed loader kept it alive, and Python
+        # then freed it from whichever thread collected, where Qt cannot stop a timer.
+        for timer in self._retry_timers:
+            timer.stop()
+            timer.deleteLater()
+        self._retry_timers.clear()
         self._transports.close()
         self._held_disk_writes_deadline.stop()
         self._held_disk_writes.clear()
@@ -1290,11 +1300,13 @@ class ImageLoader(QObject):
         token = job.token
         timer = QTimer(self)  # owned, so it dies with the loader instead of firing into it
         timer.setSingleShot(True)
-        timer.timeout.connect(lambda: self._retry_due(job.url, token))
-        timer.timeout.connect(timer.deleteLater)
+        timer.timeout.connect(lambda: self._retry_due(job.url, token, timer))
+        self._retry_timers.add(timer)
         timer.start(int(delay * 1000))
 
-    def _retry_due(self, url: str, token: int) -> None:
+    def _retry_due(self, url: str, token: int, timer: QTimer) -> None:
+        self._retry_timers.discard(timer)
+        timer.deleteLater()
         job = self._jobs.get(url)
         if job is None or job.token != token or job.stage != _BACKOFF:
             return

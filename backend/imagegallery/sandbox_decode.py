@@ -128,6 +128,19 @@ class _Child:
         return self.process.poll() is None
 
     def kill(self) -> None:
+        """End the process and close its pipes. Only from the thread that has it checked out,
+        or when no thread has: that thread reads and writes the pipes' descriptor numbers, which
+        the next file opened anywhere in the process may reuse once closed (stop_process)."""
+        self.stop_process()
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    def stop_process(self) -> None:
+        """End the process, leaving the pipes open: the thread in the middle of a request then
+        sees the end of its pipe, fails the decode and closes them itself (kill)."""
         if self.process.poll() is None:
             try:
                 self.process.kill()
@@ -137,11 +150,6 @@ class _Child:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
-        for pipe in (self.process.stdin, self.process.stdout):
-            try:
-                pipe.close()
-            except OSError:
-                pass
 
     def request(self, header: dict, payload: bytes, timeout_s: float) -> Tuple[dict, bytes]:
         """Send one decode; returns (result header, pixels). `seen_format` names the format the
@@ -277,8 +285,22 @@ class SandboxDecoder:
         with self._lock:
             self._closed = True
             children, self._children = list(self._children), set()
+        idle = []
+        while True:  # the children no decode has checked out, each slot given back at once
+            try:
+                idle.append(self._slots.get_nowait())
+            except queue.Empty:
+                break
+        for child in idle:
+            if child is not None:
+                child.kill()
+            self._slots.put(None)
         for child in children:
-            child.kill()
+            if child not in idle:
+                # A decode thread has it. Closing its pipes here (as until 2026-11-28, at exit)
+                # let a file the disk thread opened next take their descriptor numbers, which
+                # that thread then read or wrote as the child's.
+                child.stop_process()
 
 
 _shared: Optional[SandboxDecoder] = None

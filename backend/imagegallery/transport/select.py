@@ -11,7 +11,7 @@ import logging
 import os
 from typing import Dict, List, Optional
 
-from PyQt5.QtCore import QObject
+from PyQt5.QtCore import QObject, pyqtSignal
 
 from .base import Transport, TransportOptions
 # Imported with the loader, not at the first request: the first thumbnail should not wait for
@@ -66,6 +66,11 @@ def transport_name_for(scheme: str, mode: str, http2_cleartext: bool = False) ->
 class TransportSet(QObject):
     """Creates each transport on first use and routes URLs to them. Thread: GUI thread."""
 
+    # A new transport, for its owner to connect to. A signal, not a callback attribute: a bound
+    # method stored here made a reference cycle with the loader, so a dropped loader waited for
+    # Python's cyclic collector, which may run on any thread, and Qt objects deleted there crashed.
+    created = pyqtSignal(QObject)
+
     def __init__(self, mode: str, options: TransportOptions, parent=None):
         super().__init__(parent)
         if mode not in TRANSPORT_MODES:
@@ -73,7 +78,6 @@ class TransportSet(QObject):
         self.mode = mode
         self.options = options
         self._transports: Dict[str, Transport] = {}
-        self.on_created = None  # the loader connects each new transport's signals
 
     def for_scheme(self, scheme: str, http2_cleartext: bool = False) -> Transport:
         return self._named(transport_name_for(scheme, self.mode, http2_cleartext))
@@ -91,8 +95,7 @@ class TransportSet(QObject):
         if transport is None:
             transport = self._create(name)
             self._transports[name] = transport
-            if self.on_created is not None:
-                self.on_created(transport)
+            self.created.emit(transport)
         return transport
 
     def _create(self, name: str) -> Transport:
