@@ -1,6 +1,7 @@
 """Image files valid to the letter of their format, made to cost a decoder far more than their
 bytes: each costs its own tile, with a reason, and not the process, its memory or the GUI
 thread (which waits for the GIL a decoder holds inside Qt's calls)."""
+import gzip
 import json
 import os
 import struct
@@ -11,7 +12,8 @@ import textwrap
 import pytest
 from PyQt5.QtGui import QColor
 
-from imagegallery.decode import (FIT, LOSSLESS_JPEG_REFUSED, ThumbnailSpec, decode_thumbnail,
+from imagegallery.decode import (FIT, LOSSLESS_JPEG_REFUSED, SVG_REFUSED, ThumbnailSpec,
+                                 decode_thumbnail,
                                  first_gif_frame)
 from imagegallery.limits import LoadLimits
 from imagegallery.model import ImageGalleryModel
@@ -268,8 +270,16 @@ def test_odd_files_get_the_reason_that_fits(qtbot, model, image_server):
         # It was "cannot decode jpeg (Unable to read image data)".
         image_server.add("/twelve.jpg", frame_jpeg(64, 64, 3, component_one_alone(1), precision=12),
                          "image/jpeg"),
+        # Compressed with no Content-Encoding: Qt's SVG plugin claims any gzip stream, so both
+        # read "SVG is not shown", with no Retry for what the server may fix.
+        image_server.add("/gzipped.png", gzip.compress(solid_image_bytes("#00ff00")), "image/png"),
+        image_server.add("/drawing", gzip.compress(b"<svg xmlns='http://www.w3.org/2000/svg'/>"),
+                         "application/octet-stream"),
     ]
-    named_svg, bom, page, bomb, twelve = load(qtbot, model, urls)
+    named_svg, bom, page, bomb, twelve, gzipped, svgz = load(qtbot, model, urls)
+    assert (gzipped["errorString"], gzipped["retryable"]) == ("not an image (gzip-compressed data)",
+                                                              True)
+    assert (svgz["errorString"], svgz["retryable"]) == (SVG_REFUSED, False)
     assert named_svg["status"] == Status.Ready
     assert bom["errorString"] == page["errorString"] == "not an image (a web page)"
     assert page["retryable"] is True

@@ -35,6 +35,7 @@ from .units import format_bytes, quote_server_words
 # Every check of a body's bytes in Python (magic numbers, SVG, HTML) reads at most its start.
 _SNIFF_BYTES = 1024
 JPEG_START = b"\xff\xd8"  # SOI, the first two bytes of every JPEG
+GZIP_START = b"\x1f\x8b"
 # The HTML test reads less than that: a page's tag must start within 512 bytes (the window it has
 # always had), so a body with more leading whitespace is not refused as a web page.
 _HTML_SNIFF_BYTES = 512
@@ -245,6 +246,13 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
         raise DecodeRefused("empty response (0 bytes)")
     if _looks_like_svg(head, url, content_type):
         raise RefusedByRule(SVG_REFUSED)
+    if head[:2] == GZIP_START:
+        # Compressed with no Content-Encoding said (or twice). Qt's SVG plugin claims every
+        # gzip stream as svgz, so a gzipped PNG read "SVG is not shown", with no Retry for what
+        # the server may yet fix.
+        if _looks_like_svg(_gzip_start(data), url, content_type):
+            raise RefusedByRule(SVG_REFUSED)
+        raise DecodeRefused("not an image (gzip-compressed data)")
     image_format = sniff_in_process_format(head)
     if head[:2] == JPEG_START:  # sniffed as JPEG, or one whose first marker is garbled
         header = read_jpeg_header(data)
@@ -1168,6 +1176,15 @@ def _looks_like_svg(data: bytes, url: str, content_type: str) -> bool:
         return False  # a web page with an inline <svg>: a page, which the server may replace
     head = data[:_SNIFF_BYTES].lower()
     return b"<svg" in head or b"<!doctype svg" in head
+
+
+def _gzip_start(data: Body) -> bytes:
+    """The first _SNIFF_BYTES of what the gzip stream `data` inflates to (b"" if it is not one)."""
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(
+            _bytes_at(data, 0, 64 * 1024), _SNIFF_BYTES)
+    except zlib.error:
+        return b""
 
 
 def _looks_like_html(data: bytes, content_type: str) -> bool:
