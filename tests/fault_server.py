@@ -151,6 +151,11 @@ class FaultServer:
         sock.close()
         return False
 
+    def _fault_cut_headers(self, path, sock):
+        """An error status whose headers end with the connection (FIN), no blank line."""
+        sock.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n")
+        return False
+
     def _fault_drip(self, path, sock):
         """Four bytes a second of a 100 KB body, until the client gives up.
 

@@ -84,6 +84,7 @@ class _Transfer:
         self.status = 0
         self.reason = ""
         self.headers: Dict[str, str] = {}
+        self.headers_complete = False  # the final answer's blank line came
         self.redirect_to = ""
         self.redirect_body_bytes = 0
         self.total = -1
@@ -108,6 +109,7 @@ class _Transfer:
             return None
         if line in (b"\r\n", b"\n"):
             if self.status >= 200:
+                self.headers_complete = True
                 return self._on_headers_complete()
             return None
         name, _, value = line.decode("latin-1").partition(":")
@@ -542,6 +544,11 @@ class _Worker:
         elif code != 0:
             via_proxy = proxy_for_url(transfer.url, self.transport.proxies) is not None
             self._finish(transfer, transfer.failure(curl_error(code, message, via_proxy)))
+        elif not transfer.headers_complete:
+            # libcurl reports success when the server closes inside the headers; it was read
+            # as an empty answer, never retried, where Qt says what happened and retries.
+            self._finish(transfer, transfer.failure(
+                TransferError(ErrorKind.CONNECTION_RESET, "connection closed by server")))
         elif transfer.redirect_to:
             try:
                 target = transfer.next_hop_url()
