@@ -6,6 +6,7 @@ assert on real traffic. Faults that stall (never answering, dripping) wait on a 
 """
 from __future__ import annotations
 
+import gzip
 import socket
 import socketserver
 import struct
@@ -281,6 +282,11 @@ class FaultServer:
         if self._gzip_bomb is None:
             self._gzip_bomb = gzip_bomb()
         return self._respond(sock, 200, self._gzip_bomb, "image/png", ["Content-Encoding: gzip"])
+
+    def _fault_two_encodings(self, path, sock):
+        """A gzip body whose Content-Encoding is sent twice: gzip, then identity."""
+        return self._respond(sock, 200, gzip.compress(self._good_body()), "image/png",
+                             ["Content-Encoding: gzip", "Content-Encoding: identity"])
 
     def _fault_html(self, path, sock):
         return self._respond(sock, 200, b"<!DOCTYPE html><html><body>Sign in</body></html>",

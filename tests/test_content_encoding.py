@@ -26,6 +26,14 @@ def test_deflate_is_taken_in_the_zlib_format_and_raw(compress):
     assert undo_content_encoding(compress(PICTURE), "deflate", 1 << 20) == PICTURE
 
 
+def test_a_list_of_codings_is_undone_last_first_and_identity_in_it_means_nothing():
+    assert undo_content_encoding(gzip.compress(PICTURE), "gzip, identity", 1 << 20) == PICTURE
+    twice = gzip.compress(zlib.compress(PICTURE))  # deflate first, then gzip
+    assert undo_content_encoding(twice, "deflate, GZIP", 1 << 20) == PICTURE
+    with pytest.raises(DecodeRefused, match="body in over 3 content encodings"):
+        undo_content_encoding(twice, "gzip, gzip, gzip, gzip", 1 << 20)
+
+
 def test_the_byte_cap_holds_over_all_members():
     member = gzip.compress(b"\0" * 600_000)
     with pytest.raises(DecodeRefused, match="too large after decompression"):

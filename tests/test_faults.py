@@ -80,6 +80,8 @@ CASES = [
     # Browsers accept a Location sent twice; libcurl was sent to both joined by ", ". Qt may
     # send the redirect again, as for /loop.
     ("/twice-located", "", (1, 2), None),
+    # Qt joined them and refused "gzip, identity"; libcurl kept the last and decoded gzip.
+    ("/two-encodings", "", 1, None),
     # Not "redirect to http: refused" (Qt) or "redirect to : refused" (libcurl).
     ("/bad-location", base.INVALID_REDIRECT_MESSAGE, 1, True),
     ("/huge", "too large (10 GB, limit 50 MB)", 1, False),

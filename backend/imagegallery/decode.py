@@ -140,14 +140,29 @@ MAX_GZIP_MEMBERS = 1000
 _INFLATE_WINDOW_BYTES = 64 * 1024
 
 
+# Codings one body may be sent in ("gzip, gzip"): each is bounded by the byte cap, not their work.
+MAX_CONTENT_CODINGS = 3
+
+
 def undo_content_encoding(body: Body, encoding: str, max_bytes: int) -> Body:
     """Inflate a body the server compressed although we asked for identity, never past max_bytes.
+    A list of codings (a field sent twice arrives joined by commas) is undone last first, as
+    browsers do; "identity" in it means nothing.
 
     An identity body comes back as bytes, or as the same QByteArray: that one stays shared with
     the reader's buffer, never copied."""
-    encoding = (encoding or "").strip().lower()
-    if encoding in ("", "identity"):
+    codings = [coding.strip() for coding in (encoding or "").lower().split(",")]
+    codings = [coding for coding in codings if coding not in ("", "identity")]
+    if not codings:
         return body if isinstance(body, QByteArray) else bytes(body)
+    if len(codings) > MAX_CONTENT_CODINGS:
+        raise RefusedByRule(f"body in over {MAX_CONTENT_CODINGS} content encodings")
+    for coding in reversed(codings):
+        body = _undo_one_coding(body, coding, max_bytes)
+    return body
+
+
+def _undo_one_coding(body: Body, encoding: str, max_bytes: int) -> bytes:
     compressed = memoryview(bytes(body))
     if encoding in ("gzip", "x-gzip"):
         window_bits = 16 + zlib.MAX_WBITS

@@ -622,7 +622,7 @@ _SIMPLE_ERRORS = {
 
 
 # The response fields read here whose values are lists.
-_LIST_FIELDS = frozenset({"cache-control"})
+_LIST_FIELDS = frozenset({"cache-control", "content-encoding"})
 
 
 def _content_length(text: str) -> int:
