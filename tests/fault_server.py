@@ -283,6 +283,11 @@ class FaultServer:
             self._gzip_bomb = gzip_bomb()
         return self._respond(sock, 200, self._gzip_bomb, "image/png", ["Content-Encoding: gzip"])
 
+    def _fault_utf8_reason(self, path, sock):
+        sock.sendall("HTTP/1.1 404 Nicht gefunden \u2013 gelöscht\r\nContent-Length: 0\r\n\r\n"
+                     .encode("utf-8"))
+        return True
+
     def _fault_two_encodings(self, path, sock):
         """A gzip body whose Content-Encoding is sent twice: gzip, then identity."""
         return self._respond(sock, 200, gzip.compress(self._good_body()), "image/png",

@@ -73,6 +73,8 @@ def load_with_good_neighbours(qtbot, model, server, fault_path, timeout_ms=15000
 CASES = [
     ("/status404", "HTTP 404 Not Found", 1, True),  # permanent: never retried by itself
     ("/html", "not an image (a web page)", 1, True),
+    # Read as Latin-1 by both transports: "Nicht gefunden â\x80\x93 gelÃ¶scht".
+    ("/utf8-reason", "HTTP 404 Nicht gefunden \u2013 gelöscht", 1, True),
     # Bounded by max_redirects, not Qt's 50; Qt resends a hop that met a keep-alive connection
     # the server was closing, so a hop may count twice (seen: 8 hits for 5 redirects, in CI).
     ("/loop", base.TOO_MANY_REDIRECTS_MESSAGE, (FAST.max_redirects + 1, 2 * (FAST.max_redirects + 1)),

@@ -295,7 +295,13 @@ def kept_cache_control(value: str) -> str:
 # -- error records both transports build the same way ------------------------------------------
 
 def http_status_error(status: int, reason: str = "", retry_after: str = "") -> TransferError:
-    """"HTTP 404 Not Found", with the server's Retry-After kept for the retry policy."""
+    """"HTTP 404 Not Found", with the server's Retry-After kept for the retry policy. `reason`
+    as both transports read it, byte for byte (Latin-1)."""
+    try:
+        # HTTP gives the reason no charset; a server that sends one in UTF-8 means that.
+        reason = reason.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass
     reason = quote_server_words(reason)
     if not reason:
         from http import HTTPStatus
