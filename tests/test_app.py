@@ -795,6 +795,38 @@ def test_a_pick_hides_the_window_before_the_disk_cache_writes_on_the_way_out(qtb
         session.close()
 
 
+def test_retry_failed_is_offered_for_and_fetches_only_the_failures_a_retry_can_change(
+        qtbot, image_server):
+    # It was enabled by any failure, and fetched the SVG (or the demo's decompression bomb)
+    # again at every click, to the same refusal, where the tiles offer no Retry.
+    from PyQt5.QtCore import QCoreApplication, QObject, QPointF, Qt
+    from PyQt5.QtTest import QTest
+
+    from imagegallery.app import _Session, build_parser, tiles_settled
+
+    svg = image_server.add("/logo.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+                           "image/svg+xml")
+    late = image_server.url("/late.png")  # a 404 until it is added
+    urls = [svg, late]
+    session = _Session(QCoreApplication.instance(), build_parser().parse_args(urls), urls,
+                       "light", None)
+    try:
+        assert session.start() == 0
+        window, model = session.window, session.model
+        qtbot.waitUntil(lambda: model.failedCount == 2 and tiles_settled(window), timeout=10000)
+        button = window.findChild(QObject, "retryFailedButton")
+        assert model.retryableFailedCount == 1 and button.property("enabled")
+        image_server.add("/late.png", solid_image_bytes("#00ff00"))
+        middle = button.mapToScene(QPointF(button.width() / 2, button.height() / 2)).toPoint()
+        with qtbot.waitSignal(model.finished, timeout=10000):
+            QTest.mouseClick(window, Qt.LeftButton, Qt.NoModifier, middle)
+        assert (model.loadedCount, model.failedCount, model.retryableFailedCount) == (1, 1, 0)
+        assert image_server.hits["/logo.svg"] == 1 and image_server.hits["/late.png"] == 2
+        qtbot.waitUntil(lambda: not button.property("enabled"), timeout=3000)
+    finally:
+        session.close()
+
+
 def test_the_toolbar_leaves_the_arrow_keys_with_the_gallery(qtbot, image_server):
     # A click on Reload took the focus from the gallery, and after a theme was picked with the
     # mouse the arrow keys went on changing the theme.

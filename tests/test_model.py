@@ -332,6 +332,21 @@ def test_a_transport_change_asks_again_only_for_what_a_transport_refused(qtbot, 
     assert model.status_of(0) == Status.Error and not model.get(0)["retryable"]
 
 
+def test_retryable_failed_count_follows_failures_retries_and_removals(qtbot, model, image_server):
+    svg = image_server.add("/logo.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+                           "image/svg+xml")
+    missing = [image_server.url(f"/missing{n}.png") for n in range(2)]
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = [svg, *missing, "not a url"]
+    assert (model.failedCount, model.retryableFailedCount) == (4, 2)
+    model.remove(1)
+    assert (model.failedCount, model.retryableFailedCount) == (3, 1)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.retryFailed()
+    assert (model.failedCount, model.retryableFailedCount) == (3, 1)
+    assert image_server.hits["/logo.svg"] == 1 and image_server.hits["/missing1.png"] == 2
+
+
 def test_a_limit_change_asks_again_only_for_what_that_limit_refused(qtbot, model, image_server):
     svg = image_server.add("/logo.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>",
                            "image/svg+xml")

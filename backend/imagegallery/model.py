@@ -190,7 +190,8 @@ class ImageGalleryModel(QAbstractListModel):
 
     urlsChanged = pyqtSignal()
     countChanged = pyqtSignal()
-    countsChanged = pyqtSignal()  # loadedCount, failedCount, pendingCount, progress, busy
+    # loadedCount, failedCount, retryableFailedCount, pendingCount, progress, busy
+    countsChanged = pyqtSignal()
     thumbnailSizeChanged = pyqtSignal()
     fillModeChanged = pyqtSignal()
     devicePixelRatioChanged = pyqtSignal()
@@ -249,6 +250,7 @@ class ImageGalleryModel(QAbstractListModel):
         self._prefetch_rows = 24
 
         self._counts = {status: 0 for status in self.Status}
+        self._retryable_failures = 0  # rows in Error whose remedy is RETRY
         self._fraction: Dict[str, float] = {}  # url -> fraction received, for rows Loading
         # The sum of fraction x rows over _fraction, kept as fractions change; None after the
         # rows change, until `progress` sums it again. Summed at every flush it cost O(URLs
@@ -311,6 +313,11 @@ class ImageGalleryModel(QAbstractListModel):
         if role == Qt.ToolTipRole:
             return row.url if not row.error else f"{row.url}\n{row.error}"
         return None
+
+    def _is_retryable_failure(self, status: "ImageGalleryModel.Status", remedy: Remedy) -> int:
+        """1 for a failure `retryable` calls worth a retry, else 0. (A URL refused when parsed
+        always has Remedy.NONE, so the remedy alone decides, as in _retryable.)"""
+        return int(status == self.Status.Error and remedy is Remedy.RETRY)
 
     @staticmethod
     def _retryable(row: _Row) -> bool:
@@ -435,6 +442,7 @@ class ImageGalleryModel(QAbstractListModel):
         self._partial_progress = None
         for row in removed:
             self._counts[row.status] -= 1
+            self._retryable_failures -= self._is_retryable_failure(row.status, row.remedy)
             self._dirty.pop(id(row), None)
             siblings = self._rows_by_url.get(row.url)
             if siblings is not None:
@@ -492,7 +500,10 @@ class ImageGalleryModel(QAbstractListModel):
 
     @pyqtSlot()
     def retryFailed(self) -> None:
-        self._reload({row.url for row in self._rows if row.status == self.Status.Error})
+        """Load again every failed row a retry can change (`retryable`, retryableFailedCount);
+        retry(row) fetches any row."""
+        self._reload({row.url for row in self._rows
+                      if row.status == self.Status.Error and self._retryable(row)})
 
     @pyqtSlot()
     def reload(self) -> None:
@@ -886,6 +897,8 @@ class ImageGalleryModel(QAbstractListModel):
             return
         self._counts[row.status] -= 1
         self._counts[status] += 1
+        self._retryable_failures -= self._is_retryable_failure(row.status, row.remedy)
+        self._retryable_failures += self._is_retryable_failure(status, remedy)
         row.status, row.error, row.remedy = status, error, remedy
         self._counts_dirty = True
         self._mark_dirty(row)
@@ -912,8 +925,8 @@ class ImageGalleryModel(QAbstractListModel):
                 self.dataChanged.emit(self.index(first), self.index(last), self._STATE_ROLES)
         if self._counts_dirty:
             self._counts_dirty = False
-            published = (self.loadedCount, self.failedCount, self.pendingCount, self.progress,
-                         self.busy)
+            published = (self.loadedCount, self.failedCount, self.retryableFailedCount,
+                         self.pendingCount, self.progress, self.busy)
             if published != self._published:
                 self._published = published
                 self.countsChanged.emit()
@@ -938,6 +951,12 @@ class ImageGalleryModel(QAbstractListModel):
     @pyqtProperty(int, notify=countsChanged)
     def failedCount(self) -> int:
         return self._counts[self.Status.Error]
+
+    @pyqtProperty(int, notify=countsChanged)
+    def retryableFailedCount(self) -> int:
+        """Failed rows a retry can change (their `retryable` role is true): what retryFailed()
+        loads again."""
+        return self._retryable_failures
 
     @pyqtProperty(int, notify=countsChanged)
     def pendingCount(self) -> int:

@@ -178,7 +178,9 @@ ApplicationWindow {
                 objectName: "retryFailedButton"
                 focusPolicy: Qt.TabFocus  // a click leaves the keys with the gallery
                 text: qsTr("Retry failed")
-                enabled: imageModel.failedCount > 0
+                // Not for failures a retry brings back the same (an SVG, a bomb): their tiles
+                // offer no Retry either.
+                enabled: imageModel.retryableFailedCount > 0
                 onClicked: imageModel.retryFailed()
             }
             ComboBox {
