@@ -5,6 +5,7 @@ pixels of a rendered window.
 """
 import math
 import os
+import re
 
 import pytest
 import pytestqt.exceptions
@@ -135,6 +136,8 @@ class Scene:
         return value.toVariant() if hasattr(value, "toVariant") else value
 
     def model(self):
+        if self.gallery is None:  # a scene of a view of its own: its one model
+            return self.window.findChild(ImageGalleryModel)
         return self.gallery.property("galleryModel")
 
     def close(self):
@@ -812,6 +815,27 @@ def test_a_picture_smaller_than_its_box_is_shown_at_its_own_size(qtbot, scene_fa
     # sourceSizeChanged. Sized while it loaded (0x0), it stayed empty.
     scene.model().thumbnailSize = QSize(150, 100)
     qtbot.waitUntil(lambda: sizes() == [(30, 20), (150, 100)], timeout=5000)
+
+
+def test_the_docs_strip_of_image_buttons_shows_thumbnails_at_the_size_they_were_made(
+        qtbot, scene_factory, image_server):
+    # Its 130x90 tiles drew 120x80 thumbnails in 118x78 boxes, scaled again, soft; and with no
+    # devicePixelRatio bound, half the pixels at a ratio of 2.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(f"{root}/docs/app.md", encoding="utf-8") as handle:
+        [snippet] = [block for block in re.findall(r"```qml\n(.*?)```", handle.read(), re.S)
+                     if "delegate: ImageButton" in block]
+    imports = [line for line in snippet.splitlines() if line.startswith("import ")]
+    body = "\n".join(line for line in snippet.splitlines() if not line.startswith("import "))
+    scene = scene_factory("\n".join(imports)
+                          + "\nWindow { width: 600; height: 200; visible: true\n" + body + "\n}\n")
+    model = scene.model()
+    assert model.devicePixelRatio == scene.window.screen().devicePixelRatio()
+    model.urls = serve(image_server, size=(600, 400))
+    qtbot.waitUntil(lambda: model.loadedCount == model.count and all(
+        tile.property("ready") for tile in image_buttons(scene.window)), timeout=10000)
+    pictures = [tile.findChild(QObject, "thumbnail") for tile in image_buttons(scene.window)]
+    assert pictures and {(picture.width(), picture.height()) for picture in pictures} == {(120, 80)}
 
 
 def test_the_example_app_compiles(qtbot, tmp_path):
