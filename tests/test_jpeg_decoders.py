@@ -9,12 +9,12 @@ import os
 import struct
 
 import pytest
-from PyQt5.QtCore import QByteArray, QSize
+from PyQt5.QtCore import QByteArray, QRect, QSize
 from PyQt5.QtGui import QColor, QImage, QPainter
 
 from imagegallery import jpeg_turbo
-from imagegallery.decode import (CROP, FIT, SCALE_IN_READER_PIXELS, ThumbnailSpec, read_jpeg_header,
-                                 decode_thumbnail)
+from imagegallery.decode import (CROP, FIT, SCALE_IN_READER_PIXELS, ThumbnailSpec, _apply_transformation,
+                                 _as_stored, decode_thumbnail, read_jpeg_header)
 from imagegallery.limits import LoadLimits
 
 from corpus_files import CORPUS
@@ -38,9 +38,9 @@ def mean_difference(first: QImage, second: QImage) -> float:
     return total / (3 * samples)
 
 
-def quadrants_jpeg(width=800, height=600, orientation=0) -> bytes:
+def quadrants_jpeg(width=800, height=600, orientation=0, xmp_first=False) -> bytes:
     """Red top-left, green top-right, blue bottom-left, yellow bottom-right as stored; with an
-    EXIF orientation tag when `orientation` is given."""
+    EXIF orientation tag when `orientation` is given, after an XMP packet with `xmp_first`."""
     image = QImage(width, height, QImage.Format_RGB32)
     painter = QPainter(image)
     for (x, y), color in zip([(0, 0), (1, 0), (0, 1), (1, 1)], ["red", "lime", "blue", "yellow"]):
@@ -52,8 +52,11 @@ def quadrants_jpeg(width=800, height=600, orientation=0) -> bytes:
     # A minimal little-endian EXIF block: one IFD entry, Orientation (0x0112), SHORT, count 1.
     tiff = b"II*\0" + struct.pack("<IH", 8, 1) + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0)
     tiff += struct.pack("<I", 0)
-    app1 = b"Exif\0\0" + tiff
-    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+    segments = [b"Exif\0\0" + tiff]
+    if xmp_first:
+        segments.insert(0, b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
+    app1s = b"".join(b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 for app1 in segments)
+    return jpeg[:2] + app1s + jpeg[2:]
 
 
 def test_a_photo_is_decoded_by_libjpeg_turbo_with_qts_pixels(turbo, monkeypatch):
@@ -91,9 +94,11 @@ def test_the_body_is_read_in_place_not_copied(turbo):
     (5, QSize(600, 800), {"top-left": "red", "bottom-left": "lime", "top-right": "blue"}),
 ])
 @pytest.mark.parametrize("fill_mode", [FIT, CROP])
+# Qt's plugin missed the EXIF segment after an XMP one: the picture came out unturned.
+@pytest.mark.parametrize("xmp_first", [False, True], ids=["exif", "xmp then exif"])
 def test_exif_orientation_and_crop_come_out_the_same_from_both_decoders(
-        turbo, monkeypatch, orientation, upright, corners, fill_mode):
-    data = quadrants_jpeg(800, 600, orientation=orientation)
+        turbo, monkeypatch, orientation, upright, corners, fill_mode, xmp_first):
+    data = quadrants_jpeg(800, 600, orientation=orientation, xmp_first=xmp_first)
     spec = ThumbnailSpec(200, 120, fill_mode)
     fast = decode_thumbnail(data, spec, LoadLimits())
     reference = decode_with_qt_only(monkeypatch, data, spec)
@@ -210,3 +215,19 @@ def test_a_gif_is_judged_by_its_screen_not_its_first_frame():
     # Within the budget it is scaled as the picture Qt paints: the whole screen, not the frame.
     shown = decode_thumbnail(gif(400, 200), ThumbnailSpec(240, 140), LoadLimits())
     assert shown.ok and (shown.image.width(), shown.image.height()) == (240, 120)
+
+
+@pytest.mark.parametrize("transformation", range(8))
+def test_a_crop_is_taken_back_to_the_stored_orientation_pixel_for_pixel(transformation):
+    # Swapping the crop's axes alone put an odd margin's extra pixel on the wrong side after a
+    # mirroring turn (EXIF 6 and 7): a thumbnail one pixel off centre.
+    stored = QImage(7, 5, QImage.Format_RGB32)
+    for y in range(5):
+        for x in range(7):
+            stored.setPixel(x, y, 0xff000000 | x << 8 | y)
+    display = _apply_transformation(stored, transformation)
+    for clip in (QRect(1, 0, 4, display.height()), QRect(0, 1, display.width(), 2),
+                 QRect(2, 1, 1, 3), QRect(0, 0, display.width(), display.height())):
+        size, stored_clip = _as_stored(display.size(), clip, transformation)
+        assert size == stored.size()
+        assert _apply_transformation(stored.copy(stored_clip), transformation) == display.copy(clip)

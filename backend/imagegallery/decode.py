@@ -658,7 +658,10 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
     name = image_format.decode("ascii", "replace")
     if image_format == b"webp":
         _check_webp_canvas(data, max_pixels, max_side, in_process_bytes, memory_bytes)
-    reader.setAutoTransform(True)  # EXIF orientation
+    # EXIF orientation. Qt 5.15's JPEG plugin misses an EXIF segment after another APP1 (an
+    # XMP packet first, as some editors write), and its WebP plugin ignores EXIF: ours reads both.
+    own_orientation = image_format in (b"jpeg", b"webp")
+    reader.setAutoTransform(not own_orientation)
     stored = reader.size()  # from the header only; nothing is allocated yet (but see above)
     if not stored.isValid() or stored.isEmpty():
         if image_format == b"bmp":  # Qt refuses some bombs' sizes itself: named as what they are
@@ -675,11 +678,12 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
     peak_bytes = _decode_peak_bytes(reader, image_format, data, stored)
     _check_decode_memory(stored, name, peak_bytes, in_process_bytes, memory_bytes)
 
-    transformation = int(reader.transformation())
-    manual = 0
-    if image_format == b"webp" and not transformation:
-        # Qt 5.15's WebP plugin ignores the EXIF chunk; browsers honour it.
+    if image_format == b"jpeg":
+        manual = transformation = read_jpeg_header(data).transformation
+    elif image_format == b"webp":
         manual = transformation = _webp_exif_transformation(bytes(data))
+    else:
+        manual, transformation = 0, int(reader.transformation())
     rotated = bool(transformation & int(QImageIOHandler.TransformationRotate90))
     display = stored.transposed() if rotated else stored
     scaled, clip = target_geometry(display, spec)
@@ -692,7 +696,7 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
         stored.width() * stored.height() > SCALE_IN_READER_PIXELS)
     if scale_in_reader:
         # The reader scales and clips before it applies the orientation.
-        scaled, clip = _as_stored(scaled, clip, rotated)
+        scaled, clip = _as_stored(scaled, clip, transformation)
         if scaled != stored:
             reader.setScaledSize(scaled)
         if clip is not None:
@@ -773,7 +777,7 @@ def _decode_jpeg_with_turbo(data: Body, header: JpegHeader,
     transformation = header.transformation
     rotated = bool(transformation & int(QImageIOHandler.TransformationRotate90))
     display = stored.transposed() if rotated else stored
-    scaled, clip = _as_stored(*target_geometry(display, spec), rotated)
+    scaled, clip = _as_stored(*target_geometry(display, spec), transformation)
     image = None
     eighth = QSize(-(-stored.width() // 8), -(-stored.height() // 8))
     if scans is not None and eighth.width() >= scaled.width() \
@@ -912,13 +916,23 @@ def _check_pixel_budget(stored: QSize, max_pixels: int, max_side: int) -> None:
 
 
 def _as_stored(scaled: QSize, clip: Optional[QRect],
-               rotated: bool) -> Tuple[QSize, Optional[QRect]]:
-    """The decode size and crop in the file's stored orientation, from display orientation."""
-    if not rotated:
-        return scaled, clip
-    if clip is not None:
-        clip = QRect(clip.y(), clip.x(), clip.height(), clip.width())
-    return scaled.transposed(), clip
+               transformation: int) -> Tuple[QSize, Optional[QRect]]:
+    """The decode size and crop in the file's stored orientation, from display orientation:
+    `clip` taken back through `transformation` as _apply_transformation applies it. (Swapping
+    the crop's axes alone put an odd margin's extra pixel on the wrong side after a mirroring
+    turn, EXIF 6 and 7: a crop one pixel off centre.)"""
+    rotated = bool(transformation & int(QImageIOHandler.TransformationRotate90))
+    stored = scaled.transposed() if rotated else scaled
+    if clip is None:
+        return stored, None
+    x, y, width, height = clip.x(), clip.y(), clip.width(), clip.height()
+    if rotated:  # a quarter turn clockwise took stored (x, y) to (stored height - 1 - y, x)
+        x, y, width, height = y, scaled.width() - x - width, height, width
+    if transformation & int(QImageIOHandler.TransformationMirror):
+        x = stored.width() - x - width
+    if transformation & int(QImageIOHandler.TransformationFlip):
+        y = stored.height() - y - height
+    return stored, QRect(x, y, width, height)
 
 
 def _downscale(image: QImage, size: QSize) -> QImage:
