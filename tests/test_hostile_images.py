@@ -254,6 +254,19 @@ def test_a_large_gif_the_walk_cannot_cut_is_decoded_out_of_process(tmp_path, tri
     assert outcome["sandboxed"] == 1, outcome
 
 
+def _tiff_bytes() -> bytes:
+    from PyQt5.QtCore import QBuffer, QByteArray, QIODevice
+    from PyQt5.QtGui import QImage, QImageWriter
+
+    image = QImage(40, 30, QImage.Format_RGB32)
+    image.fill(QColor("#20a040"))
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.WriteOnly)
+    assert QImageWriter(buffer, b"tiff").write(image)
+    return bytes(data)
+
+
 def test_odd_files_get_the_reason_that_fits(qtbot, model, image_server):
     bmp_bomb = (b"BM" + struct.pack("<IHHI", 54, 0, 0, 54)
                 + struct.pack("<IiiHHIIiiII", 40, 100000, 100000, 1, 24, 0, 0, 0, 0, 0, 0))
@@ -276,7 +289,20 @@ def test_odd_files_get_the_reason_that_fits(qtbot, model, image_server):
         image_server.add("/drawing", gzip.compress(b"<svg xmlns='http://www.w3.org/2000/svg'/>"),
                          "application/octet-stream"),
     ]
-    named_svg, bom, page, bomb, twelve, gzipped, svgz = load(qtbot, model, urls)
+    urls += [
+        # Browsers show AVIF; this Qt has no plugin: it said "not an image", with a Retry.
+        image_server.add("/photo.avif", b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf" + bytes(64),
+                         "image/avif"),
+        image_server.add("/photo.heic", b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(64),
+                         "image/heic"),
+        # A TIFF served as a web page is a TIFF: it was refused as "not an image (a web page)".
+        image_server.add("/scan", _tiff_bytes(), "text/html"),
+    ]
+    named_svg, bom, page, bomb, twelve, gzipped, svgz, avif, heic, tiff = load(qtbot, model, urls)
+    assert (avif["errorString"], avif["retryable"]) == (
+        "AVIF images are not supported (no decoder for them here)", False)
+    assert heic["errorString"] == "HEIF images are not supported (no decoder for them here)"
+    assert tiff["status"] == Status.Ready, tiff["errorString"]
     assert (gzipped["errorString"], gzipped["retryable"]) == ("not an image (gzip-compressed data)",
                                                               True)
     assert (svgz["errorString"], svgz["retryable"]) == (SVG_REFUSED, False)

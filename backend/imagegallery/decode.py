@@ -268,6 +268,10 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
         if _looks_like_svg(_gzip_start(data), url, content_type):
             raise RefusedByRule(SVG_REFUSED)
         raise DecodeRefused("not an image (gzip-compressed data)")
+    unsupported = _unsupported_format_name(head)
+    if unsupported:
+        # No plugin for them in this Qt (browsers show AVIF): said, not "not an image".
+        raise RefusedByRule(f"{unsupported} images are not supported (no decoder for them here)")
     image_format = sniff_in_process_format(head)
     if head[:2] == JPEG_START:  # sniffed as JPEG, or one whose first marker is garbled
         header = read_jpeg_header(data)
@@ -340,7 +344,9 @@ def _decode(body: Body, spec: ThumbnailSpec, limits: LoadLimits, url: str, conte
                                    in_process_bytes=IN_PROCESS_DECODE_BYTES)
         except _TooLargeForThisProcess:
             hint = image_format
-    elif _looks_like_html(head, content_type):
+    elif _looks_like_html(head, content_type) and _format_name_guess(head, b"") == "image":
+        # (A page by its Content-Type alone, with the magic of an image the sandbox reads, is
+        # that image: the bytes decide, as in browsers.)
         raise DecodeRefused(_not_an_image_reason(head, content_type))
     in_sandbox = (bytes(data), spec, limits, hint, content_type, sandbox)
     if defer_sandbox:
@@ -1194,6 +1200,20 @@ def _format_name_guess(data: bytes, hint: bytes) -> str:
     if data[:1] == b"P" and data[1:2] in b"123456":
         return "pnm"
     return "image"
+
+
+# ISO base media files ("ftyp" box) by their brand: AVIF and HEIF, which this Qt cannot decode.
+_UNSUPPORTED_BRANDS = {b"avif": "AVIF", b"avis": "AVIF", b"heic": "HEIF", b"heix": "HEIF",
+                       b"hevc": "HEIF", b"heim": "HEIF", b"heis": "HEIF", b"mif1": "HEIF",
+                       b"msf1": "HEIF"}
+
+
+def _unsupported_format_name(data: bytes) -> str:
+    """"AVIF" or "HEIF" for such a file (by its brands), else ""."""
+    if data[4:8] != b"ftyp" or data[8:12] not in _UNSUPPORTED_BRANDS:
+        return ""
+    # A generic major brand (mif1) names AVIF among the compatible ones.
+    return "AVIF" if b"avif" in data[8:64] else _UNSUPPORTED_BRANDS[data[8:12]]
 
 
 def _looks_like_svg(data: bytes, url: str, content_type: str) -> bool:
