@@ -17,7 +17,7 @@ from imagegallery.decode import (FIT, LOSSLESS_JPEG_REFUSED, SVG_REFUSED, Thumbn
                                  first_gif_frame)
 from imagegallery.limits import LoadLimits
 from imagegallery.model import ImageGalleryModel
-from imaging import center_color, close_to, solid_image_bytes
+from imaging import center_color, close_to, encode, solid_image_bytes
 
 Status = ImageGalleryModel.Status
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -313,6 +313,33 @@ def test_odd_files_get_the_reason_that_fits(qtbot, model, image_server):
     assert bom["retryable"] is True and bomb["retryable"] is False and twelve["retryable"] is False
     assert twelve["errorString"] == ("JPEG with 12-bit samples is not shown (no browser decodes it "
                                      "either)")
+
+
+def icon_of(sizes_and_colors) -> bytes:
+    """An ICO of PNG entries, in the order given."""
+    from PyQt5.QtGui import QImage
+
+    pngs = []
+    for size, color in sizes_and_colors:
+        image = QImage(size, size, QImage.Format_ARGB32)
+        image.fill(QColor(color))
+        pngs.append(encode(image, "PNG"))
+    offset = 6 + 16 * len(pngs)
+    entries = b""
+    for (size, _), png in zip(sizes_and_colors, pngs):
+        entries += struct.pack("<BBBBHHII", size % 256, size % 256, 0, 0, 1, 32, len(png), offset)
+        offset += len(png)
+    return struct.pack("<HHH", 0, 1, len(pngs)) + entries + b"".join(pngs)
+
+
+@pytest.mark.parametrize("box, shown, color", [((240, 140), 140, "#ffff00"), ((40, 40), 40, "#0000ff")])
+def test_an_icon_is_made_from_its_entry_that_fits_the_tile(box, shown, color):
+    # Qt reads the first entry, most often the 16x16: a favicon's tile showed a 16-pixel picture.
+    data = icon_of([(16, "#ff0000"), (32, "#00ff00"), (48, "#0000ff"), (256, "#ffff00")])
+    thumbnail = decode_thumbnail(data, ThumbnailSpec(*box, FIT), LoadLimits(), url="favicon.ico")
+    assert thumbnail.ok, thumbnail.error
+    assert (thumbnail.image.width(), thumbnail.image.height()) == (shown, shown)
+    assert close_to(QColor(thumbnail.image.pixel(shown // 2, shown // 2)), color)
 
 
 def webp_with_profile_after_the_image(profile: bytes) -> bytes:

@@ -668,6 +668,8 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
     # XMP packet first, as some editors write), and its WebP plugin ignores EXIF: ours reads both.
     own_orientation = image_format in (b"jpeg", b"webp")
     reader.setAutoTransform(not own_orientation)
+    if image_format in (b"ico", b"cur"):
+        _jump_to_the_icon_for(reader, spec)
     stored = reader.size()  # from the header only; nothing is allocated yet (but see above)
     if not stored.isValid() or stored.isEmpty():
         if image_format == b"bmp":  # Qt refuses some bombs' sizes itself: named as what they are
@@ -919,6 +921,31 @@ def _check_pixel_budget(stored: QSize, max_pixels: int, max_side: int) -> None:
         raise RefusedByLimit(
             f"image too large ({w}x{h}, limit {max_pixels / 1e6:g} megapixels "
             f"and {max_side} px a side)")
+
+
+# Icon entries looked at for the one to show: a favicon has a handful, the format up to 65,535.
+MAX_ICON_ENTRIES = 64
+
+
+def _jump_to_the_icon_for(reader: QImageReader, spec: ThumbnailSpec) -> None:
+    """Point `reader` at the icon entry a thumbnail of `spec` is best made from: the smallest
+    that is not scaled up, else the largest. Qt reads the first, most often the 16x16 one,
+    which a 140-pixel tile showed as a blur-free but tiny picture."""
+    entries = []
+    for index in range(min(reader.imageCount(), MAX_ICON_ENTRIES)):
+        if reader.jumpToImage(index):
+            size = reader.size()
+            if size.isValid() and not size.isEmpty():
+                entries.append((size.width() * size.height(), index, size))
+    if not entries:
+        reader.jumpToImage(0)
+        return
+    entries.sort()
+    largest = entries[-1][2]
+    wanted = target_geometry(largest, spec)[0]
+    best = next(index for _, index, size in entries
+                if size.width() >= wanted.width() and size.height() >= wanted.height())
+    reader.jumpToImage(best)
 
 
 def _as_stored(scaled: QSize, clip: Optional[QRect],
