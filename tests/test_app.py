@@ -363,6 +363,36 @@ def test_screenshot_end_to_end(image_server, tmp_path):
 
 
 
+def test_a_revalidating_screenshot_waits_for_the_servers_answers(image_server, tmp_path):
+    # A disk-cached thumbnail is Ready at once: the picture was taken before any answer, showing
+    # the old image the server had replaced.
+    version = ["#ff0000", '"v0"']
+
+    def versioned(handler):
+        if handler.headers.get("If-None-Match") == version[1]:
+            handler._send(304, b"", "image/png", {"ETag": version[1]})
+        else:
+            handler._send(200, solid_image_bytes(version[0]), "image/png", {"ETag": version[1]})
+
+    url = image_server.add_handler("/versioned.png", versioned)
+    env = dict(subprocess_env(), IMAGEGALLERY_CACHE_DIR=str(tmp_path / "cache"))
+    for shot, options in (("before.png", []), ("after.png", ["--revalidate"])):
+        result = subprocess.run(
+            [sys.executable, "-m", "imagegallery", "--screenshot", str(tmp_path / shot), *options,
+             url], env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+        assert result.returncode == 0, result.stderr
+        version[:] = ["#00ff00", '"v1"']  # the image changes on the server
+        image_server.latency = 0.3
+
+    def colors(shot):
+        image = QImage(str(tmp_path / shot))
+        return {QColor(image.pixel(x, y)).name() for x in range(0, image.width(), 8)
+                for y in range(0, image.height(), 8)}
+
+    assert "#ff0000" in colors("before.png")
+    assert "#00ff00" in colors("after.png") and "#ff0000" not in colors("after.png")
+
+
 def test_a_damaged_image_is_reported_on_its_tile_not_on_stderr(image_server, tmp_path):
     # Neither is promised by the docs: the tile is the report. A PNG cut short printed "libpng
     # error: Read Error"; a JPEG cut short, shown as far as it arrived, libjpeg's complaint

@@ -793,6 +793,10 @@ class _Session:
     def _check_settled(self) -> None:
         if self.model.pendingCount > 0 or not tiles_settled(self.window):
             return
+        if self.args.revalidate and self.model.loader.active_jobs():
+            # A disk-cached thumbnail is Ready at once, before the server has said whether it
+            # changed: the picture would show what may be stale.
+            return
         self._settle_timer.stop()
         # One more frame, so what was just loaded is on screen when the picture is taken.
         self.window.frameSwapped.connect(self._take_screenshot)
