@@ -206,6 +206,32 @@ def test_disk_cache_evicts_the_least_recently_read_first_and_ages_from_the_write
     assert disk.load(keys[0]) is None
 
 
+def test_entries_dated_while_the_clock_was_ahead_go_first_and_age_from_now(tmp_path):
+    # Sorted as the most recently used, they pushed out every entry written since, and never
+    # expired.
+    disk = DiskThumbnailCache(str(tmp_path), max_age_s=3600)
+    keys = [ThumbnailKey(f"http://h/{i}.jpg", 240, 140, "fit") for i in range(8)]
+    ahead = time.time() + 365 * 86400
+    for number, key in enumerate(keys):
+        noisy = solid(240, 140, "#123456")
+        for x in range(0, 240, 3):
+            noisy.setPixel(x, number * 7 % 140, 0xffffff)
+        disk.store(key, CachedThumbnail(noisy, QSize(240, 140)))
+        if number < 4:
+            os.utime(disk._path(key), (ahead, ahead))
+    disk.budget_bytes = disk.size_on_disk() - 1  # so trim() must drop one
+    disk.trim()
+    assert [disk.load(key) is not None for key in keys[4:]] == [True] * 4
+    survivors = [key for key in keys[:4] if os.path.exists(disk._path(key))]
+    assert len(survivors) < 4
+    for key in survivors:  # aged from now: the age limit applies to them again
+        assert abs(os.stat(disk._path(key)).st_mtime - time.time()) < 60
+    # One read while ahead is aged from now too, and served.
+    os.utime(disk._path(keys[4]), (ahead, ahead))
+    assert disk.load(keys[4]) is not None
+    assert abs(os.stat(disk._path(keys[4])).st_mtime - time.time()) < 60
+
+
 def test_a_hit_leaves_an_entry_another_process_rewrote_meanwhile_its_own_age(tmp_path):
     disk = DiskThumbnailCache(str(tmp_path), max_age_s=3600)
     key = ThumbnailKey("http://h/a.jpg", 240, 140, "fit")
