@@ -1,4 +1,5 @@
 """Byte-bounded caches, the thumbnail disk cache, and a warm start with the server gone."""
+import errno
 import logging
 import os
 import threading
@@ -230,6 +231,27 @@ def test_entries_dated_while_the_clock_was_ahead_go_first_and_age_from_now(tmp_p
     os.utime(disk._path(keys[4]), (ahead, ahead))
     assert disk.load(keys[4]) is not None
     assert abs(os.stat(disk._path(keys[4])).st_mtime - time.time()) < 60
+
+
+def test_a_disk_full_of_the_caches_own_files_makes_room_for_new_thumbnails(tmp_path, monkeypatch):
+    # Its budget is no promise of free space: on a small disk full of its own older entries,
+    # not one thumbnail was written again.
+    from imagegallery import cache
+
+    disk = DiskThumbnailCache(str(tmp_path))
+    capacity = 12 * 4096  # a disk of a dozen entries' blocks
+
+    def open_on_a_small_disk(path, mode="r", *args, **kwargs):
+        if "w" in mode and disk.size_on_disk() >= capacity:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "open", open_on_a_small_disk, raising=False)
+    keys = [ThumbnailKey(f"http://h/{i}.jpg", 240, 140, "fit") for i in range(40)]
+    for number, key in enumerate(keys):
+        disk.store(key, CachedThumbnail(solid(240, 140, f"#{number:02x}3456"), QSize(240, 140)))
+    assert all(disk.load(key) is not None for key in keys[-5:])  # the newest are all there
+    assert not disk._write_failure_reported
 
 
 def test_a_hit_leaves_an_entry_another_process_rewrote_meanwhile_its_own_age(tmp_path):

@@ -4,6 +4,7 @@ Budgets are in bytes, not entries, because a 64x64 icon and a 480x280 tile diffe
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import heapq
 import logging
@@ -376,14 +377,8 @@ class DiskThumbnailCache:
         data = self._encode_file(thumbnail)
         if data is None:
             return
-        temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(temporary, "wb") as handle:
-                handle.write(data)
-            os.replace(temporary, path)
-        except OSError as error:
-            self._remove(temporary)  # a part written to a full disk would wait an hour for trim()
+        error = self._write_making_room(path, data)
+        if error is not None:
             # A full or read-only disk costs the cache, never the image; said once per cache,
             # so a folder that cannot be written is not a silent cold start every time.
             if not self._write_failure_reported:
@@ -398,6 +393,34 @@ class DiskThumbnailCache:
                 self._writes_since_trim = 0
         if due:
             self.trim()
+
+    def _write_making_room(self, path: str, data: bytes) -> Optional[OSError]:
+        """None once `data` is at `path`, else why not. A full disk (or quota) gets one try
+        more after trim() has made room: its budget is no promise of free space, and a disk
+        full of this cache's own files never had a thumbnail written again."""
+        try:
+            self._write(path, data)
+            return None
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                return error
+        self.trim(free_bytes=len(data))
+        try:
+            self._write(path, data)
+            return None
+        except OSError as error:
+            return error
+
+    def _write(self, path: str, data: bytes) -> None:
+        temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, path)
+        except OSError:
+            self._remove(temporary)  # a part written to a full disk would wait an hour for trim()
+            raise
 
     def _encode_file(self, thumbnail: CachedThumbnail) -> Optional[bytes]:
         from . import jpeg_turbo
@@ -438,11 +461,13 @@ class DiskThumbnailCache:
         except OSError:
             pass
 
-    def trim(self) -> None:
+    def trim(self, free_bytes: int = 0) -> None:
         """Drop expired files (by the time they were written or revalidated), then the least
         recently used (by the time they were last read or written) until the folder fits the
         budget. Only this cache's own files (_ENTRY_NAME in a _SHARD_NAME folder) are counted
-        or deleted, by the space they take on disk; symbolic links are not followed."""
+        or deleted, by the space they take on disk; symbolic links are not followed.
+        With `free_bytes` (the disk is full), a tenth of the files' space goes too, or at least
+        that much: room for the next writes, not only this one."""
         entries = []
         now = time.time()
         for path, stat in self._entries():
@@ -460,14 +485,17 @@ class DiskThumbnailCache:
                 last_used = max(stat.st_atime, stat.st_mtime)
                 entries.append((last_used, _bytes_on_disk(stat), path))
         total = sum(size for _, size, _ in entries)
-        if total <= self.budget_bytes:
+        target = self.budget_bytes
+        if free_bytes:
+            target = min(target, total - max(free_bytes, total // 10))
+        if total <= target:
             return
         # Sorted in pieces and merged lazily: one sort of a large folder holds the GIL, which the
         # GUI thread then waits for (60,000 entries: 34-45 ms).
         pieces = [sorted(entries[start:start + _TRIM_SORT_PIECE])
                   for start in range(0, len(entries), _TRIM_SORT_PIECE)]
         for _, size, path in heapq.merge(*pieces):
-            if total <= self.budget_bytes:
+            if total <= target:
                 break
             self._remove(path)
             total -= size
