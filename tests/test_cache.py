@@ -577,6 +577,20 @@ def test_disk_writes_wait_until_the_loader_has_nothing_left(qtbot, green_beside_
     assert is_green(model.loader.disk.load(green_key))
 
 
+def test_turning_the_disk_cache_off_drops_the_writes_held_for_it(qtbot,
+                                                                 green_beside_a_hanging_decode):
+    # They went to the folder given up once the loader was idle: a host turning the cache off
+    # (privacy, a read-only medium) had what was loaded until then written there anyway.
+    model, green_key, start = green_beside_a_hanging_decode
+    start()
+    folder_given_up = model.loader.disk
+    model.cacheDirectory = ""
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        end_the_hanging_decode()
+    qtbot.waitUntil(lambda: model.loader.pending_worker_jobs() == 0, timeout=10000)
+    assert folder_given_up.load(green_key) is None and folder_given_up.size_on_disk() == 0
+
+
 def test_held_disk_writes_stay_held_while_the_memory_cache_has_their_images(
         qtbot, monkeypatch, green_beside_a_hanging_decode):
     from imagegallery import loader

@@ -417,8 +417,7 @@ class ImageLoader(QObject):
         self._promised_bytes = 0
         self._promised_lock = threading.Lock()  # an Image with asynchronous: true reads off-thread
         self.encoded = new_encoded_cache()
-        self.disk: Optional[DiskThumbnailCache] = None
-        self.set_disk_cache_dir(default_disk_cache_dir() if disk_cache_dir is None else disk_cache_dir)
+        self.disk: Optional[DiskThumbnailCache] = None  # set below, with the held writes
 
         self._jobs: Dict[str, _Job] = {}
         self._by_request: Dict[int, _Job] = {}
@@ -466,6 +465,7 @@ class ImageLoader(QObject):
         self._held_disk_writes_deadline = QTimer(self)
         self._held_disk_writes_deadline.setSingleShot(True)
         self._held_disk_writes_deadline.timeout.connect(self._release_disk_writes)
+        self.set_disk_cache_dir(default_disk_cache_dir() if disk_cache_dir is None else disk_cache_dir)
         self._queued_disk_write_bytes = 0
         self._io.done.connect(self._on_io_done)
         application = QCoreApplication.instance()
@@ -591,7 +591,16 @@ class ImageLoader(QObject):
     def set_disk_cache_dir(self, directory: str) -> None:
         """A folder's path or file: URL (see cache.disk_cache_folder); empty: no disk cache."""
         folder = disk_cache_folder(directory)
+        if self.disk is not None and folder == self.disk.directory:
+            return
         self.disk = DiskThumbnailCache(folder) if folder else None
+        if self._held_disk_writes:
+            # For the folder given up: a host that turns the cache off (privacy, a read-only
+            # medium) had the thumbnails loaded until then written there afterwards.
+            self._held_disk_writes_deadline.stop()
+            self._held_disk_writes = []
+            self._held_disk_write_bytes = 0
+            self._next_eviction_check_bytes = 0
 
     def key_for(self, url: str, spec: Optional[ThumbnailSpec] = None) -> ThumbnailKey:
         return ThumbnailKey.for_spec(url, spec or self._spec)
