@@ -254,6 +254,22 @@ def test_a_disk_full_of_the_caches_own_files_makes_room_for_new_thumbnails(tmp_p
     assert not disk._write_failure_reported
 
 
+@pytest.mark.parametrize("pixels", [QImage.Format_RGB32, QImage.Format_ARGB32], ids=["jpeg", "png"])
+def test_an_entry_copied_to_another_keys_name_is_a_miss_there(tmp_path, pixels):
+    # The file carried no key: another URL's thumbnail showed for this one.
+    import shutil
+
+    disk = DiskThumbnailCache(str(tmp_path))
+    first, second = (ThumbnailKey(f"http://h/{name}.png", 240, 140, "fit") for name in "ab")
+    disk.store(first, CachedThumbnail(solid(240, 140, "#ff0000", pixels), QSize(240, 140)))
+    disk.store(second, CachedThumbnail(solid(240, 140, "#00ff00"), QSize(240, 140)))
+    shutil.copyfile(disk._path(first), disk._path(second))
+    with open(disk._path(first), "rb") as entry:
+        assert entry.read(4) == (b"\xff\xd8\xff\xe0" if pixels == QImage.Format_RGB32 else b"\x89PNG")
+    assert disk.load(first) is not None
+    assert disk.load(second) is None
+
+
 def test_a_hit_leaves_an_entry_another_process_rewrote_meanwhile_its_own_age(tmp_path):
     disk = DiskThumbnailCache(str(tmp_path), max_age_s=3600)
     key = ThumbnailKey("http://h/a.jpg", 240, 140, "fit")
@@ -262,8 +278,8 @@ def test_a_hit_leaves_an_entry_another_process_rewrote_meanwhile_its_own_age(tmp
     os.utime(disk._path(key), (old, old))
     read_file = disk._read_file
 
-    def read_while_another_process_stores(path, size, box):
-        thumbnail = read_file(path, size, box)
+    def read_while_another_process_stores(*args):
+        thumbnail = read_file(*args)
         other = DiskThumbnailCache(str(tmp_path), max_age_s=3600)
         other.store(key, CachedThumbnail(solid(240, 140, "#654321"), QSize(240, 140)))
         return thumbnail

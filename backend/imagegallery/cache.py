@@ -237,7 +237,11 @@ class DiskThumbnailCache:
     ORIGINAL_SIZE = "imagegallery-original-size"
     ETAG = "imagegallery-etag"
     LAST_MODIFIED = "imagegallery-last-modified"
-    _TEXTS = (ORIGINAL_SIZE, ETAG, LAST_MODIFIED)
+    # The hash its file is named after (ThumbnailKey.disk_name): a valid entry copied to another
+    # key's name is a miss there, not that key's picture. (Entries written before it was kept
+    # have none, and are read as before.)
+    KEY = "imagegallery-key"
+    _TEXTS = (ORIGINAL_SIZE, ETAG, LAST_MODIFIED, KEY)
     # Trimming scans the folder, so it runs once per this many writes, not per write.
     TRIM_EVERY_WRITES = 64
 
@@ -273,7 +277,7 @@ class DiskThumbnailCache:
             self._remove(path)
             return None
         try:
-            thumbnail = self._read_file(path, stat.st_size, QSize(key[1], key[2]))
+            thumbnail = self._read_file(path, stat.st_size, QSize(key[1], key[2]), key.disk_name())
         except OSError:
             return None
         if thumbnail is None:
@@ -299,7 +303,8 @@ class DiskThumbnailCache:
         except OSError:
             pass  # a read-only cache still serves; it only evicts in write order
 
-    def _read_file(self, path: str, file_size: int, box: QSize) -> Optional[CachedThumbnail]:
+    def _read_file(self, path: str, file_size: int, box: QSize,
+                   name: str) -> Optional[CachedThumbnail]:
         """The thumbnail in `path`, or None for a damaged or foreign file. Only what this cache
         writes is read, JPEG or PNG, and only at a size within `box`, the most a thumbnail for
         its key can be: a file put at an entry's name (a 213 KB PNG of 15000x15000 pixels, an
@@ -321,7 +326,7 @@ class DiskThumbnailCache:
             if jpeg_turbo is not None and jpeg_turbo.available():
                 # Damaged if libjpeg-turbo refuses or warns about it.
                 image = jpeg_turbo.decode_jpeg_scaled(data, stored)
-                return None if image is None else self._thumbnail(image, header.comments)
+                return None if image is None else self._thumbnail(image, header.comments, name)
             image_format = b"jpeg"
         elif data[:8] == _PNG_START:
             if not self._whole_and_texts_as_written_here(data):
@@ -343,7 +348,7 @@ class DiskThumbnailCache:
             return None
         # The image's texts, not the reader's: after read() a PNG reader has none left to give
         # (it printed "libpng error: Read Error" and the entry lost its size and validators).
-        return self._thumbnail(image, {name: image.text(name) for name in self._TEXTS})
+        return self._thumbnail(image, {text: image.text(text) for text in self._TEXTS}, name)
 
     def _whole_and_texts_as_written_here(self, png: bytes) -> bool:
         """Whether the PNG is whole and its text chunks could be this cache's: at most one per
@@ -362,7 +367,10 @@ class DiskThumbnailCache:
         return len(spans) <= len(self._TEXTS) and all(
             end - start <= _MAX_TEXT_CHUNK_BYTES for start, end in spans)
 
-    def _thumbnail(self, image: QImage, texts: Dict[str, str]) -> CachedThumbnail:
+    def _thumbnail(self, image: QImage, texts: Dict[str, str],
+                   name: str) -> Optional[CachedThumbnail]:
+        if texts.get(self.KEY, name) != name:
+            return None  # another key's entry
         wanted = QImage.Format_ARGB32_Premultiplied if image.hasAlphaChannel() else QImage.Format_RGB32
         if image.format() != wanted:
             image = image.convertToFormat(wanted)  # what the scene graph uploads as is
@@ -374,7 +382,7 @@ class DiskThumbnailCache:
 
     def store(self, key: ThumbnailKey, thumbnail: CachedThumbnail) -> None:
         path = self._path(key)
-        data = self._encode_file(thumbnail)
+        data = self._encode_file(thumbnail, key.disk_name())
         if data is None:
             return
         error = self._write_making_room(path, data)
@@ -422,11 +430,11 @@ class DiskThumbnailCache:
             self._remove(temporary)  # a part written to a full disk would wait an hour for trim()
             raise
 
-    def _encode_file(self, thumbnail: CachedThumbnail) -> Optional[bytes]:
+    def _encode_file(self, thumbnail: CachedThumbnail, name: str) -> Optional[bytes]:
         from . import jpeg_turbo
 
         original = thumbnail.original_size
-        texts = {self.ORIGINAL_SIZE: f"{original.width()}x{original.height()}"}
+        texts = {self.ORIGINAL_SIZE: f"{original.width()}x{original.height()}", self.KEY: name}
         if thumbnail.etag:
             texts[self.ETAG] = thumbnail.etag
         if thumbnail.last_modified:
