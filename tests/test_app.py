@@ -673,6 +673,29 @@ def test_a_url_list_with_a_byte_order_mark_reads_its_first_url(tmp_path):
     assert read_url_list(str(listing)) == ["http://127.0.0.1:9/a.png", "http://127.0.0.1:9/b.png"]
     piped = io.StringIO("\ufeffhttp://127.0.0.1:9/a.png\n")
     assert read_url_list("-", stdin=piped) == ["http://127.0.0.1:9/a.png"]
+    # Notepad's "Unicode" is UTF-16 with a BOM: it was "URL list is not UTF-8 text".
+    for encoding in ("utf-16-le", "utf-16-be"):
+        listing.write_bytes("\ufeffhttp://127.0.0.1:9/a.png\r\n".encode(encoding))
+        assert read_url_list(str(listing)) == ["http://127.0.0.1:9/a.png"]
+
+
+def test_a_lists_paths_from_a_pipe_or_home_are_read_as_the_user_meant(tmp_path, monkeypatch):
+    # `--file <(ls *.png)` named /dev/fd/63: its paths were read in /dev/fd, every one "file not
+    # found". `--file=~/list.txt` (no shell expands "~" after "=") was "URL list not found".
+    from imagegallery.app import read_url_list
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"beach.png\n")
+    os.close(write_end)
+    try:
+        assert read_url_list(f"/dev/fd/{read_end}") == [str(tmp_path / "beach.png")]
+    finally:
+        os.close(read_end)
+    (tmp_path / "album").mkdir()
+    (tmp_path / "album" / "list.txt").write_text("beach.png\n")
+    assert read_url_list("~/album/list.txt") == [str(tmp_path / "album" / "beach.png")]
 
 
 def test_revalidate_asks_the_server_about_each_disk_cached_thumbnail(qtbot, image_server, tmp_path,

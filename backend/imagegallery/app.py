@@ -234,8 +234,11 @@ MAX_URL_LIST_ENTRIES = 100_000
 
 def read_url_list(path: str, stdin=None) -> List[str]:
     """The URLs of a list file ('-' for standard input), its paths made absolute against the
-    list's folder (standard input's: the working folder). Raises UsageError with the reason."""
-    folder = os.getcwd() if path == "-" else os.path.dirname(os.path.abspath(path))
+    list's folder (standard input's, or a pipe's such as `--file <(ls *.jpg)`: the working
+    folder). Raises UsageError with the reason."""
+    if path != "-":
+        path = os.path.expanduser(path)  # `--file=~/list.txt`: no shell expands it after "="
+    folder = os.path.dirname(os.path.abspath(path)) if os.path.isfile(path) else os.getcwd()
     entries = _read_url_lines(path, stdin)
     if len(entries) > MAX_URL_LIST_ENTRIES:
         raise UsageError(f"URL list has over {MAX_URL_LIST_ENTRIES:,} entries ({len(entries):,}): "
@@ -250,6 +253,14 @@ def _at_most_list_size(data, source: str):
     return data
 
 
+def _list_text(data: bytes) -> str:
+    """A list file's text: UTF-8 (a BOM skipped), or UTF-16 where a BOM says so (Windows
+    Notepad's "Unicode"). Raises UnicodeDecodeError."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")
+
+
 def _read_url_lines(path: str, stdin=None) -> List[str]:
     if path == "-":
         stream = stdin if stdin is not None else sys.stdin
@@ -260,8 +271,8 @@ def _read_url_lines(path: str, stdin=None) -> List[str]:
             # "not UTF-8 text", not 30 tiles of junk URLs (sys.stdin escapes what it cannot read).
             raw = getattr(stream, "buffer", None)
             if raw is not None:
-                data = _at_most_list_size(raw.read(MAX_URL_LIST_BYTES + 1), "standard input")
-                text = data.decode("utf-8-sig")
+                text = _list_text(_at_most_list_size(raw.read(MAX_URL_LIST_BYTES + 1),
+                                                     "standard input"))
             else:  # a text stream a caller handed in
                 text = _at_most_list_size(stream.read(MAX_URL_LIST_BYTES + 1), "standard input")
             return parse_url_lines(text)
@@ -271,8 +282,8 @@ def _read_url_lines(path: str, stdin=None) -> List[str]:
             raise UsageError(f"cannot read the URL list from standard input: {error}") from None
     try:
         with open(path, "rb") as handle:
-            return parse_url_lines(
-                _at_most_list_size(handle.read(MAX_URL_LIST_BYTES + 1), path).decode("utf-8-sig"))
+            return parse_url_lines(_list_text(
+                _at_most_list_size(handle.read(MAX_URL_LIST_BYTES + 1), path)))
     except FileNotFoundError:
         raise UsageError(f"URL list not found: {path}") from None
     except IsADirectoryError:
