@@ -2,6 +2,7 @@
 end to end in a subprocess under QT_QPA_PLATFORM=offscreen."""
 import io
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -490,11 +491,11 @@ PICK_DRIVER = textwrap.dedent("""
 """)
 
 
-def run_pick(tmp_path, keys, urls, release_url="", held=0):
+def run_pick(tmp_path, keys, urls, release_url="", held=0, stdout=subprocess.PIPE):
     driver = tmp_path / "drive_pick.py"
     driver.write_text(PICK_DRIVER)
     return subprocess.run([sys.executable, str(driver), keys, release_url, str(held), "--pick", *urls],
-                          env=subprocess_env(), capture_output=True, text=True,
+                          env=subprocess_env(), stdout=stdout, stderr=subprocess.PIPE, text=True,
                           timeout=SUBPROCESS_TIMEOUT)
 
 
@@ -520,6 +521,44 @@ def test_pick_prints_the_chosen_url(image_server, tmp_path):
     result = run_pick(tmp_path, "Right,Right,Return", urls)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [urls[2]]
+
+
+def test_a_pick_that_cannot_be_written_says_so_and_counts_as_none(image_server, tmp_path):
+    # Raised out of the window's slot, the write error aborted the process (exit 134).
+    urls = [image_server.add(f"/{i}.png", solid_image_bytes(c)) for i, c in enumerate(COLORS)]
+    with open("/dev/full", "w") as full:
+        result = run_pick(tmp_path, "Return", urls, stdout=full)
+    assert result.returncode == EXIT_CANCELLED, result.stderr
+    assert "imagegallery: error: cannot write the choice to standard output: [Errno 28]" \
+        in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# The number of read(2) where /proc/PID/syscall names it.
+READ_SYSCALL = {"x86_64": "0", "aarch64": "63"}.get(os.uname().machine)
+
+
+@pytest.mark.skipif(READ_SYSCALL is None, reason="read(2)'s number on this machine is not listed")
+@pytest.mark.parametrize("options, status", [([], 130), (["--pick"], EXIT_CANCELLED)])
+def test_ctrl_c_before_the_window_opens_ends_the_app_without_a_traceback(qtbot, options, status):
+    # Python's KeyboardInterrupt came out as a traceback, and inside a slot Qt called (a theme
+    # compiling, the window being made) it aborted the process (exit 134).
+    app = subprocess.Popen([sys.executable, "-m", "imagegallery", *options, "--file", "-"],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=subprocess_env(), text=True)
+    try:
+        def reading_its_list():  # blocked in read(2) on standard input
+            with open(f"/proc/{app.pid}/syscall") as call:
+                return call.read().split()[:2] == [READ_SYSCALL, "0x0"]
+
+        qtbot.waitUntil(reading_its_list, timeout=SUBPROCESS_TIMEOUT * 1000)
+        app.send_signal(signal.SIGINT)
+        _, err = app.communicate(timeout=SUBPROCESS_TIMEOUT)
+    finally:
+        app.kill()
+        app.wait()
+    assert app.returncode == status, err
+    assert "Traceback" not in err
 
 
 def test_pick_of_several_prints_each(image_server, tmp_path):

@@ -24,6 +24,7 @@ EXIT_CANCELLED = 1
 EXIT_USAGE = 2
 EXIT_QML = 3
 EXIT_SCREENSHOT = 4
+EXIT_INTERRUPTED = 130  # Ctrl+C, as a shell reports it (128 + SIGINT)
 SCREENSHOT_TIMEOUT_S = 120.0
 
 _EPILOG = """\
@@ -410,12 +411,27 @@ def _configure_logging() -> None:
         logging.basicConfig(level=logging.WARNING, format="imagegallery: %(message)s")
 
 
+def _interrupt_at_once(status: int):
+    """Ctrl+C before the event loop runs (reading standard input, a theme compiling, the window
+    being made) ends the process with `status` there and then. Python's KeyboardInterrupt,
+    raised inside a slot Qt called, aborted it instead (exit 134). Returns the handler it
+    replaced (None where signals are not this thread's to set)."""
+    def end(*_):
+        sys.stderr.flush()
+        os._exit(status)
+
+    try:
+        return signal.signal(signal.SIGINT, end)
+    except ValueError:  # not the main thread (an embedding host): leave signals alone
+        return None
+
+
 def _install_interrupt(app) -> None:
     """Ctrl+C quits: Python only runs signal handlers when the interpreter gets control."""
     from PyQt5.QtCore import QTimer
 
     try:
-        signal.signal(signal.SIGINT, lambda *_: app.exit(130))
+        signal.signal(signal.SIGINT, lambda *_: app.exit(EXIT_INTERRUPTED))
     except ValueError:  # not the main thread (an embedding host): leave signals alone
         return
     timer = QTimer(app)
@@ -763,9 +779,20 @@ class _Session:
     def _on_picked(self, urls) -> None:
         if hasattr(urls, "toVariant"):
             urls = urls.toVariant()
-        for url in urls or []:
-            print(url)
-        sys.stdout.flush()
+        try:
+            if sys.stdout is None:  # Python's sys.stdout when descriptor 1 is closed
+                raise OSError("it is closed")
+            for url in urls or []:
+                print(url)
+            sys.stdout.flush()
+        except (OSError, ValueError) as error:
+            # A full disk, a reader gone (a broken pipe): raised out of this slot, it aborted
+            # the process. The choice did not reach the caller, so it counts as none made.
+            print(f"imagegallery: error: cannot write the choice to standard output: {error}",
+                  file=sys.stderr)
+            sys.stdout = None  # nor at the interpreter's exit, where it would be said again
+            self._leave(EXIT_CANCELLED)
+            return
         self.picked = True
         self._leave(EXIT_OK)
 
@@ -894,6 +921,15 @@ def main(argv: Optional[Sequence[str]] = None, stdin=None) -> int:
     except SystemExit as done:  # --help, --version, or a usage error argparse already printed
         return int(done.code or 0) if not isinstance(done.code, str) else EXIT_USAGE
     _configure_logging()
+    replaced = _interrupt_at_once(EXIT_CANCELLED if args.pick else EXIT_INTERRUPTED)
+    try:
+        return _run(args, stdin)
+    finally:
+        if replaced is not None:  # main() called in-process (the tests) leaves it as it was
+            signal.signal(signal.SIGINT, replaced)
+
+
+def _run(args, stdin) -> int:
     try:
         if args.qml and os.path.isdir(os.path.expanduser(args.qml)):
             raise UsageError(f"--qml: {args.qml} is a folder; give the QML file")
