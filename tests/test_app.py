@@ -698,6 +698,8 @@ def test_the_offline_demo_works_with_a_proxy_set(tmp_path):
     ["--qml", __file__, "http://127.0.0.1:9/a.png"],
     ["--screenshot", "/nonexistent-folder/shot.png"],
     ["--screenshot", "shot"],  # no extension: no format to write
+    # Said only after loading, with no reason: "could not save the screenshot to /proc/shot.png".
+    ["--screenshot", "/proc/shot.png"],
 ])
 def test_options_that_cannot_work_are_usage_errors(argv, capsys):
     assert main(argv) == EXIT_USAGE

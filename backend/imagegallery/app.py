@@ -38,7 +38,8 @@ examples:
 
 exit status:
   0  success (for --pick: something was chosen and printed)
-  1  --pick was cancelled, or the window closed without a choice
+  1  --pick was cancelled, the window closed without a choice, or the choice could not be
+     written to standard output
   2  usage error: a bad option, a missing file or unreadable URL list, an unknown theme name,
      or a theme file with a QML error (the message names the file and line)
   3  the QML window (or the --qml file) failed to load; the QML errors are printed
@@ -841,6 +842,8 @@ class _Session:
         self.window.update()
 
     def _take_screenshot(self) -> None:
+        from PyQt5.QtGui import QImageWriter
+
         self.window.frameSwapped.disconnect(self._take_screenshot)
         image = grab_window(self.window)
         self.window.hide()  # taken: not shown, frozen, while the file is encoded and written
@@ -849,8 +852,10 @@ class _Session:
             print("imagegallery: error: could not grab the window", file=sys.stderr)
             self._leave(EXIT_SCREENSHOT)
             return
-        if not image.save(path):
-            print(f"imagegallery: error: could not save the screenshot to {path}", file=sys.stderr)
+        writer = QImageWriter(path)
+        if not writer.write(image):
+            print(f"imagegallery: error: could not save the screenshot to {path} "
+                  f"({writer.errorString()})", file=sys.stderr)
             self._leave(EXIT_SCREENSHOT)
             return
         self._screenshot_timer.stop()
@@ -882,6 +887,15 @@ def _check_screenshot_path(path: str) -> None:
     if suffix not in writable:
         raise UsageError(f"--screenshot: cannot write '{suffix or 'no extension'}' pictures; "
                          f"end the name with one of .{', .'.join(writable)}")
+    target = os.path.expanduser(path)
+    existed = os.path.lexists(target)
+    try:
+        with open(target, "ab"):  # a read-only folder or file, /proc: said now, not after loading
+            pass
+    except OSError as error:
+        raise UsageError(f"--screenshot: cannot write {path} ({error.strerror})") from None
+    if not existed:
+        os.remove(target)
 
 
 def _check_ca_file(path: str) -> None:
