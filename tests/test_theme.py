@@ -206,6 +206,16 @@ def test_missing_file_is_reported(qtbot, probe, tmp_path):
     assert failed.args[0] == f"{missing}: theme file not found"
 
 
+def test_a_theme_file_too_large_for_a_theme_is_refused_unread(qtbot, probe, tmp_path):
+    # Compiled on Qt's loader thread, which nothing stops: 6 MB took 146 s, holding the exit.
+    huge = tmp_path / "Huge.qml"
+    huge.write_text("import ImageGallery 1.0\nThemeData {\n" + "    // padding\n" * 80_000 + "}\n")
+    loader = probe.property("loader")
+    with qtbot.waitSignal(loader.failed, timeout=5000) as failed:
+        probe.setProperty("themePath", str(huge))
+    assert failed.args[0] == f"{huge}: a theme file of over 1 MB (a theme takes a few KB)"
+
+
 @pytest.mark.parametrize("source", ["qrc:/qml/ImageGallery/themes/Dark.qml",
                                     "http://example.org/themes/Sunset.qml"])
 def test_a_url_of_another_scheme_is_refused_as_not_a_local_file(qtbot, probe, source):

@@ -31,6 +31,7 @@ _log = logging.getLogger("imagegallery.theme")
 _RELOAD_DELAY_MS = 120
 
 _versions = itertools.count(1)
+MAX_THEME_FILE_BYTES = 1024 * 1024
 
 
 def local_path_of(source: str) -> Optional[str]:
@@ -171,6 +172,12 @@ class ThemeLoader(QObject):
             return
         if not os.path.isfile(path):
             self._fail(f"{path}: theme file not found")
+            return
+        if os.path.getsize(path) > MAX_THEME_FILE_BYTES:
+            # Compiled on Qt's loader thread, which no one can stop: 200,000 lines (6 MB) took
+            # 146 s, and deleting the engine at exit waited for it.
+            self._fail(f"{path}: a theme file of over {MAX_THEME_FILE_BYTES // (1024 * 1024)} MB "
+                       "(a theme takes a few KB)")
             return
         self._stamp = self._stamp_of(path)
         engine = self._engine_for_loading()
