@@ -3,6 +3,8 @@
 Every entry becomes a row that settles with an image or a reason; nothing raises, and the counts
 add up at every countsChanged emission.
 """
+import os
+
 import pytest
 
 from imagegallery.model import ImageGalleryModel
@@ -71,6 +73,10 @@ def test_a_local_path_given_as_a_url_says_how_to_write_it():
     assert parse_image_url("not a url").error == "malformed URL (no scheme)"
     assert parse_image_url("//127.0.0.1/x.png").error == "malformed URL (no scheme)"  # no file
     assert parse_image_url("/tmp/x.jpg", allow_plain_paths=True).ok  # the CLI's lists take paths
+    # A name in Latin-1 bytes, as Python hands it over from the command line: "file not found".
+    latin1_name = os.fsdecode(b"/tmp/caf\xe9.jpg")
+    assert parse_image_url(latin1_name, allow_plain_paths=True).error == (
+        "name is not UTF-8 text (this app cannot open it)")
 
 
 def test_non_string_entries_never_raise(qtbot, model):

@@ -53,6 +53,10 @@ def parse_image_url(text: str, allowed_schemes: Iterable[str] = DEFAULT_ALLOWED_
         return ParsedImageUrl(raw, None, error="empty URL")
     if any(ch in stripped for ch in "\r\n\t\0"):
         return ParsedImageUrl(raw, None, error="malformed URL (control characters)")
+    if any("\udc80" <= ch <= "\udcff" for ch in stripped):
+        # A command-line path whose bytes are not UTF-8 (Python keeps them as lone surrogates):
+        # a QUrl cannot carry them, and the tile said "file not found" of a file that is there.
+        return ParsedImageUrl(raw, None, error="name is not UTF-8 text (this app cannot open it)")
 
     if allow_plain_paths and not has_scheme(stripped):
         path = os.path.abspath(os.path.expanduser(stripped))
