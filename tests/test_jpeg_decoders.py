@@ -38,15 +38,20 @@ def mean_difference(first: QImage, second: QImage) -> float:
     return total / (3 * samples)
 
 
-def quadrants_jpeg(width=800, height=600, orientation=0, xmp_first=False) -> bytes:
-    """Red top-left, green top-right, blue bottom-left, yellow bottom-right as stored; with an
-    EXIF orientation tag when `orientation` is given, after an XMP packet with `xmp_first`."""
+def _quadrants(width, height) -> QImage:
+    """Red top-left, green top-right, blue bottom-left, yellow bottom-right."""
     image = QImage(width, height, QImage.Format_RGB32)
     painter = QPainter(image)
     for (x, y), color in zip([(0, 0), (1, 0), (0, 1), (1, 1)], ["red", "lime", "blue", "yellow"]):
         painter.fillRect(x * width // 2, y * height // 2, width // 2, height // 2, QColor(color))
     painter.end()
-    jpeg = encode(image, "JPEG", 95)
+    return image
+
+
+def quadrants_jpeg(width=800, height=600, orientation=0, xmp_first=False) -> bytes:
+    """_quadrants as a JPEG; with an EXIF orientation tag when `orientation` is given, after an
+    XMP packet with `xmp_first`."""
+    jpeg = encode(_quadrants(width, height), "JPEG", 95)
     if not orientation:
         return jpeg
     # A minimal little-endian EXIF block: one IFD entry, Orientation (0x0112), SHORT, count 1.
@@ -231,3 +236,24 @@ def test_a_crop_is_taken_back_to_the_stored_orientation_pixel_for_pixel(transfor
         size, stored_clip = _as_stored(display.size(), clip, transformation)
         assert size == stored.size()
         assert _apply_transformation(stored.copy(stored_clip), transformation) == display.copy(clip)
+
+
+@pytest.mark.parametrize("before_the_image, upright", [(True, True), (False, False)])
+def test_a_pngs_exif_orientation_before_its_image_data_turns_it(before_the_image, upright):
+    # Qt 5.15 ignores the eXIf chunk; browsers honour one before IDAT, and only there.
+    from imaging import png_chunk
+
+    plain = encode(_quadrants(200, 100), "PNG")
+    tiff = b"MM\0*" + struct.pack(">IH", 8, 1) + struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0)
+    exif = png_chunk(b"eXIf", tiff + struct.pack(">I", 0))
+    after_header = 8 + 25  # the signature, then IHDR
+    where = after_header if before_the_image else len(plain) - 12  # before IEND
+    shown = decode_thumbnail(plain[:where] + exif + plain[where:], ThumbnailSpec(200, 200, FIT),
+                             LoadLimits())
+    assert shown.ok, shown.error
+    if upright:  # EXIF 6: the stored top-left (red) ends up top-right
+        assert (shown.image.width(), shown.image.height()) == (100, 200)
+        assert close_to(QColor(shown.image.pixel(96, 3)), "red", 40)
+    else:
+        assert (shown.image.width(), shown.image.height()) == (200, 100)
+        assert close_to(QColor(shown.image.pixel(3, 3)), "red", 40)

@@ -665,8 +665,9 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
     if image_format == b"webp":
         _check_webp_canvas(data, max_pixels, max_side, in_process_bytes, memory_bytes)
     # EXIF orientation. Qt 5.15's JPEG plugin misses an EXIF segment after another APP1 (an
-    # XMP packet first, as some editors write), and its WebP plugin ignores EXIF: ours reads both.
-    own_orientation = image_format in (b"jpeg", b"webp")
+    # XMP packet first, as some editors write), and its WebP and PNG plugins ignore EXIF: ours
+    # reads all three.
+    own_orientation = image_format in (b"jpeg", b"webp", b"png")
     reader.setAutoTransform(not own_orientation)
     if image_format in (b"ico", b"cur"):
         _jump_to_the_icon_for(reader, spec)
@@ -690,6 +691,8 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
         manual = transformation = read_jpeg_header(data).transformation
     elif image_format == b"webp":
         manual = transformation = _webp_exif_transformation(bytes(data))
+    elif image_format == b"png":
+        manual = transformation = _png_exif_transformation(data)
     else:
         manual, transformation = 0, int(reader.transformation())
     rotated = bool(transformation & int(QImageIOHandler.TransformationRotate90))
@@ -1169,6 +1172,26 @@ def _webp_exif_transformation(data: bytes) -> int:
     for tag, start, size in _webp_chunks(data):
         if tag == b"EXIF":
             return _EXIF_TO_QT.get(_exif_orientation(data[start:start + size]), 0)
+    return 0
+
+
+# Chunks looked at for an eXIf before the image data: a PNG has a few (IHDR, gAMA, iCCP, ...).
+_PNG_CHUNKS_BEFORE_IMAGE = 64
+
+
+def _png_exif_transformation(data: Body) -> int:
+    """The orientation in a PNG's eXIf chunk, as a Qt transformation (0 when none). Only before
+    the image data, where browsers read it: one after IDAT is ignored by them too."""
+    position = 8
+    for _ in range(_PNG_CHUNKS_BEFORE_IMAGE):
+        header = _bytes_at(data, position, 8)
+        if len(header) < 8 or header[4:8] in (b"IDAT", b"IEND"):
+            return 0
+        length = int.from_bytes(header[:4], "big")
+        if header[4:8] == b"eXIf":
+            exif = _bytes_at(data, position + 8, min(length, 65536))
+            return _EXIF_TO_QT.get(_exif_orientation(exif), 0)
+        position += 12 + length
     return 0
 
 
