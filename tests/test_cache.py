@@ -270,6 +270,39 @@ def test_an_entry_copied_to_another_keys_name_is_a_miss_there(tmp_path, pixels):
     assert disk.load(second) is None
 
 
+def test_a_disk_other_programs_filled_costs_the_cache_a_tenth_once_not_at_every_write(
+        tmp_path, monkeypatch):
+    # Each failed write made room again: 40 writes to a full disk left 3 of 500 entries.
+    from imagegallery import cache
+
+    disk = DiskThumbnailCache(str(tmp_path))
+    keys = [ThumbnailKey(f"http://h/{i}.jpg", 240, 140, "fit") for i in range(60)]
+    for key in keys[:50]:
+        disk.store(key, CachedThumbnail(solid(240, 140, "#123456"), QSize(240, 140)))
+
+    def open_on_a_full_disk(path, mode="r", *args, **kwargs):
+        if "w" in mode:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "open", open_on_a_full_disk, raising=False)
+    for key in keys[50:]:
+        disk.store(key, CachedThumbnail(solid(240, 140, "#654321"), QSize(240, 140)))
+    assert sum(disk.load(key) is not None for key in keys[:50]) >= 40
+
+
+def test_an_entry_written_before_entries_named_their_key_is_still_read(tmp_path):
+    # Its missing key read as "", not as absent: every transparent thumbnail was fetched again.
+    disk = DiskThumbnailCache(str(tmp_path))
+    key = ThumbnailKey("http://h/a.png", 240, 140, "fit")
+    image = solid(240, 140, "#ff000080", QImage.Format_ARGB32)
+    image.setText(DiskThumbnailCache.ORIGINAL_SIZE, "480x280")
+    os.makedirs(os.path.dirname(disk._path(key)))
+    assert image.save(disk._path(key), b"png")
+    shown = disk.load(key)
+    assert shown is not None and shown.original_size == QSize(480, 280)
+
+
 def test_a_hit_leaves_an_entry_another_process_rewrote_meanwhile_its_own_age(tmp_path):
     disk = DiskThumbnailCache(str(tmp_path), max_age_s=3600)
     key = ThumbnailKey("http://h/a.jpg", 240, 140, "fit")

@@ -252,6 +252,7 @@ class DiskThumbnailCache:
         self.max_age_s = max_age_s
         self._writes_since_trim = self.TRIM_EVERY_WRITES  # trim at the first write
         self._write_failure_reported = False
+        self._room_made = False  # trim() made room for a write that then failed (store)
         # Only the loader's one disk thread stores today, but `loader.disk` is public: the lock
         # keeps the trim counter right if two threads ever store into one cache.
         self._lock = threading.Lock()
@@ -369,8 +370,8 @@ class DiskThumbnailCache:
 
     def _thumbnail(self, image: QImage, texts: Dict[str, str],
                    name: str) -> Optional[CachedThumbnail]:
-        if texts.get(self.KEY, name) != name:
-            return None  # another key's entry
+        if texts.get(self.KEY) and texts[self.KEY] != name:
+            return None  # another key's entry (one written before keys were kept has none)
         wanted = QImage.Format_ARGB32_Premultiplied if image.hasAlphaChannel() else QImage.Format_RGB32
         if image.format() != wanted:
             image = image.convertToFormat(wanted)  # what the scene graph uploads as is
@@ -408,13 +409,18 @@ class DiskThumbnailCache:
         full of this cache's own files never had a thumbnail written again."""
         try:
             self._write(path, data)
+            self._room_made = False
             return None
         except OSError as error:
-            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            # Room is made once until a write succeeds: a disk that other programs filled would
+            # otherwise lose a tenth of the cache, and a scan of the folder, at every thumbnail.
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT) or self._room_made:
                 return error
+        self._room_made = True
         self.trim(free_bytes=len(data))
         try:
             self._write(path, data)
+            self._room_made = False
             return None
         except OSError as error:
             return error
@@ -495,7 +501,7 @@ class DiskThumbnailCache:
         total = sum(size for _, size, _ in entries)
         target = self.budget_bytes
         if free_bytes:
-            target = min(target, total - max(free_bytes, total // 10))
+            target = max(0, min(target, total - max(free_bytes, total // 10)))
         if total <= target:
             return
         # Sorted in pieces and merged lazily: one sort of a large folder holds the GIL, which the
