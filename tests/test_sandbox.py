@@ -79,6 +79,33 @@ def test_closing_leaves_a_decoding_childs_pipes_to_the_thread_using_them(qtbot, 
     assert closed_pipes_on == ["decoding"]
 
 
+def test_a_child_whose_decode_ended_as_the_sandbox_closed_has_its_pipes_closed(qtbot, monkeypatch):
+    # Its thread put it back in its slot with both pipes open, for good.
+    class SilentSpawner:
+        def popen(self, args, **kwargs):
+            return subprocess.Popen([sys.executable, "-c", _SILENT_CHILD], **kwargs)
+
+    monkeypatch.setattr(sandbox_decode, "_spawner", SilentSpawner())
+    asked, answer = threading.Event(), threading.Event()
+
+    def answered_once_the_sandbox_closes(child, header, payload, timeout_s):
+        asked.set()
+        answer.wait(30)
+        return {"ok": True}, b""
+
+    monkeypatch.setattr(sandbox_decode._Child, "request", answered_once_the_sandbox_closes)
+    decoder = SandboxDecoder(processes=1)
+    decoding = threading.Thread(target=decoder.decode, args=(b"x", {}, 30.0, 64 << 20, "tga"))
+    decoding.start()
+    try:
+        qtbot.waitUntil(asked.is_set, timeout=30000)
+        decoder.close()
+    finally:
+        answer.set()
+        decoding.join(30)
+    assert decoder._slots.get_nowait() is None  # the child is gone from its slot, pipes closed
+
+
 def _tiff(width, height):
     from PyQt5.QtCore import QBuffer, QByteArray, QIODevice
     from PyQt5.QtGui import QColor, QImage, QImageWriter

@@ -257,6 +257,11 @@ class SandboxDecoder:
                 raise SandboxFailure(f"decoder crashed ({name})") from None
             return reply, pixels
         finally:
+            if self._closed and child is not None:
+                # Stopped by close() while this thread had it (its decode done just before, or
+                # refused as "decoder stopped"): its pipes are this thread's to close.
+                child.kill()
+                child = None
             self._slots.put(child)
 
     def _spawn(self, memory_bytes: int) -> _Child:
