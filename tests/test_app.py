@@ -706,6 +706,23 @@ def test_options_that_cannot_work_are_usage_errors(argv, capsys):
     assert "error" in capsys.readouterr().err
 
 
+def test_the_screenshot_paths_check_leaves_nothing_behind(tmp_path):
+    # Through a link to nowhere it made the link's target, and left it there.
+    from imagegallery.app import _check_screenshot_path
+
+    link = tmp_path / "shot.png"
+    link.symlink_to(tmp_path / "real.png")
+    _check_screenshot_path(str(link))
+    _check_screenshot_path(str(tmp_path / "new.png"))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["shot.png"]
+
+
+def test_main_in_process_leaves_ctrl_c_as_it_found_it(capsys):
+    handler = signal.getsignal(signal.SIGINT)
+    assert main(["--thumbnail", "0x0"]) == EXIT_USAGE
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
 def test_a_url_list_with_a_byte_order_mark_reads_its_first_url(tmp_path):
     from imagegallery.app import read_url_list
 

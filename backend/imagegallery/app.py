@@ -412,19 +412,23 @@ def _configure_logging() -> None:
         logging.basicConfig(level=logging.WARNING, format="imagegallery: %(message)s")
 
 
-def _interrupt_at_once(status: int):
+def _interrupt_at_once(status: int) -> bool:
     """Ctrl+C before the event loop runs (reading standard input, a theme compiling, the window
     being made) ends the process with `status` there and then. Python's KeyboardInterrupt,
-    raised inside a slot Qt called, aborted it instead (exit 134). Returns the handler it
-    replaced (None where signals are not this thread's to set)."""
+    raised inside a slot Qt called, aborted it instead (exit 134). Only where Ctrl+C is still
+    Python's own (the console script): a caller's handler of its own is left alone. Returns
+    whether it was installed."""
     def end(*_):
         sys.stderr.flush()
         os._exit(status)
 
     try:
-        return signal.signal(signal.SIGINT, end)
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return False
+        signal.signal(signal.SIGINT, end)
+        return True
     except ValueError:  # not the main thread (an embedding host): leave signals alone
-        return None
+        return False
 
 
 def _install_interrupt(app) -> None:
@@ -791,7 +795,7 @@ class _Session:
             # the process. The choice did not reach the caller, so it counts as none made.
             print(f"imagegallery: error: cannot write the choice to standard output: {error}",
                   file=sys.stderr)
-            sys.stdout = None  # nor at the interpreter's exit, where it would be said again
+            sys.stdout = open(os.devnull, "w")  # nor at the interpreter's exit, said again
             self._leave(EXIT_CANCELLED)
             return
         self.picked = True
@@ -866,7 +870,13 @@ class _Session:
 
     def _screenshot_timed_out(self) -> None:
         pending = self.model.pendingCount
-        waiting = f"{pending} still loading" if pending else "every image settled, not yet shown"
+        asking = self.model.loader.active_jobs() if self.args.revalidate else 0
+        if pending:
+            waiting = f"{pending} still loading"
+        elif asking:
+            waiting = f"{asking} servers' answers to --revalidate still awaited"
+        else:
+            waiting = "every image settled, not yet shown"
         print(f"imagegallery: error: the gallery did not settle within {self._screenshot_timeout_s():g} s "
               f"({waiting}); no screenshot taken", file=sys.stderr)
         self._leave(EXIT_SCREENSHOT)
@@ -888,14 +898,19 @@ def _check_screenshot_path(path: str) -> None:
         raise UsageError(f"--screenshot: cannot write '{suffix or 'no extension'}' pictures; "
                          f"end the name with one of .{', .'.join(writable)}")
     target = os.path.expanduser(path)
-    existed = os.path.lexists(target)
     try:
-        with open(target, "ab"):  # a read-only folder or file, /proc: said now, not after loading
-            pass
+        # A read-only folder or file, /proc: said now, not after loading. A file that is there
+        # is opened and left as it is; one that is not is made and removed. Anything else (a
+        # link to nowhere, a FIFO) is left to the save, which says why it failed.
+        if not os.path.lexists(target):
+            with open(target, "xb"):
+                pass
+            os.remove(target)
+        elif os.path.isfile(target) and not os.path.islink(target):
+            with open(target, "ab"):
+                pass
     except OSError as error:
         raise UsageError(f"--screenshot: cannot write {path} ({error.strerror})") from None
-    if not existed:
-        os.remove(target)
 
 
 def _check_ca_file(path: str) -> None:
@@ -935,12 +950,16 @@ def main(argv: Optional[Sequence[str]] = None, stdin=None) -> int:
     except SystemExit as done:  # --help, --version, or a usage error argparse already printed
         return int(done.code or 0) if not isinstance(done.code, str) else EXIT_USAGE
     _configure_logging()
-    replaced = _interrupt_at_once(EXIT_CANCELLED if args.pick else EXIT_INTERRUPTED)
+    caller_handler = signal.getsignal(signal.SIGINT)  # None: one set outside Python
+    _interrupt_at_once(EXIT_CANCELLED if args.pick else EXIT_INTERRUPTED)
     try:
         return _run(args, stdin)
     finally:
-        if replaced is not None:  # main() called in-process (the tests) leaves it as it was
-            signal.signal(signal.SIGINT, replaced)
+        if caller_handler is not None:  # main() called in-process leaves Ctrl+C as it was
+            try:
+                signal.signal(signal.SIGINT, caller_handler)
+            except ValueError:  # not the main thread: nothing was changed
+                pass
 
 
 def _run(args, stdin) -> int:
