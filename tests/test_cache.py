@@ -640,6 +640,15 @@ def test_turning_the_disk_cache_off_drops_the_writes_held_for_it(qtbot,
     assert folder_given_up.load(green_key) is None and folder_given_up.size_on_disk() == 0
 
 
+def test_writes_queued_for_a_folder_given_up_are_dropped(tmp_path):
+    # Those already handed to the disk thread still reached it after the cache was turned off.
+    disk = DiskThumbnailCache(str(tmp_path))
+    disk.stop_writing()
+    disk.store(ThumbnailKey("http://h/a.jpg", 240, 140, "fit"),
+               CachedThumbnail(solid(240, 140, "#123456"), QSize(240, 140)))
+    assert disk.size_on_disk() == 0
+
+
 def test_held_disk_writes_stay_held_while_the_memory_cache_has_their_images(
         qtbot, monkeypatch, green_beside_a_hanging_decode):
     from imagegallery import loader

@@ -253,6 +253,7 @@ class DiskThumbnailCache:
         self._writes_since_trim = self.TRIM_EVERY_WRITES  # trim at the first write
         self._write_failure_reported = False
         self._room_made = False  # trim() made room for a write that then failed (store)
+        self._writing = True  # until stop_writing()
         # Only the loader's one disk thread stores today, but `loader.disk` is public: the lock
         # keeps the trim counter right if two threads ever store into one cache.
         self._lock = threading.Lock()
@@ -381,7 +382,14 @@ class DiskThumbnailCache:
         return CachedThumbnail(image, original, _header_value_or_empty(texts.get(self.ETAG, "")),
                                _header_value_or_empty(texts.get(self.LAST_MODIFIED, "")))
 
+    def stop_writing(self) -> None:
+        """Writes still queued for this folder are dropped (the loader's cache was turned off or
+        moved); one under way finishes. Any thread."""
+        self._writing = False
+
     def store(self, key: ThumbnailKey, thumbnail: CachedThumbnail) -> None:
+        if not self._writing:
+            return
         path = self._path(key)
         data = self._encode_file(thumbnail, key.disk_name())
         if data is None:

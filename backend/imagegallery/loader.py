@@ -593,10 +593,13 @@ class ImageLoader(QObject):
         folder = disk_cache_folder(directory)
         if self.disk is not None and folder == self.disk.directory:
             return
+        if self.disk is not None:
+            # Nothing more for the folder given up, held or queued: a host that turns the cache
+            # off (privacy, a read-only medium) had the thumbnails loaded until then written
+            # there afterwards.
+            self.disk.stop_writing()
         self.disk = DiskThumbnailCache(folder) if folder else None
         if self._held_disk_writes:
-            # For the folder given up: a host that turns the cache off (privacy, a read-only
-            # medium) had the thumbnails loaded until then written there afterwards.
             self._held_disk_writes_deadline.stop()
             self._held_disk_writes = []
             self._held_disk_write_bytes = 0
