@@ -254,6 +254,16 @@ def test_a_large_gif_the_walk_cannot_cut_is_decoded_out_of_process(tmp_path, tri
     assert outcome["sandboxed"] == 1, outcome
 
 
+def test_avif_is_left_to_qt_where_a_plugin_reads_it(monkeypatch):
+    # With KImageFormats' plugins installed, Qt decodes AVIF: it must not be refused first.
+    from imagegallery import decode
+
+    avif = b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf" + bytes(64)
+    assert decode._unsupported_format_name(avif) == "AVIF"
+    monkeypatch.setattr(decode, "_qt_image_formats", lambda: frozenset({b"avif", b"png"}))
+    assert decode._unsupported_format_name(avif) == ""
+
+
 def _tiff_bytes() -> bytes:
     from PyQt5.QtCore import QBuffer, QByteArray, QIODevice
     from PyQt5.QtGui import QImage, QImageWriter
@@ -340,6 +350,44 @@ def test_an_icon_is_made_from_its_entry_that_fits_the_tile(box, shown, color):
     assert thumbnail.ok, thumbnail.error
     assert (thumbnail.image.width(), thumbnail.image.height()) == (shown, shown)
     assert close_to(QColor(thumbnail.image.pixel(shown // 2, shown // 2)), color)
+
+
+def _icon_bitmap(side: int, bits: int) -> bytes:
+    """An ICO entry as a bitmap: red and half transparent at 32 bits, grey at 4."""
+    header = struct.pack("<IiiHHIIiiII", 40, side, side * 2, 1, bits, 0, 0, 0, 0, 0, 0)
+    if bits == 32:
+        palette, row = b"", b"\x00\x00\xff\x80" * side
+    else:
+        palette = b"\x00\x00\x00\x00" + b"\x80\x80\x80\x00" * 15
+        row = bytes([0x11]) * ((side + 1) // 2)
+        row += b"\0" * (-len(row) % 4)
+    return header + palette + row * side + b"\0" * ((side + 31) // 32 * 4) * side
+
+
+def test_of_two_icon_entries_the_same_size_the_one_of_more_colours_is_shown(qapp):
+    # Old icons list a 16-colour entry before the 32-bit one of the same size.
+    bitmaps = [(32, 4), (32, 32)]
+    blobs = [_icon_bitmap(*entry) for entry in bitmaps]
+    data, offset = struct.pack("<HHH", 0, 1, len(blobs)), 6 + 16 * len(blobs)
+    for (side, bits), blob in zip(bitmaps, blobs):
+        data += struct.pack("<BBBBHHII", side, side, 16 if bits == 4 else 0, 0, 1, bits, len(blob),
+                            offset)
+        offset += len(blob)
+    data += b"".join(blobs)
+    thumbnail = decode_thumbnail(data, ThumbnailSpec(120, 80, FIT), LoadLimits(), url="old.ico")
+    assert thumbnail.ok, thumbnail.error
+    color = thumbnail.image.pixelColor(5, 5)
+    assert (color.red(), color.green(), color.alpha()) == (255, 0, 128), color.name(QColor.HexArgb)
+
+
+def test_an_icon_entry_over_the_pixel_limit_is_passed_over_for_one_within_it():
+    # Chosen for the tile first and judged by the limits after, the large entry refused the
+    # icon whose first entry used to be shown.
+    data = icon_of([(16, "#ff0000"), (256, "#ffff00")])
+    thumbnail = decode_thumbnail(data, ThumbnailSpec(240, 140, FIT), LoadLimits(max_pixels=10_000),
+                                 url="favicon.ico")
+    assert thumbnail.ok, thumbnail.error
+    assert (thumbnail.image.width(), thumbnail.image.height()) == (16, 16)
 
 
 def webp_with_profile_after_the_image(profile: bytes) -> bytes:

@@ -16,6 +16,7 @@ Where a decode runs depends on the format and the size (see docs/reliability.md)
 """
 from __future__ import annotations
 
+import functools
 import struct
 import threading
 import zlib
@@ -670,7 +671,7 @@ def _read(reader: QImageReader, image_format: bytes, data: Body, spec: Thumbnail
     own_orientation = image_format in (b"jpeg", b"webp", b"png")
     reader.setAutoTransform(not own_orientation)
     if image_format in (b"ico", b"cur"):
-        _jump_to_the_icon_for(reader, spec)
+        _jump_to_the_icon_for(reader, spec, max_pixels, max_side)
     stored = reader.size()  # from the header only; nothing is allocated yet (but see above)
     if not stored.isValid() or stored.isEmpty():
         if image_format == b"bmp":  # Qt refuses some bombs' sizes itself: named as what they are
@@ -930,23 +931,27 @@ def _check_pixel_budget(stored: QSize, max_pixels: int, max_side: int) -> None:
 MAX_ICON_ENTRIES = 64
 
 
-def _jump_to_the_icon_for(reader: QImageReader, spec: ThumbnailSpec) -> None:
-    """Point `reader` at the icon entry a thumbnail of `spec` is best made from: the smallest
-    that is not scaled up, else the largest. Qt reads the first, most often the 16x16 one,
-    which a 140-pixel tile showed as a blur-free but tiny picture."""
+def _jump_to_the_icon_for(reader: QImageReader, spec: ThumbnailSpec, max_pixels: int,
+                          max_side: int) -> None:
+    """Point `reader` at the icon entry a thumbnail of `spec` is best made from: among those
+    within the pixel limits, the smallest that is not scaled up, else the largest; of two the
+    same size, the one of more colours. Qt reads the first, most often the 16x16 one, which a
+    140-pixel tile showed as a tiny picture."""
     entries = []
     for index in range(min(reader.imageCount(), MAX_ICON_ENTRIES)):
         if reader.jumpToImage(index):
             size = reader.size()
-            if size.isValid() and not size.isEmpty():
-                entries.append((size.width() * size.height(), index, size))
+            if size.isValid() and not size.isEmpty() and size.width() * size.height() <= max_pixels \
+                    and max(size.width(), size.height()) <= max_side:
+                depth = QImage.toPixelFormat(reader.imageFormat()).bitsPerPixel()
+                entries.append((size.width() * size.height(), -depth, index, size))
     if not entries:
-        reader.jumpToImage(0)
+        reader.jumpToImage(0)  # judged by the limits as it is
         return
     entries.sort()
-    largest = entries[-1][2]
+    largest = entries[-1][3]
     wanted = target_geometry(largest, spec)[0]
-    best = next(index for _, index, size in entries
+    best = next(index for _, _, index, size in entries
                 if size.width() >= wanted.width() and size.height() >= wanted.height())
     reader.jumpToImage(best)
 
@@ -1259,11 +1264,20 @@ _UNSUPPORTED_BRANDS = {b"avif": "AVIF", b"avis": "AVIF", b"heic": "HEIF", b"heix
 
 
 def _unsupported_format_name(data: bytes) -> str:
-    """"AVIF" or "HEIF" for such a file (by its brands), else ""."""
+    """"AVIF" or "HEIF" for such a file (by its brands) where Qt has no plugin for it (as
+    PyQt5's wheels have none), else ""."""
     if data[4:8] != b"ftyp" or data[8:12] not in _UNSUPPORTED_BRANDS:
         return ""
     # A generic major brand (mif1) names AVIF among the compatible ones.
-    return "AVIF" if b"avif" in data[8:64] else _UNSUPPORTED_BRANDS[data[8:12]]
+    name = "AVIF" if b"avif" in data[8:64] else _UNSUPPORTED_BRANDS[data[8:12]]
+    plugins = {b"AVIF": (b"avif",), b"HEIF": (b"heif", b"heic")}[name.encode()]
+    return "" if any(plugin in _qt_image_formats() for plugin in plugins) else name
+
+
+@functools.lru_cache(maxsize=1)
+def _qt_image_formats() -> frozenset:
+    """The formats Qt's image plugins read here (a KImageFormats install adds AVIF and HEIF)."""
+    return frozenset(bytes(name).lower() for name in QImageReader.supportedImageFormats())
 
 
 def _looks_like_svg(data: bytes, url: str, content_type: str) -> bool:
