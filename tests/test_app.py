@@ -732,7 +732,7 @@ def test_a_url_list_with_a_byte_order_mark_reads_its_first_url(tmp_path):
     piped = io.StringIO("\ufeffhttp://127.0.0.1:9/a.png\n")
     assert read_url_list("-", stdin=piped) == ["http://127.0.0.1:9/a.png"]
     # Notepad's "Unicode" is UTF-16 with a BOM: it was "URL list is not UTF-8 text".
-    for encoding in ("utf-16-le", "utf-16-be"):
+    for encoding in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"):
         listing.write_bytes("\ufeffhttp://127.0.0.1:9/a.png\r\n".encode(encoding))
         assert read_url_list(str(listing)) == ["http://127.0.0.1:9/a.png"]
 
@@ -754,6 +754,9 @@ def test_a_lists_paths_from_a_pipe_or_home_are_read_as_the_user_meant(tmp_path, 
     (tmp_path / "album").mkdir()
     (tmp_path / "album" / "list.txt").write_text("beach.png\n")
     assert read_url_list("~/album/list.txt") == [str(tmp_path / "album" / "beach.png")]
+    # `--file /dev/stdin < album/list.txt` is that list: its folder, not /dev.
+    with open(tmp_path / "album" / "list.txt", "rb") as redirected:
+        assert read_url_list(f"/dev/fd/{redirected.fileno()}") == [str(tmp_path / "album" / "beach.png")]
 
 
 def test_revalidate_asks_the_server_about_each_disk_cached_thumbnail(qtbot, image_server, tmp_path,

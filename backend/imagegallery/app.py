@@ -240,7 +240,8 @@ def read_url_list(path: str, stdin=None) -> List[str]:
     folder). Raises UsageError with the reason."""
     if path != "-":
         path = os.path.expanduser(path)  # `--file=~/list.txt`: no shell expands it after "="
-    folder = os.path.dirname(os.path.abspath(path)) if os.path.isfile(path) else os.getcwd()
+    # realpath: `--file /dev/stdin < album/list.txt` is album/list.txt, not a file in /dev.
+    folder = os.path.dirname(os.path.realpath(path)) if os.path.isfile(path) else os.getcwd()
     entries = _read_url_lines(path, stdin)
     if len(entries) > MAX_URL_LIST_ENTRIES:
         raise UsageError(f"URL list has over {MAX_URL_LIST_ENTRIES:,} entries ({len(entries):,}): "
@@ -256,8 +257,10 @@ def _at_most_list_size(data, source: str):
 
 
 def _list_text(data: bytes) -> str:
-    """A list file's text: UTF-8 (a BOM skipped), or UTF-16 where a BOM says so (Windows
-    Notepad's "Unicode"). Raises UnicodeDecodeError."""
+    """A list file's text: UTF-8 (a BOM skipped), or UTF-16 or UTF-32 where a BOM says so
+    (Windows Notepad's "Unicode" is UTF-16). Raises UnicodeDecodeError."""
+    if data[:4] in (b"\xff\xfe\0\0", b"\0\0\xfe\xff"):
+        return data.decode("utf-32")  # whose BOM starts as UTF-16's does
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return data.decode("utf-16")
     return data.decode("utf-8-sig")
