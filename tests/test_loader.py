@@ -2,6 +2,8 @@
 import gc
 import weakref
 
+import pytest
+
 from gui_gaps import GuiThreadGaps
 from imagegallery.limits import LoadLimits
 from imagegallery.loader import _StreamCap
@@ -439,6 +441,25 @@ def test_an_answer_with_no_body_by_its_status_says_so(qtbot, model, image_server
     reasons = [model.data(model.index(row), ImageGalleryModel.ErrorStringRole) for row in (0, 1)]
     assert reasons == ["HTTP 204 No Content (no image in the answer)",
                        "HTTP 304 Not Modified (no image in the answer)"]
+
+
+@pytest.mark.parametrize("change", ["transport", "maxConnectionsPerHost"])
+def test_a_slot_on_load_started_may_change_the_transport(qtbot, model, image_server, change):
+    # loadStarted came before the request went to its transport, which the slot then closed:
+    # "CurlTransport used after close()", and the process aborted.
+    urls = [image_server.add(f"/{n}.png", solid_image_bytes("#00ff00")) for n in range(6)]
+    model.transport = "curl"
+    changed = []
+
+    def change_it_once(url):
+        if not changed:
+            changed.append(url)
+            setattr(model, change, "qt" if change == "transport" else 3)
+
+    model.loader.loadStarted.connect(change_it_once)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+    assert changed and model.loadedCount == 6
 
 
 def test_setting_the_same_transport_options_again_restarts_nothing(qtbot, model, image_server):

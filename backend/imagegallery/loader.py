@@ -1135,10 +1135,13 @@ class ImageLoader(QObject):
             if_none_match=job.etag if revalidating else "",
             if_modified_since=job.last_modified if revalidating else "",
             urgency=_urgency_of(job.priority))
-        if not revalidating:
-            self.loadStarted.emit(job.url)
         self._arm_watchdog()
         transport.start(request)
+        if not revalidating:
+            # After start(), which answers only later: a slot that changes the transport or
+            # cancels the job (a host's) then finds it started, where before start() it closed
+            # the transport the request was still to go to ("used after close()": an abort).
+            self.loadStarted.emit(job.url)
 
     def _connect_transport(self, transport: Transport) -> None:
         transport.responseStarted.connect(self._on_response_started)
