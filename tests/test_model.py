@@ -792,3 +792,77 @@ def test_a_null_view_or_a_nan_ratio_from_qml_is_refused_with_a_warning(model, ca
     warned = [record.getMessage() for record in caplog.records]
     assert sum("the view is null" in message for message in warned) == 3, warned
     assert any("devicePixelRatio must be a number" in message for message in warned), warned
+
+
+# -- changes asked for from slots on the model's own row signals ------------------------------
+def counts_add_up(model):
+    statuses = [model.status_of(row) for row in range(model.count)]
+    return (model.loadedCount == statuses.count(Status.Ready)
+            and model.failedCount == statuses.count(Status.Error)
+            and model.pendingCount == statuses.count(Status.Null) + statuses.count(Status.Loading))
+
+
+def test_a_row_removed_from_a_slot_on_rows_inserted_leaves_the_counts_right(qtbot, model,
+                                                                            image_server):
+    # The insertion went on to request its rows by numbers the slot had changed: a removed row
+    # counted as Loading for ever, and `busy` never went false.
+    urls = serve_colors(image_server)
+    removed = []
+
+    def remove_the_first_once(parent, first, last):
+        if not removed:
+            removed.append(model.get(0)["url"])
+            model.remove(0)
+
+    model.rowsInserted.connect(remove_the_first_once)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+    qtbot.waitUntil(lambda: model.count == len(urls) - 1 and not model.busy, timeout=5000)
+    assert model.urls == urls[1:] and counts_add_up(model)
+
+
+def test_a_gallery_refilled_from_a_slot_on_rows_removed_keeps_the_new_list(qtbot, model,
+                                                                          image_server):
+    # Set inside the removal, the refill was dropped by the list change still under way: no
+    # rows, yet a count of loaded ones.
+    first, refill = serve_colors(image_server)[:2], serve_colors(image_server)[2:]
+
+    def refill_when_empty(parent, first_row, last_row):
+        if model.count == 0:
+            model.urls = refill
+
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = first
+    model.rowsRemoved.connect(refill_when_empty)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = []
+    qtbot.waitUntil(lambda: model.urls == refill and model.pendingCount == 0, timeout=10000)
+    assert counts_add_up(model) and model.loadedCount == len(refill)
+
+
+def test_failed_rows_removed_from_a_slot_on_data_changed_are_the_failed_ones(qtbot, model,
+                                                                           image_server, tmp_path):
+    # The later ranges of the same flush named rows the removals had moved: wrong rows went,
+    # failed ones stayed, and a view kept showing stale states.
+    urls = []
+    for number, url in enumerate(serve_colors(image_server)):
+        path = tmp_path / f"{number}.png"
+        path.write_bytes(solid_image_bytes("#00ff00"))
+        urls += [url, path.as_uri()]
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+
+    named = []  # the status of the row each range names, as it is sent
+
+    def drop_failed(top_left, bottom_right, roles):
+        named.append(model.status_of(top_left.row()))
+        for row in range(bottom_right.row(), top_left.row() - 1, -1):
+            if model.status_of(row) == Status.Error:
+                model.remove(row)
+
+    model.dataChanged.connect(drop_failed)
+    model.allowedSchemes = ["file"]  # every http row fails, in ranges of one
+    qtbot.waitUntil(lambda: model.count == len(urls) // 2, timeout=5000)
+    assert all(url.startswith("file:") for url in model.urls) and counts_add_up(model)
+    # The flush named the rows that had failed, each of them, not rows the removals moved there.
+    assert named[:len(urls) // 2] == [Status.Error] * (len(urls) // 2)
