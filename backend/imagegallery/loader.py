@@ -293,6 +293,12 @@ class _DiskWrite(NamedTuple):
     size: int
 
 
+class _DiskDiscard(NamedTuple):
+    """The disk thread's token for removing one thumbnail the server said is gone."""
+    sequence: int
+    key: ThumbnailKey
+
+
 class _DiskLookup(NamedTuple):
     """What the disk thread hands back for one lookup: the thumbnail, or None on a miss."""
     url: str
@@ -467,6 +473,7 @@ class ImageLoader(QObject):
         self._held_disk_writes_deadline.timeout.connect(self._release_disk_writes)
         self.set_disk_cache_dir(default_disk_cache_dir() if disk_cache_dir is None else disk_cache_dir)
         self._queued_disk_write_bytes = 0
+        self._discards_queued: Dict[ThumbnailKey, int] = {}  # key -> removals not yet done
         self._io.done.connect(self._on_io_done)
         application = QCoreApplication.instance()
         if application is not None:
@@ -966,6 +973,10 @@ class ImageLoader(QObject):
     def _on_io_done(self, token, result) -> None:
         if isinstance(token, _DiskWrite):
             self._disk_write_done(token)
+        elif isinstance(token, _DiskDiscard):
+            left = self._discards_queued.pop(token.key, 1) - 1
+            if left:
+                self._discards_queued[token.key] = left
         elif isinstance(result, _DiskLookup):
             self._on_disk_lookup(token, result)
         elif isinstance(result, Exception):  # a lookup that raised: go on as if it missed
@@ -977,6 +988,10 @@ class ImageLoader(QObject):
         url, key, thumbnail, generation = result
         if thumbnail is not None and self._refetched_since(url, generation):
             return  # begun before a reload(): the disk's copy is the picture being replaced
+        if key in self._discards_queued:
+            # The server said it is gone, and its removal waits behind writes queued before it:
+            # a lookup, which goes ahead of writes, found it still there.
+            thumbnail = None
         if thumbnail is not None:
             self.thumbnails.put(key, thumbnail)
         job = self._jobs.get(url)
@@ -1405,7 +1420,8 @@ class ImageLoader(QObject):
         if held:
             self._held_disk_writes = [write for write in self._held_disk_writes if write[1] != key]
             self._held_disk_write_bytes -= sum(write[2].image.sizeInBytes() for write in held)
-        self._io.submit((_IO_STORE, 0), ("forget", next(self._tokens)), self.disk.discard, key)
+        self._discards_queued[key] = self._discards_queued.get(key, 0) + 1
+        self._io.submit((_IO_STORE, 0), _DiskDiscard(next(self._tokens), key), self.disk.discard, key)
 
     def _release_disk_writes_if_idle(self) -> None:
         # Not while close() cancels the jobs: it decides itself whether held writes still go.
