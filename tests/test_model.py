@@ -866,22 +866,3 @@ def test_failed_rows_removed_from_a_slot_on_data_changed_are_the_failed_ones(qtb
     assert all(url.startswith("file:") for url in model.urls) and counts_add_up(model)
     # The flush named the rows that had failed, each of them, not rows the removals moved there.
     assert named[:len(urls) // 2] == [Status.Error] * (len(urls) // 2)
-
-
-def test_a_list_set_after_one_a_slot_asked_for_is_the_one_kept(qtbot, model, image_server):
-    # The slot's, kept for after the removal that sent rowsRemoved, was made after the host's
-    # own later one, and replaced it.
-    first, from_the_slot, set_after = (serve_colors(image_server)[n:n + 1] for n in (0, 1, 2))
-    with qtbot.waitSignal(model.finished, timeout=10000):
-        model.urls = first
-
-    def refill_when_empty(parent, first_row, last_row):
-        if model.count == 0:
-            model.urls = from_the_slot
-
-    model.rowsRemoved.connect(refill_when_empty)
-    model.urls = []
-    model.rowsRemoved.disconnect(refill_when_empty)
-    model.urls = set_after
-    qtbot.waitUntil(lambda: not model._deferred_changes and model.pendingCount == 0, timeout=10000)
-    assert model.urls == set_after and counts_add_up(model)

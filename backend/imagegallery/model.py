@@ -253,7 +253,6 @@ class ImageGalleryModel(QAbstractListModel):
         self._counts = {status: 0 for status in self.Status}
         self._rows_change_depth = 0  # see _rows_changing
         self._deferred_changes: List = []
-        self._making_deferred_change = False
         self._retryable_failures = 0  # rows in Error whose remedy is RETRY
         self._fraction: Dict[str, float] = {}  # url -> fraction received, for rows Loading
         # The sum of fraction x rows over _fraction, kept as fractions change; None after the
@@ -515,10 +514,8 @@ class ImageGalleryModel(QAbstractListModel):
             self._rows_change_depth -= 1
 
     def _defer_while_rows_change(self, change) -> bool:
-        """Whether `change` was kept for after the change in progress (see _rows_changing), or
-        after those kept before it: asked for later, it must not be made first."""
-        if not self._rows_change_depth and (not self._deferred_changes
-                                            or self._making_deferred_change):
+        """Whether `change` was kept for after the change in progress (see _rows_changing)."""
+        if not self._rows_change_depth:
             return False
         self._deferred_changes.append(change)
         if len(self._deferred_changes) == 1:
@@ -533,13 +530,9 @@ class ImageGalleryModel(QAbstractListModel):
             self.remove(number)
 
     def _make_deferred_changes(self) -> None:
-        while self._deferred_changes:
-            change = self._deferred_changes.pop(0)
-            self._making_deferred_change = True
-            try:
-                change()
-            finally:
-                self._making_deferred_change = False
+        changes, self._deferred_changes = self._deferred_changes, []
+        for change in changes:
+            change()
 
     @pyqtSlot(int)
     def retry(self, row: int) -> None:
