@@ -8,7 +8,6 @@ loop turn, not 200 repaints.
 from __future__ import annotations
 
 import base64
-import contextlib
 import enum
 import functools
 import itertools
@@ -251,8 +250,6 @@ class ImageGalleryModel(QAbstractListModel):
         self._prefetch_rows = 24
 
         self._counts = {status: 0 for status in self.Status}
-        self._rows_change_depth = 0  # see _rows_changing
-        self._deferred_changes: List = []
         self._retryable_failures = 0  # rows in Error whose remedy is RETRY
         self._fraction: Dict[str, float] = {}  # url -> fraction received, for rows Loading
         # The sum of fraction x rows over _fraction, kept as fractions change; None after the
@@ -360,12 +357,9 @@ class ImageGalleryModel(QAbstractListModel):
 
     def _set_urls(self, urls: Iterable[str]) -> None:
         urls = [u if isinstance(u, str) else "" for u in (urls or [])]
-        if self._defer_while_rows_change(functools.partial(self._set_urls, urls)):
-            return
         if urls == self._get_urls():
             return
-        with self._rows_changing():
-            self._replace_rows(urls)
+        self._replace_rows(urls)
         # A new list owes a `finished` once it has settled, also one of rows that had settled
         # already (reordered, some removed, or none left): "set urls, wait for finished()" must
         # never wait for ever. Edits (append, remove) owe one only if they started loads.
@@ -482,57 +476,18 @@ class ImageGalleryModel(QAbstractListModel):
     def append(self, urls) -> None:
         """Add URLs at the end (a string or a list of strings)."""
         urls = [urls] if isinstance(urls, str) else list(urls)
-        if not urls or self._defer_while_rows_change(functools.partial(self.append, urls)):
+        if not urls:
             return
-        with self._rows_changing():
-            self._insert_rows(len(self._rows), [u if isinstance(u, str) else "" for u in urls])
+        self._insert_rows(len(self._rows), [u if isinstance(u, str) else "" for u in urls])
         self._after_structure_change()
         self.urlsChanged.emit()
 
     @pyqtSlot(int)
     def remove(self, row: int) -> None:
-        if 0 <= row < len(self._rows) and self._defer_while_rows_change(
-                functools.partial(self._remove_if_still_here, self._rows[row])):
-            return
         if 0 <= row < len(self._rows):
-            with self._rows_changing():
-                self._remove_range(row, row)
+            self._remove_range(row, row)
             self._after_structure_change()
             self.urlsChanged.emit()
-
-    # A change of the rows (urls, append, remove) asked for from a slot on the model's own row
-    # signals (rowsInserted, rowsRemoved, modelReset, dataChanged) is made once the change that
-    # sent them is done: made at once, it ran inside the other's bookkeeping, which then went on
-    # with row numbers it no longer had (rows lost, counts wrong for good, a view's rows
-    # stale). Qt's views and proxy models likewise expect one change at a time.
-    @contextlib.contextmanager
-    def _rows_changing(self):
-        self._rows_change_depth += 1
-        try:
-            yield
-        finally:
-            self._rows_change_depth -= 1
-
-    def _defer_while_rows_change(self, change) -> bool:
-        """Whether `change` was kept for after the change in progress (see _rows_changing)."""
-        if not self._rows_change_depth:
-            return False
-        self._deferred_changes.append(change)
-        if len(self._deferred_changes) == 1:
-            QTimer.singleShot(0, self._make_deferred_changes)
-        return True
-
-    def _remove_if_still_here(self, row: _Row) -> None:
-        """remove() of the row that was at the number given when it was asked for: its number
-        may have changed since (_defer_while_rows_change)."""
-        number = self._number_of(row)
-        if number >= 0:
-            self.remove(number)
-
-    def _make_deferred_changes(self) -> None:
-        changes, self._deferred_changes = self._deferred_changes, []
-        for change in changes:
-            change()
 
     @pyqtSlot(int)
     def retry(self, row: int) -> None:
@@ -966,11 +921,8 @@ class ImageGalleryModel(QAbstractListModel):
         if self._dirty:
             numbers = sorted(n for n in (self._number_of(r) for r in self._dirty.values()) if n >= 0)
             self._dirty.clear()
-            with self._rows_changing():  # the ranges' numbers hold until the last is sent
-                for first, last in _ranges(numbers):
-                    self.dataChanged.emit(self.index(first), self.index(last), self._STATE_ROLES)
-                    if sip.isdeleted(self):  # deleted by a slot (Qt warns against it)
-                        return
+            for first, last in _ranges(numbers):
+                self.dataChanged.emit(self.index(first), self.index(last), self._STATE_ROLES)
         if self._counts_dirty:
             self._counts_dirty = False
             published = (self.loadedCount, self.failedCount, self.retryableFailedCount,
