@@ -792,3 +792,51 @@ def test_a_null_view_or_a_nan_ratio_from_qml_is_refused_with_a_warning(model, ca
     warned = [record.getMessage() for record in caplog.records]
     assert sum("the view is null" in message for message in warned) == 3, warned
     assert any("devicePixelRatio must be a number" in message for message in warned), warned
+
+
+# -- the model changed from slots on its own row signals ---------------------------------------
+def counts_add_up(model):
+    statuses = [model.status_of(row) for row in range(model.count)]
+    return (model.loadedCount == statuses.count(Status.Ready)
+            and model.failedCount == statuses.count(Status.Error)
+            and model.pendingCount == statuses.count(Status.Null) + statuses.count(Status.Loading))
+
+
+def test_rows_removed_from_a_slot_on_rows_inserted_leave_the_counts_right(qtbot, model,
+                                                                          image_server):
+    # The insertion went on to request its rows by numbers the slot had changed: a removed row
+    # counted as Loading for ever, and `busy` never went false.
+    urls = serve_colors(image_server)
+
+    def keep_the_last_two(parent, first, last):
+        while model.count > 2:
+            model.remove(0)
+
+    model.rowsInserted.connect(keep_the_last_two)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = urls
+    qtbot.waitUntil(lambda: not model.busy, timeout=5000)
+    assert model.urls == urls[-2:] and counts_add_up(model) and model.loadedCount == 2
+
+
+def test_a_slot_on_rows_removed_sees_the_counts_without_the_rows_removed(qtbot, model,
+                                                                        image_server):
+    # The counts and the URL index were brought up to date only after rowsRemoved: a host
+    # refilling an emptied gallery from it read counts of rows no longer there.
+    first, more = serve_colors(image_server)[:2], serve_colors(image_server)[2:]
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.urls = first
+    seen = []
+
+    def refill_when_emptied(parent, first_row, last_row):
+        seen.append((model.count, model.loadedCount + model.failedCount + model.pendingCount))
+        if model.count == 0:
+            model.append(more)
+
+    model.rowsRemoved.connect(refill_when_emptied)
+    model.remove(1)
+    with qtbot.waitSignal(model.finished, timeout=10000):
+        model.remove(0)
+    assert seen[:2] == [(1, 1), (0, 0)]
+    qtbot.waitUntil(lambda: model.pendingCount == 0, timeout=10000)
+    assert model.urls == more and counts_add_up(model)

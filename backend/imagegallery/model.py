@@ -428,7 +428,11 @@ class ImageGalleryModel(QAbstractListModel):
         self._rows[first:first] = new_rows
         self._forget_row_numbers()
         self.endInsertRows()
-        self._request_or_queue(enumerate(new_rows, first))
+        # By their numbers now: a slot on rowsInserted may have removed or moved rows (a host's
+        # "keep the last N"), and a removed row requested by its old number counted as Loading
+        # for ever.
+        self._request_or_queue((number, row) for number, row in
+                               ((self._number_of(row), row) for row in new_rows) if number >= 0)
         if self._load_policy == self.LoadPolicy.LoadAll:
             self._schedule_feed()
 
@@ -438,8 +442,9 @@ class ImageGalleryModel(QAbstractListModel):
         removed = self._rows[first:last + 1]
         del self._rows[first:last + 1]
         self._forget_row_numbers()
-        self.endRemoveRows()
         self._partial_progress = None
+        # The counts, the URL index and the loader's jobs follow before endRemoveRows: a slot on
+        # rowsRemoved (a host refilling an emptied gallery) found them still counting the rows.
         for row in removed:
             self._counts[row.status] -= 1
             self._retryable_failures -= self._is_retryable_failure(row.status, row.remedy)
@@ -452,6 +457,7 @@ class ImageGalleryModel(QAbstractListModel):
                     self._fraction.pop(row.url, None)
                     self._reloads_in_flight.discard(row.url)
                     self._loader.cancel(row.url, self._claim)
+        self.endRemoveRows()
 
     def _after_structure_change(self) -> None:
         # Rows a removal or an insertion moved onto the screen or into the margin: the view
@@ -845,6 +851,8 @@ class ImageGalleryModel(QAbstractListModel):
         roles = [self.BytesReceivedRole, self.BytesTotalRole, self.ProgressRole]
         for first, last in _ranges(sorted(n for n in numbers if n >= 0)):
             self.dataChanged.emit(self.index(first), self.index(last), roles)
+            if sip.isdeleted(self):
+                return
         self._counts_dirty = True
         self._schedule_flush()
 
@@ -923,6 +931,8 @@ class ImageGalleryModel(QAbstractListModel):
             self._dirty.clear()
             for first, last in _ranges(numbers):
                 self.dataChanged.emit(self.index(first), self.index(last), self._STATE_ROLES)
+                if sip.isdeleted(self):  # deleted by a slot (Qt warns against it)
+                    return
         if self._counts_dirty:
             self._counts_dirty = False
             published = (self.loadedCount, self.failedCount, self.retryableFailedCount,
