@@ -461,6 +461,30 @@ def test_a_404_one_loader_meets_is_forgotten_by_the_others_too(qtbot, image_serv
     assert third.loader.stats["disk_hits"] == 0 and third.status_of(0) == ImageGalleryModel.Status.Error
 
 
+def test_a_removal_queued_in_one_loader_makes_the_others_lookup_on_that_folder_a_miss(
+        qtbot, image_server, make_model):
+    # Counted per loader, it left a window where another loader on the same folder, whose own
+    # removal was already done, found the gone image that a queued write had put back.
+    url = image_server.add("/back.png", solid_image_bytes("#00ff00"))
+    waiting, behind = make_model(), make_model()
+    assert waiting.loader.disk.directory == behind.loader.disk.directory
+    key = behind.loader.key_for(url)
+    behind.loader.disk.store(key, CachedThumbnail(solid(240, 140, "#ff0000"), QSize(240, 140)))
+    held = threading.Event()
+    waiting.loader._io.submit((0, 0), "hold", held.wait, 10)  # its disk thread is busy
+    try:
+        waiting.loader._forget_on_disk(url, waiting.loader.spec)  # queued behind it
+        with qtbot.waitSignal(behind.finished, timeout=10000):
+            behind.urls = [url]
+        assert behind.loader.stats["disk_hits"] == 0 and image_server.hits["/back.png"] == 1
+    finally:
+        held.set()
+    qtbot.waitUntil(lambda: waiting.loader.pending_worker_jobs() == 0, timeout=10000)
+    from imagegallery import loader
+
+    assert not loader._DISCARDS_QUEUED
+
+
 @pytest.mark.parametrize("gone_status", [404, 410])
 def test_revalidation_that_meets_a_gone_image_shows_why_and_forgets_it(qtbot, image_server,
                                                                        make_model, gone_status):

@@ -296,7 +296,7 @@ class _DiskWrite(NamedTuple):
 class _DiskDiscard(NamedTuple):
     """The disk thread's token for removing one thumbnail the server said is gone."""
     sequence: int
-    key: ThumbnailKey
+    entry: Tuple[str, ThumbnailKey]  # (the cache's folder, the key)
 
 
 class _DiskLookup(NamedTuple):
@@ -377,6 +377,18 @@ def _warm_up() -> None:
 
 # Every loader not yet collected, so that a 404 one of them meets reaches the others' caches.
 _LIVE_LOADERS: "weakref.WeakSet[ImageLoader]" = weakref.WeakSet()
+# (folder, key) -> removals of a gone image's thumbnail queued on any loader's disk thread and not
+# yet done. By folder, not by loader: loaders share one by default, and one's removal may be done
+# while another's queued write still puts the file back. GUI thread only.
+_DISCARDS_QUEUED: Dict[Tuple[str, ThumbnailKey], int] = {}
+
+
+def _count_discards(entry: Tuple[str, ThumbnailKey], change: int) -> None:
+    left = _DISCARDS_QUEUED.get(entry, 0) + change
+    if left > 0:
+        _DISCARDS_QUEUED[entry] = left
+    else:
+        _DISCARDS_QUEUED.pop(entry, None)
 
 
 class ImageLoader(QObject):
@@ -473,7 +485,8 @@ class ImageLoader(QObject):
         self._held_disk_writes_deadline.timeout.connect(self._release_disk_writes)
         self.set_disk_cache_dir(default_disk_cache_dir() if disk_cache_dir is None else disk_cache_dir)
         self._queued_disk_write_bytes = 0
-        self._discards_queued: Dict[ThumbnailKey, int] = {}  # key -> removals not yet done
+        # This loader's share of _DISCARDS_QUEUED, taken back if it closes with them queued.
+        self._discards_queued: Dict[Tuple[str, ThumbnailKey], int] = {}
         self._io.done.connect(self._on_io_done)
         application = QCoreApplication.instance()
         if application is not None:
@@ -954,6 +967,9 @@ class ImageLoader(QObject):
         self._decoder.close()
         self._sandboxed.close()
         self._io.close(finish_queued=finish_disk_writes)
+        for entry, count in self._discards_queued.items():  # their `done` may never come now
+            _count_discards(entry, -count)
+        self._discards_queued.clear()
 
     # -- pipeline --------------------------------------------------------------------------
     def _start_pipeline(self, job: _Job) -> None:
@@ -974,9 +990,13 @@ class ImageLoader(QObject):
         if isinstance(token, _DiskWrite):
             self._disk_write_done(token)
         elif isinstance(token, _DiskDiscard):
-            left = self._discards_queued.pop(token.key, 1) - 1
-            if left:
-                self._discards_queued[token.key] = left
+            mine = self._discards_queued.get(token.entry, 0)
+            if mine:  # (none after close(), which took its share back)
+                if mine > 1:
+                    self._discards_queued[token.entry] = mine - 1
+                else:
+                    del self._discards_queued[token.entry]
+                _count_discards(token.entry, -1)
         elif isinstance(result, _DiskLookup):
             self._on_disk_lookup(token, result)
         elif isinstance(result, Exception):  # a lookup that raised: go on as if it missed
@@ -988,9 +1008,10 @@ class ImageLoader(QObject):
         url, key, thumbnail, generation = result
         if thumbnail is not None and self._refetched_since(url, generation):
             return  # begun before a reload(): the disk's copy is the picture being replaced
-        if key in self._discards_queued:
-            # The server said it is gone, and its removal waits behind writes queued before it:
-            # a lookup, which goes ahead of writes, found it still there.
+        if self.disk is not None and (self.disk.directory, key) in _DISCARDS_QUEUED:
+            # The server said it is gone, and its removal waits behind writes queued before it
+            # (here or in another loader on the same folder): a lookup, which goes ahead of
+            # writes, found it still there.
             thumbnail = None
         if thumbnail is not None:
             self.thumbnails.put(key, thumbnail)
@@ -1420,8 +1441,11 @@ class ImageLoader(QObject):
         if held:
             self._held_disk_writes = [write for write in self._held_disk_writes if write[1] != key]
             self._held_disk_write_bytes -= sum(write[2].image.sizeInBytes() for write in held)
-        self._discards_queued[key] = self._discards_queued.get(key, 0) + 1
-        self._io.submit((_IO_STORE, 0), _DiskDiscard(next(self._tokens), key), self.disk.discard, key)
+        entry = (self.disk.directory, key)
+        self._discards_queued[entry] = self._discards_queued.get(entry, 0) + 1
+        _count_discards(entry, +1)
+        self._io.submit((_IO_STORE, 0), _DiskDiscard(next(self._tokens), entry), self.disk.discard,
+                        key)
 
     def _release_disk_writes_if_idle(self) -> None:
         # Not while close() cancels the jobs: it decides itself whether held writes still go.
